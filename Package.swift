@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The only C: what Swift cannot import from liburing and glibc. No logic.
+        .target(
+            name: "CSwitchyard",
+            linkerSettings: [.linkedLibrary(":liburing.a")]
+        ),
+        // Pure logic: parsing, balancing, health state, admin protocol, snapshots. No Glibc, no io_uring.
+        .target(name: "SwitchyardCore"),
+        // Owns every syscall, io_uring call and unsafe pointer: rings, workers, health and admin threads.
+        .target(
+            name: "SwitchyardIO",
+            dependencies: [
+                "CSwitchyard",
+                "SwitchyardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "switchyard",
+            dependencies: [
+                "SwitchyardCore",
+                "SwitchyardIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SwitchyardCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,43 @@
+// The C surface Switchyard imports: glibc headers first (liburing needs them, see
+// shared/IO_URING.md), then liburing, then the few names Swift cannot import directly.
+// No logic lives here.
+#ifndef SWITCHYARD_URING_H
+#define SWITCHYARD_URING_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/resource.h>
+#include <sys/eventfd.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <string.h>
+#include <time.h>
+#include <liburing.h>
+
+// IOSQE_* are enum-derived macros Swift does not import.
+static const unsigned int swy_IOSQE_IO_LINK = IOSQE_IO_LINK;
+static const unsigned int swy_IOSQE_IO_HARDLINK = IOSQE_IO_HARDLINK;
+static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
+static const unsigned int swy_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
+
+// Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
+int swy_pipe2_nonblocking(int fds[2]);
+int swy_set_pipe_size(int fd, int size);
+int swy_get_pipe_size(int fd);
+/// splice(2) with SPLICE_F_MOVE | SPLICE_F_NONBLOCK; returns bytes moved or -1 with errno set.
+ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more);
+
+/// The errno of the calling thread (Swift's `errno` is fine too; this keeps the funnel in one place).
+int swy_errno(void);
+
+#endif

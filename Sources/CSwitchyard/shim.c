@@ -1,0 +1,18 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <errno.h>
+#include <unistd.h>
+#include "include/switchyard_uring.h"
+
+int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+int swy_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int swy_get_pipe_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
+
+ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more) {
+    unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0);
+    return splice(fd_in, NULL, fd_out, NULL, len, flags);
+}
+
+int swy_errno(void) { return errno; }

@@ -1,0 +1,166 @@
+import Synchronization
+
+/// Operator intent for a backend, as HAProxy names it.
+public enum AdminState: String, Sendable, CaseIterable {
+    /// Normal: takes new connections when healthy.
+    case ready
+    /// No new connections; open ones finish. Health checks continue.
+    case drain
+    /// No new connections and health checks paused.
+    case maint
+}
+
+/// The health checker's verdict and the text of the last check.
+public struct HealthVerdict: Sendable, Equatable {
+    public var isUp: Bool
+    public var lastCheck: String
+    public init(isUp: Bool, lastCheck: String) {
+        self.isUp = isUp
+        self.lastCheck = lastCheck
+    }
+    public static let assumedUp = HealthVerdict(isUp: true, lastCheck: "not checked yet")
+}
+
+/// One backend in a snapshot. Values are immutable once published; `stats` is shared and atomic.
+public struct BackendState: Sendable {
+    /// Stable identity for the life of the process; never reused after `remove`.
+    public let id: Int
+    public var spec: BackendSpec
+    public var health: HealthVerdict
+    public var admin: AdminState
+    /// Bumped by `shutdown BACKEND`: workers close the backend's connections when it changes.
+    public var shutdownEpoch: Int
+    public let stats: BackendStats
+
+    public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
+        self.id = id
+        self.spec = spec
+        self.health = health
+        self.admin = admin
+        self.shutdownEpoch = 0
+        self.stats = BackendStats()
+    }
+
+    /// Whether the balancer may pick it for a new connection.
+    public var selectable: Bool { health.isUp && admin == .ready && spec.weight > 0 }
+}
+
+/// An immutable view of every backend and the balancer built over them.
+///
+/// Built by the control side (admin socket, health checker) and adopted by each worker;
+/// workers only read it.
+public final class BackendSnapshot: Sendable {
+    public let version: UInt64
+    public let backends: [BackendState]
+    public let algorithm: BalanceAlgorithm
+    /// The prototype each worker copies; heavy tables inside are shared, not copied.
+    public let balancer: any Balancer
+
+    public init(version: UInt64, backends: [BackendState], algorithm: BalanceAlgorithm) {
+        self.version = version
+        self.backends = backends
+        self.algorithm = algorithm
+        self.balancer = algorithm.makeBalancer(backends.map {
+            BalancerBackend(weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats)
+        })
+    }
+
+    public var anySelectable: Bool { backends.contains { $0.selectable } }
+
+    /// The index of the backend named `HOST:PORT` exactly as it was added, if present.
+    public func index(named name: String) -> Int? {
+        backends.firstIndex { $0.spec.endpoint.description == name }
+    }
+}
+
+/// The control plane's single source of truth for backends.
+///
+/// Thread safety: any thread may call `update`; changes are serialised by a lock that workers
+/// never take on their pick path. Workers call `snapshotIfNewer(than:)`, which is one atomic load
+/// unless a change was published.
+public final class BackendRegistry: Sendable {
+    private struct State {
+        var backends: [BackendState]
+        var nextID: Int
+        var version: UInt64
+    }
+
+    public let algorithm: BalanceAlgorithm
+    private let state: Mutex<State>
+    private let published: Mutex<BackendSnapshot>
+    private let publishedVersion: Atomic<UInt64>
+    /// Called after each publish, outside the state lock (the I/O layer wakes its workers here).
+    private let onPublish: Mutex<[@Sendable () -> Void]>
+
+    public init(backends specs: [BackendSpec], algorithm: BalanceAlgorithm) {
+        self.algorithm = algorithm
+        let backends = specs.enumerated().map { BackendState(id: $0.offset, spec: $0.element) }
+        state = Mutex(State(backends: backends, nextID: backends.count, version: 1))
+        published = Mutex(BackendSnapshot(version: 1, backends: backends, algorithm: algorithm))
+        publishedVersion = Atomic(1)
+        onPublish = Mutex([])
+    }
+
+    /// The current snapshot.
+    public func snapshot() -> BackendSnapshot {
+        published.withLock { $0 }
+    }
+
+    /// The current snapshot if its version differs from `version`, else nil (one atomic load).
+    public func snapshotIfNewer(than version: UInt64) -> BackendSnapshot? {
+        guard publishedVersion.load(ordering: .acquiring) != version else { return nil }
+        return snapshot()
+    }
+
+    /// Registers a callback run after every publish.
+    public func addPublishObserver(_ observer: @escaping @Sendable () -> Void) {
+        onPublish.withLock { $0.append(observer) }
+    }
+
+    /// Applies `change` to the backend list and publishes a new snapshot unless it throws.
+    /// `makeID` hands out a fresh stable identity for backends the change adds.
+    /// The snapshot (and any Maglev table) is built here, on the caller's thread, never a worker's.
+    @discardableResult
+    public func update<R>(
+        _ change: (inout [BackendState], _ makeID: () -> Int) throws(RegistryError) -> R
+    ) throws(RegistryError) -> R {
+        let (result, snapshot, changed) = try state.withLock { (state: inout State) throws(RegistryError) -> (R, BackendSnapshot?, Bool) in
+            var backends = state.backends
+            var nextID = state.nextID
+            let result = try change(&backends) {
+                defer { nextID += 1 }
+                return nextID
+            }
+            state.nextID = nextID
+            let changed = !Self.same(backends, state.backends)
+            guard changed else { return (result, nil, false) }
+            state.backends = backends
+            state.version += 1
+            return (result, BackendSnapshot(version: state.version, backends: backends, algorithm: algorithm), true)
+        }
+        if changed, let snapshot {
+            published.withLock { $0 = snapshot }
+            publishedVersion.store(snapshot.version, ordering: .releasing)
+            for observer in onPublish.withLock({ $0 }) { observer() }
+        }
+        return result
+    }
+
+    private static func same(_ a: [BackendState], _ b: [BackendState]) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) {
+            if x.id != y.id || x.spec != y.spec || x.health != y.health || x.admin != y.admin
+                || x.shutdownEpoch != y.shutdownEpoch {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+/// Why a registry change was refused; the text is shown to the operator as is.
+public struct RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
