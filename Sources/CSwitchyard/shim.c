@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
 #include "include/switchyard_uring.h"
 
 int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
@@ -16,3 +18,7 @@ ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more) {
 }
 
 int swy_errno(void) { return errno; }
+
+const unsigned int swy_POLLRDHUP = POLLRDHUP;
+
+int swy_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }

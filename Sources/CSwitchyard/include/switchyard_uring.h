@@ -31,6 +31,8 @@ static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
 static const unsigned int swy_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
 
 // Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
+extern const unsigned int swy_POLLRDHUP;
+int swy_set_thread_name(const char *name);
 int swy_pipe2_nonblocking(int fds[2]);
 int swy_set_pipe_size(int fd, int size);
 int swy_get_pipe_size(int fd);

@@ -1,0 +1,158 @@
+/// The life of one proxied connection, independent of how bytes move.
+///
+/// The worker reports events; the machine answers with the one action to take. It also counts
+/// the operations in flight so that a slot (its descriptors, buffers and pipes) is released only
+/// after every operation submitted for it has completed.
+///
+/// Half-close rule: a direction's end of stream is forwarded (`shutdown(SHUT_WR)` on the other
+/// socket) only once every byte read before it has been delivered; the connection finishes when
+/// both directions have forwarded their end.
+public struct ConnectionStateMachine: Sendable {
+    public enum Phase: Equatable, Sendable {
+        case connecting
+        case relaying
+        /// Operations may still be in flight; nothing new is started.
+        case closing(CloseReason)
+        /// Every operation completed; the slot may be reused.
+        case closed(CloseReason)
+    }
+
+    public enum Direction: Int, CaseIterable, Sendable {
+        case clientToBackend = 0
+        case backendToClient = 1
+    }
+
+    public enum CloseReason: Equatable, Sendable, CustomStringConvertible {
+        /// Both directions ended cleanly.
+        case finished
+        /// No backend accepted the connection.
+        case noBackend
+        /// An error or reset on the client side.
+        case clientError
+        /// An error or reset on the backend side.
+        case backendError
+        case idleTimeout
+        /// The operator asked for it (`shutdown BACKEND`, or the end of the shutdown grace).
+        case administrative
+
+        /// Whether the peer should see a reset rather than a clean end: a stream cut short
+        /// must not look like a complete one.
+        public var resetsPeers: Bool {
+            switch self {
+            case .finished, .noBackend, .idleTimeout: false
+            case .clientError, .backendError, .administrative: true
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .finished: "finished"
+            case .noBackend: "no backend"
+            case .clientError: "client error"
+            case .backendError: "backend error"
+            case .idleTimeout: "idle timeout"
+            case .administrative: "closed by operator"
+            }
+        }
+    }
+
+    public enum Action: Equatable, Sendable {
+        case none
+        /// Connected: start both directions.
+        case startRelay
+        /// Ask the balancer for another backend and connect again.
+        case retryConnect
+        /// `shutdown(SHUT_WR)` the destination of this direction.
+        case forwardEnd(Direction)
+        /// Stop everything: cancel pending operations; the slot is released when they complete.
+        case close(CloseReason)
+    }
+
+    private struct DirectionState: Sendable {
+        var sourceEnded = false
+        var endForwarded = false
+    }
+
+    public private(set) var phase: Phase = .connecting
+    public private(set) var operationsInFlight = 0
+    private var directions = [DirectionState(), DirectionState()]
+
+    public init() {}
+
+    public var isClosing: Bool {
+        switch phase {
+        case .closing, .closed: true
+        default: false
+        }
+    }
+
+    public func sourceEnded(_ direction: Direction) -> Bool { directions[direction.rawValue].sourceEnded }
+    public func endForwarded(_ direction: Direction) -> Bool { directions[direction.rawValue].endForwarded }
+
+    // MARK: Operations in flight
+
+    public mutating func operationSubmitted() { operationsInFlight += 1 }
+
+    /// Records a completion; returns true when the connection is closing and this was the last
+    /// operation, i.e. the slot must now be released (exactly once).
+    public mutating func operationCompleted() -> Bool {
+        precondition(operationsInFlight > 0, "completion without a submitted operation")
+        operationsInFlight -= 1
+        return releaseIfQuiet()
+    }
+
+    /// Returns true (once) when closing with nothing in flight, and moves to `closed`.
+    public mutating func releaseIfQuiet() -> Bool {
+        guard case let .closing(reason) = phase, operationsInFlight == 0 else { return false }
+        phase = .closed(reason)
+        return true
+    }
+
+    // MARK: Events
+
+    public mutating func connected() -> Action {
+        guard phase == .connecting else { return .none }
+        phase = .relaying
+        return .startRelay
+    }
+
+    /// A connect failed or timed out. `canRetry` says whether another untried backend remains.
+    public mutating func connectFailed(canRetry: Bool) -> Action {
+        guard phase == .connecting else { return .none }
+        return canRetry ? .retryConnect : close(.noBackend)
+    }
+
+    /// The source of `direction` reached end of stream. `bytesQueued` says whether bytes read
+    /// before it are still waiting to be delivered.
+    public mutating func endOfStream(_ direction: Direction, bytesQueued: Bool) -> Action {
+        guard phase == .relaying else { return .none }
+        directions[direction.rawValue].sourceEnded = true
+        return bytesQueued ? .none : .forwardEnd(direction)
+    }
+
+    /// Everything queued in `direction` was delivered.
+    public mutating func drained(_ direction: Direction) -> Action {
+        guard phase == .relaying else { return .none }
+        let state = directions[direction.rawValue]
+        return state.sourceEnded && !state.endForwarded ? .forwardEnd(direction) : .none
+    }
+
+    /// The worker forwarded the end of `direction`; when both are forwarded the connection is done.
+    public mutating func endWasForwarded(_ direction: Direction) -> Action {
+        guard phase == .relaying else { return .none }
+        directions[direction.rawValue].endForwarded = true
+        return directions.allSatisfy(\.endForwarded) ? close(.finished) : .none
+    }
+
+    /// An error on one side (reset, broken pipe, refused write): both sides close promptly.
+    public mutating func failed(clientSide: Bool) -> Action {
+        close(clientSide ? .clientError : .backendError)
+    }
+
+    /// Closes for `reason` unless already closing; the first reason wins.
+    public mutating func close(_ reason: CloseReason) -> Action {
+        guard !isClosing else { return .none }
+        phase = .closing(reason)
+        return .close(reason)
+    }
+}

@@ -1,0 +1,127 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+/// One direction of a relayed connection: what is in flight and what is queued.
+struct RelayDirection {
+    /// Moving bytes through `pipe` with `splice(2)` instead of provided buffers.
+    var splicing = false
+
+    // Copy relay.
+    var receiving = false
+    var sending = false
+    /// The provided buffer holding received bytes not yet sent, and how far the send got.
+    var buffer: UInt16?
+    var sent = 0
+    var received = 0
+    /// Waiting in the worker's queue for a provided buffer (the receive got ENOBUFS).
+    var starved = false
+    /// Consecutive receives that filled a whole buffer (auto mode switches to splice on a run).
+    var fullReads = 0
+
+    // Splice relay.
+    var pipe: PipePool.Pipe?
+    var pipeBytes = 0
+    var awaitingReadable = false
+    var awaitingWritable = false
+
+    /// Bytes moved and not yet added to the shared counters.
+    var unflushedBytes = 0
+
+    /// Whether bytes read from the source are still waiting to be delivered.
+    var bytesQueued: Bool { buffer != nil || pipeBytes > 0 }
+}
+
+/// A connection slot. Slots are reused: `generation` changes on every reuse so that completions
+/// of the previous occupant are recognised as stale.
+///
+/// Thread ownership: the worker that created it; never shared.
+final class Connection {
+    let slot: UInt32
+    var generation: UInt32 = 0
+    var inUse = false
+    var machine = ConnectionStateMachine()
+
+    var clientFD: Int32 = -1
+    var backendFD: Int32 = -1
+    /// The backend being connected to or relayed to; nil while none holds an `active` count.
+    var backendID = -1
+    var backendStats: BackendStats?
+    var backendName = ""
+    var shutdownEpoch = 0
+    /// Backends (by stable id) already tried for this client.
+    var triedBackendIDs: [Int] = []
+    var clientKey: UInt64 = 0
+    /// The backend address handed to connect; lives here until the connect completes.
+    var backendAddress = sockaddr_storage()
+    var lastActivity: Int64 = 0
+
+    var directions = (RelayDirection(), RelayDirection())
+
+    init(slot: UInt32) {
+        self.slot = slot
+    }
+
+    func userData(_ kind: RingOperationKind) -> UInt64 {
+        UserData(slot: slot, generation: generation, kind: kind).packed
+    }
+
+    /// Accessor for one direction by value of `ConnectionStateMachine.Direction`.
+    @inline(__always)
+    func withDirection<R>(_ direction: ConnectionStateMachine.Direction, _ body: (inout RelayDirection) -> R) -> R {
+        switch direction {
+        case .clientToBackend: body(&directions.0)
+        case .backendToClient: body(&directions.1)
+        }
+    }
+
+    @inline(__always)
+    func direction(_ direction: ConnectionStateMachine.Direction) -> RelayDirection {
+        switch direction {
+        case .clientToBackend: directions.0
+        case .backendToClient: directions.1
+        }
+    }
+
+    /// The socket a direction reads from and the one it writes to.
+    @inline(__always)
+    func endpoints(_ direction: ConnectionStateMachine.Direction) -> (source: Int32, destination: Int32) {
+        switch direction {
+        case .clientToBackend: (clientFD, backendFD)
+        case .backendToClient: (backendFD, clientFD)
+        }
+    }
+
+    /// Prepares the slot for a newly accepted client.
+    func begin(clientFD: Int32, now: Int64) {
+        precondition(!inUse, "slot reused while in use")
+        inUse = true
+        machine = ConnectionStateMachine()
+        self.clientFD = clientFD
+        backendFD = -1
+        backendID = -1
+        backendStats = nil
+        backendName = ""
+        triedBackendIDs.removeAll(keepingCapacity: true)
+        clientKey = 0
+        lastActivity = now
+        directions = (RelayDirection(), RelayDirection())
+    }
+}
+
+extension ConnectionStateMachine.Direction {
+    var receiveKind: RingOperationKind {
+        self == .clientToBackend ? .receiveFromClient : .receiveFromBackend
+    }
+    var sendKind: RingOperationKind {
+        self == .clientToBackend ? .sendToBackend : .sendToClient
+    }
+    var readableKind: RingOperationKind {
+        self == .clientToBackend ? .clientReadable : .backendReadable
+    }
+    var writableKind: RingOperationKind {
+        self == .clientToBackend ? .backendWritable : .clientWritable
+    }
+    /// Whether the source of this direction is the client.
+    var sourceIsClient: Bool { self == .clientToBackend }
+}

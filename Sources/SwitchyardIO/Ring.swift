@@ -1,0 +1,156 @@
+import CSwitchyard
+import Glibc
+
+/// One operation to submit, described as a value. `Ring.submit(_:userData:)` is the only place
+/// that turns these into submission entries.
+///
+/// Pointer lifetimes: every pointer must stay valid until the operation completes (the caller
+/// keeps them in its connection slot or in the worker).
+enum RingOperation {
+    /// Multishot accept; accepted sockets are non-blocking and close-on-exec.
+    case acceptMultishot(listener: Int32)
+    /// Connect, linked to the `linkTimeout` that must be submitted right after it.
+    case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, linked: Bool)
+    /// Cancels the preceding linked operation when `timeout` expires (completes with -ETIME).
+    case linkTimeout(UnsafePointer<__kernel_timespec>)
+    /// Receive into a buffer the kernel takes from provided-buffer group `group`.
+    case receiveProvided(socket: Int32, group: UInt16, length: UInt32)
+    /// Send `length` bytes without raising SIGPIPE.
+    case send(socket: Int32, bytes: UnsafeRawPointer, length: UInt32)
+    /// One-shot readiness poll (`POLLIN`/`POLLOUT`, plus `POLLRDHUP`).
+    case poll(fd: Int32, events: UInt32)
+    /// A relative timer; completes with -ETIME when it fires.
+    case timeout(UnsafePointer<__kernel_timespec>)
+    /// Read into `buffer` (the worker's wake-up eventfd).
+    case read(fd: Int32, buffer: UnsafeMutableRawPointer, length: UInt32)
+    /// Cancels every pending operation on `fd` (kernel 5.19+).
+    case cancelAll(fd: Int32)
+}
+
+/// An io_uring instance owned by exactly one thread.
+///
+/// Thread ownership: created, used and destroyed on its worker's thread (the ring is set up with
+/// `SINGLE_ISSUER`, and with `DEFER_TASKRUN` completions are only run inside this thread's waits).
+final class Ring {
+    private let ring: UnsafeMutablePointer<io_uring>
+    /// Flags the ring was created with (DEFER_TASKRUN is dropped on kernels that lack it).
+    let flags: UInt32
+    private var completions: [UnsafeMutablePointer<io_uring_cqe>?]
+
+    /// Creates a ring with `entries` submission slots and a completion queue `completionFactor`
+    /// times larger, so bursts of completions do not overflow.
+    init(entries: UInt32, completionFactor: UInt32 = 4) throws(SystemError) {
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        completions = Array(repeating: nil, count: 256)
+        var attempts: [UInt32] = [
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+            IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+        ]
+        var lastError: Int32 = 0
+        while !attempts.isEmpty {
+            let candidate = attempts.removeFirst()
+            var params = io_uring_params()
+            params.flags = candidate
+            params.cq_entries = entries * completionFactor
+            let result = io_uring_queue_init_params(entries, ring, &params)
+            if result == 0 {
+                flags = candidate
+                return
+            }
+            lastError = -result
+            if lastError != EINVAL { break }
+        }
+        ring.deallocate()
+        throw SystemError("io_uring_setup", errno: lastError)
+    }
+
+    deinit {
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+    }
+
+    var fd: Int32 { ring.pointee.ring_fd }
+
+    /// Queues `operation`; submitted by the next `submitAndWait`. When the submission queue is
+    /// full, pending entries are submitted first so no operation is ever dropped.
+    func submit(_ operation: RingOperation, userData: UInt64) {
+        var sqe = io_uring_get_sqe(ring)
+        if sqe == nil {
+            _ = io_uring_submit(ring)
+            sqe = io_uring_get_sqe(ring)
+        }
+        guard let sqe else {
+            fatalError("io_uring submission queue still full after submit")
+        }
+        switch operation {
+        case let .acceptMultishot(listener):
+            io_uring_prep_multishot_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+        case let .connect(socket, address, length, linked):
+            io_uring_prep_connect(sqe, socket, address, length)
+            if linked { sqe.pointee.flags |= UInt8(swy_IOSQE_IO_LINK) }
+        case let .linkTimeout(timespec):
+            io_uring_prep_link_timeout(sqe, UnsafeMutablePointer(mutating: timespec), 0)
+        case let .receiveProvided(socket, group, length):
+            io_uring_prep_recv(sqe, socket, nil, Int(length), 0)
+            sqe.pointee.flags |= UInt8(swy_IOSQE_BUFFER_SELECT)
+            sqe.pointee.buf_group = group
+        case let .send(socket, bytes, length):
+            io_uring_prep_send(sqe, socket, bytes, Int(length), Int32(MSG_NOSIGNAL))
+        case let .poll(fd, events):
+            io_uring_prep_poll_add(sqe, fd, events)
+        case let .timeout(timespec):
+            io_uring_prep_timeout(sqe, UnsafeMutablePointer(mutating: timespec), 0, 0)
+        case let .read(fd, buffer, length):
+            io_uring_prep_read(sqe, fd, buffer, length, 0)
+        case let .cancelAll(fd):
+            io_uring_prep_cancel_fd(sqe, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
+        }
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
+    /// Submits queued entries and waits for at least one completion. EINTR and EBUSY (completion
+    /// queue momentarily full) return normally; the caller drains and calls again.
+    func submitAndWait() throws(SystemError) {
+        let result = io_uring_submit_and_wait(ring, 1)
+        if result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN {
+            throw SystemError("io_uring_enter", errno: -result)
+        }
+    }
+
+    /// Calls `body(userData, result, flags)` for every available completion, in a batch, then
+    /// advances the completion queue once per batch. Returns how many were seen.
+    @discardableResult
+    func drainCompletions(_ body: (UInt64, Int32, UInt32) -> Void) -> Int {
+        var total = 0
+        while true {
+            let count = completions.withUnsafeMutableBufferPointer { buffer in
+                Int(io_uring_peek_batch_cqe(ring, buffer.baseAddress, UInt32(buffer.count)))
+            }
+            if count == 0 { return total }
+            for index in 0..<count {
+                let cqe = completions[index]!.pointee
+                body(cqe.user_data, cqe.res, cqe.flags)
+            }
+            io_uring_cq_advance(ring, UInt32(count))
+            total += count
+            if count < completions.count { return total }
+        }
+    }
+
+    /// Registers a provided-buffer ring (kernel 5.19+) for `group`.
+    func registerBufferRing(_ bufferRing: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) throws(SystemError) {
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: bufferRing))
+        registration.ring_entries = entries
+        registration.bgid = group
+        let result = io_uring_register_buf_ring(ring, &registration, 0)
+        if result < 0 { throw SystemError("io_uring_register_buf_ring", errno: -result) }
+    }
+}
+
+/// Probes whether io_uring can be used at all (it may be disabled by
+/// `kernel.io_uring_disabled` or a seccomp policy), so startup can fail with one clear line.
+public func probeIOUring() throws(SystemError) {
+    _ = try Ring(entries: 4, completionFactor: 2)
+}

@@ -1,0 +1,151 @@
+import CSwitchyard
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// Starts the workers and coordinates shutdown.
+///
+/// Thread ownership: created and driven by the main thread; workers run on their own threads and
+/// communicate through `ServerContext` and their wake-up eventfds.
+public final class Server {
+    private let context: ServerContext
+    private let listen: [Endpoint]
+    private let workerCount: Int
+    private var wakeFDs: [Int32] = []
+    private var threads: [pthread_t] = []
+    private let status = WorkerStatus()
+
+    /// The addresses actually listened on (a port 0 in `listen` becomes the kernel's choice).
+    public private(set) var boundEndpoints: [Endpoint] = []
+
+    public init(context: ServerContext, listen: [Endpoint], workers: Int) {
+        self.context = context
+        self.listen = listen
+        self.workerCount = workers
+    }
+
+    /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// Opens listeners, then starts the workers and waits until each has its ring. Throws a
+    /// message fit for one startup error line.
+    public func start() throws(ConfigError) {
+        do {
+            try probeIOUring()
+        } catch {
+            throw ConfigError("io_uring is unavailable: \(error) (is kernel.io_uring_disabled set, or a seccomp filter in place?)")
+        }
+        var listenersPerWorker = Array(repeating: [Int32](), count: workerCount)
+        do {
+            for endpoint in listen {
+                try Socket.checkAvailable(endpoint)
+                var bound = endpoint
+                for worker in 0..<workerCount {
+                    let (fd, port) = try Socket.listen(on: bound)
+                    bound.port = port
+                    listenersPerWorker[worker].append(fd)
+                }
+                boundEndpoints.append(bound)
+            }
+        } catch {
+            for fds in listenersPerWorker { for fd in fds { close(fd) } }
+            if error.errno == EADDRINUSE {
+                throw ConfigError("cannot listen: \(error.call): address already in use (another process holds the port)")
+            }
+            throw ConfigError("cannot listen: \(error)")
+        }
+        for worker in 0..<workerCount {
+            let wake = eventfd(0, Int32(EFD_CLOEXEC))
+            guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemError("eventfd", errno: swy_errno()))") }
+            wakeFDs.append(wake)
+            let listeners = listenersPerWorker[worker]
+            let context = self.context
+            let status = self.status
+            threads.append(startThread(name: "swy-worker-\(worker)") {
+                Server.runWorker(index: worker, context: context, listeners: listeners, wakeFD: wake, status: status)
+            })
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while status.ready.load(ordering: .acquiring) + status.finished.load(ordering: .acquiring) < workerCount
+            && ContinuousClock.now < deadline {
+            usleep(1000)
+        }
+        if let failure = status.failure.withLock({ $0 }) {
+            context.stopAccepting.store(true, ordering: .releasing)
+            wakeAll()
+            throw ConfigError("cannot start a worker: \(failure)")
+        }
+    }
+
+    private static func runWorker(index: Int, context: ServerContext, listeners: [Int32], wakeFD: Int32, status: WorkerStatus) {
+        defer { status.finished.add(1, ordering: .releasing) }
+        let worker: Worker
+        do {
+            worker = try Worker(index: index, context: context, listeners: listeners, wakeFD: wakeFD)
+        } catch {
+            for fd in listeners { close(fd) }
+            status.failure.withLock { $0 = $0 ?? "\(error)" }
+            return
+        }
+        status.ready.add(1, ordering: .releasing)
+        do {
+            try worker.run()
+        } catch {
+            context.logger.critical("worker \(index) stopped: \(error)")
+            exit(1)
+        }
+    }
+
+    /// Wakes every worker so that it looks at the server state and the registry now.
+    public func wakeAll() {
+        var one: UInt64 = 1
+        for fd in wakeFDs { _ = write(fd, &one, 8) }
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then stops accepting, gives open connections `grace` to
+    /// finish, closes the rest and returns once every worker has exited.
+    public func runUntilSignalled(grace: Duration) {
+        while true {
+            if let signal = waitForSignal(timeout: .seconds(3600)), signal != SIGHUP {
+                context.logger.notice("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); no longer accepting, \(context.openConnections.load(ordering: .relaxed)) connection(s) open, grace \(grace.shortDescription)")
+                break
+            }
+        }
+        context.stopAccepting.store(true, ordering: .releasing)
+        wakeAll()
+        let deadline = ContinuousClock.now + grace
+        while status.finished.load(ordering: .acquiring) < workerCount {
+            if ContinuousClock.now >= deadline { break }
+            if let signal = waitForSignal(timeout: .milliseconds(20)), signal != SIGHUP {
+                context.logger.notice("second signal: closing open connections now")
+                break
+            }
+        }
+        if status.finished.load(ordering: .acquiring) < workerCount {
+            let open = context.openConnections.load(ordering: .relaxed)
+            if open > 0 { context.logger.notice("closing \(open) connection(s) still open") }
+            context.closeEverything.store(true, ordering: .releasing)
+            wakeAll()
+        }
+        for thread in threads { pthread_join(thread, nil) }
+        for fd in wakeFDs { close(fd) }
+        context.logger.notice("stopped")
+    }
+}
+
+/// How far the workers got: started their ring, or finished (or failed to start).
+private final class WorkerStatus: Sendable {
+    let ready = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+    let failure = Mutex<String?>(nil)
+}

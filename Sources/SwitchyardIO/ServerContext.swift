@@ -1,0 +1,75 @@
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// How bytes move between a client and its backend.
+public enum RelayMode: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Receive into provided buffers and send from them.
+    case copy
+    /// Zero copy through a pipe: readiness from the ring, `splice(2)` to move bytes.
+    case splice
+    /// Copy, switching a direction to splice once it behaves like a bulk stream.
+    case auto
+
+    public var description: String { rawValue }
+}
+
+/// Everything a worker needs to know, fixed at startup.
+public struct RelayConfiguration: Sendable {
+    public var mode: RelayMode = .auto
+    public var connectTimeout: Duration = .seconds(5)
+    /// Nil: idle connections are never closed.
+    public var idleTimeout: Duration?
+    public var maxConnections: Int = 1000
+    /// Size of one provided buffer (copy relay).
+    public var bufferSize: Int = 64 * 1024
+    /// Provided buffers per worker (a power of two).
+    public var buffersPerWorker: UInt32 = 1024
+    /// Requested pipe size (`F_SETPIPE_SZ`) for splicing.
+    public var pipeSize: Int = 1 << 20
+    /// Pipes one worker may hold at once; directions beyond it keep copying.
+    public var pipesPerWorker: Int = 256
+    /// In `auto`, consecutive full-buffer reads after which a direction switches to splice.
+    public var spliceAfterFullReads: Int = 4
+
+    public init() {}
+}
+
+/// State shared by the workers, the signal handling main thread and the control side.
+///
+/// Thread safety: immutable configuration plus atomics; no locks are taken by workers.
+public final class ServerContext: Sendable {
+    public let configuration: RelayConfiguration
+    public let registry: BackendRegistry
+    public let logger: Logger
+    public let startedAt: ContinuousClock.Instant
+
+    /// Open client connections in the whole process.
+    public let openConnections = Atomic<Int>(0)
+    /// Client connections accepted since start.
+    public let totalConnections = Atomic<Int>(0)
+    /// Bytes relayed and flushed by workers, process-wide (client→backend, backend→client).
+    public let bytesToBackends = Atomic<Int>(0)
+    public let bytesToClients = Atomic<Int>(0)
+    /// Set on SIGTERM/SIGINT: stop accepting, let open connections finish.
+    public let stopAccepting = Atomic<Bool>(false)
+    /// Set when the shutdown grace ends: close whatever is still open.
+    public let closeEverything = Atomic<Bool>(false)
+
+    /// Passive health reporting: `(backendID, success, reason)`, called on worker threads.
+    /// Must be cheap on success.
+    public let connectObserver: (@Sendable (Int, Bool, String) -> Void)?
+
+    public init(
+        configuration: RelayConfiguration,
+        registry: BackendRegistry,
+        logger: Logger,
+        connectObserver: (@Sendable (Int, Bool, String) -> Void)? = nil
+    ) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        self.startedAt = .now
+        self.connectObserver = connectObserver
+    }
+}

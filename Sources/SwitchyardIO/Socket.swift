@@ -1,0 +1,93 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+/// Socket set-up done with plain system calls (each a few hundred nanoseconds, once per socket).
+enum Socket {
+    /// TCP_NODELAY (a proxy must not add Nagle delay to small writes) and TCP keepalive, so that
+    /// a peer that vanished without a FIN is eventually noticed.
+    static func configureStream(_ fd: Int32) {
+        var on: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, size)
+        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+    }
+
+    /// Makes `close(2)` send a reset instead of a FIN, so that a peer of a connection cut short
+    /// by an error does not mistake it for a complete stream.
+    static func setResetOnClose(_ fd: Int32) {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    /// `StableHash` of the peer's IP address (not its port); 0 if it cannot be read.
+    static func peerAddressKey(_ fd: Int32) -> UInt64 {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard result == 0, let address = SocketAddress.ipAddress(of: storage) else { return 0 }
+        return StableHash.hash(address.bytes)
+    }
+
+    /// Opens a listening socket on `endpoint` with `SO_REUSEPORT`, so that every worker can have
+    /// its own and the kernel spreads connections between them.
+    static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws(SystemError) -> (fd: Int32, port: UInt16) {
+        guard let address = endpoint.address else { throw SystemError("listen(\(endpoint)): unresolved", errno: EINVAL) }
+        let fd = try systemCall("socket") {
+            socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        }
+        do {
+            var on: Int32 = 1
+            let size = socklen_t(MemoryLayout<Int32>.size)
+            _ = try systemCall("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size) }
+            _ = try systemCall("setsockopt(SO_REUSEPORT)") { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, size) }
+            if address.isIPv6 {
+                _ = try systemCall("setsockopt(IPV6_V6ONLY)") { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, size) }
+            }
+            try bind(fd, endpoint: endpoint, address: address)
+            _ = try systemCall("listen(\(endpoint))") { Glibc.listen(fd, backlog) }
+            return (fd, try localPort(fd))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Fails with EADDRINUSE if anything, including another Switchyard, already listens on
+    /// `endpoint`: a plain socket without `SO_REUSEPORT` cannot share the port, so its bind tells.
+    static func checkAvailable(_ endpoint: Endpoint) throws(SystemError) {
+        guard endpoint.port != 0, let address = endpoint.address else { return }
+        let fd = try systemCall("socket") {
+            socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        defer { close(fd) }
+        var on: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
+        if address.isIPv6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, size) }
+        try bind(fd, endpoint: endpoint, address: address)
+    }
+
+    private static func bind(_ fd: Int32, endpoint: Endpoint, address: IPAddress) throws(SystemError) {
+        var storage = sockaddr_storage()
+        let length = SocketAddress.fill(&storage, address: address, port: endpoint.port)
+        _ = try systemCall("bind(\(endpoint))") {
+            withUnsafePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+            }
+        }
+    }
+
+    static func localPort(_ fd: Int32) throws(SystemError) -> UInt16 {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try systemCall("getsockname") {
+            withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+        }
+        return SocketAddress.port(of: storage)
+    }
+}

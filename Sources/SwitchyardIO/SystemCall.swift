@@ -1,0 +1,89 @@
+import CSwitchyard
+import Glibc
+
+/// A failed system call: which call, and the errno it returned.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public var call: String
+    public var errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(Errno.describe(errno))" }
+}
+
+/// Names for errno values, so that no log line carries a bare number.
+public enum Errno {
+    /// `ECONNREFUSED (Connection refused)`-style text for a positive errno.
+    public static func describe(_ code: Int32) -> String {
+        let text = String(cString: strerror(code))
+        if let name = name(code) { return "\(text) (\(name))" }
+        return "\(text) (errno \(code))"
+    }
+
+    /// The symbolic name of the errno values a proxy meets; nil for others.
+    public static func name(_ code: Int32) -> String? {
+        switch code {
+        case EPERM: "EPERM"
+        case ENOENT: "ENOENT"
+        case EINTR: "EINTR"
+        case EBADF: "EBADF"
+        case EAGAIN: "EAGAIN"
+        case ENOMEM: "ENOMEM"
+        case EACCES: "EACCES"
+        case EINVAL: "EINVAL"
+        case ENFILE: "ENFILE"
+        case EMFILE: "EMFILE"
+        case EPIPE: "EPIPE"
+        case ENOSYS: "ENOSYS"
+        case ENOBUFS: "ENOBUFS"
+        case EADDRINUSE: "EADDRINUSE"
+        case EADDRNOTAVAIL: "EADDRNOTAVAIL"
+        case ENETUNREACH: "ENETUNREACH"
+        case ECONNABORTED: "ECONNABORTED"
+        case ECONNRESET: "ECONNRESET"
+        case ENOTCONN: "ENOTCONN"
+        case ETIMEDOUT: "ETIMEDOUT"
+        case ECONNREFUSED: "ECONNREFUSED"
+        case EHOSTUNREACH: "EHOSTUNREACH"
+        case EALREADY: "EALREADY"
+        case EINPROGRESS: "EINPROGRESS"
+        case ECANCELED: "ECANCELED"
+        case ETIME: "ETIME"
+        default: nil
+        }
+    }
+
+    /// Text for a completion result, which is `-errno` when negative.
+    public static func describeResult(_ result: Int32) -> String {
+        result < 0 ? describe(-result) : "\(result)"
+    }
+}
+
+/// The funnel every system call goes through: retries EINTR and throws a `SystemError`
+/// naming the call when the result is -1.
+@inline(__always)
+func systemCall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
+    while true {
+        let result = body()
+        if result != -1 { return result }
+        let code = swy_errno()
+        if code == EINTR { continue }
+        throw SystemError(name(), errno: code)
+    }
+}
+
+/// Like `systemCall`, but returns `-errno` instead of throwing (for the data path, where an
+/// expected `EAGAIN` must not cost an error allocation).
+@inline(__always)
+func systemCallResult(_ body: () -> Int) -> Int {
+    while true {
+        let result = body()
+        if result >= 0 { return result }
+        let code = swy_errno()
+        if code == EINTR { continue }
+        return -Int(code)
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Logging
+import SwitchyardCore
+import SwitchyardIO
+
+extension RelayMode: ExpressibleByArgument {}
+extension BalanceAlgorithm: ExpressibleByArgument {}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
+}
+
+/// Parsers for option values, each throwing a `ConfigError` that names the bad value.
+enum ArgumentValue {
+    static func endpoint(_ text: String) throws -> Endpoint {
+        try Endpoint(parsing: text, allowPortZero: true)
+    }
+
+    static func backend(_ text: String) throws -> BackendSpec {
+        try BackendSpec(parsing: text)
+    }
+
+    static func duration(_ text: String) throws -> Duration {
+        try Duration(parsing: text)
+    }
+
+    static func positiveDuration(_ text: String) throws -> Duration {
+        let value = try Duration(parsing: text)
+        guard value > .zero else { throw ConfigError("'\(text)' must be longer than 0") }
+        return value
+    }
+}
