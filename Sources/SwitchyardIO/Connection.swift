@@ -47,7 +47,8 @@ final class Connection {
     /// The backend being connected to or relayed to; nil while none holds an `active` count.
     var backendID = -1
     var backendStats: BackendStats?
-    var backendName = ""
+    /// For log lines only; copying it retains a string, it does not allocate.
+    var backendEndpoint: Endpoint?
     var shutdownEpoch = 0
     /// Backends (by stable id) already tried for this client.
     var triedBackendIDs: [Int] = []
@@ -101,7 +102,7 @@ final class Connection {
         backendFD = -1
         backendID = -1
         backendStats = nil
-        backendName = ""
+        backendEndpoint = nil
         triedBackendIDs.removeAll(keepingCapacity: true)
         clientKey = 0
         lastActivity = now

@@ -286,7 +286,7 @@ final class Worker {
         Socket.configureStream(fd)
         connection.backendFD = fd
         connection.backendID = backend.id
-        connection.backendName = backend.spec.endpoint.description
+        connection.backendEndpoint = backend.spec.endpoint
         connection.shutdownEpoch = backend.shutdownEpoch
         connection.backendStats = backend.stats
         backend.stats.active.add(1, ordering: .relaxed)
@@ -309,7 +309,6 @@ final class Worker {
         }
         let reason = result == -ECANCELED ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
             : Errno.describeResult(result)
-        let backend = snapshot.backends.first { $0.id == connection.backendID }
         close(connection.backendFD)
         connection.backendFD = -1
         if let stats = connection.backendStats {
@@ -321,7 +320,7 @@ final class Worker {
         let id = connection.backendID
         connection.backendID = -1
         context.connectObserver?(id, false, reason)
-        warnOccasionally("connect-\(id)", "backend \(backend?.spec.endpoint.description ?? connection.backendName): \(reason); trying another")
+        warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
     }
 
