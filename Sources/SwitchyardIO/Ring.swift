@@ -13,8 +13,10 @@ enum RingOperation {
     case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, linked: Bool)
     /// Cancels the preceding linked operation when `timeout` expires (completes with -ETIME).
     case linkTimeout(UnsafePointer<__kernel_timespec>)
-    /// Receive into a buffer the kernel takes from provided-buffer group `group`.
-    case receiveProvided(socket: Int32, group: UInt16, length: UInt32)
+    /// Receive into a buffer the kernel takes from provided-buffer group `group`. `pollFirst`
+    /// skips the first, likely futile, attempt when the socket was just drained
+    /// (`IORING_RECVSEND_POLL_FIRST`).
+    case receiveProvided(socket: Int32, group: UInt16, length: UInt32, pollFirst: Bool)
     /// Send `length` bytes without raising SIGPIPE.
     case send(socket: Int32, bytes: UnsafeRawPointer, length: UInt32)
     /// One-shot readiness poll (`POLLIN`/`POLLOUT`, plus `POLLRDHUP`).
@@ -91,8 +93,9 @@ final class Ring {
             if linked { sqe.pointee.flags |= UInt8(swy_IOSQE_IO_LINK) }
         case let .linkTimeout(timespec):
             io_uring_prep_link_timeout(sqe, UnsafeMutablePointer(mutating: timespec), 0)
-        case let .receiveProvided(socket, group, length):
+        case let .receiveProvided(socket, group, length, pollFirst):
             io_uring_prep_recv(sqe, socket, nil, Int(length), 0)
+            if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
             sqe.pointee.flags |= UInt8(swy_IOSQE_BUFFER_SELECT)
             sqe.pointee.buf_group = group
         case let .send(socket, bytes, length):

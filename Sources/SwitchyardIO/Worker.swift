@@ -420,8 +420,13 @@ final class Worker {
 
     private func armReceive(_ connection: Connection, _ direction: Direction) {
         let source = connection.endpoints(direction).source
-        connection.withDirection(direction) { $0.receiving = true }
-        submit(.receiveProvided(socket: source, group: buffers.group, length: 0), for: connection, kind: direction.receiveKind)
+        // After a short read the socket is most likely empty: wait for data before trying.
+        let pollFirst = connection.withDirection(direction) { state in
+            state.receiving = true
+            return state.fullReads == 0
+        }
+        submit(.receiveProvided(socket: source, group: buffers.group, length: 0, pollFirst: pollFirst),
+               for: connection, kind: direction.receiveKind)
     }
 
     private func handleReceive(_ connection: Connection, _ direction: Direction, result: Int32, flags: UInt32) {
