@@ -35,25 +35,51 @@ public struct LeastConnectionsBalancer: Balancer {
     public mutating func pick(clientKey: UInt64, excluding tried: TriedBackends) -> Int? {
         let count = candidates.count
         guard count > 0 else { return nil }
-        let skipTried = tried.count > 0
-        var best = -1
-        var bestActive = 0
-        var bestWeight = 1
-        var position = cursor
-        for _ in 0..<count {
-            if !(skipTried && tried.contains(candidates[position])) {
-                let active = stats[position].active.load(ordering: .relaxed)
-                let weight = weights[position]
-                if best < 0 || active * bestWeight < bestActive * weight {
-                    best = position
-                    bestActive = active
-                    bestWeight = weight
-                }
-            }
-            position = position + 1 == count ? 0 : position + 1
+        // Scan from the cursor to the end, then from the start to the cursor: two plain loops
+        // rather than one with a wrap-around test on every step.
+        var best = Best()
+        if tried.count == 0 {
+            scan(cursor..<count, into: &best)
+            scan(0..<cursor, into: &best)
+        } else {
+            scan(cursor..<count, excluding: tried, into: &best)
+            scan(0..<cursor, excluding: tried, into: &best)
         }
-        guard best >= 0 else { return nil }
-        cursor = best + 1 == count ? 0 : best + 1
-        return candidates[best]
+        guard best.position >= 0 else { return nil }
+        cursor = best.position + 1 == count ? 0 : best.position + 1
+        return candidates[best.position]
+    }
+
+    /// The least loaded candidate seen so far: position -1 until one is seen, with a load of
+    /// 2⁵³ per unit of weight that any real candidate beats, yet small enough that the cross
+    /// products (weights are at most 256) cannot overflow.
+    private struct Best {
+        var position = -1
+        var active = 1 << 53
+        var weight = 1
+    }
+
+    @inline(__always)
+    private func scan(_ positions: Range<Int>, into best: inout Best) {
+        let weights = self.weights.span
+        for position in positions {
+            let active = stats[position].active.load(ordering: .relaxed)
+            let weight = weights[position]
+            // Strictly fewer per unit of weight; selects rather than branches.
+            let better = active &* best.weight < best.active &* weight
+            best.position = better ? position : best.position
+            best.active = better ? active : best.active
+            best.weight = better ? weight : best.weight
+        }
+    }
+
+    private func scan(_ positions: Range<Int>, excluding tried: TriedBackends, into best: inout Best) {
+        for position in positions where !tried.contains(candidates[position]) {
+            let active = stats[position].active.load(ordering: .relaxed)
+            let weight = weights[position]
+            if active &* best.weight < best.active &* weight {
+                best = Best(position: position, active: active, weight: weight)
+            }
+        }
     }
 }

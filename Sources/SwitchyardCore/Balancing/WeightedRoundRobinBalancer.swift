@@ -19,12 +19,15 @@ public struct WeightedRoundRobinBalancer: Balancer {
     private let weights: [Int]
     /// `current[i]` is the running score of `candidates[i]`; per-worker after the first pick.
     private var current: [Int]
+    /// The sum of `weights`.
+    private let totalWeight: Int
 
     public init(backends: [BalancerBackend]) {
         let chosen = backends.indices.filter { backends[$0].selectable && backends[$0].weight > 0 }
         candidates = chosen
         weights = chosen.map { backends[$0].weight }
         current = Array(repeating: 0, count: chosen.count)
+        totalWeight = weights.reduce(0, +)
     }
 
     /// Picks the next backend in the smooth sequence, leaving out those in `tried` (a tried
@@ -32,12 +35,14 @@ public struct WeightedRoundRobinBalancer: Balancer {
     /// Returns nil when no selectable backend is left. Worker thread only.
     public mutating func pick(clientKey: UInt64, excluding tried: TriedBackends) -> Int? {
         guard !candidates.isEmpty else { return nil }
+        if tried.count == 0 {
+            let best = advanceAll()
+            return candidates[best]
+        }
         var best = -1
         var bestScore = Int.min
         var total = 0
-        let skipTried = tried.count > 0
-        for i in 0..<candidates.count {
-            if skipTried && tried.contains(candidates[i]) { continue }
+        for i in 0..<candidates.count where !tried.contains(candidates[i]) {
             let score = current[i] + weights[i]
             current[i] = score
             total += weights[i]
@@ -49,5 +54,28 @@ public struct WeightedRoundRobinBalancer: Balancer {
         guard best >= 0 else { return nil }
         current[best] -= total
         return candidates[best]
+    }
+
+    /// One step with every candidate taking part: the hot path, written so that it compiles to a
+    /// branch-free loop over contiguous memory. Returns the position of the chosen candidate.
+    @inline(__always)
+    private mutating func advanceAll() -> Int {
+        // Locals first: the mutable span holds `self` exclusively until the loop is done.
+        let allWeights = self.weights
+        let total = totalWeight
+        let weights = allWeights.span
+        var scores = current.mutableSpan
+        var best = 0
+        var bestScore = Int.min
+        for i in scores.indices {
+            let score = scores[i] &+ weights[i]
+            scores[i] = score
+            // The earliest maximum wins; selects rather than branches, as the winner is unpredictable.
+            let better = score > bestScore
+            best = better ? i : best
+            bestScore = better ? score : bestScore
+        }
+        scores[best] &-= total
+        return best
     }
 }
