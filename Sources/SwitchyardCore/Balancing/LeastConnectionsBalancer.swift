@@ -62,15 +62,20 @@ public struct LeastConnectionsBalancer: Balancer {
     @inline(__always)
     private func scan(_ positions: Range<Int>, into best: inout Best) {
         let weights = self.weights.span
+        // Locals rather than `best`'s fields, so that they stay in registers through the loop.
+        var bestPosition = best.position
+        var bestActive = best.active
+        var bestWeight = best.weight
         for position in positions {
             let active = stats[position].active.load(ordering: .relaxed)
             let weight = weights[position]
             // Strictly fewer per unit of weight; selects rather than branches.
-            let better = active &* best.weight < best.active &* weight
-            best.position = better ? position : best.position
-            best.active = better ? active : best.active
-            best.weight = better ? weight : best.weight
+            let better = active &* bestWeight < bestActive &* weight
+            bestPosition = better ? position : bestPosition
+            bestActive = better ? active : bestActive
+            bestWeight = better ? weight : bestWeight
         }
+        best = Best(position: bestPosition, active: bestActive, weight: bestWeight)
     }
 
     private func scan(_ positions: Range<Int>, excluding tried: TriedBackends, into best: inout Best) {
