@@ -61,7 +61,10 @@ public final class BackendSnapshot: Sendable {
         self.backends = backends
         self.algorithm = algorithm
         self.balancer = algorithm.makeBalancer(backends.map {
-            BalancerBackend(weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats)
+            BalancerBackend(
+                weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats,
+                key: StableHash.hash(Array($0.spec.endpoint.description.utf8))
+            )
         })
     }
 

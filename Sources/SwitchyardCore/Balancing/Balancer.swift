@@ -11,11 +11,17 @@ public struct BalancerBackend: Sendable {
     public var selectable: Bool
     /// Live counters shared by every worker (least connections reads `active`).
     public var stats: BackendStats
+    /// A stable identity: the same backend has the same key in every process and every snapshot
+    /// (the registry uses `StableHash` of its `HOST:PORT`). ip-hash derives the backend's Maglev
+    /// permutation from it, so that a backend keeps its slots when others come and go.
+    /// 0 means unknown; ip-hash then tells such backends apart by position in the array.
+    public var key: UInt64
 
-    public init(weight: Int, selectable: Bool, stats: BackendStats) {
+    public init(weight: Int, selectable: Bool, stats: BackendStats, key: UInt64 = 0) {
         self.weight = weight
         self.selectable = selectable
         self.stats = stats
+        self.key = key
     }
 }
 
