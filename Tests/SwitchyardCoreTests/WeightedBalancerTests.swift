@@ -18,14 +18,22 @@ import Testing
 @Suite struct WeightedRoundRobinBalancerTests {
     @Test func weights113GiveThePinnedSmoothSequence() {
         var balancer = WeightedRoundRobinBalancer(backends: makeBackends(weights: [1, 1, 3]))
-        #expect(picks(&balancer, count: 10) == [2, 0, 2, 1, 2, 2, 0, 2, 1, 2])
+        #expect(picks(&balancer, count: 10) == [0, 2, 1, 2, 2, 0, 2, 1, 2, 2])
     }
 
     @Test func weights1112GiveThePinnedSmoothSequence() {
         var balancer = WeightedRoundRobinBalancer(backends: makeBackends(weights: [1, 1, 1, 2]))
-        // The weight-2 backend is picked first and last in each cycle of five, so the cycles meet
-        // at `3, 3`: nginx's scheme bounds each backend's lag, it does not forbid repeats.
-        #expect(picks(&balancer, count: 10) == [3, 0, 1, 2, 3, 3, 0, 1, 2, 3])
+        // The staggered start keeps the weight-2 backend apart across cycles too.
+        #expect(picks(&balancer, count: 10) == [0, 3, 1, 2, 3, 0, 3, 1, 2, 3])
+    }
+
+    @Test func weights1112NeverPickABackendTwiceInARow() {
+        var balancer = WeightedRoundRobinBalancer(backends: makeBackends(weights: [1, 1, 1, 2]))
+        let sequence = picks(&balancer, count: 1000)
+        for (previous, next) in zip(sequence, sequence.dropFirst()) {
+            #expect(previous != next)
+        }
+        #expect(sequence.filter { $0 == 3 }.count == 400)
     }
 
     /// Smoothness as the algorithm guarantees it: after every pick, each backend's count is within

@@ -5,7 +5,12 @@
 /// the highest `current` (the earliest on a tie) and subtracts the candidates' total weight from it.
 /// Over any window of `sum(weights)` picks each backend is chosen exactly `weight` times, and the
 /// picks of a heavy backend are spread out rather than bunched: weights 1, 1, 3 give
-/// `2, 0, 2, 1, 2` repeating, never `2, 2, 2, 0, 1`.
+/// `0, 2, 1, 2, 2` repeating, never `2, 2, 2, 0, 1`.
+///
+/// Unlike nginx, the scores do not all start at 0 but staggered, `total·(n−i)/(2n)` for the i-th
+/// of n candidates. From all-zero scores every cycle starts and ends with the heaviest backend,
+/// so cycles meet with it twice in a row (weights 1, 1, 1, 2 give `3, 0, 1, 2, 3 | 3, …`); the
+/// staggered start gives `0, 3, 1, 2, 3 | 0, …` and keeps the one-pick bound on every share.
 ///
 /// Cost: O(n) in selectable backends per pick.
 ///
@@ -26,8 +31,10 @@ public struct WeightedRoundRobinBalancer: Balancer {
         let chosen = backends.indices.filter { backends[$0].selectable && backends[$0].weight > 0 }
         candidates = chosen
         weights = chosen.map { backends[$0].weight }
-        current = Array(repeating: 0, count: chosen.count)
-        totalWeight = weights.reduce(0, +)
+        let total = weights.reduce(0, +)
+        let count = chosen.count
+        current = (0..<count).map { total * (count - $0) / (2 * count) }
+        totalWeight = total
     }
 
     /// Picks the next backend in the smooth sequence, leaving out those in `tried` (a tried
