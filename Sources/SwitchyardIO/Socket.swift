@@ -20,15 +20,33 @@ enum Socket {
         _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
     }
 
-    /// `StableHash` of the peer's IP address (not its port); 0 if it cannot be read.
+    /// `StableHash` of the peer's IP address (not its port), without allocating; 0 if it cannot
+    /// be read. Equals `StableHash.hash(address.bytes)`.
     static func peerAddressKey(_ fd: Int32) -> UInt64 {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
         }
-        guard result == 0, let address = SocketAddress.ipAddress(of: storage) else { return 0 }
-        return StableHash.hash(address.bytes)
+        guard result == 0 else { return 0 }
+        let family = Int32(storage.ss_family)
+        return withUnsafeBytes(of: &storage) { raw -> UInt64 in
+            // Addresses are stored in network order; reading them little-endian puts byte i of the
+            // address at byte i of the words, as StableHash expects.
+            switch family {
+            case AF_INET:
+                let offset = MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+                let word = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                return StableHash.hash(low: UInt64(word), byteCount: 4)
+            case AF_INET6:
+                let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+                let low = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                let high = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+                return StableHash.hash(low: low, high: high, byteCount: 16)
+            default:
+                return 0
+            }
+        }
     }
 
     /// Opens a listening socket on `endpoint` with `SO_REUSEPORT`, so that every worker can have
