@@ -2,6 +2,9 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <string.h>
 #include "include/switchyard_uring.h"
 
 int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
@@ -13,6 +16,17 @@ int swy_get_pipe_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
 ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more) {
     unsigned int flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0);
     return splice(fd_in, NULL, fd_out, NULL, len, flags);
+}
+
+int swy_accept_nonblocking(int listen_fd) {
+    return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int swy_set_thread_name(const char *name) {
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = '\0';
+    return pthread_setname_np(pthread_self(), cut);
 }
 
 int swy_errno(void) { return errno; }

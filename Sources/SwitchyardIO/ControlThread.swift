@@ -1,0 +1,39 @@
+import CSwitchyard
+import Glibc
+
+/// A plain pthread for a control-plane loop (health checker, admin socket). Each runs its own
+/// poll(2) loop and never touches the workers' rings.
+struct ControlThread: Sendable {
+    private final class Start {
+        let name: String
+        let body: @Sendable () -> Void
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+
+    let handle: pthread_t
+
+    /// Starts `body` on a new thread named `name` (at most 15 bytes show in `top -H`).
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+        let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
+        var handle = pthread_t()
+        let result = pthread_create(&handle, nil, { argument in
+            let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+            _ = swy_set_thread_name(start.name)
+            start.body()
+            return nil
+        }, start)
+        guard result == 0 else {
+            Unmanaged<Start>.fromOpaque(start).release()
+            throw SystemCallError(call: "pthread_create", errno: result)
+        }
+        self.handle = handle
+    }
+
+    /// Waits for the thread to return. Call once, from another thread.
+    func join() {
+        _ = pthread_join(handle, nil)
+    }
+}
