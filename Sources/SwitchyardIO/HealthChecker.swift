@@ -45,6 +45,8 @@ public final class HealthChecker: Sendable {
         self.config = config
         self.logger = logger
         self.wakeup = try WakeupEvent()
+        // Check an added backend promptly instead of at the loop's next one-second turn.
+        registry.addPublishObserver { [weak self] in self?.wakeup.signal() }
     }
 
     deinit {
@@ -386,8 +388,8 @@ private struct ProbeLoop {
         checker.record(result, for: id, name: entry.name)
     }
 
-    /// Milliseconds until the next probe start or deadline, at least 0, at most 1 s (so a
-    /// changed snapshot is seen within a second even without a wakeup).
+    /// Milliseconds until the next probe start or deadline, at least 0, at most 1 s. A published
+    /// snapshot wakes the loop through the registry's publish observer.
     private func pollTimeout(now: ContinuousClock.Instant) -> Int32 {
         var next = now + .seconds(1)
         for (id, entry) in scheduled where probes[id] == nil { next = min(next, entry.nextStart) }
