@@ -32,6 +32,11 @@ struct ControlThread: Sendable {
         self.handle = handle
     }
 
+    /// Lets the thread's resources go when it returns, for threads nobody joins. Call once.
+    func detach() {
+        _ = pthread_detach(handle)
+    }
+
     /// Waits for the thread to return. Call once, from another thread.
     func join() {
         _ = pthread_join(handle, nil)

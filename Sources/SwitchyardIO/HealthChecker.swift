@@ -27,6 +27,7 @@ public final class HealthChecker: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let wakeup: WakeupEvent
     private let thread = Mutex<ControlThread?>(nil)
+    private let finishedLookups = Mutex<[Int: Result<SocketAddress, ResolveError>]>([:])
 
     private struct Record {
         var machine: HealthState
@@ -146,6 +147,19 @@ public final class HealthChecker: Sendable {
         }
     }
 
+    /// A lookup thread's answer; the loop collects it with `takeFinishedLookups()`.
+    fileprivate func lookupFinished(id: Int, _ result: Result<SocketAddress, ResolveError>) {
+        finishedLookups.withLock { $0[id] = result }
+        wakeup.signal()
+    }
+
+    fileprivate func takeFinishedLookups() -> [Int: Result<SocketAddress, ResolveError>] {
+        finishedLookups.withLock { lookups in
+            defer { lookups = [:] }
+            return lookups
+        }
+    }
+
     fileprivate var isStopping: Bool { stopping.load(ordering: .acquiring) }
     fileprivate var wakeupDescriptor: Int32 { wakeup.fd }
     fileprivate func drainWakeup() { wakeup.drain() }
@@ -183,6 +197,8 @@ private struct ProbeLoop {
     private var scheduled: [Int: Scheduled] = [:]
     private var probes: [Int: Probe] = [:]
     private var snapshotVersion: UInt64 = 0
+    /// Backends whose hostname is being resolved on a lookup thread.
+    private var lookupsInFlight: Set<Int> = []
 
     init(checker: HealthChecker) {
         self.checker = checker
@@ -193,6 +209,7 @@ private struct ProbeLoop {
         var pollIDs: [Int] = []
         while !checker.isStopping {
             adoptSnapshot(now: clock.now)
+            adoptLookups(now: clock.now)
             startDueProbes(now: clock.now)
 
             pollSet.removeAll(keepingCapacity: true)
@@ -246,6 +263,36 @@ private struct ProbeLoop {
         checker.forget(allBut: ids)
     }
 
+    private mutating func startLookup(id: Int, endpoint: Endpoint) {
+        guard !lookupsInFlight.contains(id) else { return }
+        let checker = self.checker
+        do {
+            let thread = try ControlThread(name: "swy-resolve") {
+                checker.lookupFinished(id: id, Result { () throws(ResolveError) in try SocketAddress.resolve(endpoint) })
+            }
+            thread.detach()
+            lookupsInFlight.insert(id)
+        } catch {
+            finish(id: id, .failure(reason: "cannot resolve \(endpoint.host): \(error)"))
+        }
+    }
+
+    /// Caches finished lookups (and checks a newly resolved backend at once) or records their failure.
+    private mutating func adoptLookups(now: ContinuousClock.Instant) {
+        guard !lookupsInFlight.isEmpty else { return }
+        for (id, result) in checker.takeFinishedLookups() {
+            lookupsInFlight.remove(id)
+            guard scheduled[id] != nil else { continue }
+            switch result {
+            case let .success(address):
+                scheduled[id]?.address = address
+                scheduled[id]?.nextStart = now
+            case let .failure(error):
+                finish(id: id, .failure(reason: error.message))
+            }
+        }
+    }
+
     private mutating func startDueProbes(now: ContinuousClock.Instant) {
         for (id, entry) in scheduled where entry.nextStart <= now && probes[id] == nil {
             // Keep the phase of the schedule; after a long stall start again from now, not in a burst.
@@ -260,11 +307,13 @@ private struct ProbeLoop {
     private mutating func startProbe(id: Int, now: ContinuousClock.Instant) {
         guard var entry = scheduled[id] else { return }
         if entry.address == nil {
-            do {
-                entry.address = try SocketAddress.resolve(entry.endpoint)
+            if entry.endpoint.address != nil {
+                entry.address = try? SocketAddress.resolve(entry.endpoint)  // An IP literal: no lookup.
                 scheduled[id] = entry
-            } catch {
-                finish(id: id, .failure(reason: error.message))
+            } else {
+                // getaddrinfo(3) can block for seconds: run it on a thread of its own so that
+                // one slow DNS answer never delays the other backends' checks.
+                startLookup(id: id, endpoint: entry.endpoint)
                 return
             }
         }

@@ -36,7 +36,8 @@ struct SocketAddress: Sendable {
     }
 
     /// The endpoint's literal address, or the first TCP address getaddrinfo(3) returns for its
-    /// hostname. Blocking: the health thread calls it once per backend and caches the answer.
+    /// hostname. Blocking for a hostname: the health checker calls it on a lookup thread, once
+    /// per backend, and caches the answer.
     /// Throws a message naming the host and gai_strerror's text.
     static func resolve(_ endpoint: Endpoint) throws(ResolveError) -> SocketAddress {
         if let address = endpoint.address { return SocketAddress(address, port: endpoint.port) }
@@ -76,6 +77,7 @@ struct SocketAddress: Sendable {
     }
 }
 
-struct ResolveError: Error, Sendable {
+struct ResolveError: Error, Sendable, CustomStringConvertible {
+    var description: String { message }
     var message: String
 }

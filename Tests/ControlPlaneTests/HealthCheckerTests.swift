@@ -151,6 +151,21 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
                 "\(checker.lastCheckText(backendID: 0) ?? "no check")")
     }
 
+    @Test func hostnameBackendsAreResolvedOffTheLoopAndChecked() throws {
+        // localhost may resolve to 127.0.0.1 or ::1 first: listen on both when IPv6 is there.
+        let v4 = try TestBackend(.answering(nil))
+        let v6 = try? TestBackend(.answering(nil), host: "::1", port: v4.port)
+        defer { v4.close(); v6?.close() }
+        let registry = registry(["localhost:\(v4.port)", "no-such-host.invalid:80"])
+        let checker = try HealthChecker(registry: registry, config: HealthCheckConfig(interval: interval))
+        try checker.start()
+        defer { checker.stop() }
+        #expect(timeUntil(.seconds(3)) { checker.lastCheckText(backendID: 0)?.hasPrefix("connected in") == true } != nil,
+                "\(checker.lastCheckText(backendID: 0) ?? "no check")")
+        #expect(timeUntil(.seconds(5)) { health(registry, 1)?.isUp == false } != nil)
+        #expect(health(registry, 1)?.lastCheck.hasPrefix("cannot resolve no-such-host.invalid: ") == true)
+    }
+
     @Test func hostnamesResolveOnceAndBadOnesSayWhy() throws {
         let address = try SocketAddress.resolve(Endpoint(parsing: "localhost:80"))
         #expect(address.family == AF_INET || address.family == AF_INET6)
