@@ -137,6 +137,17 @@ public final class HealthChecker: Sendable {
         }
     }
 
+    /// An up backend leaving maintenance starts again as "up, unconfirmed", like a new one: its
+    /// first failed check (or client connect) marks it down at once. A down one stays down until
+    /// `rise` checks pass.
+    fileprivate func resetToUnconfirmed(backendID: Int) {
+        records.withLock { records in
+            guard let record = records.byID[backendID], record.machine.isUp else { return }
+            if record.failing { failingBackends.subtract(1, ordering: .relaxed) }
+            records.byID[backendID]?.machine = HealthState(rise: config.rise, fall: config.fall)
+        }
+    }
+
     /// Drops the records of backends no longer configured.
     fileprivate func forget(allBut ids: Set<Int>) {
         records.withLock { records in
@@ -253,7 +264,13 @@ private struct ProbeLoop {
                 inMaintenance: backend.admin == .maint, nextStart: now + offset)
         }
         for backend in snapshot.backends {
-            scheduled[backend.id]?.inMaintenance = backend.admin == .maint
+            let inMaintenance = backend.admin == .maint
+            if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {
+                // Back from maintenance (often a redeploy): distrust it until checked, at once.
+                checker.resetToUnconfirmed(backendID: backend.id)
+                scheduled[backend.id]?.nextStart = now
+            }
+            scheduled[backend.id]?.inMaintenance = inMaintenance
         }
         let ids = Set(snapshot.backends.map(\.id))
         for id in scheduled.keys where !ids.contains(id) {

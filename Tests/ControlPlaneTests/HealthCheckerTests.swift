@@ -135,6 +135,23 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
         #expect(checker.lastCheckText(backendID: 1) == nil)
     }
 
+    @Test func backendLeavingMaintenanceIsCheckedAtOnceAndDownOnItsFirstFailure() throws {
+        let backend = try TestBackend(.answering(nil))
+        let registry = registry([backend.endpointText])
+        let checker = try HealthChecker(registry: registry, config: HealthCheckConfig(interval: .seconds(5), timeout: .milliseconds(300)))
+        try checker.start()
+        defer { checker.stop() }
+        #expect(timeUntil(.seconds(2)) { checker.lastCheckText(backendID: 0)?.hasPrefix("connected in") == true } != nil)
+        let controller = AdminController(registry: registry, processStats: { fatalError("unused") })
+        _ = controller.handle(line: "maint \(backend.endpointText)", now: .now)
+        backend.close()  // the redeploy fails
+        usleep(50_000)
+        _ = controller.handle(line: "ready \(backend.endpointText)", now: .now)
+        // Without the reset it would take fall = 3 checks 5 s apart.
+        #expect(timeUntil(.seconds(1)) { health(registry, 0)?.isUp == false } != nil)
+        #expect(health(registry, 0)?.lastCheck == "connection refused")
+    }
+
     @Test func ipv6LiteralBackendsAreChecked() throws {
         let backend: TestBackend
         do {
