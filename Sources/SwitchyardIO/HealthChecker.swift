@@ -19,7 +19,7 @@ import SwitchyardCore
 public final class HealthChecker: Sendable {
     public let registry: BackendRegistry
     public let config: HealthCheckConfig
-    private let logger: Logger
+    fileprivate let logger: Logger
     private let records = Mutex(Records())
     /// How many up backends have a failure run in progress; while 0, a passive success is a
     /// single atomic load with no lock.
@@ -238,7 +238,7 @@ private struct ProbeLoop {
             let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: clock.now))
             if ready < 0 {
                 let code = Glibc.errno
-                if code != EINTR { checker.loggerForLoop.error("poll: \(errnoText(code))") }
+                if code != EINTR { checker.logger.error("poll: \(errnoText(code))") }
                 continue
             }
             if pollSet[0].revents != 0 { checker.drainWakeup() }
@@ -483,8 +483,4 @@ private struct ProbeLoop {
         }
         return bytes.count > 40 ? text + "..." : text
     }
-}
-
-extension HealthChecker {
-    fileprivate var loggerForLoop: Logger { logger }
 }
