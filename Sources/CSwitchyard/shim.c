@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <string.h>
 #include "include/switchyard_uring.h"
 
 int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
@@ -17,8 +19,17 @@ ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more) {
     return splice(fd_in, NULL, fd_out, NULL, len, flags);
 }
 
+int swy_accept_nonblocking(int listen_fd) {
+    return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int swy_set_thread_name(const char *name) {
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = '\0';
+    return pthread_setname_np(pthread_self(), cut);
+}
+
 int swy_errno(void) { return errno; }
 
 const unsigned int swy_POLLRDHUP = POLLRDHUP;
-
-int swy_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }

@@ -18,7 +18,7 @@ final class ProvidedBuffers {
     /// Buffers currently lent to a direction (received into, not yet recycled).
     private(set) var lent = 0
 
-    init(ring: Ring, group: UInt16, count: UInt32, size: Int) throws(SystemError) {
+    init(ring: Ring, group: UInt16, count: UInt32, size: Int) throws(SystemCallError) {
         precondition(count.nonzeroBitCount == 1 && count <= 32768, "buffer count must be a power of two")
         self.group = group
         self.count = count
@@ -28,11 +28,11 @@ final class ProvidedBuffers {
         let protection = PROT_READ | PROT_WRITE
         let mapFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
         guard let ringMemory = mmap(nil, ringBytes, protection, mapFlags, -1, 0), ringMemory != MAP_FAILED else {
-            throw SystemError("mmap(buffer ring)", errno: swy_errno())
+            throw SystemCallError(call: "mmap(buffer ring)", errno: swy_errno())
         }
         guard let buffers = mmap(nil, Int(count) * size, protection, mapFlags, -1, 0), buffers != MAP_FAILED else {
             munmap(ringMemory, ringBytes)
-            throw SystemError("mmap(buffers)", errno: swy_errno())
+            throw SystemCallError(call: "mmap(buffers)", errno: swy_errno())
         }
         bufferRing = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
         storage = buffers

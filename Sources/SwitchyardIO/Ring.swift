@@ -41,7 +41,7 @@ final class Ring {
 
     /// Creates a ring with `entries` submission slots and a completion queue `completionFactor`
     /// times larger, so bursts of completions do not overflow.
-    init(entries: UInt32, completionFactor: UInt32 = 4) throws(SystemError) {
+    init(entries: UInt32, completionFactor: UInt32 = 4) throws(SystemCallError) {
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = Array(repeating: nil, count: 256)
@@ -64,7 +64,7 @@ final class Ring {
             if lastError != EINVAL { break }
         }
         ring.deallocate()
-        throw SystemError("io_uring_setup", errno: lastError)
+        throw SystemCallError(call: "io_uring_setup", errno: lastError)
     }
 
     deinit {
@@ -114,10 +114,10 @@ final class Ring {
 
     /// Submits queued entries and waits for at least one completion. EINTR and EBUSY (completion
     /// queue momentarily full) return normally; the caller drains and calls again.
-    func submitAndWait() throws(SystemError) {
+    func submitAndWait() throws(SystemCallError) {
         let result = io_uring_submit_and_wait(ring, 1)
         if result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN {
-            throw SystemError("io_uring_enter", errno: -result)
+            throw SystemCallError(call: "io_uring_enter", errno: -result)
         }
     }
 
@@ -142,18 +142,18 @@ final class Ring {
     }
 
     /// Registers a provided-buffer ring (kernel 5.19+) for `group`.
-    func registerBufferRing(_ bufferRing: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) throws(SystemError) {
+    func registerBufferRing(_ bufferRing: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32, group: UInt16) throws(SystemCallError) {
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: bufferRing))
         registration.ring_entries = entries
         registration.bgid = group
         let result = io_uring_register_buf_ring(ring, &registration, 0)
-        if result < 0 { throw SystemError("io_uring_register_buf_ring", errno: -result) }
+        if result < 0 { throw SystemCallError(call: "io_uring_register_buf_ring", errno: -result) }
     }
 }
 
 /// Probes whether io_uring can be used at all (it may be disabled by
 /// `kernel.io_uring_disabled` or a seccomp policy), so startup can fail with one clear line.
-public func probeIOUring() throws(SystemError) {
+public func probeIOUring() throws(SystemCallError) {
     _ = try Ring(entries: 4, completionFactor: 2)
 }

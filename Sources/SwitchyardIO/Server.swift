@@ -13,7 +13,7 @@ public final class Server {
     private let listen: [Endpoint]
     private let workerCount: Int
     private var wakeFDs: [Int32] = []
-    private var threads: [pthread_t] = []
+    private var threads: [ControlThread] = []
     private let status = WorkerStatus()
 
     /// The addresses actually listened on (a port 0 in `listen` becomes the kernel's choice).
@@ -23,6 +23,11 @@ public final class Server {
         self.context = context
         self.listen = listen
         self.workerCount = workers
+    }
+
+    deinit {
+        // Closed only here: the control threads may still wake workers until they are stopped.
+        for fd in wakeFDs { close(fd) }
     }
 
     /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
@@ -66,14 +71,18 @@ public final class Server {
         }
         for worker in 0..<workerCount {
             let wake = eventfd(0, Int32(EFD_CLOEXEC))
-            guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemError("eventfd", errno: swy_errno()))") }
+            guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemCallError(call: "eventfd", errno: swy_errno()))") }
             wakeFDs.append(wake)
             let listeners = listenersPerWorker[worker]
             let context = self.context
             let status = self.status
-            threads.append(startThread(name: "swy-worker-\(worker)") {
-                Server.runWorker(index: worker, context: context, listeners: listeners, wakeFD: wake, status: status)
-            })
+            do {
+                threads.append(try ControlThread(name: "swy-worker-\(worker)") {
+                    Server.runWorker(index: worker, context: context, listeners: listeners, wakeFD: wake, status: status)
+                })
+            } catch {
+                throw ConfigError("cannot start workers: \(error)")
+            }
         }
         let deadline = ContinuousClock.now + .seconds(10)
         while status.ready.load(ordering: .acquiring) + status.finished.load(ordering: .acquiring) < workerCount
@@ -108,9 +117,12 @@ public final class Server {
 
     /// Wakes every worker so that it looks at the server state and the registry now.
     public func wakeAll() {
-        var one: UInt64 = 1
-        for fd in wakeFDs { _ = write(fd, &one, 8) }
+        waker.wake()
     }
+
+    /// A handle any thread may use to wake the workers (valid once `start` returned, until the
+    /// workers exit).
+    public var waker: WorkerWaker { WorkerWaker(fds: wakeFDs) }
 
     /// Blocks until SIGINT or SIGTERM, then stops accepting, gives open connections `grace` to
     /// finish, closes the rest and returns once every worker has exited.
@@ -137,8 +149,7 @@ public final class Server {
             context.closeEverything.store(true, ordering: .releasing)
             wakeAll()
         }
-        for thread in threads { pthread_join(thread, nil) }
-        for fd in wakeFDs { close(fd) }
+        for thread in threads { thread.join() }
         context.logger.notice("stopped")
     }
 }
@@ -148,4 +159,14 @@ private final class WorkerStatus: Sendable {
     let ready = Atomic<Int>(0)
     let finished = Atomic<Int>(0)
     let failure = Mutex<String?>(nil)
+}
+
+/// Wakes workers through their eventfds; safe from any thread.
+public struct WorkerWaker: Sendable {
+    let fds: [Int32]
+
+    public func wake() {
+        var one: UInt64 = 1
+        for fd in fds { _ = write(fd, &one, 8) }
+    }
 }

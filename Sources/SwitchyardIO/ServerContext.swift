@@ -73,3 +73,15 @@ public final class ServerContext: Sendable {
         self.connectObserver = connectObserver
     }
 }
+
+extension ServerContext {
+    /// Process-wide figures for the admin socket's `show stats` (any thread).
+    public func processStats(workers: Int, relayMode: String, balance: String) -> ProcessStats {
+        ProcessStats(
+            uptime: ContinuousClock.now - startedAt, workers: workers, relayMode: relayMode, balance: balance,
+            openConnections: openConnections.load(ordering: .relaxed),
+            totalConnections: totalConnections.load(ordering: .relaxed),
+            bytesFromClients: bytesToBackends.load(ordering: .relaxed),
+            bytesToClients: bytesToClients.load(ordering: .relaxed))
+    }
+}

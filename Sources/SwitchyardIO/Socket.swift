@@ -51,8 +51,8 @@ enum Socket {
 
     /// Opens a listening socket on `endpoint` with `SO_REUSEPORT`, so that every worker can have
     /// its own and the kernel spreads connections between them.
-    static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws(SystemError) -> (fd: Int32, port: UInt16) {
-        guard let address = endpoint.address else { throw SystemError("listen(\(endpoint)): unresolved", errno: EINVAL) }
+    static func listen(on endpoint: Endpoint, backlog: Int32 = 4096) throws(SystemCallError) -> (fd: Int32, port: UInt16) {
+        guard let address = endpoint.address else { throw SystemCallError(call: "listen(\(endpoint)): unresolved", errno: EINVAL) }
         let fd = try systemCall("socket") {
             socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         }
@@ -75,7 +75,7 @@ enum Socket {
 
     /// Fails with EADDRINUSE if anything, including another Switchyard, already listens on
     /// `endpoint`: a plain socket without `SO_REUSEPORT` cannot share the port, so its bind tells.
-    static func checkAvailable(_ endpoint: Endpoint) throws(SystemError) {
+    static func checkAvailable(_ endpoint: Endpoint) throws(SystemCallError) {
         guard endpoint.port != 0, let address = endpoint.address else { return }
         let fd = try systemCall("socket") {
             socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -88,7 +88,7 @@ enum Socket {
         try bind(fd, endpoint: endpoint, address: address)
     }
 
-    private static func bind(_ fd: Int32, endpoint: Endpoint, address: IPAddress) throws(SystemError) {
+    private static func bind(_ fd: Int32, endpoint: Endpoint, address: IPAddress) throws(SystemCallError) {
         var storage = sockaddr_storage()
         let length = SocketAddress.fill(&storage, address: address, port: endpoint.port)
         _ = try systemCall("bind(\(endpoint))") {
@@ -98,7 +98,7 @@ enum Socket {
         }
     }
 
-    static func localPort(_ fd: Int32) throws(SystemError) -> UInt16 {
+    static func localPort(_ fd: Int32) throws(SystemCallError) -> UInt16 {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try systemCall("getsockname") {

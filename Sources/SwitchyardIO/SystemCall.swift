@@ -1,19 +1,6 @@
 import CSwitchyard
 import Glibc
 
-/// A failed system call: which call, and the errno it returned.
-public struct SystemError: Error, CustomStringConvertible, Sendable {
-    public var call: String
-    public var errno: Int32
-
-    public init(_ call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call): \(Errno.describe(errno))" }
-}
-
 /// Names for errno values, so that no log line carries a bare number.
 public enum Errno {
     /// `ECONNREFUSED (Connection refused)`-style text for a positive errno.
@@ -59,19 +46,6 @@ public enum Errno {
     /// Text for a completion result, which is `-errno` when negative.
     public static func describeResult(_ result: Int32) -> String {
         result < 0 ? describe(-result) : "\(result)"
-    }
-}
-
-/// The funnel every system call goes through: retries EINTR and throws a `SystemError`
-/// naming the call when the result is -1.
-@inline(__always)
-func systemCall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
-    while true {
-        let result = body()
-        if result != -1 { return result }
-        let code = swy_errno()
-        if code == EINTR { continue }
-        throw SystemError(name(), errno: code)
     }
 }
 

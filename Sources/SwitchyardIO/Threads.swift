@@ -1,30 +1,4 @@
-import CSwitchyard
 import Glibc
-
-private final class ThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a joinable POSIX thread running `body`, named `name` (at most 15 characters show).
-///
-/// Started from an ordinary function: Swift 6 closures created in top-level code crashed when
-/// the thread started (see shared/IO_URING.md).
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    let threadName = String(name.prefix(15))
-    let box = Unmanaged.passRetained(ThreadBody {
-        _ = swy_set_thread_name(threadName)
-        body()
-    }).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { argument in
-        let box = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    precondition(result == 0, "pthread_create: \(String(cString: strerror(result)))")
-    return thread
-}
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and in every thread it starts
 /// afterwards) so that only `waitForSignal` receives them, and ignores SIGPIPE: a peer that

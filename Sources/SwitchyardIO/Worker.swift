@@ -46,7 +46,7 @@ final class Worker {
     private let wakeBuffer: UnsafeMutablePointer<UInt64>
 
     /// Builds the worker on its own thread. `listeners` are bound, listening sockets it now owns.
-    init(index: Int, context: ServerContext, listeners: [Int32], wakeFD: Int32) throws(SystemError) {
+    init(index: Int, context: ServerContext, listeners: [Int32], wakeFD: Int32) throws(SystemCallError) {
         self.index = index
         self.context = context
         configuration = context.configuration
@@ -94,7 +94,7 @@ final class Worker {
     // MARK: The loop
 
     /// Runs until the server stops and every connection of this worker has closed.
-    func run() throws(SystemError) {
+    func run() throws(SystemCallError) {
         refreshClock()
         for listener in listeners.indices { armAccept(listener) }
         ring.submit(.read(fd: wakeFD, buffer: wakeBuffer, length: 8), userData: UserData(slot: 0, generation: 0, kind: .wake).packed)

@@ -31,3 +31,5 @@ enum ArgumentValue {
         return value
     }
 }
+
+extension HealthCheckConfig.ExpectMatch: ExpressibleByArgument {}

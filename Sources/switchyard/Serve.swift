@@ -45,6 +45,38 @@ struct Serve: ParsableCommand {
     @Option(help: "Lowest level of log line written to standard error.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp("Time between two health checks of one backend.", valueName: "D"),
+            transform: ArgumentValue.positiveDuration)
+    var healthInterval: Duration = .seconds(2)
+
+    @Option(help: ArgumentHelp("Time one health check may take, from connect to the expected reply.", valueName: "D"),
+            transform: ArgumentValue.positiveDuration)
+    var healthTimeout: Duration = .seconds(1)
+
+    @Option(help: "Consecutive successful checks that bring a down backend up (1 to 100).")
+    var rise: Int = 2
+
+    @Option(help: "Consecutive failed checks (or failed client connects) that take a backend down (1 to 100).")
+    var fall: Int = 3
+
+    @Option(help: ArgumentHelp("Bytes a health check writes once connected; escapes \\r \\n \\t \\0 \\\\ \\xHH are decoded.", valueName: "TEXT"))
+    var healthSend: String?
+
+    @Option(help: ArgumentHelp("Text a health check's reply must contain (same escapes); without it a connect is enough.", valueName: "TEXT"))
+    var healthExpect: String?
+
+    @Option(help: "Whether the expected text may appear anywhere in the reply (contains) or must start it (prefix).")
+    var healthExpectMatch: HealthCheckConfig.ExpectMatch = .contains
+
+    @Flag(help: "Do not run health checks: every backend stays up unless drained or in maintenance.")
+    var noHealthCheck = false
+
+    @Option(help: ArgumentHelp("Path of the admin UNIX socket. Defaults to $XDG_RUNTIME_DIR/switchyard.sock, else /tmp/switchyard-UID.sock.", valueName: "PATH"))
+    var adminSocket: String?
+
+    @Flag(help: "Do not open the admin socket.")
+    var noAdminSocket = false
+
     @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N].", valueName: "BACKEND"),
               transform: ArgumentValue.backend)
     var backends: [BackendSpec] = []
@@ -58,10 +90,25 @@ struct Serve: ParsableCommand {
         if let maxConnections, maxConnections < 1 {
             throw ValidationError("--max-connections \(maxConnections) must be at least 1")
         }
+        _ = try healthConfiguration()
         var seen = Set<String>()
         for backend in backends where !seen.insert(backend.endpoint.description).inserted {
             throw ValidationError("backend \(backend.endpoint) is listed twice")
         }
+    }
+
+    func healthConfiguration() throws(ConfigError) -> HealthCheckConfig {
+        var configuration = HealthCheckConfig(
+            interval: healthInterval, timeout: healthTimeout, rise: rise, fall: fall, expectMatch: healthExpectMatch)
+        if let healthSend { configuration.send = try HealthCheckConfig.decodeEscapes(healthSend) }
+        if let healthExpect { configuration.expect = try HealthCheckConfig.decodeEscapes(healthExpect) }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Feeds the workers' connect results into the health checker (passive checks).
+    static func passiveReporter(_ checker: HealthChecker) -> @Sendable (Int, Bool, String) -> Void {
+        { id, success, reason in checker.recordConnectResult(backendID: id, success: success, reason: reason) }
     }
 
     func run() throws {
@@ -106,15 +153,62 @@ struct Serve: ParsableCommand {
             logger.notice("round-robin ignores backend weights; use --balance weighted to honour them")
         }
         let registry = BackendRegistry(backends: resolvedBackends, algorithm: balance)
-        let context = ServerContext(configuration: configuration, registry: registry, logger: logger)
+        let health: HealthChecker?
+        do {
+            health = noHealthCheck ? nil : try HealthChecker(registry: registry, config: try healthConfiguration())
+        } catch let error as ConfigError {
+            fail(error.message)
+        } catch {
+            fail("cannot start health checks: \(error)")
+        }
+        let context = ServerContext(
+            configuration: configuration, registry: registry, logger: logger,
+            connectObserver: health.map(Serve.passiveReporter))
+
+        // The admin socket comes first: a live instance holding it must stop this one early.
+        let admin: AdminServer?
+        let socketPath = adminSocket ?? AdminSocketPath.current()
+        if noAdminSocket {
+            admin = nil
+        } else {
+            let relayMode = relay.rawValue
+            let algorithm = balance.rawValue
+            let controller = AdminController(
+                registry: registry,
+                processStats: { context.processStats(workers: workerCount, relayMode: relayMode, balance: algorithm) },
+                lastCheckText: { id in health?.lastCheckText(backendID: id) },
+                resolve: resolve)
+            do {
+                admin = try AdminServer(socketPath: socketPath, controller: controller)
+            } catch {
+                fail("\(error)")
+            }
+        }
+
         let server = Server(context: context, listen: listenEndpoints, workers: workerCount)
         do {
             try server.start()
         } catch {
+            admin?.stop()
             fail(error.message)
+        }
+        // Workers pick up new snapshots on their own at each pick; waking them makes
+        // `shutdown BACKEND` close connections at once.
+        let waker = server.waker
+        registry.addPublishObserver { waker.wake() }
+        do {
+            try health?.start()
+            try admin?.start()
+        } catch {
+            admin?.stop()
+            fail("cannot start the control threads: \(error)")
         }
         let backendList = resolvedBackends.map { $0.weightGiven ? "\($0.endpoint) (weight \($0.weight))" : "\($0.endpoint)" }
         logger.info("switchyard listening on \(server.boundEndpoints.map(\.description).joined(separator: ", ")); \(workerCount) worker(s), relay \(relay), balance \(balance), max \(configuration.maxConnections) connections; backends: \(backendList.joined(separator: ", "))")
+        if !noHealthCheck, let config = try? healthConfiguration() { logger.info("health checks: \(config.summary)") } else { logger.info("health checks off") }
+        if admin != nil { logger.info("admin socket: \(socketPath)") }
         server.runUntilSignalled(grace: shutdownGrace)
+        admin?.stop()
+        health?.stop()
     }
 }

@@ -32,10 +32,13 @@ static const unsigned int swy_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
 
 // Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
 extern const unsigned int swy_POLLRDHUP;
-int swy_set_thread_name(const char *name);
 int swy_pipe2_nonblocking(int fds[2]);
 int swy_set_pipe_size(int fd, int size);
 int swy_get_pipe_size(int fd);
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC and no peer address; -1 with errno set on failure.
+int swy_accept_nonblocking(int listen_fd);
+/// pthread_setname_np(3) for the calling thread; names longer than 15 bytes are cut.
+int swy_set_thread_name(const char *name);
 /// splice(2) with SPLICE_F_MOVE | SPLICE_F_NONBLOCK; returns bytes moved or -1 with errno set.
 ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more);
 

@@ -1,0 +1,27 @@
+/// Process-wide figures for `show stats`, supplied by the executable through a provider closure.
+public struct ProcessStats: Sendable, Equatable {
+    public var uptime: Duration
+    public var workers: Int
+    /// How bytes are relayed, e.g. `splice` or `buffers`.
+    public var relayMode: String
+    /// The `--balance` algorithm name.
+    public var balance: String
+    public var openConnections: Int
+    public var totalConnections: Int
+    public var bytesFromClients: Int
+    public var bytesToClients: Int
+
+    public init(
+        uptime: Duration, workers: Int, relayMode: String, balance: String,
+        openConnections: Int, totalConnections: Int, bytesFromClients: Int, bytesToClients: Int
+    ) {
+        self.uptime = uptime
+        self.workers = workers
+        self.relayMode = relayMode
+        self.balance = balance
+        self.openConnections = openConnections
+        self.totalConnections = totalConnections
+        self.bytesFromClients = bytesFromClients
+        self.bytesToClients = bytesToClients
+    }
+}

@@ -1,0 +1,298 @@
+import CSwitchyard
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// Serves the admin protocol (ADMIN_PROTOCOL.md) on a UNIX stream socket, on one thread of its
+/// own with a poll(2) loop: many clients at once, non-blocking, and a `wait` command is kept in
+/// the loop and checked every 20 ms instead of blocking anyone.
+///
+/// Threads: `init`, `start` and `stop` on the owner's thread; `ServeLoop` only on the admin thread.
+public final class AdminServer: Sendable {
+    /// Longest command line accepted, in bytes; a longer one gets an error and the client is dropped.
+    public static let maximumLineLength = 4096
+    /// Clients served at once; more wait in the listen backlog.
+    public static let maximumClients = 128
+    /// How often pending `wait` commands are checked.
+    static let waitPollInterval: Int32 = 20
+
+    public let socketPath: String
+    let controller: AdminController
+    let logger: Logger
+    let listenFD: Int32
+    private let wakeup: WakeupEvent
+    private let stopping = Atomic<Bool>(false)
+    private let thread = Mutex<ControlThread?>(nil)
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates the socket at `socketPath` (mode 0600) and listens; serving starts with `start()`.
+    ///
+    /// A stale socket file (nothing accepts on it: connect fails with ECONNREFUSED) is replaced.
+    /// Throws when a live process accepts on it, when the path exists and is not a socket, or
+    /// when a system call fails (the message names it, the path and the errno text).
+    public init(socketPath: String, controller: AdminController, logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
+        self.socketPath = socketPath
+        self.controller = controller
+        self.logger = logger
+        let address = try UnixSocket.address(socketPath)
+        try Self.removeStaleSocket(at: socketPath, address: address)
+        do {
+            wakeup = try WakeupEvent()
+        } catch {
+            throw AdminSocketError(error.description)
+        }
+        var fd: Int32 = -1
+        do {
+            fd = try UnixSocket.make(nonBlocking: true)
+            let socketFD = fd
+            try systemCall("bind \(socketPath)") { UnixSocket.withAddress(address) { bind(socketFD, $0, $1) } }
+            // bind(2) creates the file with the umask; tighten it before anyone can be told the path.
+            try systemCall("chmod \(socketPath)") { chmod(socketPath, 0o600) }
+            try systemCall("listen \(socketPath)") { listen(socketFD, 64) }
+        } catch {
+            if fd >= 0 { closeDescriptor(fd) }
+            wakeup.close()
+            throw AdminSocketError(error.description)
+        }
+        listenFD = fd
+    }
+
+    /// Builds the controller from its parts; see `AdminController`.
+    public convenience init(
+        socketPath: String, registry: BackendRegistry,
+        processStats: @escaping @Sendable () -> ProcessStats,
+        lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil },
+        logger: Logger = Logger(label: "switchyard.admin")
+    ) throws(AdminSocketError) {
+        try self.init(
+            socketPath: socketPath,
+            controller: AdminController(registry: registry, processStats: processStats, lastCheckText: lastCheckText),
+            logger: logger)
+    }
+
+    deinit {
+        closeOnce()
+    }
+
+    /// Starts the admin thread. Call once.
+    public func start() throws(SystemCallError) {
+        let started = try ControlThread(name: "swy-admin") { [self] in
+            var loop = ServeLoop(server: self)
+            loop.run()
+        }
+        thread.withLock { $0 = started }
+    }
+
+    /// Ends the admin thread, closes every client and removes the socket file. Safe to call twice.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        thread.withLock { current -> ControlThread? in
+            defer { current = nil }
+            return current
+        }?.join()
+        closeOnce()
+    }
+
+    private func closeOnce() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        closeDescriptor(listenFD)
+        wakeup.close()
+        _ = unlink(socketPath)
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+    var wakeupDescriptor: Int32 { wakeup.fd }
+    func drainWakeup() { wakeup.drain() }
+
+    /// Removes a socket file nothing listens on; throws if something does or if it is not a socket.
+    private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(AdminSocketError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else {
+            let code = Glibc.errno
+            if code == ENOENT { return }
+            throw AdminSocketError(SystemCallError(call: "stat \(path)", errno: code).description)
+        }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw AdminSocketError("admin socket path \(path) exists and is not a socket; remove it or choose another --admin-socket")
+        }
+        let probe: Int32
+        do {
+            probe = try UnixSocket.make(nonBlocking: false)
+        } catch {
+            throw AdminSocketError(error.description)
+        }
+        defer { closeDescriptor(probe) }
+        do {
+            try systemCall("connect \(path)") { UnixSocket.withAddress(address) { connect(probe, $0, $1) } }
+        } catch {
+            guard error.errno == ECONNREFUSED else { throw AdminSocketError(error.description) }
+            guard unlink(path) == 0 || Glibc.errno == ENOENT else {
+                throw AdminSocketError(SystemCallError(call: "unlink stale socket \(path)", errno: Glibc.errno).description)
+            }
+            return
+        }
+        throw AdminSocketError("another switchyard is already serving the admin socket \(path); stop it or choose another --admin-socket")
+    }
+}
+
+/// The admin thread's state. Confined to that thread.
+private struct ServeLoop {
+    private struct Client {
+        let fd: Int32
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var wait: AdminController.PendingWait?
+        /// The client sent EOF: finish its last commands, then close.
+        var inputClosed = false
+        /// Close once `output` is written (after a fatal protocol error).
+        var closeAfterOutput = false
+
+        var finished: Bool { output.isEmpty && wait == nil && (closeAfterOutput || inputClosed) }
+    }
+
+    let server: AdminServer
+    private let clock = ContinuousClock()
+    private var clients: [Int32: Client] = [:]
+
+    init(server: AdminServer) {
+        self.server = server
+    }
+
+    mutating func run() {
+        var pollSet: [pollfd] = []
+        while !server.isStopping {
+            pollSet.removeAll(keepingCapacity: true)
+            pollSet.append(pollfd(fd: server.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
+            let accepting = clients.count < AdminServer.maximumClients
+            pollSet.append(pollfd(fd: server.listenFD, events: Int16(accepting ? POLLIN : 0), revents: 0))
+            for client in clients.values {
+                var events: Int32 = 0
+                if !client.inputClosed && !client.closeAfterOutput { events |= POLLIN }
+                if !client.output.isEmpty { events |= POLLOUT }
+                pollSet.append(pollfd(fd: client.fd, events: Int16(events), revents: 0))
+            }
+            let waiting = clients.values.contains { $0.wait != nil }
+            let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), waiting ? AdminServer.waitPollInterval : -1)
+            if ready < 0 {
+                let code = Glibc.errno
+                if code != EINTR { server.logger.error("admin poll: \(errnoText(code))") }
+                continue
+            }
+            if pollSet[0].revents != 0 { server.drainWakeup() }
+            if pollSet[1].revents != 0 { acceptClients() }
+            for entry in pollSet.dropFirst(2) where entry.revents != 0 {
+                let revents = Int32(entry.revents)
+                if revents & (POLLIN | POLLHUP | POLLERR) != 0 { readFrom(entry.fd) }
+                if revents & POLLOUT != 0 { writeTo(entry.fd) }
+            }
+            if waiting { pollWaits() }
+            for fd in Array(clients.keys) where clients[fd]?.finished == true { drop(fd) }
+        }
+        for fd in Array(clients.keys) { drop(fd) }
+    }
+
+    private mutating func acceptClients() {
+        while clients.count < AdminServer.maximumClients {
+            let fd = swy_accept_nonblocking(server.listenFD)
+            if fd < 0 {
+                let code = Glibc.errno
+                if code == EINTR || code == ECONNABORTED { continue }
+                if code != EAGAIN { server.logger.error("admin accept: \(errnoText(code))") }
+                return
+            }
+            clients[fd] = Client(fd: fd)
+        }
+    }
+
+    private mutating func readFrom(_ fd: Int32) {
+        guard var client = clients[fd] else { return }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count < 0 {
+            let code = Glibc.errno
+            if code == EAGAIN || code == EINTR { return }
+            drop(fd)  // ECONNRESET and the like: nobody is left to answer.
+            return
+        }
+        if count == 0 {
+            client.inputClosed = true
+        } else {
+            client.input += chunk[0..<count]
+        }
+        clients[fd] = client
+        processLines(fd)
+        writeTo(fd)
+    }
+
+    /// Runs every complete line of the client's input in order; stops at a pending `wait`.
+    private mutating func processLines(_ fd: Int32) {
+        guard var client = clients[fd] else { return }
+        defer { clients[fd] = client }
+        while client.wait == nil && !client.closeAfterOutput {
+            let line: ArraySlice<UInt8>
+            if let newline = client.input.firstIndex(of: 0x0A) {
+                line = client.input[..<newline]
+                client.input.removeSubrange(...newline)
+            } else if client.input.count > AdminServer.maximumLineLength {
+                client.input.removeAll()
+                reply(.failure("line too long: the limit is \(AdminServer.maximumLineLength) bytes; closing"), to: &client)
+                client.closeAfterOutput = true
+                return
+            } else if client.inputClosed && !client.input.isEmpty {
+                // A last command without its newline (`printf 'show stats' | nc -U`).
+                line = client.input[...]
+                client.input.removeAll()
+            } else {
+                return
+            }
+            guard line.count <= AdminServer.maximumLineLength else {
+                reply(.failure("line too long: the limit is \(AdminServer.maximumLineLength) bytes; closing"), to: &client)
+                client.closeAfterOutput = true
+                return
+            }
+            // Invalid UTF-8 becomes U+FFFD, which the parser refuses as not printable ASCII.
+            switch server.controller.handle(line: String(decoding: line, as: UTF8.self), now: clock.now) {
+            case let .reply(answer):
+                reply(answer, to: &client)
+            case let .wait(pending):
+                client.wait = pending
+            }
+        }
+    }
+
+    private func reply(_ answer: AdminReply, to client: inout Client) {
+        client.output += Array(answer.wireText.utf8)
+    }
+
+    private mutating func pollWaits() {
+        let now = clock.now
+        for fd in Array(clients.keys) {
+            guard let pending = clients[fd]?.wait,
+                  let answer = server.controller.poll(pending, now: now) else { continue }
+            clients[fd]?.wait = nil
+            reply(answer, to: &clients[fd]!)
+            processLines(fd)
+            writeTo(fd)
+        }
+    }
+
+    private mutating func writeTo(_ fd: Int32) {
+        guard var client = clients[fd], !client.output.isEmpty else { return }
+        let sent = client.output.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if sent < 0 {
+            let code = Glibc.errno
+            if code == EAGAIN || code == EINTR { return }
+            drop(fd)  // EPIPE: the client left; its reply has nowhere to go.
+            return
+        }
+        client.output.removeFirst(sent)
+        clients[fd] = client
+    }
+
+    private mutating func drop(_ fd: Int32) {
+        guard clients.removeValue(forKey: fd) != nil else { return }
+        closeDescriptor(fd)
+    }
+}

@@ -1,0 +1,486 @@
+import CSwitchyard
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// Probes every backend on one thread of its own and publishes up/down verdicts to the registry.
+///
+/// Active checks: a non-blocking TCP connect, optionally followed by sending `config.send` and
+/// reading until `config.expect` matches, all within `config.timeout`. Every backend has its own
+/// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
+/// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
+/// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
+///
+/// Threads: `start`/`stop` from the owner's thread; `recordConnectResult` and `lastCheckText`
+/// from any thread; everything in `ProbeLoop` only on the checker thread.
+/// Lock order: `records` before the registry's own lock (a transition is published while
+/// `records` is held so that two transitions of one backend are published in order).
+public final class HealthChecker: Sendable {
+    public let registry: BackendRegistry
+    public let config: HealthCheckConfig
+    fileprivate let logger: Logger
+    private let records = Mutex(Records())
+    /// How many up backends have a failure run in progress; while 0, a passive success is a
+    /// single atomic load with no lock.
+    private let failingBackends = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let wakeup: WakeupEvent
+    private let thread = Mutex<ControlThread?>(nil)
+    private let finishedLookups = Mutex<[Int: Result<SocketAddress, ResolveError>]>([:])
+
+    private struct Record {
+        var machine: HealthState
+        var lastCheck: String?
+        var failing: Bool { machine.isUp && machine.failureRun > 0 }
+    }
+
+    private struct Records {
+        var byID: [Int: Record] = [:]
+        var allDownLogged = false
+    }
+
+    /// `config` must have passed `validate()`. Throws if eventfd(2) fails.
+    public init(registry: BackendRegistry, config: HealthCheckConfig, logger: Logger = Logger(label: "switchyard.health")) throws(SystemCallError) {
+        self.registry = registry
+        self.config = config
+        self.logger = logger
+        self.wakeup = try WakeupEvent()
+        // Check an added backend promptly instead of at the loop's next one-second turn.
+        registry.addPublishObserver { [weak self] in self?.wakeup.signal() }
+    }
+
+    deinit {
+        wakeup.close()
+    }
+
+    /// Starts the checker thread. Call once.
+    public func start() throws(SystemCallError) {
+        let started = try ControlThread(name: "swy-health") { [self] in
+            var loop = ProbeLoop(checker: self)
+            loop.run()
+        }
+        thread.withLock { $0 = started }
+    }
+
+    /// Ends the checker thread and waits for it; open probes are closed. Safe to call twice.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        thread.withLock { current -> ControlThread? in
+            defer { current = nil }
+            return current
+        }?.join()
+    }
+
+    /// The text of the backend's latest check (active or passive), nil before the first one.
+    public func lastCheckText(backendID: Int) -> String? {
+        records.withLock { $0.byID[backendID]?.lastCheck }
+    }
+
+    /// Any thread (workers): the outcome of a client connect to the backend.
+    /// Failures count like failed checks; a success only ends a failure run, cheaply: one atomic
+    /// load and no lock unless some backend is failing.
+    public func recordConnectResult(backendID: Int, success: Bool, reason: String) {
+        if success {
+            guard failingBackends.load(ordering: .relaxed) > 0 else { return }
+            records.withLock { records in
+                guard var record = records.byID[backendID], record.failing else { return }
+                record.machine.recordPassiveSuccess()
+                records.byID[backendID] = record
+                failingBackends.subtract(1, ordering: .relaxed)
+            }
+            return
+        }
+        guard let backend = registry.snapshot().backends.first(where: { $0.id == backendID }),
+              backend.admin != .maint else { return }
+        record(.failure(reason: "client connect failed: \(reason)"), for: backend.id, name: backend.spec.endpoint.description)
+    }
+
+    /// Feeds one result into the backend's machine and publishes a transition.
+    fileprivate func record(_ result: HealthCheckResult, for backendID: Int, name: String) {
+        records.withLock { records in
+            var record = records.byID[backendID] ?? Record(machine: HealthState(rise: config.rise, fall: config.fall))
+            let wasFailing = records.byID[backendID]?.failing ?? false
+            let transition = record.machine.record(result)
+            switch result {
+            case let .success(detail): record.lastCheck = detail
+            case let .failure(reason): record.lastCheck = reason
+            }
+            records.byID[backendID] = record
+            if record.failing != wasFailing {
+                failingBackends.add(record.failing ? 1 : -1, ordering: .relaxed)
+            }
+            guard let transition else { return }
+            let verdict = HealthVerdict(isUp: record.machine.isUp, lastCheck: record.lastCheck ?? "")
+            // Never throws: the change closure has no failure path.
+            try? registry.update { (backends, _) in
+                if let index = backends.firstIndex(where: { $0.id == backendID }) {
+                    backends[index].health = verdict
+                }
+            }
+            switch transition {
+            case let .wentDown(reason, checks):
+                logger.warning("\(name) is down: \(reason) (\(checks) check\(checks == 1 ? "" : "s"))")
+            case let .wentUp(checks):
+                logger.notice("\(name) is up (\(checks) check\(checks == 1 ? "" : "s"))")
+            }
+            let backends = registry.snapshot().backends
+            let allDown = !backends.isEmpty && !backends.contains { $0.health.isUp }
+            if allDown && !records.allDownLogged {
+                logger.error("all backends are down; new clients are closed")
+                records.allDownLogged = true
+            } else if !allDown && records.allDownLogged {
+                logger.notice("\(name) is back; new clients are served again")
+                records.allDownLogged = false
+            }
+        }
+    }
+
+    /// An up backend leaving maintenance starts again as "up, unconfirmed", like a new one: its
+    /// first failed check (or client connect) marks it down at once. A down one stays down until
+    /// `rise` checks pass.
+    fileprivate func resetToUnconfirmed(backendID: Int) {
+        records.withLock { records in
+            guard let record = records.byID[backendID], record.machine.isUp else { return }
+            if record.failing { failingBackends.subtract(1, ordering: .relaxed) }
+            records.byID[backendID]?.machine = HealthState(rise: config.rise, fall: config.fall)
+        }
+    }
+
+    /// Drops the records of backends no longer configured.
+    fileprivate func forget(allBut ids: Set<Int>) {
+        records.withLock { records in
+            for (id, record) in records.byID where !ids.contains(id) {
+                if record.failing { failingBackends.subtract(1, ordering: .relaxed) }
+                records.byID[id] = nil
+            }
+        }
+    }
+
+    /// A lookup thread's answer; the loop collects it with `takeFinishedLookups()`.
+    fileprivate func lookupFinished(id: Int, _ result: Result<SocketAddress, ResolveError>) {
+        finishedLookups.withLock { $0[id] = result }
+        wakeup.signal()
+    }
+
+    fileprivate func takeFinishedLookups() -> [Int: Result<SocketAddress, ResolveError>] {
+        finishedLookups.withLock { lookups in
+            defer { lookups = [:] }
+            return lookups
+        }
+    }
+
+    fileprivate var isStopping: Bool { stopping.load(ordering: .acquiring) }
+    fileprivate var wakeupDescriptor: Int32 { wakeup.fd }
+    fileprivate func drainWakeup() { wakeup.drain() }
+}
+
+/// The checker thread's state: schedules, cached addresses and probes in flight.
+/// Confined to that thread; never shared.
+private struct ProbeLoop {
+    private struct Scheduled {
+        var name: String
+        var endpoint: Endpoint
+        var inMaintenance: Bool
+        var nextStart: ContinuousClock.Instant
+        /// Resolved once and cached; nil until the first successful lookup.
+        var address: SocketAddress?
+    }
+
+    private enum Phase {
+        case connecting
+        case sending(offset: Int)
+        case reading
+    }
+
+    private struct Probe {
+        let fd: Int32
+        var phase: Phase
+        var reply: [UInt8] = []
+        let started: ContinuousClock.Instant
+        let deadline: ContinuousClock.Instant
+    }
+
+    let checker: HealthChecker
+    private var config: HealthCheckConfig { checker.config }
+    private let clock = ContinuousClock()
+    private var scheduled: [Int: Scheduled] = [:]
+    private var probes: [Int: Probe] = [:]
+    private var snapshotVersion: UInt64 = 0
+    /// Backends whose hostname is being resolved on a lookup thread.
+    private var lookupsInFlight: Set<Int> = []
+
+    init(checker: HealthChecker) {
+        self.checker = checker
+    }
+
+    mutating func run() {
+        var pollSet: [pollfd] = []
+        var pollIDs: [Int] = []
+        while !checker.isStopping {
+            adoptSnapshot(now: clock.now)
+            adoptLookups(now: clock.now)
+            startDueProbes(now: clock.now)
+
+            pollSet.removeAll(keepingCapacity: true)
+            pollIDs.removeAll(keepingCapacity: true)
+            pollSet.append(pollfd(fd: checker.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
+            for (id, probe) in probes {
+                let events: Int32
+                switch probe.phase {
+                case .connecting, .sending: events = POLLOUT
+                case .reading: events = POLLIN
+                }
+                pollSet.append(pollfd(fd: probe.fd, events: Int16(events), revents: 0))
+                pollIDs.append(id)
+            }
+            let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: clock.now))
+            if ready < 0 {
+                let code = Glibc.errno
+                if code != EINTR { checker.logger.error("poll: \(errnoText(code))") }
+                continue
+            }
+            if pollSet[0].revents != 0 { checker.drainWakeup() }
+            for (slot, id) in pollIDs.enumerated() where pollSet[slot + 1].revents != 0 {
+                advance(probe: id, revents: Int32(pollSet[slot + 1].revents))
+            }
+            expireProbes(now: clock.now)
+        }
+        for probe in probes.values { closeDescriptor(probe.fd) }
+        probes.removeAll()
+    }
+
+    /// Reads the registry's snapshot when it changed: schedules new backends (their first checks
+    /// spread over one interval), forgets removed ones and notes maintenance.
+    private mutating func adoptSnapshot(now: ContinuousClock.Instant) {
+        guard let snapshot = checker.registry.snapshotIfNewer(than: snapshotVersion) else { return }
+        snapshotVersion = snapshot.version
+        let added = snapshot.backends.filter { scheduled[$0.id] == nil }
+        for (position, backend) in added.enumerated() {
+            let offset = config.interval * (Double(position) / Double(added.count))
+            scheduled[backend.id] = Scheduled(
+                name: backend.spec.endpoint.description, endpoint: backend.spec.endpoint,
+                inMaintenance: backend.admin == .maint, nextStart: now + offset)
+        }
+        for backend in snapshot.backends {
+            let inMaintenance = backend.admin == .maint
+            if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {
+                // Back from maintenance (often a redeploy): distrust it until checked, at once.
+                checker.resetToUnconfirmed(backendID: backend.id)
+                scheduled[backend.id]?.nextStart = now
+            }
+            scheduled[backend.id]?.inMaintenance = inMaintenance
+        }
+        let ids = Set(snapshot.backends.map(\.id))
+        for id in scheduled.keys where !ids.contains(id) {
+            scheduled[id] = nil
+            if let probe = probes.removeValue(forKey: id) { closeDescriptor(probe.fd) }
+        }
+        checker.forget(allBut: ids)
+    }
+
+    private mutating func startLookup(id: Int, endpoint: Endpoint) {
+        guard !lookupsInFlight.contains(id) else { return }
+        let checker = self.checker
+        do {
+            let thread = try ControlThread(name: "swy-resolve") {
+                checker.lookupFinished(id: id, Result { () throws(ResolveError) in try SocketAddress.resolve(endpoint) })
+            }
+            thread.detach()
+            lookupsInFlight.insert(id)
+        } catch {
+            finish(id: id, .failure(reason: "cannot resolve \(endpoint.host): \(error)"))
+        }
+    }
+
+    /// Caches finished lookups (and checks a newly resolved backend at once) or records their failure.
+    private mutating func adoptLookups(now: ContinuousClock.Instant) {
+        guard !lookupsInFlight.isEmpty else { return }
+        for (id, result) in checker.takeFinishedLookups() {
+            lookupsInFlight.remove(id)
+            guard scheduled[id] != nil else { continue }
+            switch result {
+            case let .success(address):
+                scheduled[id]?.address = address
+                scheduled[id]?.nextStart = now
+            case let .failure(error):
+                finish(id: id, .failure(reason: error.message))
+            }
+        }
+    }
+
+    private mutating func startDueProbes(now: ContinuousClock.Instant) {
+        for (id, entry) in scheduled where entry.nextStart <= now && probes[id] == nil {
+            // Keep the phase of the schedule; after a long stall start again from now, not in a burst.
+            var next = entry.nextStart + config.interval
+            if next <= now { next = now + config.interval }
+            scheduled[id]?.nextStart = next
+            if entry.inMaintenance { continue }
+            startProbe(id: id, now: now)
+        }
+    }
+
+    private mutating func startProbe(id: Int, now: ContinuousClock.Instant) {
+        guard var entry = scheduled[id] else { return }
+        if entry.address == nil {
+            if entry.endpoint.address != nil {
+                entry.address = try? SocketAddress.resolve(entry.endpoint)  // An IP literal: no lookup.
+                scheduled[id] = entry
+            } else {
+                // getaddrinfo(3) can block for seconds: run it on a thread of its own so that
+                // one slow DNS answer never delays the other backends' checks.
+                startLookup(id: id, endpoint: entry.endpoint)
+                return
+            }
+        }
+        guard let address = entry.address else { return }
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            finish(id: id, .failure(reason: "socket: \(errnoPhrase(Glibc.errno))"))
+            return
+        }
+        let result = address.withSockaddr { connect(fd, $0, $1) }
+        let code = Glibc.errno
+        probes[id] = Probe(fd: fd, phase: .connecting, started: now, deadline: now + config.timeout)
+        if result == 0 {
+            connected(id: id)
+        } else if code != EINPROGRESS && code != EINTR {
+            finish(id: id, .failure(reason: errnoPhrase(code)))
+        }
+    }
+
+    /// Handles poll events of one probe.
+    private mutating func advance(probe id: Int, revents: Int32) {
+        guard let probe = probes[id] else { return }
+        switch probe.phase {
+        case .connecting:
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = Glibc.errno }
+            if error != 0 {
+                finish(id: id, .failure(reason: errnoPhrase(error)))
+            } else if revents & (POLLERR | POLLHUP) != 0 && revents & POLLOUT == 0 {
+                finish(id: id, .failure(reason: "connection failed"))
+            } else {
+                connected(id: id)
+            }
+        case let .sending(offset):
+            send(id: id, from: offset)
+        case .reading:
+            receive(id: id)
+        }
+    }
+
+    private mutating func connected(id: Int) {
+        if config.send != nil {
+            send(id: id, from: 0)
+        } else if config.expect != nil {
+            probes[id]?.phase = .reading
+        } else {
+            succeed(id: id, what: "connected")
+        }
+    }
+
+    private mutating func send(id: Int, from offset: Int) {
+        guard let probe = probes[id], let payload = config.send else { return }
+        let sent = payload.withUnsafeBytes { bytes in
+            Glibc.send(probe.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        }
+        if sent < 0 {
+            let code = Glibc.errno
+            if code == EAGAIN || code == EINTR {
+                probes[id]?.phase = .sending(offset: offset)
+            } else {
+                finish(id: id, .failure(reason: "send: \(errnoPhrase(code))"))
+            }
+        } else if offset + sent < payload.count {
+            probes[id]?.phase = .sending(offset: offset + sent)
+        } else if config.expect != nil {
+            probes[id]?.phase = .reading
+        } else {
+            succeed(id: id, what: "connected and sent")
+        }
+    }
+
+    private mutating func receive(id: Int) {
+        guard var probe = probes[id] else { return }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let count = chunk.withUnsafeMutableBytes { recv(probe.fd, $0.baseAddress, $0.count, 0) }
+        if count < 0 {
+            let code = Glibc.errno
+            if code != EAGAIN && code != EINTR {
+                finish(id: id, .failure(reason: "recv: \(errnoPhrase(code))"))
+            }
+            return
+        }
+        probe.reply += chunk[0..<count]
+        probes[id] = probe
+        if config.replyMatches(probe.reply) {
+            succeed(id: id, what: "expected reply")
+        } else if count == 0 {
+            finish(id: id, .failure(reason: probe.reply.isEmpty
+                ? "connection closed without a reply"
+                : "unexpected reply '\(Self.printable(probe.reply))' (then closed)"))
+        } else if !config.replyCouldStillMatch(probe.reply) {
+            finish(id: id, .failure(reason: "unexpected reply '\(Self.printable(probe.reply))'"))
+        }
+    }
+
+    private mutating func expireProbes(now: ContinuousClock.Instant) {
+        for (id, probe) in probes where probe.deadline <= now {
+            let during: String
+            switch probe.phase {
+            case .connecting: during = "connecting"
+            case .sending: during = "sending"
+            case .reading where probe.reply.isEmpty: during = "waiting for a reply"
+            case .reading: during = "waiting for the expected reply; got '\(Self.printable(probe.reply))'"
+            }
+            finish(id: id, .failure(reason: "timeout after \(config.timeout.shortDescription) \(during)"))
+        }
+    }
+
+    private mutating func succeed(id: Int, what: String) {
+        let elapsed = probes[id].map { clock.now - $0.started } ?? .zero
+        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        finish(id: id, .success(detail: "\(what) in \(micros / 1000).\(micros % 1000 / 100)ms"))
+    }
+
+    /// Closes the probe's socket and feeds its result in, unless the backend went into
+    /// maintenance or away while the probe ran.
+    private mutating func finish(id: Int, _ result: HealthCheckResult) {
+        if let probe = probes.removeValue(forKey: id) { closeDescriptor(probe.fd) }
+        guard let entry = scheduled[id], !entry.inMaintenance else { return }
+        checker.record(result, for: id, name: entry.name)
+    }
+
+    /// Milliseconds until the next probe start or deadline, at least 0, at most 1 s. A published
+    /// snapshot wakes the loop through the registry's publish observer.
+    private func pollTimeout(now: ContinuousClock.Instant) -> Int32 {
+        var next = now + .seconds(1)
+        for (id, entry) in scheduled where probes[id] == nil { next = min(next, entry.nextStart) }
+        for probe in probes.values { next = min(next, probe.deadline) }
+        guard next > now else { return 0 }
+        let wait = next - now
+        // Round up so that the deadline has passed when poll returns.
+        return Int32(min(1000, (wait.nanosecondsClamped + 999_999) / 1_000_000))
+    }
+
+    /// Up to 40 reply bytes for a log line, with `\r`, `\n` and other controls escaped.
+    static func printable(_ bytes: [UInt8]) -> String {
+        var text = ""
+        for byte in bytes.prefix(40) {
+            switch byte {
+            case 0x0D: text += "\\r"
+            case 0x0A: text += "\\n"
+            case 0x09: text += "\\t"
+            case 0x5C: text += "\\\\"
+            case 0x20..<0x7F: text.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = String(byte, radix: 16)
+                text += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return bytes.count > 40 ? text + "..." : text
+    }
+}

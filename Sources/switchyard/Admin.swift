@@ -1,0 +1,38 @@
+import ArgumentParser
+import Glibc
+import SwitchyardCore
+import SwitchyardIO
+
+struct Admin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send one command to a running switchyard's admin socket and print the reply.",
+        discussion: """
+        Commands: help; show backends [json]; show stats [json]; drain BACKEND; ready BACKEND; \
+        maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; remove BACKEND; \
+        wait BACKEND TIMEOUT; shutdown BACKEND. Exits 0 when the reply is OK, 1 when it is an \
+        error, 2 when the socket cannot be reached.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Path of the admin socket; the same default as `serve`.", valueName: "PATH"))
+    var socket: String?
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments.", valueName: "COMMAND"))
+    var words: [String] = []
+
+    func validate() throws {
+        if words.isEmpty { throw ValidationError("a COMMAND is required; 'switchyard admin help' lists them") }
+    }
+
+    func run() throws {
+        let path = socket ?? AdminSocketPath.current()
+        do {
+            let (ok, reply) = try AdminClient.send(command: words.joined(separator: " "), socketPath: path)
+            print(reply)
+            Glibc.exit(ok ? 0 : 1)
+        } catch {
+            writeError("switchyard admin: \(error)\n")
+            Glibc.exit(2)
+        }
+    }
+}
