@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// How the proxy copies bytes between client and backend (`--relay`).
@@ -13,7 +14,7 @@ enum RelayMode: String, Sendable, CaseIterable, CustomTestStringConvertible {
 ///
 /// It only ever signals its own pid, and only while Foundation has not yet reaped it, so a
 /// recycled pid can never be hit. On deinit a process still running is killed with SIGKILL.
-final class SwitchyardProcess: @unchecked Sendable {
+final class SwitchyardProcess: Sendable {
     /// The addresses passed as `--listen`, in order.
     let listenEndpoints: [TCPEndpoint]
     private let process: Process
@@ -61,7 +62,29 @@ final class SwitchyardProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: standardErrorURL)
         process.standardOutput = try FileHandle(forWritingTo: standardOutputURL)
-        try process.run()
+        try Self.runWithDefaultSignalMask(process)
+    }
+
+    /// Runs `process` from a short-lived thread whose signal mask is empty.
+    ///
+    /// A spawned child inherits the spawning thread's signal mask, and the test runner's threads
+    /// block SIGTERM and SIGINT (among others). Launched from such a thread, a proxy that installs
+    /// ordinary signal handlers would never see the SIGTERM the shutdown tests send. A shell or
+    /// service manager starts it with nothing blocked, so the tests do too.
+    private static func runWithDefaultSignalMask(_ process: Process) throws {
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let thread = Thread {
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            pthread_sigmask(SIG_SETMASK, &empty, nil)
+            let result = Result { try process.run() }
+            outcome.withLock { $0 = result }
+        }
+        thread.start()
+        guard eventually(timeout: 10, interval: 0.002, { outcome.withLock { $0 != nil } }) else {
+            throw HarnessError("launching the switchyard process did not return within 10 s")
+        }
+        try outcome.withLock { $0 }?.get()
     }
 
     /// Starts `switchyard serve --listen … <options> <backends>` on fresh loopback ports
