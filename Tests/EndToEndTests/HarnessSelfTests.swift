@@ -37,6 +37,19 @@ import Testing
         }())
     }
 
+    @Test func droppingTheLastReferenceToABackendStopsItAndFreesItsPort() throws {
+        var backend: TestBackend? = try TestBackend(.silent)
+        let endpoint = try #require(backend?.endpoint)
+        let held = try TCPConnection(to: endpoint)
+        #expect(eventually(timeout: 2) { backend?.openConnectionCount == 1 })
+
+        backend = nil
+
+        #expect(held.readToEnd(timeout: 2).end.isClosed)
+        #expect(throws: SocketError.self) { try TCPConnection(to: endpoint, timeout: 1) }
+        _ = try TestBackend(.echo, at: endpoint)
+    }
+
     @Test func differentSeedsGiveDifferentStreams() {
         #expect(DeterministicBytes(seed: 1).withNext(64) != DeterministicBytes(seed: 2).withNext(64))
     }

@@ -21,11 +21,47 @@ enum BackendBehavior: Sendable {
 /// An in-process TCP backend on the loopback interface, served by blocking sockets on its
 /// own threads: one accept thread, plus one thread per connection (none for `.silent`).
 ///
-/// `stop()` (also run on deinit) closes the listener and every connection and waits, bounded,
-/// for the threads to finish, after which the port can be bound again.
+/// `stop()`, also run on deinit, closes the listener and every connection and waits, bounded,
+/// for the threads to finish, after which the port can be bound again. The threads hold only
+/// the inner `Server`, never this object, so dropping the last reference does stop it.
 final class TestBackend: Sendable {
     let behavior: BackendBehavior
     let endpoint: TCPEndpoint
+    private let server: Server
+
+    /// Starts listening on `host:port` (port 0 picks a free port).
+    init(_ behavior: BackendBehavior, host: String = Sockets.ipv4Loopback, port: UInt16 = 0) throws {
+        let (fd, boundPort) = try Sockets.makeListener(host: host, port: port)
+        self.behavior = behavior
+        self.endpoint = TCPEndpoint(host: host, port: boundPort)
+        self.server = Server(behavior: behavior, listenerFD: fd)
+    }
+
+    /// Starts a backend listening on `endpoint`, which must be free (for example a dead address).
+    convenience init(_ behavior: BackendBehavior, at endpoint: TCPEndpoint) throws {
+        try self.init(behavior, host: endpoint.host, port: endpoint.port)
+    }
+
+    deinit { server.stop() }
+
+    /// Connections accepted so far.
+    var acceptedCount: Int { server.acceptedCount }
+
+    /// Connections accepted and not yet closed by this backend.
+    var openConnectionCount: Int { server.openConnectionCount }
+
+    /// Closes the listener and all connections; waits up to `timeout` seconds for the threads.
+    func stop(timeout: Double = 2) { server.stop(timeout: timeout) }
+
+    /// The line a `.sinkThenReply` backend sends after receiving the bytes summarised by `checksum`.
+    static func sinkReply(for checksum: Checksum) -> String {
+        "\(checksum.byteCount) \(String(checksum.value, radix: 16))\n"
+    }
+}
+
+/// The listener, connections and threads behind a `TestBackend`.
+private final class Server: Sendable {
+    private let behavior: BackendBehavior
 
     private struct State {
         var listenerFD: Int32
@@ -38,21 +74,11 @@ final class TestBackend: Sendable {
 
     private let state: Mutex<State>
 
-    /// Starts listening on `host:port` (port 0 picks a free port).
-    init(_ behavior: BackendBehavior, host: String = Sockets.ipv4Loopback, port: UInt16 = 0) throws {
-        let (fd, boundPort) = try Sockets.makeListener(host: host, port: port)
+    init(behavior: BackendBehavior, listenerFD: Int32) {
         self.behavior = behavior
-        self.endpoint = TCPEndpoint(host: host, port: boundPort)
-        self.state = Mutex(State(listenerFD: fd))
-        startThread { [self] in acceptLoop(listener: fd) }
+        self.state = Mutex(State(listenerFD: listenerFD))
+        startThread { [self] in acceptLoop(listener: listenerFD) }
     }
-
-    /// Starts a backend listening on `endpoint`, which must be free (for example a dead address).
-    convenience init(_ behavior: BackendBehavior, at endpoint: TCPEndpoint) throws {
-        try self.init(behavior, host: endpoint.host, port: endpoint.port)
-    }
-
-    deinit { stop() }
 
     /// Connections accepted so far.
     var acceptedCount: Int { state.withLock { $0.acceptedCount } }
@@ -179,10 +205,5 @@ final class TestBackend: Sendable {
         }
         let reply = TestBackend.sinkReply(for: checksum)
         try Array(reply.utf8).withUnsafeBytes { try Sockets.sendAll(fd, $0) }
-    }
-
-    /// The line a `.sinkThenReply` backend sends after receiving the bytes summarised by `checksum`.
-    static func sinkReply(for checksum: Checksum) -> String {
-        "\(checksum.byteCount) \(String(checksum.value, radix: 16))\n"
     }
 }
