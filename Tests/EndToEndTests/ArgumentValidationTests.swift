@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// A command line the proxy must reject, and the value its error line has to name.
+struct InvalidInvocation: Sendable, CustomTestStringConvertible {
+    let testDescription: String
+    /// Text the single stderr line must contain (case-insensitive).
+    let namedValue: String
+    /// Builds the arguments from a free listen address and a syntactically valid backend.
+    let makeArguments: @Sendable (_ listen: String, _ backend: String) -> [String]
+
+    static let all: [InvalidInvocation] = [
+        InvalidInvocation(testDescription: "no backends", namedValue: "backend") { listen, _ in
+            ["serve", "--listen", listen]
+        },
+        InvalidInvocation(testDescription: "port out of range", namedValue: "99999") { _, backend in
+            ["serve", "--listen", "127.0.0.1:99999", backend]
+        },
+        InvalidInvocation(testDescription: "unknown relay mode", namedValue: "teleport") { listen, backend in
+            ["serve", "--listen", listen, "--relay", "teleport", backend]
+        },
+        InvalidInvocation(testDescription: "malformed duration", namedValue: "5x") { listen, backend in
+            ["serve", "--listen", listen, "--connect-timeout", "5x", backend]
+        },
+    ]
+}
+
+extension EndToEnd {
+    @Suite struct ArgumentValidation {
+        @Test(arguments: InvalidInvocation.all)
+        func invalidArgumentsExitNonZeroWithOneStderrLineNamingTheBadValue(_ invocation: InvalidInvocation) throws {
+            let listen = try Sockets.freeEndpoint().description
+            let backend = try Sockets.freeEndpoint().description
+            let proxy = try SwitchyardProcess(arguments: invocation.makeArguments(listen, backend))
+
+            let status = proxy.waitForExit(timeout: 5)
+
+            let stderr = proxy.standardError
+            #expect(status != nil, "still running 5 s after bad arguments")
+            #expect(status != 0, "exited 0 for bad arguments")
+            let lines = stderr.split(whereSeparator: \.isNewline).filter {
+                !$0.allSatisfy(\.isWhitespace)
+            }
+            #expect(lines.count == 1, "expected exactly one stderr line, got:\n\(stderr)")
+            #expect(
+                lines.first?.lowercased().contains(invocation.namedValue.lowercased()) == true,
+                "stderr does not name '\(invocation.namedValue)':\n\(stderr)")
+        }
+    }
+}

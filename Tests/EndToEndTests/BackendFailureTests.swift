@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// Backends that reset, refuse or vanish: clients are closed promptly, never left hanging,
+    /// and the proxy keeps serving.
+    @Suite struct BackendFailures {
+        @Test(arguments: RelayMode.allCases)
+        func backendResetClosesClientPromptlyAndProxyServesNextClient(relay: RelayMode) throws {
+            let resetting = try TestBackend(.reset)
+            let proxy = try SwitchyardProcess(relay: relay, backends: [resetting.endpoint.description])
+            let acceptedBefore = resetting.acceptedCount
+
+            let client = try TCPConnection(to: proxy.listen)
+            try? client.send("hello")  // May already fail with EPIPE or ECONNRESET; the read decides.
+            let outcome = client.readToEnd(timeout: 2)
+
+            #expect(outcome.end.isClosed, "client connection was not closed: \(outcome.end)")
+            #expect(outcome.checksum.byteCount == 0)
+            #expect(resetting.acceptedCount > acceptedBefore, "the connection never reached the backend")
+            #expect(proxy.isRunning, "stderr:\n\(proxy.standardError)")
+
+            // The same address now answers properly: the next client must be served.
+            let address = resetting.endpoint
+            resetting.stop()
+            let echo = try TestBackend(.echo, at: address)
+            let served = eventually(timeout: 5, interval: 0.1) {
+                guard let next = try? TCPConnection(to: proxy.listen, timeout: 1) else { return false }
+                return (try? next.roundTrip(Array("after reset".utf8), timeout: 1)) != nil
+            }
+            #expect(served, "no client was served after the reset; stderr:\n\(proxy.standardError)")
+            #expect(echo.acceptedCount > 0)
+        }
+
+        @Test(arguments: RelayMode.allCases)
+        func deadBackendListedFirstIsSkippedSoEveryClientReachesTheLiveOne(relay: RelayMode) throws {
+            let dead = try Sockets.freeEndpoint()
+            let live = try TestBackend(.identify(name: "live"))
+            let proxy = try SwitchyardProcess(
+                relay: relay,
+                options: ["--balance", "round-robin", "--connect-timeout", "1s"],
+                backends: [dead.description, live.endpoint.description])
+            // The readiness probe may reach the live backend too, so count from here on with >=.
+            let acceptedBefore = live.acceptedCount
+
+            for client in 0..<20 {
+                let connection = try TCPConnection(to: proxy.listen, timeout: 3)
+                let banner = try connection.receive(exactly: 5, timeout: 3)
+                #expect(String(decoding: banner, as: UTF8.self) == "live\n", "client \(client)")
+                try connection.roundTrip(Array("client \(client)".utf8), timeout: 3)
+            }
+            #expect(live.acceptedCount - acceptedBefore >= 20)
+        }
+
+        @Test(arguments: RelayMode.allCases)
+        func allBackendsDownClosesClientPromptlyAndServesOnceBackendAppears(relay: RelayMode) throws {
+            let dead = try Sockets.freeEndpoint()
+            let proxy = try SwitchyardProcess(
+                relay: relay, options: ["--connect-timeout", "1s"], backends: [dead.description])
+
+            let client = try TCPConnection(to: proxy.listen)
+            let outcome = client.readToEnd(timeout: 2)
+            #expect(outcome.end.isClosed, "client connection was not closed: \(outcome.end)")
+            #expect(proxy.isRunning, "stderr:\n\(proxy.standardError)")
+
+            let backend = try TestBackend(.echo, at: dead)
+            let served = eventually(timeout: 10, interval: 0.2) {
+                guard let next = try? TCPConnection(to: proxy.listen, timeout: 1) else { return false }
+                return (try? next.roundTrip(Array("backend is back".utf8), timeout: 1)) != nil
+            }
+            #expect(served, "no client was served after the backend came up; stderr:\n\(proxy.standardError)")
+            #expect(backend.acceptedCount > 0)
+        }
+    }
+}

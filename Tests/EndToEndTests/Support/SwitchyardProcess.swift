@@ -1,0 +1,181 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// How the proxy copies bytes between client and backend (`--relay`).
+enum RelayMode: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case auto, copy, splice
+
+    var testDescription: String { rawValue }
+}
+
+/// One running `switchyard` process started by a test.
+///
+/// It only ever signals its own pid, and only while Foundation has not yet reaped it, so a
+/// recycled pid can never be hit. On deinit a process still running is killed with SIGKILL.
+final class SwitchyardProcess: Sendable {
+    /// The addresses passed as `--listen`, in order.
+    let listenEndpoints: [TCPEndpoint]
+    private let process: Process
+    private let standardErrorURL: URL
+    private let standardOutputURL: URL
+
+    var listen: TCPEndpoint { listenEndpoints[0] }
+    var pid: pid_t { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    /// The path of the binary under test: `SWITCHYARD_BIN`, else `.build/debug/switchyard`
+    /// in the package containing this file.
+    static func binaryURL(filePath: String = #filePath) throws -> URL {
+        if let path = ProcessInfo.processInfo.environment["SWITCHYARD_BIN"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw HarnessError("SWITCHYARD_BIN=\(path) is not an executable file")
+            }
+            return URL(fileURLWithPath: path)
+        }
+        // filePath is <root>/Tests/EndToEndTests/Support/SwitchyardProcess.swift.
+        var root = URL(fileURLWithPath: filePath)
+        for _ in 0..<4 { root.deleteLastPathComponent() }
+        let binary = root.appendingPathComponent(".build/debug/switchyard")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw HarnessError(
+                "switchyard binary not found at \(binary.path): run `swift build` first, or set SWITCHYARD_BIN")
+        }
+        return binary
+    }
+
+    /// Starts the binary with exactly `arguments` and does not wait for anything; for
+    /// invocations expected to exit on their own.
+    init(arguments: [String], listenEndpoints: [TCPEndpoint] = []) throws {
+        let binary = try Self.binaryURL()
+        let directory = FileManager.default.temporaryDirectory
+        let stem = "switchyard-e2e-\(getpid())-\(UUID().uuidString)"
+        standardErrorURL = directory.appendingPathComponent(stem + ".stderr")
+        standardOutputURL = directory.appendingPathComponent(stem + ".stdout")
+        _ = FileManager.default.createFile(atPath: standardErrorURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: standardOutputURL.path, contents: nil)
+        self.listenEndpoints = listenEndpoints
+        process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: standardErrorURL)
+        process.standardOutput = try FileHandle(forWritingTo: standardOutputURL)
+        try Self.runWithDefaultSignalMask(process)
+    }
+
+    /// Runs `process` from a short-lived thread whose signal mask is empty.
+    ///
+    /// A spawned child inherits the spawning thread's signal mask, and the test runner's threads
+    /// block SIGTERM and SIGINT (among others). Launched from such a thread, a proxy that installs
+    /// ordinary signal handlers would never see the SIGTERM the shutdown tests send. A shell or
+    /// service manager starts it with nothing blocked, so the tests do too.
+    private static func runWithDefaultSignalMask(_ process: Process) throws {
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let thread = Thread {
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            pthread_sigmask(SIG_SETMASK, &empty, nil)
+            let result = Result { try process.run() }
+            outcome.withLock { $0 = result }
+        }
+        thread.start()
+        guard eventually(timeout: 10, interval: 0.002, { outcome.withLock { $0 != nil } }) else {
+            throw HarnessError("launching the switchyard process did not return within 10 s")
+        }
+        try outcome.withLock { $0 }?.get()
+    }
+
+    /// Starts `switchyard serve --listen … <options> <backends>` on fresh loopback ports
+    /// (one per entry of `listenHosts`) and waits until every listen port accepts connections.
+    convenience init(
+        relay: RelayMode = .auto,
+        workers: Int = 1,
+        options: [String] = [],
+        listenHosts: [String] = [Sockets.ipv4Loopback],
+        backends: [String],
+        readinessTimeout: Double = 10
+    ) throws {
+        let listens = try listenHosts.map { try Sockets.freeEndpoint(host: $0) }
+        var arguments = ["serve"]
+        for endpoint in listens { arguments += ["--listen", endpoint.description] }
+        arguments += ["--relay", relay.rawValue, "--workers", String(workers)]
+        arguments += options
+        arguments += backends
+        try self.init(arguments: arguments, listenEndpoints: listens)
+        try waitUntilReady(timeout: readinessTimeout)
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(at: standardErrorURL)
+        try? FileManager.default.removeItem(at: standardOutputURL)
+    }
+
+    /// Readiness is "every listen port completes a TCP handshake". Each probe connection is
+    /// closed at once without sending anything (the proxy may still relay it to a backend).
+    func waitUntilReady(timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        for endpoint in listenEndpoints {
+            while true {
+                if !isRunning {
+                    throw HarnessError(
+                        "switchyard exited with status \(process.terminationStatus) before listening on \(endpoint); stderr:\n\(standardError)")
+                }
+                if let probe = try? TCPConnection(to: endpoint, timeout: 1) {
+                    probe.close()
+                    break
+                }
+                if Date() > deadline {
+                    kill()
+                    throw HarnessError("switchyard did not accept on \(endpoint) within \(timeout) s; stderr:\n\(standardError)")
+                }
+                usleep(20_000)
+            }
+        }
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    func terminate() {
+        signal(SIGTERM)
+    }
+
+    /// Sends `signalNumber` to this process only, if it has not been reaped yet.
+    func signal(_ signalNumber: Int32) {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, signalNumber)
+    }
+
+    /// Kills this process with SIGKILL if still running and waits (bounded) for it to be reaped.
+    func kill() {
+        guard process.isRunning else { return }
+        signal(SIGKILL)
+        _ = waitForExit(timeout: 5)
+    }
+
+    /// The exit status once the process has exited, or nil if it is still running after
+    /// `timeout` seconds. Death by a signal is reported as 128 + the signal number, as a shell would.
+    func waitForExit(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline { return nil }
+            usleep(10_000)
+        }
+        switch process.terminationReason {
+        case .exit: return process.terminationStatus
+        case .uncaughtSignal: return 128 + process.terminationStatus
+        @unknown default: return process.terminationStatus
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    var standardError: String {
+        (try? String(contentsOf: standardErrorURL, encoding: .utf8)) ?? ""
+    }
+
+    /// The number of open file descriptors of the process, from /proc/PID/fd.
+    var openFileDescriptorCount: Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
+    }
+}
