@@ -102,9 +102,18 @@ final class SwitchyardProcess: Sendable {
         for endpoint in listens { arguments += ["--listen", endpoint.description] }
         arguments += ["--relay", relay.rawValue, "--workers", String(workers)]
         arguments += options
+        // Each proxy gets its own admin socket, so tests never meet another instance's socket.
+        if !options.contains("--admin-socket") && !options.contains("--no-admin-socket") {
+            arguments += ["--admin-socket", Self.temporaryAdminSocketPath()]
+        }
         arguments += backends
         try self.init(arguments: arguments, listenEndpoints: listens)
         try waitUntilReady(timeout: readinessTimeout)
+    }
+
+    /// A fresh path for an admin socket under the temporary directory.
+    static func temporaryAdminSocketPath() -> String {
+        "\(NSTemporaryDirectory())swy-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
     }
 
     deinit {
