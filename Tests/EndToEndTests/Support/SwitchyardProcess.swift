@@ -47,7 +47,8 @@ final class SwitchyardProcess: Sendable {
 
     /// Starts the binary with exactly `arguments` and does not wait for anything; for
     /// invocations expected to exit on their own.
-    init(arguments: [String], listenEndpoints: [TCPEndpoint] = []) throws {
+    /// `descriptorLimit` runs the binary under `prlimit --nofile=N:N` (same pid: prlimit execs it).
+    init(arguments: [String], listenEndpoints: [TCPEndpoint] = [], descriptorLimit: Int? = nil) throws {
         let binary = try Self.binaryURL()
         let directory = FileManager.default.temporaryDirectory
         let stem = "switchyard-e2e-\(getpid())-\(UUID().uuidString)"
@@ -57,8 +58,13 @@ final class SwitchyardProcess: Sendable {
         _ = FileManager.default.createFile(atPath: standardOutputURL.path, contents: nil)
         self.listenEndpoints = listenEndpoints
         process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         process.standardInput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: standardErrorURL)
         process.standardOutput = try FileHandle(forWritingTo: standardOutputURL)
@@ -95,7 +101,8 @@ final class SwitchyardProcess: Sendable {
         options: [String] = [],
         listenHosts: [String] = [Sockets.ipv4Loopback],
         backends: [String],
-        readinessTimeout: Double = 10
+        readinessTimeout: Double = 10,
+        descriptorLimit: Int? = nil
     ) throws {
         let listens = try listenHosts.map { try Sockets.freeEndpoint(host: $0) }
         var arguments = ["serve"]
@@ -107,7 +114,7 @@ final class SwitchyardProcess: Sendable {
             arguments += ["--admin-socket", Self.temporaryAdminSocketPath()]
         }
         arguments += backends
-        try self.init(arguments: arguments, listenEndpoints: listens)
+        try self.init(arguments: arguments, listenEndpoints: listens, descriptorLimit: descriptorLimit)
         try waitUntilReady(timeout: readinessTimeout)
     }
 

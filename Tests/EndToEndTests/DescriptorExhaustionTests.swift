@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+import Testing
+
+extension EndToEnd {
+    /// Running out of file descriptors is survived: no crash, no spin, recovery once they free up.
+    @Suite struct DescriptorExhaustion {
+        /// CPU seconds (user + system) the process has used, from /proc/PID/stat.
+        private func cpuSeconds(of pid: pid_t) -> Double? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // Fields after the command: state is field 3, utime 14 and stime 15 (1-based).
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+
+        @Test(arguments: [RelayMode.copy, .splice])
+        func runningOutOfDescriptorsNeitherSpinsNorBreaksOpenConnectionsAndRecovers(relay: RelayMode) throws {
+            let backend = try TestBackend(.echo)
+            // 40 descriptors: after the process's own (stdio, ring, eventfd, listener, buffers),
+            // room for only a dozen or so connections of 2 descriptors each.
+            let proxy = try SwitchyardProcess(
+                relay: relay,
+                options: ["--max-connections", "500", "--no-health-check", "--no-admin-socket"],
+                backends: [backend.endpoint.description],
+                descriptorLimit: 40)
+            try #require(eventually(timeout: 2) { backend.openConnectionCount == 0 })
+
+            // Open far more clients than descriptors allow, one at a time, keeping those that work.
+            var working: [TCPConnection] = []
+            var turnedAway = 0
+            for index in 0..<40 {
+                guard let connection = try? TCPConnection(to: proxy.listen, timeout: 2) else {
+                    turnedAway += 1
+                    continue
+                }
+                if (try? connection.roundTrip(Array("client \(index)".utf8), timeout: 0.5)) != nil {
+                    working.append(connection)
+                } else {
+                    turnedAway += 1
+                    connection.close()
+                }
+            }
+            #expect(working.count >= 5, "only \(working.count) clients were served before descriptors ran out")
+            #expect(turnedAway > 0, "the descriptor limit was never reached")
+
+            // Exhausted: the process must stay up and idle, not retry accept in a loop.
+            let before = try #require(cpuSeconds(of: proxy.pid))
+            usleep(1_000_000)
+            let after = try #require(cpuSeconds(of: proxy.pid))
+            #expect(proxy.isRunning)
+            #expect(after - before < 0.3, "the proxy used \(after - before) CPU-s in 1 s while out of descriptors")
+
+            // Connections admitted before the limit still work.
+            for (index, connection) in working.enumerated() {
+                #expect((try? connection.roundTrip(Array("still here \(index)".utf8))) != nil, "client \(index) broke")
+            }
+
+            // Free the descriptors: new clients are served again.
+            for connection in working { connection.close() }
+            var recovered = false
+            let deadline = Date().addingTimeInterval(5)
+            while !recovered && Date() < deadline {
+                if let connection = try? TCPConnection(to: proxy.listen, timeout: 1) {
+                    recovered = (try? connection.roundTrip(Array("after recovery".utf8), timeout: 1)) != nil
+                    connection.close()
+                }
+                if !recovered { usleep(100_000) }
+            }
+            #expect(recovered, "no client was served within 5 s after descriptors were freed")
+        }
+    }
+}
