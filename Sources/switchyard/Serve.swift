@@ -42,6 +42,15 @@ struct Serve: ParsableCommand {
             transform: ArgumentValue.duration)
     var shutdownGrace: Duration = .seconds(30)
 
+    @Option(help: ArgumentHelp("Size of one receive buffer of the copy relay, in KiB (4 to 1024); each worker has --buffers of them.", valueName: "KiB"))
+    var bufferSize: Int = 64
+
+    @Option(help: "Receive buffers per worker, a power of two from 16 to 32768. Memory is only used once a buffer has been filled.")
+    var buffers: Int = 1024
+
+    @Option(help: ArgumentHelp("Size each splice pipe is grown to with F_SETPIPE_SZ, in KiB (64 to 16384).", valueName: "KiB"))
+    var pipeSize: Int = 1024
+
     @Option(help: "Lowest level of log line written to standard error.")
     var logLevel: Logger.Level = .info
 
@@ -87,6 +96,11 @@ struct Serve: ParsableCommand {
         if let workers, !(1...256).contains(workers) {
             throw ValidationError("--workers \(workers) must be from 1 to 256")
         }
+        if !(4...1024).contains(bufferSize) { throw ValidationError("--buffer-size \(bufferSize) must be from 4 to 1024 (KiB)") }
+        if !(16...32768).contains(buffers) || buffers.nonzeroBitCount != 1 {
+            throw ValidationError("--buffers \(buffers) must be a power of two from 16 to 32768")
+        }
+        if !(64...16384).contains(pipeSize) { throw ValidationError("--pipe-size \(pipeSize) must be from 64 to 16384 (KiB)") }
         if let maxConnections, maxConnections < 1 {
             throw ValidationError("--max-connections \(maxConnections) must be at least 1")
         }
@@ -140,6 +154,9 @@ struct Serve: ParsableCommand {
         configuration.mode = relay
         configuration.connectTimeout = connectTimeout
         configuration.idleTimeout = idleTimeout
+        configuration.bufferSize = bufferSize * 1024
+        configuration.buffersPerWorker = UInt32(buffers)
+        configuration.pipeSize = pipeSize * 1024
         // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve.
         configuration.pipesPerWorker = max(4, min(256, descriptorLimit / 8 / workerCount))
         let reserved = 64 + workerCount * (2 * configuration.pipesPerWorker + listenEndpoints.count + 4)
