@@ -8,12 +8,17 @@ struct RelayDirection {
     var splicing = false
 
     // Copy relay.
+    /// A multishot receive is armed (until its last completion, the one without F_MORE).
     var receiving = false
+    /// A cancel was submitted for that receive (the queue is full, or the direction streams).
+    var receiveCancelled = false
     var sending = false
-    /// The provided buffer holding received bytes not yet sent, and how far the send got.
+    /// The provided buffer being sent, and how far the send got.
     var buffer: UInt16?
     var sent = 0
     var received = 0
+    /// Buffers received while another was being sent, oldest first (at most a handful).
+    var queue: [QueuedBuffer] = []
     /// Waiting in the worker's queue for a provided buffer (the receive got ENOBUFS).
     var starved = false
     /// Consecutive receives that filled a whole buffer (auto mode switches to splice on a run).
@@ -29,7 +34,21 @@ struct RelayDirection {
     var unflushedBytes = 0
 
     /// Whether bytes read from the source are still waiting to be delivered.
-    var bytesQueued: Bool { buffer != nil || pipeBytes > 0 }
+    var bytesQueued: Bool { buffer != nil || !queue.isEmpty || pipeBytes > 0 }
+
+    /// Back to the state of a new connection, keeping the queue's storage for the next one.
+    mutating func reset() {
+        var queue = self.queue
+        queue.removeAll(keepingCapacity: true)
+        self = RelayDirection()
+        self.queue = queue
+    }
+}
+
+/// A received buffer waiting for the send ahead of it.
+struct QueuedBuffer {
+    var id: UInt16
+    var length: Int
 }
 
 /// A connection slot. Slots are reused: `generation` changes on every reuse so that completions
@@ -106,7 +125,8 @@ final class Connection {
         triedBackendIDs.removeAll(keepingCapacity: true)
         clientKey = 0
         lastActivity = now
-        directions = (RelayDirection(), RelayDirection())
+        directions.0.reset()
+        directions.1.reset()
     }
 }
 

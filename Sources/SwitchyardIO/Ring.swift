@@ -13,10 +13,12 @@ enum RingOperation {
     case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, linked: Bool)
     /// Cancels the preceding linked operation when `timeout` expires (completes with -ETIME).
     case linkTimeout(UnsafePointer<__kernel_timespec>)
-    /// Receive into a buffer the kernel takes from provided-buffer group `group`. `pollFirst`
-    /// skips the first, likely futile, attempt when the socket was just drained
-    /// (`IORING_RECVSEND_POLL_FIRST`).
-    case receiveProvided(socket: Int32, group: UInt16, length: UInt32, pollFirst: Bool)
+    /// Multishot receive: one completion per chunk, each in a buffer from group `group`, until
+    /// an error, end of stream, an empty buffer pool (-ENOBUFS) or a cancel ends it (a completion
+    /// without `IORING_CQE_F_MORE`).
+    case receiveMultishot(socket: Int32, group: UInt16)
+    /// Cancels the one operation submitted with `userData`.
+    case cancel(userData: UInt64)
     /// Send `length` bytes without raising SIGPIPE.
     case send(socket: Int32, bytes: UnsafeRawPointer, length: UInt32)
     /// One-shot readiness poll (`POLLIN`/`POLLOUT`, plus `POLLRDHUP`).
@@ -93,11 +95,12 @@ final class Ring {
             if linked { sqe.pointee.flags |= UInt8(swy_IOSQE_IO_LINK) }
         case let .linkTimeout(timespec):
             io_uring_prep_link_timeout(sqe, UnsafeMutablePointer(mutating: timespec), 0)
-        case let .receiveProvided(socket, group, length, pollFirst):
-            io_uring_prep_recv(sqe, socket, nil, Int(length), 0)
-            if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
+        case let .receiveMultishot(socket, group):
+            io_uring_prep_recv_multishot(sqe, socket, nil, 0, 0)
             sqe.pointee.flags |= UInt8(swy_IOSQE_BUFFER_SELECT)
             sqe.pointee.buf_group = group
+        case let .cancel(userData):
+            io_uring_prep_cancel64(sqe, userData, 0)
         case let .send(socket, bytes, length):
             io_uring_prep_send(sqe, socket, bytes, Int(length), Int32(MSG_NOSIGNAL))
         case let .poll(fd, events):

@@ -163,7 +163,8 @@ final class Worker {
         case .clientWritable: handleReadiness(connection, .backendToClient, readable: false, result: result)
         case .accept, .acceptBackoff, .wake, .tick: break
         }
-        if connection.machine.operationCompleted() { release(connection) }
+        // A multishot operation completes for good only with the completion that lacks F_MORE.
+        if flags & IORING_CQE_F_MORE == 0 && connection.machine.operationCompleted() { release(connection) }
     }
 
     private func submit(_ operation: RingOperation, for connection: Connection, kind: RingOperationKind) {
@@ -417,16 +418,35 @@ final class Worker {
     }
 
     // MARK: Copy relay
+    //
+    // Each direction has one multishot receive armed on its source. Every completion carries a
+    // provided buffer; the direction sends one buffer at a time, in order, and queues the others.
+    // When `queueLimit` buffers are queued (a slow destination), the receive is cancelled and
+    // re-armed once the queue has drained, so a direction never holds more than a handful of
+    // buffers and a slow reader cannot take the pool from everyone else.
+
+    /// Buffers a direction may queue behind the one it is sending before its receive is paused.
+    private static let queueLimit = 4
 
     private func armReceive(_ connection: Connection, _ direction: Direction) {
         let source = connection.endpoints(direction).source
-        // After a short read the socket is most likely empty: wait for data before trying.
-        let pollFirst = connection.withDirection(direction) { state in
+        connection.withDirection(direction) { state in
             state.receiving = true
-            return state.fullReads == 0
+            state.receiveCancelled = false
         }
-        submit(.receiveProvided(socket: source, group: buffers.group, length: 0, pollFirst: pollFirst),
-               for: connection, kind: direction.receiveKind)
+        submit(.receiveMultishot(socket: source, group: buffers.group), for: connection, kind: direction.receiveKind)
+    }
+
+    /// Asks the kernel to end `direction`'s multishot receive; its last completion says when.
+    private func pauseReceive(_ connection: Connection, _ direction: Direction) {
+        let armed = connection.withDirection(direction) { state -> Bool in
+            guard state.receiving && !state.receiveCancelled else { return false }
+            state.receiveCancelled = true
+            return true
+        }
+        if armed {
+            submit(.cancel(userData: connection.userData(direction.receiveKind)), for: connection, kind: .cancel)
+        }
     }
 
     private func handleReceive(_ connection: Connection, _ direction: Direction, result: Int32, flags: UInt32) {
@@ -436,7 +456,8 @@ final class Worker {
             buffers.took(id)
             bufferID = id
         }
-        connection.withDirection(direction) { $0.receiving = false }
+        let ended = flags & IORING_CQE_F_MORE == 0
+        if ended { connection.withDirection(direction) { $0.receiving = false } }
         guard !connection.machine.isClosing else {
             if let bufferID { buffers.recycle(bufferID) }
             return
@@ -444,20 +465,33 @@ final class Worker {
         if result > 0, let bufferID {
             connection.lastActivity = now
             let full = Int(result) == buffers.size
-            connection.withDirection(direction) { state in
-                state.buffer = bufferID
-                state.sent = 0
-                state.received = Int(result)
+            let (startSend, queued, fullReads) = connection.withDirection(direction) { state in
                 state.unflushedBytes += Int(result)
                 state.fullReads = full ? state.fullReads + 1 : 0
+                if state.buffer == nil {
+                    state.buffer = bufferID
+                    state.sent = 0
+                    state.received = Int(result)
+                    return (true, 0, state.fullReads)
+                }
+                state.queue.append(QueuedBuffer(id: bufferID, length: Int(result)))
+                return (false, state.queue.count, state.fullReads)
             }
-            submitSend(connection, direction)
+            if startSend { submitSend(connection, direction) }
+            if queued >= Self.queueLimit
+                || (configuration.mode == .auto && fullReads >= configuration.spliceAfterFullReads) {
+                pauseReceive(connection, direction)
+            }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
-            perform(connection.machine.endOfStream(direction, bytesQueued: false), on: connection)
+            let queued = connection.direction(direction).bytesQueued
+            perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
         } else if result == -ENOBUFS {
             connection.withDirection(direction) { $0.starved = true }
             starved.append((connection.slot, connection.generation, direction))
+        } else if result == -ECANCELED {
+            if let bufferID { buffers.recycle(bufferID) }
+            resumeIfQuiet(connection, direction)
         } else {
             if let bufferID { buffers.recycle(bufferID) }
             logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
@@ -502,9 +536,35 @@ final class Worker {
             return
         }
         connection.lastActivity = now
-        if configuration.mode == .auto && connection.direction(direction).fullReads >= configuration.spliceAfterFullReads
-            && startSplicing(connection, direction) {
+        let next = connection.withDirection(direction) { state -> Bool in
+            guard !state.queue.isEmpty else { return false }
+            let queued = state.queue.removeFirst()
+            state.buffer = queued.id
+            state.sent = 0
+            state.received = queued.length
+            return true
+        }
+        if next {
+            submitSend(connection, direction)
             return
+        }
+        if connection.machine.sourceEnded(direction) {
+            perform(connection.machine.drained(direction), on: connection)
+            return
+        }
+        resumeIfQuiet(connection, direction)
+    }
+
+    /// Once a direction has nothing in flight and nothing queued: moves it to a pipe if it
+    /// streams (auto mode), else re-arms its receive if that was paused or ended.
+    private func resumeIfQuiet(_ connection: Connection, _ direction: Direction) {
+        let state = connection.direction(direction)
+        guard !state.receiving, !state.sending, state.buffer == nil, state.queue.isEmpty, !state.starved,
+              !connection.machine.sourceEnded(direction), !connection.machine.isClosing else { return }
+        if configuration.mode == .auto && state.fullReads >= configuration.spliceAfterFullReads {
+            if startSplicing(connection, direction) { return }
+            // No pipe to be had: keep copying, and do not ask again for a while.
+            connection.withDirection(direction) { $0.fullReads = 0 }
         }
         armReceive(connection, direction)
     }
