@@ -69,6 +69,23 @@ extension EndToEnd {
             let proxy = try AdminProxy(workers: 2, backends: [a.endpoint.description, b.endpoint.description])
             let nameA = a.endpoint.description
 
+            // Echo traffic on four connections to B keeps the workers busy with completions, so a
+            // worker may be in the middle of a batch when the drain is published.
+            let busy = try IdentifiedClients.hold(4, on: "B", through: proxy.listen)
+            let stop = StopSignal()
+            let traffic = busy.enumerated().map { index, connection in
+                BackgroundTask {
+                    var generator = DeterministicBytes(seed: UInt64(index + 1))
+                    while !stop.isRaised {
+                        try connection.roundTrip(generator.next(16 << 10), timeout: 5)
+                    }
+                }
+            }
+            defer {
+                stop.raise()
+                for task in traffic { _ = task.join(timeout: 6) }
+            }
+
             // Three rounds, so that a worker still on the previous snapshot has several chances to show.
             for round in 0..<3 {
                 let ready = try proxy.admin.send("ready \(nameA)")
@@ -78,8 +95,14 @@ extension EndToEnd {
 
                 let drain = try proxy.admin.send("drain \(nameA)")
                 #expect(drain.isOK, "round \(round) drain: \(drain)")
-                let reached = try IdentifiedClients.tally(50, through: proxy.listen)
-                #expect(reached == ["B": 50], "round \(round): right after drain's OK, connections reached \(reached)")
+                // Fifty clients, ten at a time, all connecting after the OK arrived.
+                let (tally, failures) = IdentifiedClients.tallyInParallel(50, parallelism: 10, through: proxy.listen)
+                #expect(failures.isEmpty, "round \(round): \(failures)")
+                #expect(tally == ["B": 50], "round \(round): right after drain's OK, connections reached \(tally)")
+            }
+            stop.raise()
+            for (index, task) in traffic.enumerated() {
+                #expect(task.join(timeout: 6) == nil, "background traffic on B connection \(index)")
             }
         }
 

@@ -110,7 +110,7 @@ extension EndToEnd {
             #expect(proxy.process.isRunning, "stderr:\n\(proxy.process.standardError)")
         }
 
-        @Test func adminSocketIsPrivateHasOneOwnerAndAStaleFileIsReplaced() throws {
+        @Test func adminSocketIsPrivateHasOneOwnerIsReplacedWhenStaleAndRemovedOnStop() throws {
             let backend = try TestBackend(.echo)
             let first = try AdminProxy(backends: [backend.endpoint.description])
             let path = first.admin.path
@@ -149,6 +149,13 @@ extension EndToEnd {
             #expect(reply.isOK, "the instance started over a stale socket file: \(reply)")
             let client = try TCPConnection(to: third.listen)
             try client.roundTrip(Array("served by the third instance".utf8), timeout: 2)
+            client.close()
+
+            // A graceful stop removes the socket file.
+            third.terminate()
+            let thirdStatus = third.waitForExit(timeout: 10)
+            #expect(thirdStatus == 0, "SIGTERM: exit \(String(describing: thirdStatus)); stderr:\n\(third.standardError)")
+            #expect(!FileManager.default.fileExists(atPath: path), "the socket file is still there after SIGTERM")
         }
 
         @Test func adminClientExitsZeroOnOKOneOnErrorReplyTwoWhenNothingListens() throws {

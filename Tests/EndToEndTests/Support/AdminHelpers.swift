@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// One reply of the admin protocol (ADMIN_PROTOCOL.md): a status line, then body lines, ended on
 /// the wire by an empty line (not kept here).
@@ -288,6 +289,24 @@ enum IdentifiedClients {
         return reached
     }
 
+    /// Like `tally`, but `parallelism` threads connect at once; also returns every failure.
+    static func tallyInParallel(_ count: Int, parallelism: Int, through proxy: TCPEndpoint) -> (reached: [String: Int], failures: [String]) {
+        let reached = TallyBox()
+        let failures = runInParallel(jobs: count, parallelism: parallelism, timeout: 10) { _ in
+            let (connection, backend) = try connect(to: proxy)
+            connection.close()
+            reached.record(backend)
+        }
+        return (reached.counts, failures)
+    }
+
+    /// Counts by backend name, shared by the threads of `tallyInParallel`.
+    private final class TallyBox: Sendable {
+        private let state = Mutex<[String: Int]>([:])
+        func record(_ backend: String) { state.withLock { $0[backend, default: 0] += 1 } }
+        var counts: [String: Int] { state.withLock { $0 } }
+    }
+
     /// Opens connections until `count` of them reached `backend` and returns those, still open;
     /// the others are closed. Throws after `count * 4 + 4` attempts.
     static func hold(_ count: Int, on backend: String, through proxy: TCPEndpoint) throws -> [TCPConnection] {
@@ -301,4 +320,12 @@ enum IdentifiedClients {
         }
         return held
     }
+}
+
+/// A flag one thread raises to tell background loops to finish; any thread may read it.
+final class StopSignal: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    var isRaised: Bool { raised.load(ordering: .relaxed) }
+    func raise() { raised.store(true, ordering: .relaxed) }
 }
