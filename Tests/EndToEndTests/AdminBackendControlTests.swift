@@ -142,6 +142,22 @@ extension EndToEnd {
             }
             let wait = try proxy.admin.send("wait \(a.endpoint.description) 2s")
             #expect(wait.isOK, "wait after shutdown: \(wait)")
+
+            // Shutdown is not a state: A takes new clients and keeps them, until the next shutdown.
+            let later = try IdentifiedClients.hold(clientsPerBackend, on: "A", through: proxy.listen)
+            usleep(200_000)
+            for (index, connection) in later.enumerated() {
+                try connection.roundTrip(Array("A client \(index) after shutdown".utf8), timeout: 2)
+            }
+            let again = try proxy.admin.send("shutdown \(a.endpoint.description)")
+            #expect(again.isOK, "second shutdown: \(again)")
+            for (index, connection) in later.enumerated() {
+                let outcome = connection.readToEnd(timeout: 1)
+                #expect(outcome.end.isClosed, "later client \(index) on A after the second shutdown: \(outcome.end)")
+            }
+            for (index, connection) in onB.enumerated() {
+                try connection.roundTrip(Array("B client \(index) after the second shutdown".utf8), timeout: 2)
+            }
             #expect(proxy.process.isRunning, "stderr:\n\(proxy.process.standardError)")
         }
 
@@ -161,6 +177,11 @@ extension EndToEnd {
             #expect(skewed == ["A": 10, "B": 30], "weights 1 and 3: \(skewed)")
             let rowB = try proxy.admin.backends()[b.endpoint.description]
             #expect(rowB?["weight"] as? Int == 3, "show backends json row for B: \(String(describing: rowB))")
+
+            let zero = try proxy.admin.send("weight \(a.endpoint.description) 0")
+            #expect(zero.isOK, "weight 0: \(zero)")
+            let onlyB = try IdentifiedClients.tally(10, through: proxy.listen)
+            #expect(onlyB == ["B": 10], "weight 0 for A: \(onlyB)")
         }
 
         @Test func addedBackendTakesTrafficAndIsRemovableOnlyOnceItsConnectionsEnded() throws {
@@ -198,6 +219,46 @@ extension EndToEnd {
 
             let unknown = try proxy.admin.send("remove 127.0.0.1:1")
             #expect(unknown.isError, "remove of an unknown backend: \(unknown)")
+        }
+
+        /// Removing a backend before others in the list must not shift counters or commands
+        /// onto its neighbours.
+        @Test func removingAnEarlierBackendLeavesCountsAndCommandsOnTheRightBackends() throws {
+            let a = try TestBackend(.identify(name: "A"))
+            let b = try TestBackend(.identify(name: "B"))
+            let c = try TestBackend(.identify(name: "C"))
+            let proxy = try AdminProxy(backends: [a.endpoint.description, b.endpoint.description])
+            let (nameA, nameB, nameC) = (a.endpoint.description, b.endpoint.description, c.endpoint.description)
+
+            #expect(try proxy.admin.send("add \(nameC)").isOK)
+            #expect(try proxy.admin.send("drain \(nameA)").isOK)
+            // The readiness probe may have reached A; its close is counted a moment later.
+            var removal = try proxy.admin.send("remove \(nameA)")
+            _ = eventually(timeout: 3, interval: 0.05) {
+                if !removal.isOK { removal = (try? proxy.admin.send("remove \(nameA)")) ?? removal }
+                return removal.isOK
+            }
+            #expect(removal.isOK, "remove of the drained first backend: \(removal)")
+
+            let onC = try IdentifiedClients.hold(2, on: "C", through: proxy.listen)
+            var rows: [String: [String: Any]] = [:]
+            let counted = eventually(timeout: 2, interval: 0.05) {
+                rows = (try? proxy.admin.backends()) ?? [:]
+                return rows[nameC]?["active"] as? Int == 2 && rows[nameB]?["active"] as? Int == 0
+            }
+            #expect(counted, "with 2 clients on C and none on B, show backends json says: \(rows)")
+            let refused = try proxy.admin.send("remove \(nameC)")
+            #expect(refused.isError, "remove of C with 2 open connections: \(refused)")
+
+            #expect(try proxy.admin.send("drain \(nameC)").isOK)
+            let afterDrain = try IdentifiedClients.tally(6, through: proxy.listen)
+            #expect(afterDrain == ["B": 6], "after drain of C: \(afterDrain)")
+            let shutdown = try proxy.admin.send("shutdown \(nameC)")
+            #expect(shutdown.isOK, "shutdown of C: \(shutdown)")
+            for (index, connection) in onC.enumerated() {
+                let outcome = connection.readToEnd(timeout: 1)
+                #expect(outcome.end.isClosed, "client \(index) on C after shutdown: \(outcome.end)")
+            }
         }
 
         @Test func maintTakesNoNewConnectionsAndShowBackendsSaysMaint() throws {

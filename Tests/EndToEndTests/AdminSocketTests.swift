@@ -106,6 +106,10 @@ extension EndToEnd {
             #expect(settled, "open_connections with one relay client open: \(stats)")
             let total = stats["total_connections"] as? Int
             #expect(total.map { $0 >= 3 } == true, "total_connections after three clients: \(stats)")
+            for field in ["bytes_from_clients", "bytes_to_clients"] {
+                let bytes = stats[field] as? Int
+                #expect(bytes.map { $0 >= 1 << 20 } == true, "\(field) after a 1 MiB echo: \(stats)")
+            }
             relayStillEchoes("the end")
             #expect(proxy.process.isRunning, "stderr:\n\(proxy.process.standardError)")
         }
