@@ -80,7 +80,17 @@ extension EndToEnd {
             try halfClosing.shutdownWrite()
             let lastCommand = try halfClosing.readReply()
             #expect(lastCommand.isOK, "last command without newline, then half-close: \(lastCommand)")
-            relayStillEchoes("clients leaving mid-line")
+            // Clients gone before their replies are written: a pending wait (the relay client keeps
+            // the backend busy, so it times out after 200 ms) and a burst of pipelined commands.
+            let impatient = try proxy.admin.connect()
+            try impatient.send(line: "wait \(name) 200ms")
+            impatient.close()
+            let flooding = try proxy.admin.connect()
+            try flooding.send(Array(String(repeating: "help\nshow backends\n", count: 100).utf8))
+            flooding.close()
+            usleep(400_000)
+            #expect(proxy.process.isRunning, "the proxy died after clients left early; stderr:\n\(proxy.process.standardError)")
+            relayStillEchoes("clients leaving mid-line or before their replies")
 
             // Thirty clients connected at once, each with a command in flight.
             let crowd = try (0..<30).map { _ in try proxy.admin.connect() }
