@@ -20,6 +20,8 @@ final class SwitchyardProcess: Sendable {
     private let process: Process
     private let standardErrorURL: URL
     private let standardOutputURL: URL
+    /// The admin socket path this harness chose, removed on deinit (a SIGKILL leaves it behind).
+    private let temporaryAdminSocket = Mutex<String?>(nil)
 
     var listen: TCPEndpoint { listenEndpoints[0] }
     var pid: pid_t { process.processIdentifier }
@@ -110,11 +112,14 @@ final class SwitchyardProcess: Sendable {
         arguments += ["--relay", relay.rawValue, "--workers", String(workers)]
         arguments += options
         // Each proxy gets its own admin socket, so tests never meet another instance's socket.
+        var ownSocket: String?
         if !options.contains("--admin-socket") && !options.contains("--no-admin-socket") {
-            arguments += ["--admin-socket", Self.temporaryAdminSocketPath()]
+            ownSocket = Self.temporaryAdminSocketPath()
+            arguments += ["--admin-socket", ownSocket!]
         }
         arguments += backends
         try self.init(arguments: arguments, listenEndpoints: listens, descriptorLimit: descriptorLimit)
+        temporaryAdminSocket.withLock { $0 = ownSocket }
         try waitUntilReady(timeout: readinessTimeout)
     }
 
@@ -125,6 +130,7 @@ final class SwitchyardProcess: Sendable {
 
     deinit {
         kill()
+        if let path = temporaryAdminSocket.withLock({ $0 }) { unlink(path) }
         try? FileManager.default.removeItem(at: standardErrorURL)
         try? FileManager.default.removeItem(at: standardOutputURL)
     }
