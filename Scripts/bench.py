@@ -444,7 +444,8 @@ stream {{
         if not switchyard_bin:
             raise RuntimeError("no switchyard binary")
         argv = [switchyard_bin, "serve", "--listen", f"127.0.0.1:{listen_port}", "--workers", str(lb.threads),
-                "--relay", lb.relay, f"127.0.0.1:{backend_port}"]
+                "--relay", lb.relay, "--admin-socket", os.path.join(tmp, f"{lb.name}.sock"),
+                f"127.0.0.1:{backend_port}"]
     else:
         raise ValueError(lb.kind)
     proc = PROCS.start(lb.name, argv, tmp, cpus)
