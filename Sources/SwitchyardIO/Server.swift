@@ -149,6 +149,16 @@ public final class Server {
             context.closeEverything.store(true, ordering: .releasing)
             wakeAll()
         }
+        // Every worker closes its connections within a loop turn or two; should one not return,
+        // exit anyway rather than hang a service manager's stop.
+        let hardDeadline = ContinuousClock.now + .seconds(5)
+        while status.finished.load(ordering: .acquiring) < workerCount && ContinuousClock.now < hardDeadline {
+            usleep(10_000)
+        }
+        if status.finished.load(ordering: .acquiring) < workerCount {
+            context.logger.error("a worker did not stop within 5s of closing its connections; exiting anyway")
+            return
+        }
         for thread in threads { thread.join() }
         context.logger.notice("stopped")
     }

@@ -20,6 +20,8 @@ final class Worker {
     private let pipes: PipePool
     private var listeners: [Int32]
     private var listenerOpen: [Bool]
+    /// Whether a multishot accept is armed on each listener (not while backing off).
+    private var acceptArmed: [Bool]
     private let wakeFD: Int32
 
     private var connections: [Connection] = []
@@ -58,6 +60,7 @@ final class Worker {
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
         self.listeners = listeners
         listenerOpen = Array(repeating: true, count: listeners.count)
+        acceptArmed = Array(repeating: false, count: listeners.count)
         self.wakeFD = wakeFD
         snapshot = context.registry.snapshot()
         balancer = snapshot.balancer
@@ -175,6 +178,7 @@ final class Worker {
     // MARK: Accepting
 
     private func armAccept(_ listener: Int) {
+        acceptArmed[listener] = true
         ring.submit(.acceptMultishot(listener: listeners[listener]),
                     userData: UserData(slot: UInt32(listener), generation: 0, kind: .accept).packed)
     }
@@ -182,11 +186,9 @@ final class Worker {
     private func handleAccept(listener: Int, result: Int32, flags: UInt32) {
         if flags & IORING_CQE_F_MORE == 0 {
             // The multishot accept ended: re-arm it, after a pause if descriptors ran out.
+            acceptArmed[listener] = false
             if stopping {
-                if listenerOpen[listener] {
-                    close(listeners[listener])
-                    listenerOpen[listener] = false
-                }
+                closeListener(listener)
             } else if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(-result) {
                 if !acceptBackoffArmed {
                     acceptBackoffArmed = true
@@ -218,11 +220,16 @@ final class Worker {
         let connection = takeSlot()
         connection.begin(clientFD: clientFD, now: now)
         openHere += 1
-        Socket.configureStream(clientFD)
         if needsClientKey {
             connection.clientKey = Socket.peerAddressKey(clientFD)
         }
         connectNext(connection)
+    }
+
+    private func closeListener(_ listener: Int) {
+        guard listenerOpen[listener] else { return }
+        close(listeners[listener])
+        listenerOpen[listener] = false
     }
 
     private func takeSlot() -> Connection {
@@ -699,8 +706,13 @@ final class Worker {
             stopping = true
             // shutdown(2) on a listening socket ends its multishot accept (the completion
             // arrives without F_MORE and closes it) and refuses new connections at once.
-            for (listener, open) in zip(listeners, listenerOpen) where open {
-                _ = shutdown(listener, Int32(SHUT_RDWR))
+            for listener in listeners.indices where listenerOpen[listener] {
+                if acceptArmed[listener] {
+                    _ = shutdown(listeners[listener], Int32(SHUT_RDWR))
+                } else {
+                    // Backing off after EMFILE: no accept will complete to close it later.
+                    closeListener(listener)
+                }
             }
         }
         if context.closeEverything.load(ordering: .relaxed) {

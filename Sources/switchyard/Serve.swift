@@ -157,8 +157,10 @@ struct Serve: ParsableCommand {
         configuration.bufferSize = bufferSize * 1024
         configuration.buffersPerWorker = UInt32(buffers)
         configuration.pipeSize = pipeSize * 1024
-        // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve.
-        configuration.pipesPerWorker = max(4, min(256, descriptorLimit / 8 / workerCount))
+        // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve. Pipes are
+        // only for directions that stream, so they get a small share (1/64) of the limit;
+        // beyond it a direction keeps copying.
+        configuration.pipesPerWorker = max(4, min(256, descriptorLimit / 64 / workerCount))
         let reserved = 64 + workerCount * (2 * configuration.pipesPerWorker + listenEndpoints.count + 4)
         let affordable = max(1, (descriptorLimit - reserved) / 2)
         configuration.maxConnections = maxConnections ?? affordable

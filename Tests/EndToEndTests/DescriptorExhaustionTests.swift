@@ -70,5 +70,29 @@ extension EndToEnd {
             }
             #expect(recovered, "no client was served within 5 s after descriptors were freed")
         }
+    
+        @Test func sigtermWhileOutOfDescriptorsStillExitsZero() throws {
+            let backend = try TestBackend(.echo)
+            let proxy = try SwitchyardProcess(
+                relay: .copy,
+                options: ["--max-connections", "500", "--no-health-check", "--no-admin-socket", "--shutdown-grace", "1s"],
+                backends: [backend.endpoint.description],
+                descriptorLimit: 40)
+            var held: [TCPConnection] = []
+            for index in 0..<40 {
+                guard let connection = try? TCPConnection(to: proxy.listen, timeout: 1) else { continue }
+                if (try? connection.roundTrip(Array("client \(index)".utf8), timeout: 0.3)) != nil {
+                    held.append(connection)
+                } else {
+                    connection.close()
+                }
+            }
+            // Accepting may be paused (backing off after EMFILE) with no accept armed: the
+            // listener must still be closed and the process must still exit.
+            proxy.terminate()
+            let status = proxy.waitForExit(timeout: 6)
+            #expect(status == 0, "exit status \(String(describing: status)); stderr:\n\(proxy.standardError)")
+            for connection in held { connection.close() }
+        }
     }
 }
