@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 import SwitchyardCore
 
-/// Serves the admin protocol (ADMIN_PROTOCOL.md) on a UNIX stream socket, on one thread of its
+/// Serves the admin protocol (README, "Admin socket") on a UNIX stream socket, on one thread of its
 /// own with a poll(2) loop: many clients at once, non-blocking, and a `wait` command is kept in
 /// the loop and checked every 20 ms instead of blocking anyone.
 ///
@@ -21,9 +21,7 @@ public final class AdminServer: Sendable {
     let controller: AdminController
     let logger: Logger
     let listenFD: Int32
-    private let wakeup: WakeupEvent
-    private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<ControlThread?>(nil)
+    private let control: LoopControl
     private let closed = Atomic<Bool>(false)
 
     /// Creates the socket at `socketPath` (mode 0600) and listens; serving starts with `start()`.
@@ -38,7 +36,7 @@ public final class AdminServer: Sendable {
         let address = try UnixSocket.address(socketPath)
         try Self.removeStaleSocket(at: socketPath, address: address)
         do {
-            wakeup = try WakeupEvent()
+            control = try LoopControl()
         } catch {
             throw AdminSocketError(error.description)
         }
@@ -52,7 +50,6 @@ public final class AdminServer: Sendable {
             try systemCall("listen \(socketPath)") { listen(socketFD, 64) }
         } catch {
             if fd >= 0 { closeDescriptor(fd) }
-            wakeup.close()
             throw AdminSocketError(error.description)
         }
         listenFD = fd
@@ -77,34 +74,27 @@ public final class AdminServer: Sendable {
 
     /// Starts the admin thread. Call once.
     public func start() throws(SystemCallError) {
-        let started = try ControlThread(name: "swy-admin") { [self] in
+        try control.start(name: "swy-admin") { [self] in
             var loop = ServeLoop(server: self)
             loop.run()
         }
-        thread.withLock { $0 = started }
     }
 
     /// Ends the admin thread, closes every client and removes the socket file. Safe to call twice.
     public func stop() {
-        stopping.store(true, ordering: .releasing)
-        wakeup.signal()
-        thread.withLock { current -> ControlThread? in
-            defer { current = nil }
-            return current
-        }?.join()
+        control.stop()
         closeOnce()
     }
 
     private func closeOnce() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         closeDescriptor(listenFD)
-        wakeup.close()
         _ = unlink(socketPath)
     }
 
-    var isStopping: Bool { stopping.load(ordering: .acquiring) }
-    var wakeupDescriptor: Int32 { wakeup.fd }
-    func drainWakeup() { wakeup.drain() }
+    var isStopping: Bool { control.isStopping }
+    var wakeupDescriptor: Int32 { control.wakeup.fd }
+    func drainWakeup() { control.wakeup.drain() }
 
     /// Removes a socket file nothing listens on; throws if something does or if it is not a socket.
     private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(AdminSocketError) {

@@ -1,5 +1,6 @@
 import CSwitchyard
 import Glibc
+import Synchronization
 
 /// A plain pthread: the workers, and the control-plane loops (health checker, admin socket),
 /// which run their own poll(2) loop and never touch the workers' rings.
@@ -43,5 +44,40 @@ struct ControlThread: Sendable {
     /// Waits for the thread to return. Call once, from another thread.
     func join() {
         _ = pthread_join(handle, nil)
+    }
+}
+
+/// What the owner of a control-plane loop needs to stop it: a flag the loop checks, an eventfd
+/// that wakes the loop's poll(2), and the loop's thread, joined on stop.
+final class LoopControl: Sendable {
+    let wakeup: WakeupEvent
+    private let stopping = Atomic<Bool>(false)
+    private let thread = Mutex<ControlThread?>(nil)
+
+    init() throws(SystemCallError) {
+        wakeup = try WakeupEvent()
+    }
+
+    deinit {
+        wakeup.close()
+    }
+
+    /// Whether `stop()` was called (the loop checks it each turn).
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// Starts `body` on a thread named `name`. Call once.
+    func start(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+        let started = try ControlThread(name: name, body)
+        thread.withLock { $0 = started }
+    }
+
+    /// Asks the loop to end, wakes it and waits for its thread to return. Safe to call twice.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        thread.withLock { current -> ControlThread? in
+            defer { current = nil }
+            return current
+        }?.join()
     }
 }

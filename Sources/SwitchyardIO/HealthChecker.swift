@@ -24,9 +24,7 @@ public final class HealthChecker: Sendable {
     /// How many up backends have a failure run in progress; while 0, a passive success is a
     /// single atomic load with no lock.
     private let failingBackends = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    private let wakeup: WakeupEvent
-    private let thread = Mutex<ControlThread?>(nil)
+    private let control: LoopControl
     private let finishedLookups = Mutex<[Int: Result<SocketAddress, ResolveError>]>([:])
 
     private struct Record {
@@ -45,32 +43,22 @@ public final class HealthChecker: Sendable {
         self.registry = registry
         self.config = config
         self.logger = logger
-        self.wakeup = try WakeupEvent()
+        self.control = try LoopControl()
         // Check an added backend promptly instead of at the loop's next one-second turn.
-        registry.addPublishObserver { [weak self] in self?.wakeup.signal() }
-    }
-
-    deinit {
-        wakeup.close()
+        registry.addPublishObserver { [weak self] in self?.control.wakeup.signal() }
     }
 
     /// Starts the checker thread. Call once.
     public func start() throws(SystemCallError) {
-        let started = try ControlThread(name: "swy-health") { [self] in
+        try control.start(name: "swy-health") { [self] in
             var loop = ProbeLoop(checker: self)
             loop.run()
         }
-        thread.withLock { $0 = started }
     }
 
     /// Ends the checker thread and waits for it; open probes are closed. Safe to call twice.
     public func stop() {
-        stopping.store(true, ordering: .releasing)
-        wakeup.signal()
-        thread.withLock { current -> ControlThread? in
-            defer { current = nil }
-            return current
-        }?.join()
+        control.stop()
     }
 
     /// The text of the backend's latest check (active or passive), nil before the first one.
@@ -161,7 +149,7 @@ public final class HealthChecker: Sendable {
     /// A lookup thread's answer; the loop collects it with `takeFinishedLookups()`.
     fileprivate func lookupFinished(id: Int, _ result: Result<SocketAddress, ResolveError>) {
         finishedLookups.withLock { $0[id] = result }
-        wakeup.signal()
+        control.wakeup.signal()
     }
 
     fileprivate func takeFinishedLookups() -> [Int: Result<SocketAddress, ResolveError>] {
@@ -171,9 +159,9 @@ public final class HealthChecker: Sendable {
         }
     }
 
-    fileprivate var isStopping: Bool { stopping.load(ordering: .acquiring) }
-    fileprivate var wakeupDescriptor: Int32 { wakeup.fd }
-    fileprivate func drainWakeup() { wakeup.drain() }
+    fileprivate var isStopping: Bool { control.isStopping }
+    fileprivate var wakeupDescriptor: Int32 { control.wakeup.fd }
+    fileprivate func drainWakeup() { control.wakeup.drain() }
 }
 
 /// The checker thread's state: schedules, cached addresses and probes in flight.

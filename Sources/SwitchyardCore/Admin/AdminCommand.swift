@@ -1,4 +1,4 @@
-/// One line of the admin protocol, parsed. See ADMIN_PROTOCOL.md for the wire format.
+/// One line of the admin protocol, parsed. See README, "Admin socket", for the wire format.
 ///
 /// Backends are named `HOST:PORT` exactly as they were added; the parser checks the syntax and
 /// `AdminController` looks the name up.

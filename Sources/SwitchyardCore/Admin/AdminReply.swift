@@ -1,6 +1,6 @@
 /// One reply of the admin protocol.
 ///
-/// On the wire (ADMIN_PROTOCOL.md): a status line, `OK` or `ERROR: message`, then zero or more
+/// On the wire (README, "Admin socket"): a status line, `OK` or `ERROR: message`, then zero or more
 /// body lines, then one empty line that ends the reply. Body lines are never empty, so the
 /// empty line is unambiguous.
 public struct AdminReply: Sendable, Equatable {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// One reply of the admin protocol (ADMIN_PROTOCOL.md): a status line, then body lines, ended on
+/// One reply of the admin protocol (README, "Admin socket"): a status line, then body lines, ended on
 /// the wire by an empty line (not kept here).
 struct AdminReply: CustomStringConvertible {
     /// `OK` or `ERROR: message`.
