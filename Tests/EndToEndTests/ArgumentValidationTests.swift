@@ -22,6 +22,33 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "malformed duration", namedValue: "5x") { listen, backend in
             ["serve", "--listen", listen, "--connect-timeout", "5x", backend]
         },
+        InvalidInvocation(testDescription: "no listen address", namedValue: "--listen") { _, backend in
+            ["serve", backend]
+        },
+        InvalidInvocation(testDescription: "zero workers", namedValue: "--workers 0") { listen, backend in
+            ["serve", "--listen", listen, "--workers", "0", backend]
+        },
+        InvalidInvocation(testDescription: "backend listed twice", namedValue: "twice") { listen, backend in
+            ["serve", "--listen", listen, backend, backend]
+        },
+        InvalidInvocation(testDescription: "weight out of range", namedValue: "weight '300'") { listen, backend in
+            ["serve", "--listen", listen, "\(backend),weight=300"]
+        },
+        InvalidInvocation(testDescription: "unknown balance", namedValue: "fastest") { listen, backend in
+            ["serve", "--listen", listen, "--balance", "fastest", backend]
+        },
+        InvalidInvocation(testDescription: "buffers not a power of two", namedValue: "--buffers 1000") { listen, backend in
+            ["serve", "--listen", listen, "--buffers", "1000", backend]
+        },
+        InvalidInvocation(testDescription: "fall out of range", namedValue: "fall 0") { listen, backend in
+            ["serve", "--listen", listen, "--fall", "0", backend]
+        },
+        InvalidInvocation(testDescription: "bad escape in health payload", namedValue: "\\q") { listen, backend in
+            ["serve", "--listen", listen, "--health-send", "PING\\q", backend]
+        },
+        InvalidInvocation(testDescription: "unknown option", namedValue: "--frobnicate") { listen, backend in
+            ["serve", "--listen", listen, "--frobnicate", backend]
+        },
     ]
 }
 
