@@ -69,11 +69,6 @@ public final class BackendSnapshot: Sendable {
     }
 
     public var anySelectable: Bool { backends.contains { $0.selectable } }
-
-    /// The index of the backend named `HOST:PORT` exactly as it was added, if present.
-    public func index(named name: String) -> Int? {
-        backends.firstIndex { $0.spec.endpoint.description == name }
-    }
 }
 
 /// The control plane's single source of truth for backends.

@@ -26,9 +26,7 @@
 
 // IOSQE_* are enum-derived macros Swift does not import.
 static const unsigned int swy_IOSQE_IO_LINK = IOSQE_IO_LINK;
-static const unsigned int swy_IOSQE_IO_HARDLINK = IOSQE_IO_HARDLINK;
 static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
-static const unsigned int swy_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
 
 // Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
 extern const unsigned int swy_POLLRDHUP;
