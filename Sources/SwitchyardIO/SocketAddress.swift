@@ -11,28 +11,7 @@ struct SocketAddress: Sendable {
 
     /// The address of an IP literal; no lookup.
     init(_ address: IPAddress, port: UInt16) {
-        switch address {
-        case .v4:
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: address.bytes) }
-            setStorage(from: sin)
-        case .v6:
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: address.bytes) }
-            setStorage(from: sin6)
-        }
-    }
-
-    private mutating func setStorage<Address>(from address: Address) {
-        var address = address
-        withUnsafeBytes(of: &address) { source in
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-        }
-        length = socklen_t(MemoryLayout<Address>.size)
+        length = SocketAddress.fill(&storage, address: address, port: port)
     }
 
     /// The endpoint's literal address, or the first TCP address getaddrinfo(3) returns for its
