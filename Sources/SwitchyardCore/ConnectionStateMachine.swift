@@ -6,7 +6,8 @@
 ///
 /// Half-close rule: a direction's end of stream is forwarded (`shutdown(SHUT_WR)` on the other
 /// socket) only once every byte read before it has been delivered; the connection finishes when
-/// both directions have forwarded their end.
+/// both directions have forwarded their end. The second end needs no `shutdown(2)`: the machine
+/// closes at once, and `close(2)` sends that FIN (the socket has nothing left unread by then).
 public struct ConnectionStateMachine: Sendable {
     public enum Phase: Equatable, Sendable {
         case connecting
@@ -75,7 +76,16 @@ public struct ConnectionStateMachine: Sendable {
 
     public private(set) var phase: Phase = .connecting
     public private(set) var operationsInFlight = 0
-    private var directions = [DirectionState(), DirectionState()]
+    /// One per direction, stored inline (a new connection allocates nothing here).
+    private var clientToBackend = DirectionState()
+    private var backendToClient = DirectionState()
+
+    private subscript(direction: Direction) -> DirectionState {
+        get { direction == .clientToBackend ? clientToBackend : backendToClient }
+        set {
+            if direction == .clientToBackend { clientToBackend = newValue } else { backendToClient = newValue }
+        }
+    }
 
     public init() {}
 
@@ -86,8 +96,8 @@ public struct ConnectionStateMachine: Sendable {
         }
     }
 
-    public func sourceEnded(_ direction: Direction) -> Bool { directions[direction.rawValue].sourceEnded }
-    public func endForwarded(_ direction: Direction) -> Bool { directions[direction.rawValue].endForwarded }
+    public func sourceEnded(_ direction: Direction) -> Bool { self[direction].sourceEnded }
+    public func endForwarded(_ direction: Direction) -> Bool { self[direction].endForwarded }
 
     // MARK: Operations in flight
 
@@ -126,22 +136,31 @@ public struct ConnectionStateMachine: Sendable {
     /// before it are still waiting to be delivered.
     public mutating func endOfStream(_ direction: Direction, bytesQueued: Bool) -> Action {
         guard phase == .relaying else { return .none }
-        directions[direction.rawValue].sourceEnded = true
-        return bytesQueued ? .none : .forwardEnd(direction)
+        self[direction].sourceEnded = true
+        return bytesQueued ? .none : forward(direction)
     }
 
     /// Everything queued in `direction` was delivered.
     public mutating func drained(_ direction: Direction) -> Action {
         guard phase == .relaying else { return .none }
-        let state = directions[direction.rawValue]
-        return state.sourceEnded && !state.endForwarded ? .forwardEnd(direction) : .none
+        let state = self[direction]
+        return state.sourceEnded && !state.endForwarded ? forward(direction) : .none
     }
 
     /// The worker forwarded the end of `direction`; when both are forwarded the connection is done.
     public mutating func endWasForwarded(_ direction: Direction) -> Action {
         guard phase == .relaying else { return .none }
-        directions[direction.rawValue].endForwarded = true
-        return directions.allSatisfy(\.endForwarded) ? close(.finished) : .none
+        self[direction].endForwarded = true
+        return clientToBackend.endForwarded && backendToClient.endForwarded ? close(.finished) : .none
+    }
+
+    /// Forwards the end of `direction`: a shutdown while the other direction still flows, else
+    /// the close that finishes the connection.
+    private mutating func forward(_ direction: Direction) -> Action {
+        let other: Direction = direction == .clientToBackend ? .backendToClient : .clientToBackend
+        guard self[other].endForwarded else { return .forwardEnd(direction) }
+        self[direction].endForwarded = true
+        return close(.finished)
     }
 
     /// An error on one side (reset, broken pipe, refused write): both sides close promptly.

@@ -9,10 +9,8 @@ import Glibc
 enum RingOperation {
     /// Multishot accept; accepted sockets are non-blocking and close-on-exec.
     case acceptMultishot(listener: Int32)
-    /// Connect, linked to the `linkTimeout` that must be submitted right after it.
-    case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, linked: Bool)
-    /// Cancels the preceding linked operation when `timeout` expires (completes with -ETIME).
-    case linkTimeout(UnsafePointer<__kernel_timespec>)
+    /// Connect a non-blocking socket (the worker's tick enforces the deadline).
+    case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
     /// Multishot receive: one completion per chunk, each in a buffer from group `group`, until
     /// an error, end of stream, an empty buffer pool (-ENOBUFS) or a cancel ends it (a completion
     /// without `IORING_CQE_F_MORE`).
@@ -90,11 +88,8 @@ final class Ring {
         switch operation {
         case let .acceptMultishot(listener):
             io_uring_prep_multishot_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
-        case let .connect(socket, address, length, linked):
+        case let .connect(socket, address, length):
             io_uring_prep_connect(sqe, socket, address, length)
-            if linked { sqe.pointee.flags |= UInt8(swy_IOSQE_IO_LINK) }
-        case let .linkTimeout(timespec):
-            io_uring_prep_link_timeout(sqe, UnsafeMutablePointer(mutating: timespec), 0)
         case let .receiveMultishot(socket, group):
             io_uring_prep_recv_multishot(sqe, socket, nil, 0, 0)
             sqe.pointee.flags |= UInt8(swy_IOSQE_BUFFER_SELECT)

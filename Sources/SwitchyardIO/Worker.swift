@@ -42,7 +42,6 @@ final class Worker {
     private var lastWarning: [String: Int64] = [:]
 
     // Memory the kernel reads from or writes to while operations are in flight.
-    private let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
     private let tickInterval: UnsafeMutablePointer<__kernel_timespec>
     private let backoffInterval: UnsafeMutablePointer<__kernel_timespec>
     private let wakeBuffer: UnsafeMutablePointer<UInt64>
@@ -66,9 +65,9 @@ final class Worker {
         balancer = snapshot.balancer
         needsClientKey = type(of: snapshot.balancer).needsClientKey
 
-        connectTimeout = .allocate(capacity: 1)
-        connectTimeout.initialize(to: Worker.timespec(configuration.connectTimeout))
-        let tick: Duration = min(.seconds(1), (configuration.idleTimeout ?? .seconds(4)) / 4)
+        // The tick also enforces connect deadlines (a linked timeout per connect would cost an
+        // extra submission, completion and kernel timer on every connection).
+        let tick: Duration = min(.seconds(1), (configuration.idleTimeout ?? .seconds(4)) / 4, configuration.connectTimeout / 4)
         tickInterval = .allocate(capacity: 1)
         tickInterval.initialize(to: Worker.timespec(max(tick, .milliseconds(10))))
         backoffInterval = .allocate(capacity: 1)
@@ -83,7 +82,6 @@ final class Worker {
             if connection.backendFD >= 0 { close(connection.backendFD) }
         }
         for (fd, open) in zip(listeners, listenerOpen) where open { close(fd) }
-        connectTimeout.deallocate()
         tickInterval.deallocate()
         backoffInterval.deallocate()
         wakeBuffer.deallocate()
@@ -155,7 +153,7 @@ final class Worker {
 
         switch userData.kind {
         case .connect: handleConnect(connection, result: result)
-        case .connectTimeout, .cancel: break
+        case .cancel: break
         case .receiveFromClient: handleReceive(connection, .clientToBackend, result: result, flags: flags)
         case .receiveFromBackend: handleReceive(connection, .backendToClient, result: result, flags: flags)
         case .sendToBackend: handleSend(connection, .clientToBackend, result: result)
@@ -302,20 +300,22 @@ final class Worker {
         let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
         withUnsafePointer(to: &connection.backendAddress) { storage in
             storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                submit(.connect(socket: fd, address: pointer, length: length, linked: true), for: connection, kind: .connect)
+                submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
             }
         }
-        submit(.linkTimeout(connectTimeout), for: connection, kind: .connectTimeout)
+        connection.connectDeadline = now + configuration.connectTimeout.milliseconds
+        connection.connectTimedOut = false
     }
 
     private func handleConnect(_ connection: Connection, result: Int32) {
+        connection.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
         if result == 0 {
             context.connectObserver?(connection.backendID, true, "")
             perform(connection.machine.connected(), on: connection)
             return
         }
-        let reason = result == -ECANCELED ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
+        let reason = result == -ECANCELED && connection.connectTimedOut ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
             : Errno.describeResult(result)
         close(connection.backendFD)
         connection.backendFD = -1
@@ -370,10 +370,12 @@ final class Worker {
         if reason == .backendError {
             connection.backendStats?.failures.add(1, ordering: .relaxed)
         }
-        if connection.machine.operationsInFlight > 0 {
-            if connection.clientFD >= 0 { submit(.cancelAll(fd: connection.clientFD), for: connection, kind: .cancel) }
-            if connection.backendFD >= 0 { submit(.cancelAll(fd: connection.backendFD), for: connection, kind: .cancel) }
-        }
+        // Only operations that may wait indefinitely need a cancel; the completion being handled
+        // right now and sends that already finished do not (a cancel that finds nothing still
+        // costs a submission, a completion and a search of the ring's tables).
+        let armed = connection.armedOperations
+        if armed.client { submit(.cancelAll(fd: connection.clientFD), for: connection, kind: .cancel) }
+        if armed.backend { submit(.cancelAll(fd: connection.backendFD), for: connection, kind: .cancel) }
         if connection.machine.releaseIfQuiet() { release(connection) }
     }
 
@@ -587,7 +589,7 @@ final class Worker {
             connection.withDirection(direction) { $0.starved = false }
             armReceive(connection, direction)
         }
-        if starvedHead == starved.count {
+        if starvedHead > 0 && starvedHead == starved.count {
             starved.removeAll(keepingCapacity: true)
             starvedHead = 0
         }
@@ -692,6 +694,11 @@ final class Worker {
         adoptSnapshotIfNewer()
         flushCounters()
         pipes.trim()
+        for connection in connections where connection.inUse && !connection.connectTimedOut {
+            guard let deadline = connection.connectDeadline, now >= deadline else { continue }
+            connection.connectTimedOut = true
+            submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
+        }
         if let idle = configuration.idleTimeout {
             let limit = idle.milliseconds
             for connection in connections where connection.inUse && !connection.machine.isClosing

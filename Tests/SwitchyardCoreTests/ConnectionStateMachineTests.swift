@@ -60,9 +60,29 @@ import Testing
         _ = machine.endOfStream(.clientToBackend, bytesQueued: false)
         let endWasForwardedResult = machine.endWasForwarded(.clientToBackend)
         #expect(endWasForwardedResult == .none)
-        _ = machine.endOfStream(.backendToClient, bytesQueued: false)
+        _ = machine.endOfStream(.backendToClient, bytesQueued: true)
         let endWasForwardedResult2 = machine.endWasForwarded(.backendToClient)
         #expect(endWasForwardedResult2 == .close(.finished))
+        #expect(machine.phase == .closing(.finished))
+    }
+
+    @Test func theSecondEndClosesWithoutAShutdown() {
+        var machine = relaying()
+        _ = machine.endOfStream(.backendToClient, bytesQueued: false)
+        _ = machine.endWasForwarded(.backendToClient)
+        let endOfStreamResult = machine.endOfStream(.clientToBackend, bytesQueued: false)
+        #expect(endOfStreamResult == .close(.finished))
+        #expect(machine.endForwarded(.clientToBackend))
+    }
+
+    @Test func theSecondEndClosesOnceItsQueueDrains() {
+        var machine = relaying()
+        _ = machine.endOfStream(.clientToBackend, bytesQueued: false)
+        _ = machine.endWasForwarded(.clientToBackend)
+        let endOfStreamResult = machine.endOfStream(.backendToClient, bytesQueued: true)
+        #expect(endOfStreamResult == .none)
+        let drainedResult = machine.drained(.backendToClient)
+        #expect(drainedResult == .close(.finished))
         #expect(machine.phase == .closing(.finished))
     }
 
