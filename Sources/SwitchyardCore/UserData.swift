@@ -2,9 +2,8 @@
 public enum RingOperationKind: UInt8, CaseIterable, Sendable {
     /// Multishot accept on listener number `slot`.
     case accept = 1
-    /// Backend connect and the link timeout that guards it.
+    /// Backend connect.
     case connect
-    case connectTimeout
     /// Copy relay: receive into a provided buffer, send from it.
     case receiveFromClient
     case receiveFromBackend

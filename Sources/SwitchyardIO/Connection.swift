@@ -75,6 +75,10 @@ final class Connection {
     /// The backend address handed to connect; lives here until the connect completes.
     var backendAddress = sockaddr_storage()
     var lastActivity: Int64 = 0
+    /// While a connect is in flight: when the worker's tick cancels it (monotonic milliseconds).
+    var connectDeadline: Int64?
+    /// The tick cancelled the connect in flight (its -ECANCELED means a timeout).
+    var connectTimedOut = false
 
     var directions = (RelayDirection(), RelayDirection())
 
@@ -112,6 +116,17 @@ final class Connection {
         }
     }
 
+    /// Whether an operation that may wait indefinitely (a receive, a send into a full socket, a
+    /// readiness poll, a connect) is armed on the client socket and on the backend socket.
+    var armedOperations: (client: Bool, backend: Bool) {
+        let up = directions.0, down = directions.1
+        return (
+            client: clientFD >= 0 && (up.receiving || up.awaitingReadable || down.sending || down.awaitingWritable),
+            backend: backendFD >= 0 && (down.receiving || down.awaitingReadable || up.sending || up.awaitingWritable
+                || connectDeadline != nil)
+        )
+    }
+
     /// Prepares the slot for a newly accepted client.
     func begin(clientFD: Int32, now: Int64) {
         precondition(!inUse, "slot reused while in use")
@@ -125,6 +140,8 @@ final class Connection {
         triedBackendIDs.removeAll(keepingCapacity: true)
         clientKey = 0
         lastActivity = now
+        connectDeadline = nil
+        connectTimedOut = false
         directions.0.reset()
         directions.1.reset()
     }

@@ -56,6 +56,39 @@ extension EndToEnd {
         }
 
         @Test(arguments: RelayMode.allCases)
+        func backendThatNeverAnswersIsAbandonedAtTheConnectTimeoutForTheNextOne(relay: RelayMode) throws {
+            // A listener whose accept queue is full drops every new SYN, so a connect to it hangs
+            // until someone gives up: here the proxy's --connect-timeout must.
+            let silent = try Sockets.makeListener(host: Sockets.ipv4Loopback, backlog: 0)
+            defer { close(silent.fd) }
+            let silentEndpoint = TCPEndpoint(host: Sockets.ipv4Loopback, port: silent.port)
+            var fillers: [TCPConnection] = []
+            for _ in 0..<3 {
+                guard let filler = try? TCPConnection(to: silentEndpoint, timeout: 0.5) else { break }
+                fillers.append(filler)
+            }
+            #expect((try? TCPConnection(to: silentEndpoint, timeout: 0.5)) == nil,
+                    "the silent listener still completes handshakes; the test cannot show a timeout")
+            let live = try TestBackend(.identify(name: "live"))
+            let proxy = try SwitchyardProcess(
+                relay: relay,
+                options: ["--balance", "round-robin", "--connect-timeout", "300ms", "--no-health-check"],
+                backends: [silentEndpoint.description, live.endpoint.description])
+
+            // Round robin sends every other client to the silent backend first; each must still
+            // reach the live one once the connect there times out.
+            for client in 0..<4 {
+                let connection = try TCPConnection(to: proxy.listen, timeout: 5)
+                let banner = try connection.receive(exactly: 5, timeout: 5)
+                #expect(String(decoding: banner, as: UTF8.self) == "live\n", "client \(client)")
+                try connection.roundTrip(Array("client \(client)".utf8), timeout: 5)
+            }
+            #expect(proxy.standardError.contains("connect timed out after 300ms"), "stderr:\n\(proxy.standardError)")
+            #expect(proxy.isRunning)
+            for filler in fillers { filler.close() }
+        }
+
+        @Test(arguments: RelayMode.allCases)
         func allBackendsDownClosesClientPromptlyAndServesOnceBackendAppears(relay: RelayMode) throws {
             let dead = try Sockets.freeEndpoint()
             let proxy = try SwitchyardProcess(

@@ -25,7 +25,6 @@
 #include <liburing.h>
 
 // IOSQE_* are enum-derived macros Swift does not import.
-static const unsigned int swy_IOSQE_IO_LINK = IOSQE_IO_LINK;
 static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
 
 // Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
