@@ -91,16 +91,17 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime+stime of the processes (all their threads), in seconds."""
-    total = 0
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of the processes (all their threads), in seconds."""
+    user = system = 0
     for pid in pids:
         try:
             f = _stat_fields(pid)
-            total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+            user += int(f[11])    # utime (field 14)
+            system += int(f[12])  # stime (field 15)
         except (OSError, ValueError, IndexError):
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -477,16 +478,16 @@ class Workload:
 
 
 WORKLOADS = [
-    Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores"]),
-    Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores"]),
-    Workload("bulk-4", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores"]),
-    Workload("bulk-4-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores"]),
+    Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
     Workload("latency", "latency", "sockperf", ("p50_us", False), "cpu_us_per_exchange",
-             ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores"]),
-    Workload("conn-close", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "errors"]),
-    Workload("keepalive", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "errors"]),
-    Workload("redis-set", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores"]),
-    Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores"]),
+             ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores", "lb_user_pct"]),
+    Workload("conn-close", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
+    Workload("keepalive", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
+    Workload("redis-set", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
+    Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
     Workload("idle-conns", "scale", "http", ("kib_per_conn", False), None,
              ["kib_per_conn", "rss_before_mib", "rss_after_mib", "conns"]),
 ]
@@ -614,7 +615,7 @@ def w_idle(ctx: Ctx, run: Running) -> dict:
 def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
     port = run.port
     pids = run.pids()
-    cpu0 = cpu_seconds(pids)
+    user0, system0 = cpu_split(pids)
     t0 = time.monotonic()
     if w.group == "bulk":
         res = w_iperf(ctx, port, 4 if w.name.startswith("bulk-4") else 1, w.name.endswith("-R"))
@@ -631,8 +632,12 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
     res["wall_s"] = time.monotonic() - t0
     pids = sorted(set(pids) | set(run.pids()))
     if pids:
-        cpu = cpu_seconds(pids) - cpu0
+        user1, system1 = cpu_split(pids)
+        user, cpu = user1 - user0, (user1 + system1) - (user0 + system0)
         res["lb_cpu_s"] = cpu
+        if cpu > 0:
+            # the LB's own code (and its libraries) against the kernel work it asks for
+            res["lb_user_pct"] = 100.0 * user / cpu
         res["lb_cores"] = cpu / res["wall_s"] if res["wall_s"] > 0 else 0.0
         if "bytes" in res and res["bytes"]:
             res["cpu_s_per_gb"] = cpu / (res["bytes"] / 1e9)
@@ -685,6 +690,7 @@ def _ratio(v, ref) -> str:
 
 UNITS = {
     "gbit_s": "Gbit/s ↑", "cpu_s_per_gb": "LB CPU-s/GB ↓", "lb_cpu_s": "LB CPU-s", "lb_cores": "LB cores busy",
+    "lb_user_pct": "LB user %",
     "p50_us": "RTT p50 µs ↓", "p99_us": "p99 µs", "p999_us": "p99.9 µs", "cpu_us_per_exchange": "LB CPU-µs/exch ↓",
     "req_s": "req/s ↑", "cpu_us_per_req": "LB CPU-µs/req ↓", "errors": "errors",
     "kib_per_conn": "KiB/conn ↓", "rss_before_mib": "RSS before MiB", "rss_after_mib": "RSS after MiB", "conns": "conns",
