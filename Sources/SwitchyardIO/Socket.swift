@@ -13,6 +13,15 @@ enum Socket {
         _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
     }
 
+    /// Caps the bytes `fd` holds queued but not yet sent (`TCP_NOTSENT_LOWAT`); bytes in flight
+    /// are still bounded only by the congestion window, so a long fat path keeps its throughput.
+    /// Without it the kernel lets a streaming socket queue megabytes that nobody reads for a
+    /// while, and the receiving side then reads them back cold.
+    static func limitUnsentBytes(_ fd: Int32, to bytes: Int32) {
+        var limit = bytes
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, &limit, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Makes `close(2)` send a reset instead of a FIN, so that a peer of a connection cut short
     /// by an error does not mistake it for a complete stream.
     static func setResetOnClose(_ fd: Int32) {

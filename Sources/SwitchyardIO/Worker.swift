@@ -600,6 +600,12 @@ final class Worker {
     /// Moves `direction` onto a pipe; false (keep copying) when no pipe can be had.
     private func startSplicing(_ connection: Connection, _ direction: Direction) -> Bool {
         guard let pipe = pipes.take() else { return false }
+        // The destination may hold one pipe's worth of unsent bytes, not the megabytes the
+        // kernel would let it queue (which the receiver then reads back cold). Measured on
+        // loopback through one worker: 4 iperf3 streams 16.8-17.1 -> 20.7-22.3 Gbit/s, one stream
+        // 18.5-20.8 -> 20.6-22.8, the worker's CPU per GB unchanged for one stream.
+        Socket.limitUnsentBytes(connection.endpoints(direction).destination,
+                                to: Int32(clamping: configuration.pipeSize))
         connection.withDirection(direction) { state in
             state.splicing = true
             state.pipe = pipe
