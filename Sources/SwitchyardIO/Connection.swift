@@ -75,10 +75,10 @@ final class Connection {
     /// The backend address handed to connect; lives here until the connect completes.
     var backendAddress = sockaddr_storage()
     var lastActivity: Int64 = 0
-    /// While a connect is in flight: when the worker's tick cancels it (monotonic milliseconds).
+    /// While a connect is in flight and not yet cancelled: when the worker's tick cancels it
+    /// (monotonic milliseconds). Only the tick cancels a connect of a connection that is not
+    /// closing, so such a connect ending in -ECANCELED timed out.
     var connectDeadline: Int64?
-    /// The tick cancelled the connect in flight (its -ECANCELED means a timeout).
-    var connectTimedOut = false
 
     var directions = (RelayDirection(), RelayDirection())
 
@@ -141,7 +141,6 @@ final class Connection {
         clientKey = 0
         lastActivity = now
         connectDeadline = nil
-        connectTimedOut = false
         directions.0.reset()
         directions.1.reset()
     }

@@ -304,7 +304,6 @@ final class Worker {
             }
         }
         connection.connectDeadline = now + configuration.connectTimeout.milliseconds
-        connection.connectTimedOut = false
     }
 
     private func handleConnect(_ connection: Connection, result: Int32) {
@@ -315,7 +314,7 @@ final class Worker {
             perform(connection.machine.connected(), on: connection)
             return
         }
-        let reason = result == -ECANCELED && connection.connectTimedOut ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
+        let reason = result == -ECANCELED ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
             : Errno.describeResult(result)
         close(connection.backendFD)
         connection.backendFD = -1
@@ -700,15 +699,12 @@ final class Worker {
         adoptSnapshotIfNewer()
         flushCounters()
         pipes.trim()
-        for connection in connections where connection.inUse && !connection.connectTimedOut {
-            guard let deadline = connection.connectDeadline, now >= deadline else { continue }
-            connection.connectTimedOut = true
-            submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
-        }
-        if let idle = configuration.idleTimeout {
-            let limit = idle.milliseconds
-            for connection in connections where connection.inUse && !connection.machine.isClosing
-                && now - connection.lastActivity >= limit {
+        let idleLimit = configuration.idleTimeout?.milliseconds
+        for connection in connections where connection.inUse && !connection.machine.isClosing {
+            if let deadline = connection.connectDeadline, now >= deadline {
+                connection.connectDeadline = nil
+                submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
+            } else if let idleLimit, now - connection.lastActivity >= idleLimit {
                 perform(connection.machine.close(.idleTimeout), on: connection)
             }
         }
