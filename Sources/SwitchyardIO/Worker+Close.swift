@@ -1,0 +1,91 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+// Carrying out the state machine's actions, closing and releasing slots, flushing counters.
+extension Worker {
+    func perform(_ action: ConnectionStateMachine.Action, on connection: Connection) {
+        switch action {
+        case .none:
+            break
+        case .startRelay:
+            for direction in Direction.allCases {
+                if configuration.mode == .splice && startSplicing(connection, direction) { continue }
+                armReceive(connection, direction)
+            }
+        case .retryConnect:
+            connectNext(connection)
+        case let .forwardEnd(direction):
+            // shutdown(2) on a real descriptor is cheap; IORING_OP_SHUTDOWN would go to io-wq.
+            _ = shutdown(connection.endpoints(direction).destination, Int32(SHUT_WR))
+            perform(connection.machine.endWasForwarded(direction), on: connection)
+        case let .close(reason):
+            beginClose(connection, reason: reason)
+        }
+    }
+
+    func beginClose(_ connection: Connection, reason: ConnectionStateMachine.CloseReason) {
+        logger.trace("closing connection", metadata: ["slot": "\(connection.slot)", "reason": "\(reason)"])
+        if reason.resetsPeers {
+            if connection.clientFD >= 0 { Socket.setResetOnClose(connection.clientFD) }
+            if connection.backendFD >= 0 { Socket.setResetOnClose(connection.backendFD) }
+        }
+        if reason == .backendError {
+            connection.backendStats?.failures.add(1, ordering: .relaxed)
+        }
+        // Only operations that may wait indefinitely need a cancel; the completion being handled
+        // right now and sends that already finished do not (a cancel that finds nothing still
+        // costs a submission, a completion and a search of the ring's tables).
+        let armed = connection.armedOperations
+        if armed.client { submit(.cancelAll(fd: connection.clientFD), for: connection, kind: .cancel) }
+        if armed.backend { submit(.cancelAll(fd: connection.backendFD), for: connection, kind: .cancel) }
+        if connection.machine.releaseIfQuiet() { release(connection) }
+    }
+
+    /// Frees a closed slot: every operation on it has completed.
+    func release(_ connection: Connection) {
+        for direction in Direction.allCases {
+            connection.withDirection(direction) { state in
+                if let id = state.buffer {
+                    buffers.recycle(id)
+                    state.buffer = nil
+                }
+                if let pipe = state.pipe {
+                    pipes.give(pipe, empty: state.pipeBytes == 0)
+                    state.pipe = nil
+                }
+            }
+        }
+        flushCounters(connection)
+        if connection.clientFD >= 0 { close(connection.clientFD) }
+        if connection.backendFD >= 0 { close(connection.backendFD) }
+        connection.clientFD = -1
+        connection.backendFD = -1
+        connection.backendStats?.active.subtract(1, ordering: .relaxed)
+        connection.backendStats = nil
+        connection.inUse = false
+        connection.generation = UserData.nextGeneration(after: connection.generation)
+        freeSlots.append(connection.slot)
+        openHere -= 1
+        context.openConnections.subtract(1, ordering: .relaxed)
+        feedStarved()
+    }
+
+    func flushCounters(_ connection: Connection) {
+        let up = connection.directions.0.unflushedBytes
+        let down = connection.directions.1.unflushedBytes
+        guard up != 0 || down != 0 else { return }
+        connection.directions.0.unflushedBytes = 0
+        connection.directions.1.unflushedBytes = 0
+        if let stats = connection.backendStats {
+            stats.bytesToBackend.add(up, ordering: .relaxed)
+            stats.bytesFromBackend.add(down, ordering: .relaxed)
+        }
+        context.bytesToBackends.add(up, ordering: .relaxed)
+        context.bytesToClients.add(down, ordering: .relaxed)
+    }
+
+    func flushCounters() {
+        for connection in connections where connection.inUse { flushCounters(connection) }
+    }
+}

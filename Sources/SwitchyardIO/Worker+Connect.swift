@@ -1,0 +1,105 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+// Choosing a backend and connecting to it, with failover.
+extension Worker {
+    func adoptSnapshotIfNewer() {
+        guard let newer = context.registry.snapshotIfNewer(than: snapshot.version) else { return }
+        let previous = snapshot
+        snapshot = newer
+        balancer = newer.balancer
+        needsClientKey = type(of: newer.balancer).needsClientKey
+        // `shutdown BACKEND`: close the connections of every backend whose epoch moved.
+        var closing: Set<Int> = []
+        for backend in newer.backends {
+            if let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch {
+                closing.insert(backend.id)
+            }
+        }
+        if !closing.isEmpty {
+            for connection in connections where connection.inUse && closing.contains(connection.backendID) {
+                perform(connection.machine.close(.administrative), on: connection)
+            }
+        }
+    }
+
+    /// Picks a backend not yet tried for this client and starts connecting; closes the client
+    /// when none is left.
+    func connectNext(_ connection: Connection) {
+        adoptSnapshotIfNewer()
+        var tried = TriedBackends()
+        for id in connection.triedBackendIDs {
+            if let index = snapshot.backends.firstIndex(where: { $0.id == id }) { tried.insert(index) }
+        }
+        guard let index = balancer.pick(clientKey: connection.clientKey, excluding: tried) else {
+            if connection.triedBackendIDs.isEmpty {
+                logger.debug("no backend is selectable; closing client")
+            } else {
+                warnOccasionally("nobackend", "no backend accepted a client after \(connection.triedBackendIDs.count) attempt(s); closing it")
+            }
+            perform(connection.machine.close(.noBackend), on: connection)
+            return
+        }
+        let backend = snapshot.backends[index]
+        connection.triedBackendIDs.append(backend.id)
+        guard let address = backend.spec.endpoint.address else {
+            connectFailed(connection, backend: backend, reason: "address not resolved")
+            return
+        }
+        let fd = socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 {
+            let code = swy_errno()
+            warnOccasionally("socket", "cannot open a backend socket: \(Errno.describe(code)); closing client")
+            perform(connection.machine.close(.noBackend), on: connection)
+            return
+        }
+        Socket.configureStream(fd)
+        connection.backendFD = fd
+        connection.backendID = backend.id
+        connection.backendEndpoint = backend.spec.endpoint
+        connection.shutdownEpoch = backend.shutdownEpoch
+        connection.backendStats = backend.stats
+        backend.stats.active.add(1, ordering: .relaxed)
+        backend.stats.total.add(1, ordering: .relaxed)
+        let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
+        withUnsafePointer(to: &connection.backendAddress) { storage in
+            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
+            }
+        }
+        connection.connectDeadline = now + configuration.connectTimeout.milliseconds
+    }
+
+    func handleConnect(_ connection: Connection, result: Int32) {
+        connection.connectDeadline = nil
+        guard !connection.machine.isClosing else { return }
+        if result == 0 {
+            context.connectObserver?(connection.backendID, true, "")
+            perform(connection.machine.connected(), on: connection)
+            return
+        }
+        let reason = result == -ECANCELED ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
+            : Errno.describeResult(result)
+        close(connection.backendFD)
+        connection.backendFD = -1
+        if let stats = connection.backendStats {
+            stats.active.subtract(1, ordering: .relaxed)
+            stats.total.subtract(1, ordering: .relaxed)
+            stats.failures.add(1, ordering: .relaxed)
+        }
+        connection.backendStats = nil
+        let id = connection.backendID
+        connection.backendID = -1
+        context.connectObserver?(id, false, reason)
+        warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
+        perform(connection.machine.connectFailed(canRetry: true), on: connection)
+    }
+
+    func connectFailed(_ connection: Connection, backend: BackendState, reason: String) {
+        backend.stats.failures.add(1, ordering: .relaxed)
+        context.connectObserver?(backend.id, false, reason)
+        warnOccasionally("connect-\(backend.id)", "backend \(backend.spec.endpoint): \(reason); trying another")
+        perform(connection.machine.connectFailed(canRetry: true), on: connection)
+    }
+}

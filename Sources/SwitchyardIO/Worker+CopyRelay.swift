@@ -1,0 +1,174 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+// Copy relay
+extension Worker {
+    //
+    // Each direction has one multishot receive armed on its source. Every completion carries a
+    // provided buffer; the direction sends one buffer at a time, in order, and queues the others.
+    // When `queueLimit` buffers are queued (a slow destination), the receive is cancelled and
+    // re-armed once the queue has drained, so a direction never holds more than a handful of
+    // buffers and a slow reader cannot take the pool from everyone else.
+
+    /// Buffers a direction may queue behind the one it is sending before its receive is paused.
+    static let queueLimit = 4
+
+    func armReceive(_ connection: Connection, _ direction: Direction) {
+        let source = connection.endpoints(direction).source
+        connection.withDirection(direction) { state in
+            state.receiving = true
+            state.receiveCancelled = false
+        }
+        submit(.receiveMultishot(socket: source, group: buffers.group), for: connection, kind: direction.receiveKind)
+    }
+
+    /// Asks the kernel to end `direction`'s multishot receive; its last completion says when.
+    func pauseReceive(_ connection: Connection, _ direction: Direction) {
+        let armed = connection.withDirection(direction) { state -> Bool in
+            guard state.receiving && !state.receiveCancelled else { return false }
+            state.receiveCancelled = true
+            return true
+        }
+        if armed {
+            submit(.cancel(userData: connection.userData(direction.receiveKind)), for: connection, kind: .cancel)
+        }
+    }
+
+    func handleReceive(_ connection: Connection, _ direction: Direction, result: Int32, flags: UInt32) {
+        var bufferID: UInt16?
+        if flags & IORING_CQE_F_BUFFER != 0 {
+            let id = UInt16(flags >> IORING_CQE_BUFFER_SHIFT)
+            buffers.took(id)
+            bufferID = id
+        }
+        let ended = flags & IORING_CQE_F_MORE == 0
+        if ended { connection.withDirection(direction) { $0.receiving = false } }
+        guard !connection.machine.isClosing else {
+            if let bufferID { buffers.recycle(bufferID) }
+            return
+        }
+        if result > 0, let bufferID {
+            connection.lastActivity = now
+            let full = Int(result) == buffers.size
+            let (startSend, queued, fullReads) = connection.withDirection(direction) { state in
+                state.unflushedBytes += Int(result)
+                state.fullReads = full ? state.fullReads + 1 : 0
+                if state.buffer == nil {
+                    state.buffer = bufferID
+                    state.sent = 0
+                    state.received = Int(result)
+                    return (true, 0, state.fullReads)
+                }
+                state.queue.append(QueuedBuffer(id: bufferID, length: Int(result)))
+                return (false, state.queue.count, state.fullReads)
+            }
+            if startSend { submitSend(connection, direction) }
+            if queued >= Self.queueLimit
+                || (configuration.mode == .auto && fullReads >= configuration.spliceAfterFullReads) {
+                pauseReceive(connection, direction)
+            }
+        } else if result == 0 {
+            if let bufferID { buffers.recycle(bufferID) }
+            let queued = connection.direction(direction).bytesQueued
+            perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
+        } else if result == -ENOBUFS {
+            connection.withDirection(direction) { $0.starved = true }
+            starved.append((connection.slot, connection.generation, direction))
+        } else if result == -ECANCELED {
+            if let bufferID { buffers.recycle(bufferID) }
+            resumeIfQuiet(connection, direction)
+        } else {
+            if let bufferID { buffers.recycle(bufferID) }
+            logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
+            perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
+        }
+    }
+
+    func submitSend(_ connection: Connection, _ direction: Direction) {
+        let state = connection.direction(direction)
+        guard let id = state.buffer else { return }
+        connection.withDirection(direction) { $0.sending = true }
+        submit(.send(socket: connection.endpoints(direction).destination,
+                     bytes: UnsafeRawPointer(buffers.address(of: id) + state.sent),
+                     length: UInt32(state.received - state.sent)),
+               for: connection, kind: direction.sendKind)
+    }
+
+    func handleSend(_ connection: Connection, _ direction: Direction, result: Int32) {
+        var finished = false
+        var bufferToRecycle: UInt16?
+        connection.withDirection(direction) { state in
+            state.sending = false
+            if result > 0 { state.sent += Int(result) }
+            if result <= 0 || state.sent >= state.received || connection.machine.isClosing {
+                bufferToRecycle = state.buffer
+                state.buffer = nil
+                finished = true
+            }
+        }
+        if let bufferToRecycle {
+            buffers.recycle(bufferToRecycle)
+            feedStarved()
+        }
+        guard !connection.machine.isClosing else { return }
+        if result <= 0 {
+            logger.debug("send failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
+            perform(connection.machine.failed(clientSide: !direction.sourceIsClient), on: connection)
+            return
+        }
+        guard finished else {
+            submitSend(connection, direction)
+            return
+        }
+        connection.lastActivity = now
+        let next = connection.withDirection(direction) { state -> Bool in
+            guard !state.queue.isEmpty else { return false }
+            let queued = state.queue.removeFirst()
+            state.buffer = queued.id
+            state.sent = 0
+            state.received = queued.length
+            return true
+        }
+        if next {
+            submitSend(connection, direction)
+            return
+        }
+        if connection.machine.sourceEnded(direction) {
+            perform(connection.machine.drained(direction), on: connection)
+            return
+        }
+        resumeIfQuiet(connection, direction)
+    }
+
+    /// Once a direction has nothing in flight and nothing queued: moves it to a pipe if it
+    /// streams (auto mode), else re-arms its receive if that was paused or ended.
+    func resumeIfQuiet(_ connection: Connection, _ direction: Direction) {
+        let state = connection.direction(direction)
+        guard !state.receiving, !state.sending, state.buffer == nil, state.queue.isEmpty, !state.starved,
+              !connection.machine.sourceEnded(direction), !connection.machine.isClosing else { return }
+        if configuration.mode == .auto && state.fullReads >= configuration.spliceAfterFullReads {
+            if startSplicing(connection, direction) { return }
+            // No pipe to be had: keep copying, and do not ask again for a while.
+            connection.withDirection(direction) { $0.fullReads = 0 }
+        }
+        armReceive(connection, direction)
+    }
+
+    /// Re-arms receives that found no provided buffer, oldest first, while buffers are free.
+    func feedStarved() {
+        while starvedHead < starved.count && buffers.lent < Int(buffers.count) {
+            let (slot, generation, direction) = starved[starvedHead]
+            starvedHead += 1
+            let connection = connections[Int(slot)]
+            guard connection.inUse, connection.generation == generation, !connection.machine.isClosing,
+                  connection.direction(direction).starved else { continue }
+            connection.withDirection(direction) { $0.starved = false }
+            armReceive(connection, direction)
+        }
+        if starvedHead > 0 && starvedHead == starved.count {
+            starved.removeAll(keepingCapacity: true)
+            starvedHead = 0
+        }
+    }
+}
