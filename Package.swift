@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // The only C: what Swift cannot import from liburing and glibc. No logic.
@@ -20,7 +21,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary(":liburing.a")]
         ),
         // Pure logic: parsing, balancing, health state, admin protocol, snapshots. No Glibc, no io_uring.
-        .target(name: "SwitchyardCore"),
+        .target(name: "SwitchyardCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Owns every syscall, io_uring call and unsafe pointer: rings, workers, health and admin threads.
         .target(
             name: "SwitchyardIO",

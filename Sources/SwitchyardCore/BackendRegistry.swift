@@ -30,6 +30,9 @@ public struct BackendState: Sendable {
     public var admin: AdminState
     /// Bumped by `shutdown BACKEND`: workers close the backend's connections when it changes.
     public var shutdownEpoch: Int
+    /// A reload removed it from the configuration: it takes no new connections and disappears
+    /// once its open ones have finished.
+    public var removing: Bool
     public let stats: BackendStats
 
     public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
@@ -38,12 +41,20 @@ public struct BackendState: Sendable {
         self.health = health
         self.admin = admin
         self.shutdownEpoch = 0
+        self.removing = false
         self.stats = BackendStats()
     }
 
     /// Whether the balancer may pick it for a new connection.
-    public var selectable: Bool { health.isUp && admin == .ready && spec.weight > 0 }
+    public var selectable: Bool { health.isUp && admin == .ready && !removing && spec.weight > 0 }
+
+    /// The state shown to operators: a backend being removed drains.
+    public var displayedState: AdminState { removing ? .drain : admin }
 }
+
+/// Passive health reporting: `(backendID, success, reason)`, called on worker threads; must be
+/// cheap on success.
+public typealias ConnectObserver = @Sendable (Int, Bool, String) -> Void
 
 /// An immutable view of every backend and the balancer built over them.
 ///
@@ -51,15 +62,26 @@ public struct BackendState: Sendable {
 /// workers only read it.
 public final class BackendSnapshot: Sendable {
     public let version: UInt64
+    /// The service these backends belong to.
+    public let service: String
     public let backends: [BackendState]
     public let algorithm: BalanceAlgorithm
+    public let settings: ServiceSettings
+    /// Where workers report connect results (the service's health checker), if anywhere.
+    public let connectObserver: ConnectObserver?
     /// The prototype each worker copies; heavy tables inside are shared, not copied.
     public let balancer: any Balancer
 
-    public init(version: UInt64, backends: [BackendState], algorithm: BalanceAlgorithm) {
+    public init(
+        version: UInt64, backends: [BackendState], algorithm: BalanceAlgorithm, service: String = ServiceConfiguration.defaultName,
+        settings: ServiceSettings = ServiceSettings(), connectObserver: ConnectObserver? = nil
+    ) {
         self.version = version
+        self.service = service
         self.backends = backends
         self.algorithm = algorithm
+        self.settings = settings
+        self.connectObserver = connectObserver
         self.balancer = algorithm.makeBalancer(backends.map {
             BalancerBackend(
                 weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats,
@@ -69,6 +91,8 @@ public final class BackendSnapshot: Sendable {
     }
 
     public var anySelectable: Bool { backends.contains { $0.selectable } }
+
+    public func backend(id: Int) -> BackendState? { backends.first { $0.id == id } }
 }
 
 /// The control plane's single source of truth for backends.
@@ -81,22 +105,68 @@ public final class BackendRegistry: Sendable {
         var backends: [BackendState]
         var nextID: Int
         var version: UInt64
+        var algorithm: BalanceAlgorithm
+        var settings: ServiceSettings
+        var connectObserver: ConnectObserver?
+
+        func snapshot(service: String) -> BackendSnapshot {
+            BackendSnapshot(version: version, backends: backends, algorithm: algorithm, service: service,
+                            settings: settings, connectObserver: connectObserver)
+        }
     }
 
-    public let algorithm: BalanceAlgorithm
+    /// The service these backends belong to.
+    public let service: String
     private let state: Mutex<State>
     private let published: Mutex<BackendSnapshot>
     private let publishedVersion: Atomic<UInt64>
     /// Called after each publish, outside the state lock (the I/O layer wakes its workers here).
     private let onPublish: Mutex<[@Sendable () -> Void]>
 
-    public init(backends specs: [BackendSpec], algorithm: BalanceAlgorithm) {
-        self.algorithm = algorithm
+    public init(
+        backends specs: [BackendSpec], algorithm: BalanceAlgorithm, service: String = ServiceConfiguration.defaultName,
+        settings: ServiceSettings = ServiceSettings()
+    ) {
+        self.service = service
         let backends = specs.enumerated().map { BackendState(id: $0.offset, spec: $0.element) }
-        state = Mutex(State(backends: backends, nextID: backends.count, version: 1))
-        published = Mutex(BackendSnapshot(version: 1, backends: backends, algorithm: algorithm))
+        let initial = State(backends: backends, nextID: backends.count, version: 1, algorithm: algorithm, settings: settings)
+        state = Mutex(initial)
+        published = Mutex(initial.snapshot(service: service))
         publishedVersion = Atomic(1)
         onPublish = Mutex([])
+    }
+
+    /// The algorithm in force.
+    public var algorithm: BalanceAlgorithm { snapshot().algorithm }
+
+    /// Changes the algorithm and settings (a reload); publishes only if something changed.
+    public func reconfigure(algorithm: BalanceAlgorithm, settings: ServiceSettings) {
+        publish { state in
+            guard state.algorithm != algorithm || state.settings != settings else { return false }
+            state.algorithm = algorithm
+            state.settings = settings
+            return true
+        }
+    }
+
+    /// Sets where workers report connect results (nil: nowhere) and publishes.
+    public func setConnectObserver(_ observer: ConnectObserver?) {
+        publish { state in
+            state.connectObserver = observer
+            return true
+        }
+    }
+
+    private func publish(_ change: (inout State) -> Bool) {
+        let snapshot: BackendSnapshot? = state.withLock { state in
+            guard change(&state) else { return nil }
+            state.version += 1
+            return state.snapshot(service: service)
+        }
+        guard let snapshot else { return }
+        published.withLock { $0 = snapshot }
+        publishedVersion.store(snapshot.version, ordering: .releasing)
+        for observer in onPublish.withLock({ $0 }) { observer() }
     }
 
     /// The current snapshot.
@@ -134,7 +204,7 @@ public final class BackendRegistry: Sendable {
             guard changed else { return (result, nil, false) }
             state.backends = backends
             state.version += 1
-            return (result, BackendSnapshot(version: state.version, backends: backends, algorithm: algorithm), true)
+            return (result, state.snapshot(service: service), true)
         }
         if changed, let snapshot {
             published.withLock { $0 = snapshot }
@@ -148,7 +218,7 @@ public final class BackendRegistry: Sendable {
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) {
             if x.id != y.id || x.spec != y.spec || x.health != y.health || x.admin != y.admin
-                || x.shutdownEpoch != y.shutdownEpoch {
+                || x.shutdownEpoch != y.shutdownEpoch || x.removing != y.removing {
                 return false
             }
         }

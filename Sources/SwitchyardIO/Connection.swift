@@ -60,6 +60,8 @@ final class Connection {
     var generation: UInt32 = 0
     var inUse = false
     var machine = ConnectionStateMachine()
+    /// The service of the listener that accepted it (nil while the slot is free).
+    var service: ServicePicker?
 
     var clientFD: Int32 = -1
     var backendFD: Int32 = -1
@@ -128,9 +130,10 @@ final class Connection {
     }
 
     /// Prepares the slot for a newly accepted client.
-    func begin(clientFD: Int32, now: Int64) {
+    func begin(clientFD: Int32, service: ServicePicker, now: Int64) {
         precondition(!inUse, "slot reused while in use")
         inUse = true
+        self.service = service
         machine = ConnectionStateMachine()
         self.clientFD = clientFD
         backendFD = -1

@@ -44,6 +44,14 @@ public final class HealthChecker: Sendable {
         self.config = config
         self.logger = logger
         self.control = try LoopControl()
+        // A checker that replaces another (a reload changed the check) starts from the verdicts
+        // in force: a down backend stays down until `rise` checks pass.
+        records.withLock { records in
+            for backend in registry.snapshot().backends where !backend.health.isUp {
+                records.byID[backend.id] = Record(
+                    machine: .down(rise: config.rise, fall: config.fall), lastCheck: backend.health.lastCheck)
+            }
+        }
         // Check an added backend promptly instead of at the loop's next one-second turn.
         registry.addPublishObserver { [weak self] in self?.control.wakeup.signal() }
     }

@@ -10,19 +10,14 @@ import SwitchyardCore
 /// communicate through `ServerContext` and their wake-up eventfds.
 public final class Server {
     private let context: ServerContext
-    private let listen: [Endpoint]
     private let workerCount: Int
     private var wakeFDs: [Int32] = []
     private var threads: [ControlThread] = []
     private let status = WorkerStatus()
 
-    /// The addresses actually listened on (a port 0 in `listen` becomes the kernel's choice).
-    public private(set) var boundEndpoints: [Endpoint] = []
-
-    public init(context: ServerContext, listen: [Endpoint], workers: Int) {
+    public init(context: ServerContext) {
         self.context = context
-        self.listen = listen
-        self.workerCount = workers
+        self.workerCount = context.workerCount
     }
 
     deinit {
@@ -42,43 +37,23 @@ public final class Server {
         return Int(clamping: limit.rlim_cur)
     }
 
-    /// Opens listeners, then starts the workers and waits until each has its ring. Throws a
-    /// message fit for one startup error line.
+    /// Starts the workers and waits until each has its ring; they take their listeners from
+    /// `context.listeners`. Throws a message fit for one startup error line.
     public func start() throws(ConfigError) {
         do {
             try probeIOUring()
         } catch {
             throw ConfigError("io_uring is unavailable: \(error) (is kernel.io_uring_disabled set, or a seccomp filter in place?)")
         }
-        var listenersPerWorker = Array(repeating: [Int32](), count: workerCount)
-        do {
-            for endpoint in listen {
-                try Socket.checkAvailable(endpoint)
-                var bound = endpoint
-                for worker in 0..<workerCount {
-                    let (fd, port) = try Socket.listen(on: bound)
-                    bound.port = port
-                    listenersPerWorker[worker].append(fd)
-                }
-                boundEndpoints.append(bound)
-            }
-        } catch {
-            for fds in listenersPerWorker { for fd in fds { close(fd) } }
-            if error.errno == EADDRINUSE {
-                throw ConfigError("cannot listen: \(error.call): address already in use (another process holds the port)")
-            }
-            throw ConfigError("cannot listen: \(error)")
-        }
         for worker in 0..<workerCount {
             let wake = eventfd(0, Int32(EFD_CLOEXEC))
             guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemCallError(call: "eventfd", errno: swy_errno()))") }
             wakeFDs.append(wake)
-            let listeners = listenersPerWorker[worker]
             let context = self.context
             let status = self.status
             do {
                 threads.append(try ControlThread(name: "swy-worker-\(worker)") {
-                    Server.runWorker(index: worker, context: context, listeners: listeners, wakeFD: wake, status: status)
+                    Server.runWorker(index: worker, context: context, wakeFD: wake, status: status)
                 })
             } catch {
                 throw ConfigError("cannot start workers: \(error)")
@@ -96,13 +71,12 @@ public final class Server {
         }
     }
 
-    private static func runWorker(index: Int, context: ServerContext, listeners: [Int32], wakeFD: Int32, status: WorkerStatus) {
+    private static func runWorker(index: Int, context: ServerContext, wakeFD: Int32, status: WorkerStatus) {
         defer { status.finished.add(1, ordering: .releasing) }
         let worker: Worker
         do {
-            worker = try Worker(index: index, context: context, listeners: listeners, wakeFD: wakeFD)
+            worker = try Worker(index: index, context: context, wakeFD: wakeFD)
         } catch {
-            for fd in listeners { close(fd) }
             status.failure.withLock { $0 = $0 ?? "\(error)" }
             return
         }
@@ -124,21 +98,15 @@ public final class Server {
     /// workers exit).
     public var waker: WorkerWaker { WorkerWaker(fds: wakeFDs) }
 
-    /// Blocks until SIGINT or SIGTERM, then stops accepting, gives open connections `grace` to
-    /// finish, closes the rest and returns once every worker has exited.
-    public func runUntilSignalled(grace: Duration) {
-        while true {
-            if let signal = waitForSignal(timeout: .seconds(3600)), signal != SIGHUP {
-                context.logger.notice("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); no longer accepting, \(context.openConnections.load(ordering: .relaxed)) connection(s) open, grace \(grace.shortDescription)")
-                break
-            }
-        }
+    /// Stops accepting, gives open connections `grace` to finish (a SIGINT or SIGTERM during it
+    /// ends it early), closes the rest and returns once every worker has exited.
+    public func stop(grace: Duration) {
         context.stopAccepting.store(true, ordering: .releasing)
         wakeAll()
         let deadline = ContinuousClock.now + grace
         while status.finished.load(ordering: .acquiring) < workerCount {
             if ContinuousClock.now >= deadline { break }
-            if let signal = waitForSignal(timeout: .milliseconds(20)), signal != SIGHUP {
+            if let signal = waitForSignal(timeout: .milliseconds(20)), signal == SIGINT || signal == SIGTERM {
                 context.logger.notice("second signal: closing open connections now")
                 break
             }

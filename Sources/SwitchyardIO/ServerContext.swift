@@ -2,24 +2,9 @@ import Logging
 import Synchronization
 import SwitchyardCore
 
-/// How bytes move between a client and its backend.
-public enum RelayMode: String, CaseIterable, Sendable, CustomStringConvertible {
-    /// Receive into provided buffers and send from them.
-    case copy
-    /// Zero copy through a pipe: readiness from the ring, `splice(2)` to move bytes.
-    case splice
-    /// Copy, switching a direction to splice once it behaves like a bulk stream.
-    case auto
-
-    public var description: String { rawValue }
-}
-
 /// Everything a worker needs to know, fixed at startup.
 public struct RelayConfiguration: Sendable {
     public var mode: RelayMode = .auto
-    public var connectTimeout: Duration = .seconds(5)
-    /// Nil: idle connections are never closed.
-    public var idleTimeout: Duration?
     public var maxConnections: Int = 1000
     /// Size of one provided buffer (copy relay).
     public var bufferSize: Int = 64 * 1024
@@ -40,7 +25,9 @@ public struct RelayConfiguration: Sendable {
 /// Thread safety: immutable configuration plus atomics; no locks are taken by workers.
 public final class ServerContext: Sendable {
     public let configuration: RelayConfiguration
-    public let registry: BackendRegistry
+    /// The listeners (and through them the services) the workers serve.
+    public let listeners: ListenerDirectory
+    public let workerCount: Int
     public let logger: Logger
     public let startedAt: ContinuousClock.Instant
 
@@ -56,21 +43,12 @@ public final class ServerContext: Sendable {
     /// Set when the shutdown grace ends: close whatever is still open.
     public let closeEverything = Atomic<Bool>(false)
 
-    /// Passive health reporting: `(backendID, success, reason)`, called on worker threads.
-    /// Must be cheap on success.
-    public let connectObserver: (@Sendable (Int, Bool, String) -> Void)?
-
-    public init(
-        configuration: RelayConfiguration,
-        registry: BackendRegistry,
-        logger: Logger,
-        connectObserver: (@Sendable (Int, Bool, String) -> Void)? = nil
-    ) {
+    public init(configuration: RelayConfiguration, workers: Int, logger: Logger) {
         self.configuration = configuration
-        self.registry = registry
+        self.workerCount = workers
+        self.listeners = ListenerDirectory(workers: workers)
         self.logger = logger
         self.startedAt = .now
-        self.connectObserver = connectObserver
     }
 }
 

@@ -10,10 +10,11 @@ public func blockTerminationSignals() {
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGHUP)
+    sigaddset(&set, SIGUSR1)
     pthread_sigmask(SIG_BLOCK, &set, nil)
 }
 
-/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP (blocked by `blockTerminationSignals`);
+/// Waits up to `timeout` for SIGINT, SIGTERM, SIGHUP or SIGUSR1 (blocked by `blockTerminationSignals`);
 /// returns the signal number, or nil on timeout.
 public func waitForSignal(timeout: Duration) -> Int32? {
     var set = sigset_t()
@@ -21,6 +22,7 @@ public func waitForSignal(timeout: Duration) -> Int32? {
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGHUP)
+    sigaddset(&set, SIGUSR1)
     let nanoseconds = timeout.nanosecondsClamped
     var time = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     let result = sigtimedwait(&set, nil, &time)

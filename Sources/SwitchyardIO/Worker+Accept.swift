@@ -2,27 +2,30 @@ import CSwitchyard
 import Glibc
 import SwitchyardCore
 
-// Accepting clients on this worker's listeners.
+// Accepting clients on this worker's listeners, and following the listener table as reloads
+// add and remove listeners.
 extension Worker {
-    func armAccept(_ listener: Int) {
-        acceptArmed[listener] = true
-        ring.submit(.acceptMultishot(listener: listeners[listener]),
-                    userData: UserData(slot: UInt32(listener), generation: 0, kind: .accept).packed)
+    func armAccept(_ slot: Int) {
+        let listener = listeners[slot]
+        listener.acceptArmed = true
+        ring.submit(.acceptMultishot(listener: listener.fd),
+                    userData: UserData(slot: UInt32(slot), generation: 0, kind: .accept).packed)
     }
 
-    func handleAccept(listener: Int, result: Int32, flags: UInt32) {
+    func handleAccept(listener slot: Int, result: Int32, flags: UInt32) {
+        let listener = listeners[slot]
         if flags & IORING_CQE_F_MORE == 0 {
             // The multishot accept ended: re-arm it, after a pause if descriptors ran out.
-            acceptArmed[listener] = false
-            if stopping {
-                closeListener(listener)
+            listener.acceptArmed = false
+            if stopping || listener.retired {
+                closeListener(slot)
             } else if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(-result) {
                 if !acceptBackoffArmed {
                     acceptBackoffArmed = true
                     ring.submit(.timeout(backoffInterval), userData: UserData(slot: 0, generation: 0, kind: .acceptBackoff).packed)
                 }
             } else {
-                armAccept(listener)
+                armAccept(slot)
             }
         }
         guard result >= 0 else {
@@ -32,7 +35,7 @@ extension Worker {
             return
         }
         let clientFD = result
-        if stopping {
+        if stopping || listener.retired {
             close(clientFD)
             return
         }
@@ -45,18 +48,62 @@ extension Worker {
         }
         context.totalConnections.add(1, ordering: .relaxed)
         let connection = takeSlot()
-        connection.begin(clientFD: clientFD, now: now)
+        connection.begin(clientFD: clientFD, service: listener.service, now: now)
         openHere += 1
-        if needsClientKey {
+        if listener.service.needsClientKey {
             connection.clientKey = Socket.peerAddressKey(clientFD)
         }
         connectNext(connection)
     }
 
-    func closeListener(_ listener: Int) {
-        guard listenerOpen[listener] else { return }
-        close(listeners[listener])
-        listenerOpen[listener] = false
+    func closeListener(_ slot: Int) {
+        let listener = listeners[slot]
+        guard listener.open else { return }
+        close(listener.fd)
+        listener.open = false
+    }
+
+    /// Stops accepting on a listener: shutdown(2) ends its multishot accept (the completion
+    /// arrives without F_MORE and closes it) and refuses new connections at once; a listener
+    /// backing off after EMFILE has no accept to complete, so it is closed now.
+    func stopAccepting(_ slot: Int) {
+        let listener = listeners[slot]
+        guard listener.open else { return }
+        if listener.acceptArmed {
+            _ = shutdown(listener.fd, Int32(SHUT_RDWR))
+        } else {
+            closeListener(slot)
+        }
+    }
+
+    /// Adopts the instance's newer listener table: accepts on listeners it adds and stops
+    /// accepting on those it no longer has. Connections of a removed listener carry on.
+    func adoptListenersIfNewer() {
+        guard let table = context.listeners.tableIfNewer(than: listenerVersion) else { return }
+        listenerVersion = table.version
+        let wanted = Set(table.entries.map(\.id))
+        for (slot, listener) in listeners.enumerated() where listener.open && !listener.retired && !wanted.contains(listener.id) {
+            listener.retired = true
+            stopAccepting(slot)
+        }
+        let held = Set(listeners.map(\.id))
+        for entry in table.entries where !held.contains(entry.id) {
+            let fd = entry.descriptors[index]
+            let key = ObjectIdentifier(entry.registry)
+            let picker = pickers[key] ?? ServicePicker(registry: entry.registry)
+            pickers[key] = picker
+            listeners.append(WorkerListener(id: entry.id, fd: fd, endpoint: entry.endpoint, service: picker))
+            if stopping {
+                closeListener(listeners.count - 1)
+            } else {
+                armAccept(listeners.count - 1)
+            }
+        }
+        // Services whose listeners are all gone keep their picker only while connections use it.
+        let live = Set(listeners.filter { $0.open && !$0.retired }.map { ObjectIdentifier($0.service.registry) })
+        pickers = pickers.filter { live.contains($0.key) }
+        updateTickInterval()
+        context.listeners.acknowledge(worker: index, version: table.version)
     }
 
     func takeSlot() -> Connection {

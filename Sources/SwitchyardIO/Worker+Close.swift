@@ -64,6 +64,7 @@ extension Worker {
         connection.backendStats?.active.subtract(1, ordering: .relaxed)
         connection.backendStats = nil
         connection.inUse = false
+        connection.service = nil
         connection.generation = UserData.nextGeneration(after: connection.generation)
         freeSlots.append(connection.slot)
         openHere -= 1

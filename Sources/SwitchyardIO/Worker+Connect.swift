@@ -4,12 +4,15 @@ import SwitchyardCore
 
 // Choosing a backend and connecting to it, with failover.
 extension Worker {
-    func adoptSnapshotIfNewer() {
-        guard let newer = context.registry.snapshotIfNewer(than: snapshot.version) else { return }
-        let previous = snapshot
-        snapshot = newer
-        balancer = newer.balancer
-        needsClientKey = type(of: newer.balancer).needsClientKey
+    /// Adopts every service's newer snapshot.
+    func adoptSnapshotsIfNewer() {
+        for picker in pickers.values { adoptSnapshotIfNewer(picker) }
+    }
+
+    func adoptSnapshotIfNewer(_ picker: ServicePicker) {
+        guard let previous = picker.adoptIfNewer() else { return }
+        let newer = picker.snapshot
+        if previous.settings != newer.settings { updateTickInterval() }
         // `shutdown BACKEND`: close the connections of every backend whose epoch moved.
         var closing: Set<Int> = []
         for backend in newer.backends {
@@ -18,7 +21,8 @@ extension Worker {
             }
         }
         if !closing.isEmpty {
-            for connection in connections where connection.inUse && closing.contains(connection.backendID) {
+            for connection in connections where connection.inUse && connection.service === picker
+                && closing.contains(connection.backendID) {
                 perform(connection.machine.close(.administrative), on: connection)
             }
         }
@@ -27,12 +31,14 @@ extension Worker {
     /// Picks a backend not yet tried for this client and starts connecting; closes the client
     /// when none is left.
     func connectNext(_ connection: Connection) {
-        adoptSnapshotIfNewer()
+        guard let picker = connection.service else { return }
+        adoptSnapshotIfNewer(picker)
+        let snapshot = picker.snapshot
         var tried = TriedBackends()
         for id in connection.triedBackendIDs {
             if let index = snapshot.backends.firstIndex(where: { $0.id == id }) { tried.insert(index) }
         }
-        guard let index = balancer.pick(clientKey: connection.clientKey, excluding: tried) else {
+        guard let index = picker.balancer.pick(clientKey: connection.clientKey, excluding: tried) else {
             if connection.triedBackendIDs.isEmpty {
                 logger.debug("no backend is selectable; closing client")
             } else {
@@ -68,18 +74,19 @@ extension Worker {
                 submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
             }
         }
-        connection.connectDeadline = now + configuration.connectTimeout.milliseconds
+        connection.connectDeadline = now + snapshot.settings.connectTimeout.milliseconds
     }
 
     func handleConnect(_ connection: Connection, result: Int32) {
         connection.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
         if result == 0 {
-            context.connectObserver?(connection.backendID, true, "")
+            connection.service?.snapshot.connectObserver?(connection.backendID, true, "")
             perform(connection.machine.connected(), on: connection)
             return
         }
-        let reason = result == -ECANCELED ? "connect timed out after \(configuration.connectTimeout.shortDescription)"
+        let timeout = connection.service?.snapshot.settings.connectTimeout ?? .zero
+        let reason = result == -ECANCELED ? "connect timed out after \(timeout.shortDescription)"
             : Errno.describeResult(result)
         close(connection.backendFD)
         connection.backendFD = -1
@@ -91,14 +98,14 @@ extension Worker {
         connection.backendStats = nil
         let id = connection.backendID
         connection.backendID = -1
-        context.connectObserver?(id, false, reason)
+        connection.service?.snapshot.connectObserver?(id, false, reason)
         warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
     }
 
     func connectFailed(_ connection: Connection, backend: BackendState, reason: String) {
         backend.stats.failures.add(1, ordering: .relaxed)
-        context.connectObserver?(backend.id, false, reason)
+        connection.service?.snapshot.connectObserver?(backend.id, false, reason)
         warnOccasionally("connect-\(backend.id)", "backend \(backend.spec.endpoint): \(reason); trying another")
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
     }

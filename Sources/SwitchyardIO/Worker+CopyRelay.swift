@@ -2,14 +2,14 @@ import CSwitchyard
 import Glibc
 import SwitchyardCore
 
-// Copy relay
+// The copy relay.
+//
+// Each direction has one multishot receive armed on its source. Every completion carries a
+// provided buffer; the direction sends one buffer at a time, in order, and queues the others.
+// When `queueLimit` buffers are queued (a slow destination), the receive is cancelled and
+// re-armed once the queue has drained, so a direction never holds more than a handful of
+// buffers and a slow reader cannot take the pool from everyone else.
 extension Worker {
-    //
-    // Each direction has one multishot receive armed on its source. Every completion carries a
-    // provided buffer; the direction sends one buffer at a time, in order, and queues the others.
-    // When `queueLimit` buffers are queued (a slow destination), the receive is cancelled and
-    // re-armed once the queue has drained, so a direction never holds more than a handful of
-    // buffers and a slow reader cannot take the pool from everyone else.
 
     /// Buffers a direction may queue behind the one it is sending before its receive is paused.
     static let queueLimit = 4

@@ -7,39 +7,45 @@ extension Worker {
     func handleWake(result: Int32) {
         ring.submit(.read(fd: wakeFD, buffer: wakeBuffer, length: 8), userData: UserData(slot: 0, generation: 0, kind: .wake).packed)
         checkServerState()
-        adoptSnapshotIfNewer()
+        adoptListenersIfNewer()
+        adoptSnapshotsIfNewer()
     }
 
     func handleTick() {
         ring.submit(.timeout(tickInterval), userData: UserData(slot: 0, generation: 0, kind: .tick).packed)
         checkServerState()
-        adoptSnapshotIfNewer()
+        adoptListenersIfNewer()
+        adoptSnapshotsIfNewer()
         flushCounters()
         pipes.trim()
-        let idleLimit = configuration.idleTimeout?.milliseconds
         for connection in connections where connection.inUse && !connection.machine.isClosing {
             if let deadline = connection.connectDeadline, now >= deadline {
                 connection.connectDeadline = nil
                 submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
-            } else if let idleLimit, now - connection.lastActivity >= idleLimit {
+            } else if let idleLimit = connection.service?.snapshot.settings.idleTimeout?.milliseconds,
+                      now - connection.lastActivity >= idleLimit {
                 perform(connection.machine.close(.idleTimeout), on: connection)
             }
         }
     }
 
+    /// The tick enforces connect deadlines and idle timeouts (a linked timeout per connect would
+    /// cost an extra submission, completion and kernel timer on every connection), so it runs at
+    /// least four times per the shortest of them, and at least once a second. The kernel reads
+    /// the interval when the next tick is submitted.
+    func updateTickInterval() {
+        var tick: Duration = .seconds(1)
+        for picker in pickers.values {
+            let settings = picker.snapshot.settings
+            tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
+        }
+        tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
+    }
+
     func checkServerState() {
         if !stopping && context.stopAccepting.load(ordering: .relaxed) {
             stopping = true
-            // shutdown(2) on a listening socket ends its multishot accept (the completion
-            // arrives without F_MORE and closes it) and refuses new connections at once.
-            for listener in listeners.indices where listenerOpen[listener] {
-                if acceptArmed[listener] {
-                    _ = shutdown(listeners[listener], Int32(SHUT_RDWR))
-                } else {
-                    // Backing off after EMFILE: no accept will complete to close it later.
-                    closeListener(listener)
-                }
-            }
+            for slot in listeners.indices { stopAccepting(slot) }
         }
         if context.closeEverything.load(ordering: .relaxed) {
             for connection in connections where connection.inUse {

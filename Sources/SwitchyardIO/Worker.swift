@@ -5,9 +5,13 @@ import SwitchyardCore
 
 /// One worker: one thread, one ring, its own `SO_REUSEPORT` listeners, its own connections.
 ///
+/// Each listener belongs to a service; the worker keeps one `ServicePicker` per service (its
+/// latest snapshot and its own balancer) and each connection remembers its service.
+///
 /// Thread ownership: every member is touched only by the worker's thread, which creates the
 /// ring, runs `run()` and destroys everything when it returns. Other threads reach a worker only
-/// through `ServerContext` atomics, the backend registry, and its wake-up eventfd.
+/// through `ServerContext` atomics, the listener directory, the services' registries, and its
+/// wake-up eventfd.
 final class Worker {
     typealias Direction = ConnectionStateMachine.Direction
 
@@ -18,10 +22,11 @@ final class Worker {
     let ring: Ring
     let buffers: ProvidedBuffers
     let pipes: PipePool
-    var listeners: [Int32]
-    var listenerOpen: [Bool]
-    /// Whether a multishot accept is armed on each listener (not while backing off).
-    var acceptArmed: [Bool]
+    /// Every listener this worker has held, by accept slot; closed ones stay (they are few).
+    var listeners: [WorkerListener] = []
+    var listenerVersion: UInt64 = 0
+    /// One per service this worker has served, keyed by the service's registry.
+    var pickers: [ObjectIdentifier: ServicePicker] = [:]
     let wakeFD: Int32
 
     var connections: [Connection] = []
@@ -30,10 +35,6 @@ final class Worker {
     /// Directions waiting for a provided buffer, oldest first: (slot, generation, direction).
     var starved: [(UInt32, UInt32, Direction)] = []
     var starvedHead = 0
-
-    var snapshot: BackendSnapshot
-    var balancer: any Balancer
-    var needsClientKey: Bool
 
     /// Milliseconds on the monotonic clock, refreshed once per loop turn.
     var now: Int64 = 0
@@ -46,8 +47,8 @@ final class Worker {
     let backoffInterval: UnsafeMutablePointer<__kernel_timespec>
     let wakeBuffer: UnsafeMutablePointer<UInt64>
 
-    /// Builds the worker on its own thread. `listeners` are bound, listening sockets it now owns.
-    init(index: Int, context: ServerContext, listeners: [Int32], wakeFD: Int32) throws(SystemCallError) {
+    /// Builds the worker on its own thread; it takes its listeners from `context.listeners`.
+    init(index: Int, context: ServerContext, wakeFD: Int32) throws(SystemCallError) {
         self.index = index
         self.context = context
         configuration = context.configuration
@@ -57,19 +58,9 @@ final class Worker {
         buffers = try ProvidedBuffers(
             ring: ring, group: 0, count: configuration.buffersPerWorker, size: configuration.bufferSize)
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
-        self.listeners = listeners
-        listenerOpen = Array(repeating: true, count: listeners.count)
-        acceptArmed = Array(repeating: false, count: listeners.count)
         self.wakeFD = wakeFD
-        snapshot = context.registry.snapshot()
-        balancer = snapshot.balancer
-        needsClientKey = type(of: snapshot.balancer).needsClientKey
-
-        // The tick also enforces connect deadlines (a linked timeout per connect would cost an
-        // extra submission, completion and kernel timer on every connection).
-        let tick: Duration = min(.seconds(1), (configuration.idleTimeout ?? .seconds(4)) / 4, configuration.connectTimeout / 4)
         tickInterval = .allocate(capacity: 1)
-        tickInterval.initialize(to: Worker.timespec(max(tick, .milliseconds(10))))
+        tickInterval.initialize(to: Worker.timespec(.seconds(1)))
         backoffInterval = .allocate(capacity: 1)
         backoffInterval.initialize(to: Worker.timespec(.milliseconds(100)))
         wakeBuffer = .allocate(capacity: 1)
@@ -81,7 +72,7 @@ final class Worker {
             if connection.clientFD >= 0 { close(connection.clientFD) }
             if connection.backendFD >= 0 { close(connection.backendFD) }
         }
-        for (fd, open) in zip(listeners, listenerOpen) where open { close(fd) }
+        for listener in listeners where listener.open { close(listener.fd) }
         tickInterval.deallocate()
         backoffInterval.deallocate()
         wakeBuffer.deallocate()
@@ -97,7 +88,8 @@ final class Worker {
     /// Runs until the server stops and every connection of this worker has closed.
     func run() throws(SystemCallError) {
         refreshClock()
-        for listener in listeners.indices { armAccept(listener) }
+        adoptListenersIfNewer()
+        updateTickInterval()
         ring.submit(.read(fd: wakeFD, buffer: wakeBuffer, length: 8), userData: UserData(slot: 0, generation: 0, kind: .wake).packed)
         ring.submit(.timeout(tickInterval), userData: UserData(slot: 0, generation: 0, kind: .tick).packed)
 
@@ -107,7 +99,7 @@ final class Worker {
             ring.drainCompletions { userData, result, flags in
                 self.dispatch(userData: userData, result: result, flags: flags)
             }
-            if stopping && openHere == 0 && !listenerOpen.contains(true) { break }
+            if stopping && openHere == 0 && !listeners.contains(where: \.open) { break }
         }
         flushCounters()
     }
@@ -127,7 +119,9 @@ final class Worker {
         case .acceptBackoff:
             acceptBackoffArmed = false
             if !stopping {
-                for listener in listeners.indices where listenerOpen[listener] { armAccept(listener) }
+                for (slot, listener) in listeners.enumerated() where listener.open && !listener.retired && !listener.acceptArmed {
+                    armAccept(slot)
+                }
             }
             return
         case .wake:

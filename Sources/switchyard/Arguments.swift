@@ -6,10 +6,7 @@ import SwitchyardIO
 extension RelayMode: ExpressibleByArgument {}
 extension BalanceAlgorithm: ExpressibleByArgument {}
 
-extension Logger.Level: @retroactive ExpressibleByArgument {
-    public init?(argument: String) { self.init(rawValue: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
-}
+extension LogLevel: ExpressibleByArgument {}
 
 /// Parsers for option values, each throwing a `ConfigError` that names the bad value.
 enum ArgumentValue {

@@ -18,18 +18,21 @@ struct Serve: ParsableCommand {
         valueName: "HOST:PORT"), transform: ArgumentValue.endpoint)
     var listen: [Endpoint] = []
 
+    @Option(help: ArgumentHelp("Read services and settings from this YAML file (README, \"Configuration file\"); SIGHUP or 'switchyard admin reload' reads it again.", valueName: "FILE"))
+    var config: String?
+
     @Option(help: "Worker threads, each with its own io_uring ring and listener. Defaults to one per online CPU.")
     var workers: Int?
 
-    @Option(help: "How bytes move: copy (provided buffers), splice (zero copy through pipes) or auto (copy, then splice once a direction streams).")
-    var relay: RelayMode = .auto
+    @Option(help: "How bytes move: copy (provided buffers), splice (zero copy through pipes) or auto (copy, then splice once a direction streams). Default: auto.")
+    var relay: RelayMode?
 
-    @Option(help: "How a backend is chosen for each new client.")
-    var balance: BalanceAlgorithm = .roundRobin
+    @Option(help: "How a backend is chosen for each new client. Default: round-robin.")
+    var balance: BalanceAlgorithm?
 
-    @Option(help: ArgumentHelp("How long a backend connect may take before the next backend is tried.", valueName: "D"),
+    @Option(help: ArgumentHelp("How long a backend connect may take before the next backend is tried. Default: 5s.", valueName: "D"),
             transform: ArgumentValue.positiveDuration)
-    var connectTimeout: Duration = .seconds(5)
+    var connectTimeout: Duration?
 
     @Option(help: ArgumentHelp("Close a connection after this long with no bytes in either direction. Off by default.", valueName: "D"),
             transform: ArgumentValue.positiveDuration)
@@ -38,35 +41,38 @@ struct Serve: ParsableCommand {
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
 
-    @Option(help: ArgumentHelp("After SIGTERM or SIGINT, how long open connections may continue before they are closed.", valueName: "D"),
+    @Option(help: ArgumentHelp("After SIGTERM or SIGINT, how long open connections may continue before they are closed. Default: 30s.", valueName: "D"),
             transform: ArgumentValue.duration)
-    var shutdownGrace: Duration = .seconds(30)
+    var shutdownGrace: Duration?
 
-    @Option(help: ArgumentHelp("Size of one receive buffer of the copy relay, in KiB (4 to 1024); each worker has --buffers of them.", valueName: "KiB"))
-    var bufferSize: Int = 64
+    @Option(help: ArgumentHelp("Size of one receive buffer of the copy relay, in KiB (4 to 1024); each worker has --buffers of them. Default: 64.", valueName: "KiB"))
+    var bufferSize: Int?
 
-    @Option(help: "Receive buffers per worker, a power of two from 16 to 32768. Memory is only used once a buffer has been filled.")
-    var buffers: Int = 1024
+    @Option(help: "Receive buffers per worker, a power of two from 16 to 32768. Memory is only used once a buffer has been filled. Default: 1024.")
+    var buffers: Int?
 
-    @Option(help: ArgumentHelp("Size each splice pipe is grown to with F_SETPIPE_SZ, in KiB (64 to 16384).", valueName: "KiB"))
-    var pipeSize: Int = 1024
+    @Option(help: ArgumentHelp("Size each splice pipe is grown to with F_SETPIPE_SZ, in KiB (64 to 16384). Default: 1024.", valueName: "KiB"))
+    var pipeSize: Int?
 
-    @Option(help: "Lowest level of log line written to standard error.")
-    var logLevel: Logger.Level = .info
+    @Option(help: "Lowest level of log line written to standard error. Default: info.")
+    var logLevel: LogLevel?
 
-    @Option(help: ArgumentHelp("Time between two health checks of one backend.", valueName: "D"),
+    @Option(help: ArgumentHelp("Keep changes made through the admin socket (drain, maint, weight, add, remove) in this file and re-apply them at start and after a reload.", valueName: "PATH"))
+    var stateFile: String?
+
+    @Option(help: ArgumentHelp("Time between two health checks of one backend. Default: 2s.", valueName: "D"),
             transform: ArgumentValue.positiveDuration)
-    var healthInterval: Duration = .seconds(2)
+    var healthInterval: Duration?
 
-    @Option(help: ArgumentHelp("Time one health check may take, from connect to the expected reply.", valueName: "D"),
+    @Option(help: ArgumentHelp("Time one health check may take, from connect to the expected reply. Default: 1s.", valueName: "D"),
             transform: ArgumentValue.positiveDuration)
-    var healthTimeout: Duration = .seconds(1)
+    var healthTimeout: Duration?
 
-    @Option(help: "Consecutive successful checks that bring a down backend up (1 to 100).")
-    var rise: Int = 2
+    @Option(help: "Consecutive successful checks that bring a down backend up (1 to 100). Default: 2.")
+    var rise: Int?
 
-    @Option(help: "Consecutive failed checks (or failed client connects) that take a backend down (1 to 100).")
-    var fall: Int = 3
+    @Option(help: "Consecutive failed checks (or failed client connects) that take a backend down (1 to 100). Default: 3.")
+    var fall: Int?
 
     @Option(help: ArgumentHelp("Bytes a health check writes once connected; escapes \\r \\n \\t \\0 \\\\ \\xHH are decoded.", valueName: "TEXT"))
     var healthSend: String?
@@ -74,8 +80,8 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Text a health check's reply must contain (same escapes); without it a connect is enough.", valueName: "TEXT"))
     var healthExpect: String?
 
-    @Option(help: "Whether the expected text may appear anywhere in the reply (contains) or must start it (prefix).")
-    var healthExpectMatch: HealthCheckConfig.ExpectMatch = .contains
+    @Option(help: "Whether the expected text may appear anywhere in the reply (contains) or must start it (prefix). Default: contains.")
+    var healthExpectMatch: HealthCheckConfig.ExpectMatch?
 
     @Flag(help: "Do not run health checks: every backend stays up unless drained or in maintenance.")
     var noHealthCheck = false
@@ -90,144 +96,130 @@ struct Serve: ParsableCommand {
               transform: ArgumentValue.backend)
     var backends: [BackendSpec] = []
 
+    /// Options that describe the one service of the command-line form; with --config the file
+    /// says these per service.
+    private var serviceOptionsGiven: [String] {
+        var given: [String] = []
+        if balance != nil { given.append("--balance") }
+        if connectTimeout != nil { given.append("--connect-timeout") }
+        if idleTimeout != nil { given.append("--idle-timeout") }
+        if healthInterval != nil { given.append("--health-interval") }
+        if healthTimeout != nil { given.append("--health-timeout") }
+        if rise != nil { given.append("--rise") }
+        if fall != nil { given.append("--fall") }
+        if healthSend != nil { given.append("--health-send") }
+        if healthExpect != nil { given.append("--health-expect") }
+        if healthExpectMatch != nil { given.append("--health-expect-match") }
+        if noHealthCheck { given.append("--no-health-check") }
+        return given
+    }
+
     func validate() throws {
-        if listen.isEmpty { throw ValidationError("--listen HOST:PORT is required") }
+        if let config {
+            if !backends.isEmpty {
+                throw ValidationError("--config \(config) and backends on the command line cannot be mixed: list the backends in the file")
+            }
+            if !listen.isEmpty {
+                throw ValidationError("--config \(config) and --listen cannot be mixed: give each service its listen addresses in the file")
+            }
+            if let option = serviceOptionsGiven.first {
+                throw ValidationError("--config \(config) and \(option) cannot be mixed: set it in the file, per service or under defaults")
+            }
+            return
+        }
+        if listen.isEmpty { throw ValidationError("--listen HOST:PORT is required (or --config FILE)") }
         if backends.isEmpty { throw ValidationError("at least one BACKEND (HOST:PORT) is required") }
-        if let workers, !(1...256).contains(workers) {
-            throw ValidationError("--workers \(workers) must be from 1 to 256")
-        }
-        if !(4...1024).contains(bufferSize) { throw ValidationError("--buffer-size \(bufferSize) must be from 4 to 1024 (KiB)") }
-        if !(16...32768).contains(buffers) || buffers.nonzeroBitCount != 1 {
-            throw ValidationError("--buffers \(buffers) must be a power of two from 16 to 32768")
-        }
-        if !(64...16384).contains(pipeSize) { throw ValidationError("--pipe-size \(pipeSize) must be from 64 to 16384 (KiB)") }
-        if let maxConnections, maxConnections < 1 {
-            throw ValidationError("--max-connections \(maxConnections) must be at least 1")
-        }
-        _ = try healthConfiguration()
-        var seen = Set<String>()
-        for backend in backends where !seen.insert(backend.endpoint.description).inserted {
-            throw ValidationError("backend \(backend.endpoint) is listed twice")
+        do {
+            try commandLineConfiguration().validate()
+        } catch {
+            throw ValidationError(Self.flagMessage(error))
         }
     }
 
+    /// A validation message as the command line names things: `--workers 0 ...` for a global key.
+    static func flagMessage(_ issue: ConfigIssue) -> String {
+        if issue.path.count == 1, case let .key(key) = issue.path[0], issue.message.hasPrefix(key) {
+            return "--" + issue.message
+        }
+        return issue.message
+    }
+
+    /// The global settings the flags give, over `base` (the file's, or the defaults).
+    func globalSettings(over base: GlobalSettings) -> GlobalSettings {
+        var global = base
+        if let workers { global.workers = workers }
+        if let relay { global.relay = relay }
+        if let maxConnections { global.maxConnections = maxConnections }
+        if let shutdownGrace { global.shutdownGrace = shutdownGrace }
+        if let bufferSize { global.bufferSize = bufferSize }
+        if let buffers { global.buffers = buffers }
+        if let pipeSize { global.pipeSize = pipeSize }
+        if let logLevel { global.logLevel = logLevel }
+        if let stateFile { global.stateFile = stateFile }
+        if let adminSocket { global.adminSocket = adminSocket }
+        if noAdminSocket { global.adminSocketEnabled = false }
+        return global
+    }
+
+    /// The command-line form: one service named `default`.
+    func commandLineConfiguration() throws(ConfigIssue) -> Configuration {
+        var service = ServiceConfiguration(name: ServiceConfiguration.defaultName, listen: listen, backends: backends)
+        if let balance { service.balance = balance }
+        if let connectTimeout { service.connectTimeout = connectTimeout }
+        service.idleTimeout = idleTimeout
+        do {
+            service.health = noHealthCheck ? nil : try healthConfiguration()
+        } catch {
+            throw ConfigIssue(path: [.key("health")], error.message)
+        }
+        return Configuration(global: globalSettings(over: GlobalSettings()), services: [service])
+    }
+
     func healthConfiguration() throws(ConfigError) -> HealthCheckConfig {
-        var configuration = HealthCheckConfig(
-            interval: healthInterval, timeout: healthTimeout, rise: rise, fall: fall, expectMatch: healthExpectMatch)
+        var configuration = HealthCheckConfig()
+        if let healthInterval { configuration.interval = healthInterval }
+        if let healthTimeout { configuration.timeout = healthTimeout }
+        if let rise { configuration.rise = rise }
+        if let fall { configuration.fall = fall }
+        if let healthExpectMatch { configuration.expectMatch = healthExpectMatch }
         if let healthSend { configuration.send = try HealthCheckConfig.decodeEscapes(healthSend) }
         if let healthExpect { configuration.expect = try HealthCheckConfig.decodeEscapes(healthExpect) }
         try configuration.validate()
         return configuration
     }
 
-    /// Feeds the workers' connect results into the health checker (passive checks).
-    static func passiveReporter(_ checker: HealthChecker) -> @Sendable (Int, Bool, String) -> Void {
-        { id, success, reason in checker.recordConnectResult(backendID: id, success: success, reason: reason) }
-    }
-
     func run() throws {
         blockTerminationSignals()
-        let level = logLevel
+        let configuration: Configuration
+        if let config {
+            do {
+                var fromFile = try Instance.readConfiguration(config)
+                fromFile.global = globalSettings(over: fromFile.global)
+                try fromFile.global.validate()
+                configuration = fromFile
+            } catch let error as ConfigError {
+                fail(error.message)
+            } catch let issue as ConfigIssue {
+                fail(Self.flagMessage(issue))
+            }
+        } else {
+            do {
+                configuration = try commandLineConfiguration()
+            } catch {
+                fail(Self.flagMessage(error))
+            }
+        }
+        let level = Logger.Level(rawValue: configuration.global.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
-        let logger = Logger(label: "switchyard")
-
-        let listenEndpoints: [Endpoint]
-        let resolvedBackends: [BackendSpec]
+        let instance = Instance(configuration: configuration, configFile: config, logger: Logger(label: "switchyard"))
         do {
-            listenEndpoints = try listen.map(resolve)
-            resolvedBackends = try backends.map { spec in
-                var resolved = spec
-                resolved.endpoint = try resolve(spec.endpoint)
-                return resolved
-            }
-        } catch let error as ConfigError {
+            try instance.run()
+        } catch {
             fail(error.message)
         }
-
-        let workerCount = workers ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let descriptorLimit = Server.raiseDescriptorLimit()
-        var configuration = RelayConfiguration()
-        configuration.mode = relay
-        configuration.connectTimeout = connectTimeout
-        configuration.idleTimeout = idleTimeout
-        configuration.bufferSize = bufferSize * 1024
-        configuration.buffersPerWorker = UInt32(buffers)
-        configuration.pipeSize = pipeSize * 1024
-        // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve. Pipes are
-        // only for directions that stream, so they get a small share (1/64) of the limit;
-        // beyond it a direction keeps copying.
-        configuration.pipesPerWorker = max(4, min(256, descriptorLimit / 64 / workerCount))
-        let reserved = 64 + workerCount * (2 * configuration.pipesPerWorker + listenEndpoints.count + 4)
-        let affordable = max(1, (descriptorLimit - reserved) / 2)
-        configuration.maxConnections = maxConnections ?? affordable
-        if let maxConnections, maxConnections > affordable {
-            logger.warning("--max-connections \(maxConnections) exceeds what the descriptor limit \(descriptorLimit) allows (\(affordable)); accepts will back off when descriptors run out")
-        }
-
-        if balance == .roundRobin, resolvedBackends.contains(where: \.weightGiven) {
-            logger.notice("round-robin ignores backend weights; use --balance weighted to honour them")
-        }
-        let registry = BackendRegistry(backends: resolvedBackends, algorithm: balance)
-        let health: HealthChecker?
-        do {
-            health = noHealthCheck ? nil : try HealthChecker(registry: registry, config: try healthConfiguration())
-        } catch let error as ConfigError {
-            fail(error.message)
-        } catch {
-            fail("cannot start health checks: \(error)")
-        }
-        let context = ServerContext(
-            configuration: configuration, registry: registry, logger: logger,
-            connectObserver: health.map(Serve.passiveReporter))
-
-        // The admin socket comes first: a live instance holding it must stop this one early.
-        let admin: AdminServer?
-        let socketPath = adminSocket ?? AdminSocketPath.current()
-        if noAdminSocket {
-            admin = nil
-        } else {
-            let relayMode = relay.rawValue
-            let algorithm = balance.rawValue
-            let controller = AdminController(
-                registry: registry,
-                processStats: { context.processStats(workers: workerCount, relayMode: relayMode, balance: algorithm) },
-                lastCheckText: { id in health?.lastCheckText(backendID: id) },
-                resolve: resolve)
-            do {
-                admin = try AdminServer(socketPath: socketPath, controller: controller)
-            } catch {
-                fail("\(error)")
-            }
-        }
-
-        let server = Server(context: context, listen: listenEndpoints, workers: workerCount)
-        do {
-            try server.start()
-        } catch {
-            admin?.stop()
-            fail(error.message)
-        }
-        // Workers pick up new snapshots on their own at each pick; waking them makes
-        // `shutdown BACKEND` close connections at once.
-        let waker = server.waker
-        registry.addPublishObserver { waker.wake() }
-        do {
-            try health?.start()
-            try admin?.start()
-        } catch {
-            admin?.stop()
-            fail("cannot start the control threads: \(error)")
-        }
-        let backendList = resolvedBackends.map { $0.weightGiven ? "\($0.endpoint) (weight \($0.weight))" : "\($0.endpoint)" }
-        logger.info("switchyard listening on \(server.boundEndpoints.map(\.description).joined(separator: ", ")); \(workerCount) worker(s), relay \(relay), balance \(balance), max \(configuration.maxConnections) connections; backends: \(backendList.joined(separator: ", "))")
-        if !noHealthCheck, let config = try? healthConfiguration() { logger.info("health checks: \(config.summary)") } else { logger.info("health checks off") }
-        if admin != nil { logger.info("admin socket: \(socketPath)") }
-        server.runUntilSignalled(grace: shutdownGrace)
-        admin?.stop()
-        health?.stop()
     }
 }

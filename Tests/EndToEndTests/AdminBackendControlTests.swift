@@ -26,7 +26,7 @@ extension EndToEnd {
             var rowA: [String: Any] = [:]
             let reported = eventually(timeout: 2, interval: 0.05) {
                 rowA = (try? proxy.admin.backends()[nameA]) ?? [:]
-                return rowA["admin"] as? String == "drain" && rowA["active"] as? Int == 3
+                return rowA["state"] as? String == "drain" && rowA["active"] as? Int == 3
             }
             #expect(reported, "show backends json row for A: \(rowA)")
 

@@ -184,7 +184,7 @@ extension EndToEnd {
             let drained = try proxy.admin.runClient(["drain", backend.endpoint.description])
             #expect(drained.exitStatus == 0, "drain of a known backend: \(drained)")
             let row = try proxy.admin.backends()[backend.endpoint.description]
-            #expect(row?["admin"] as? String == "drain", "the client's drain did not take effect: \(String(describing: row))")
+            #expect(row?["state"] as? String == "drain", "the client's drain did not take effect: \(String(describing: row))")
 
             let error = try proxy.admin.runClient(["drain", "9.9.9.9:1"])
             #expect(error.exitStatus == 1, "drain of an unknown backend: \(error)")

@@ -1,21 +1,26 @@
 /// One line of the admin protocol, parsed. See README, "Admin socket", for the wire format.
 ///
-/// Backends are named `HOST:PORT` exactly as they were added; the parser checks the syntax and
-/// `AdminController` looks the name up.
+/// Backends are named `SERVICE/HOST:PORT`, or `HOST:PORT` exactly as they were added where that
+/// is unambiguous; the parser checks the syntax and `AdminController` looks the name up.
 public enum AdminCommand: Sendable, Equatable {
     case help
-    case showBackends(json: Bool)
+    /// `show backends [SERVICE] [json]`; nil: every service.
+    case showBackends(service: String?, json: Bool)
+    case showServices(json: Bool)
     case showStats(json: Bool)
-    case drain(Endpoint)
-    case ready(Endpoint)
-    case maint(Endpoint)
-    case weight(Endpoint, Int)
-    case add(BackendSpec)
-    case remove(Endpoint)
+    case drain(BackendName)
+    case ready(BackendName)
+    case maint(BackendName)
+    case weight(BackendName, Int)
+    /// `add [SERVICE/]HOST:PORT[,weight=N]`.
+    case add(service: String?, BackendSpec)
+    case remove(BackendName)
     /// Wait until the backend has no open connections, or the timeout passes.
-    case wait(Endpoint, Duration)
+    case wait(BackendName, Duration)
     /// Close the backend's open connections now.
-    case shutdown(Endpoint)
+    case shutdown(BackendName)
+    /// Read the configuration file again and apply what changed.
+    case reload
 
     /// The longest `wait` timeout accepted.
     public static let maximumWait = Duration.seconds(3600)
@@ -23,7 +28,8 @@ public enum AdminCommand: Sendable, Equatable {
     /// Usage lines, also the body of the `help` reply.
     public static let usage: [String] = [
         "help                          this list",
-        "show backends [json]          every backend: admin state, health, weight, connections, bytes",
+        "show backends [SERVICE] [json]  backends (of one service): state, health, weight, connections, bytes",
+        "show services [json]          every service: listeners, algorithm, backends, connections",
         "show stats [json]             process totals: uptime, workers, connections, bytes",
         "drain BACKEND                 no new connections; open ones finish",
         "ready BACKEND                 take new connections again (after drain or maint)",
@@ -33,7 +39,9 @@ public enum AdminCommand: Sendable, Equatable {
         "remove BACKEND                remove a backend that has no open connections",
         "wait BACKEND TIMEOUT          reply when the backend has no open connections (e.g. wait h:80 30s)",
         "shutdown BACKEND              close every open connection to the backend now",
-        "BACKEND is HOST:PORT as given at startup or to add, e.g. 10.0.0.5:8080 or [::1]:8080",
+        "reload                        re-read the configuration file and apply the difference",
+        "BACKEND is [SERVICE/]HOST:PORT as given at startup or to add, e.g. pg/10.0.0.5:5432 or [::1]:8080;",
+        "the service may be left out where only one service has that backend",
     ]
 
     /// Parses one line without its newline (a trailing `\r` is ignored, for `nc -C` and telnet).
@@ -57,9 +65,9 @@ public enum AdminCommand: Sendable, Equatable {
                 throw AdminCommandError("\(problem); usage: \(usage)")
             }
         }
-        func backend(_ text: String) throws(AdminCommandError) -> Endpoint {
+        func backend(_ text: String) throws(AdminCommandError) -> BackendName {
             do {
-                return try Endpoint(parsing: text)
+                return try BackendName(parsing: text)
             } catch {
                 throw AdminCommandError("bad BACKEND: \(error.message)")
             }
@@ -70,20 +78,31 @@ public enum AdminCommand: Sendable, Equatable {
             try expectArguments(0, usage: "help")
             self = .help
         case "show":
-            guard let what = arguments.first else {
-                throw AdminCommandError("missing arguments; usage: show backends [json] or show stats [json]")
+            let showUsage = "show backends [SERVICE] [json], show services [json] or show stats [json]"
+            guard let what = arguments.first?.lowercased() else {
+                throw AdminCommandError("missing arguments; usage: \(showUsage)")
             }
-            let json: Bool
-            switch arguments.count {
-            case 1: json = false
-            case 2 where arguments[1].lowercased() == "json": json = true
-            case 2: throw AdminCommandError("unknown format '\(arguments[1])'; usage: show \(what) [json]")
-            default: throw AdminCommandError("too many arguments; usage: show \(what) [json]")
-            }
-            switch what.lowercased() {
-            case "backends": self = .showBackends(json: json)
-            case "stats": self = .showStats(json: json)
-            default: throw AdminCommandError("cannot show '\(what)'; usage: show backends [json] or show stats [json]")
+            var rest = Array(arguments.dropFirst())
+            let json = rest.last?.lowercased() == "json"
+            if json { rest.removeLast() }
+            switch what {
+            case "backends":
+                guard rest.count <= 1 else {
+                    throw AdminCommandError("too many arguments; usage: show backends [SERVICE] [json]")
+                }
+                if let service = rest.first, !ServiceConfiguration.isValidName(service) {
+                    throw AdminCommandError("'\(service)' is not a service name; usage: show backends [SERVICE] [json]")
+                }
+                self = .showBackends(service: rest.first, json: json)
+            case "services", "stats":
+                if let extra = rest.first {
+                    throw rest.count == 1 && !json
+                        ? AdminCommandError("unknown format '\(extra)'; usage: show \(what) [json]")
+                        : AdminCommandError("too many arguments; usage: show \(what) [json]")
+                }
+                self = what == "stats" ? .showStats(json: json) : .showServices(json: json)
+            default:
+                throw AdminCommandError("cannot show '\(arguments[0])'; usage: \(showUsage)")
             }
         case "drain":
             try expectArguments(1, usage: "drain BACKEND")
@@ -105,7 +124,8 @@ public enum AdminCommand: Sendable, Equatable {
         case "add":
             try expectArguments(1, usage: "add BACKEND[,weight=N]")
             do {
-                self = .add(try BackendSpec(parsing: arguments[0]))
+                let (service, rest) = try BackendName.splitService(arguments[0])
+                self = .add(service: service, try BackendSpec(parsing: rest))
             } catch {
                 throw AdminCommandError("bad BACKEND: \(error.message)")
             }
@@ -128,6 +148,9 @@ public enum AdminCommand: Sendable, Equatable {
         case "shutdown":
             try expectArguments(1, usage: "shutdown BACKEND")
             self = .shutdown(try backend(arguments[0]))
+        case "reload":
+            try expectArguments(0, usage: "reload")
+            self = .reload
         default:
             throw AdminCommandError("unknown command '\(verb)'; send 'help' for the list")
         }
@@ -139,4 +162,35 @@ public struct AdminCommandError: Error, Equatable, Sendable, CustomStringConvert
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// A backend as the admin protocol names it: `SERVICE/HOST:PORT`, or `HOST:PORT` alone.
+public struct BackendName: Hashable, Sendable, CustomStringConvertible {
+    /// Nil when the name left the service out.
+    public var service: String?
+    public var endpoint: Endpoint
+
+    public init(service: String? = nil, endpoint: Endpoint) {
+        self.service = service
+        self.endpoint = endpoint
+    }
+
+    public init(parsing text: String) throws(ConfigError) {
+        let (service, rest) = try Self.splitService(text)
+        self.init(service: service, endpoint: try Endpoint(parsing: rest))
+    }
+
+    /// Splits `SERVICE/REST` (the service must be a valid name) from `REST` alone.
+    public static func splitService(_ text: String) throws(ConfigError) -> (String?, String) {
+        guard let slash = text.firstIndex(of: "/") else { return (nil, text) }
+        let service = String(text[..<slash])
+        guard ServiceConfiguration.isValidName(service) else {
+            throw ConfigError("'\(service)' in '\(text)' is not a service name (letters, digits, '_', '.' and '-')")
+        }
+        return (service, String(text[text.index(after: slash)...]))
+    }
+
+    public var description: String {
+        service.map { "\($0)/\(endpoint)" } ?? endpoint.description
+    }
 }

@@ -1,26 +1,63 @@
-/// Applies admin commands to a `BackendRegistry` and formats the replies. Pure: no I/O, no clock
-/// of its own (callers pass `now`), so every rule here is unit-tested.
+/// One service as the admin protocol sees it.
+public struct AdminService: Sendable {
+    public let name: String
+    public let registry: BackendRegistry
+    /// Its listen addresses, as bound.
+    public let listeners: [String]
+    /// The text of a backend's latest health check by backend id, if the checker has one.
+    public let lastCheckText: @Sendable (Int) -> String?
+
+    public init(name: String, registry: BackendRegistry, listeners: [String] = [],
+                lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil }) {
+        self.name = name
+        self.registry = registry
+        self.listeners = listeners
+        self.lastCheckText = lastCheckText
+    }
+}
+
+/// Applies admin commands to the services' `BackendRegistry`s and formats the replies. Pure: no
+/// I/O, no clock of its own (callers pass `now`), so every rule here is unit-tested.
 ///
 /// Thread safety: immutable and `Sendable`; the admin thread calls it, tests call it directly.
 public struct AdminController: Sendable {
-    public let registry: BackendRegistry
+    /// The services in force (a reload changes them), sorted by name.
+    public let services: @Sendable () -> [AdminService]
     public let processStats: @Sendable () -> ProcessStats
-    /// The text of a backend's latest health check by backend id, if the checker has one.
-    public let lastCheckText: @Sendable (Int) -> String?
     /// Turns the host of an added backend into an address (the executable passes a getaddrinfo
     /// lookup; the default accepts IP literals only). Runs on the admin thread.
     public let resolve: @Sendable (Endpoint) throws(ConfigError) -> Endpoint
+    /// Runs `reload`; the default says there is no file to reload.
+    public let reload: @Sendable () -> AdminReply
+    /// Told of every change the state file keeps (drain, ready, maint, weight, add, remove),
+    /// after it was applied, with the service it applied to.
+    public let recordChange: @Sendable (_ service: String, _ command: AdminCommand) -> Void
 
+    public init(
+        services: @escaping @Sendable () -> [AdminService],
+        processStats: @escaping @Sendable () -> ProcessStats,
+        resolve: @escaping @Sendable (Endpoint) throws(ConfigError) -> Endpoint = AdminController.literalOnly,
+        reload: @escaping @Sendable () -> AdminReply = {
+            .failure("this instance was started without --config: there is no file to reload")
+        },
+        recordChange: @escaping @Sendable (String, AdminCommand) -> Void = { _, _ in }
+    ) {
+        self.services = services
+        self.processStats = processStats
+        self.resolve = resolve
+        self.reload = reload
+        self.recordChange = recordChange
+    }
+
+    /// One service named `default` over `registry` (the command-line form).
     public init(
         registry: BackendRegistry,
         processStats: @escaping @Sendable () -> ProcessStats,
         lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil },
         resolve: @escaping @Sendable (Endpoint) throws(ConfigError) -> Endpoint = AdminController.literalOnly
     ) {
-        self.registry = registry
-        self.processStats = processStats
-        self.lastCheckText = lastCheckText
-        self.resolve = resolve
+        let service = AdminService(name: registry.service, registry: registry, lastCheckText: lastCheckText)
+        self.init(services: { [service] }, processStats: processStats, resolve: resolve)
     }
 
     /// Accepts endpoints whose host is an IP literal, refuses hostnames.
@@ -39,6 +76,7 @@ public struct AdminController: Sendable {
 
     /// A `wait BACKEND TIMEOUT` still running.
     public struct PendingWait: Sendable, Equatable {
+        public let service: String
         public let backendID: Int
         public let name: String
         public let deadline: ContinuousClock.Instant
@@ -58,46 +96,54 @@ public struct AdminController: Sendable {
         switch command {
         case .help:
             return .reply(.success(AdminCommand.usage))
-        case let .showBackends(json):
-            return .reply(showBackends(json: json))
+        case let .showBackends(service, json):
+            return .reply(showBackends(service: service, json: json))
+        case let .showServices(json):
+            return .reply(showServices(json: json))
         case let .showStats(json):
             return .reply(showStats(json: json))
-        case let .drain(endpoint):
-            return .reply(setAdmin(.drain, of: endpoint))
-        case let .ready(endpoint):
-            return .reply(setAdmin(.ready, of: endpoint))
-        case let .maint(endpoint):
-            return .reply(setAdmin(.maint, of: endpoint))
-        case let .weight(endpoint, weight):
-            return .reply(change(endpoint) { backend in
+        case let .drain(name):
+            return .reply(setAdmin(.drain, of: name, command: command))
+        case let .ready(name):
+            return .reply(setAdmin(.ready, of: name, command: command))
+        case let .maint(name):
+            return .reply(setAdmin(.maint, of: name, command: command))
+        case let .weight(name, weight):
+            return .reply(change(name, command: command) { backend in
                 let old = backend.spec.weight
                 backend.spec.weight = weight
                 backend.spec.weightGiven = true
-                return "\(endpoint) weight \(old) -> \(weight)"
+                return "\(name) weight \(old) -> \(weight)"
             })
-        case let .add(spec):
-            return .reply(add(spec))
-        case let .remove(endpoint):
-            return .reply(remove(endpoint))
-        case let .wait(endpoint, timeout):
-            guard let backend = registry.snapshot().backends.first(where: { $0.spec.endpoint.description == endpoint.description }) else {
-                return .reply(unknown(endpoint))
+        case let .add(service, spec):
+            return .reply(add(spec, to: service))
+        case let .remove(name):
+            return .reply(remove(name))
+        case let .wait(name, timeout):
+            let found: (AdminService, BackendState)
+            switch locate(name) {
+            case let .success(value): found = value
+            case let .failure(reply): return .reply(reply)
             }
-            let wait = PendingWait(backendID: backend.id, name: endpoint.description, deadline: now + timeout, timeout: timeout)
+            let wait = PendingWait(service: found.0.name, backendID: found.1.id, name: name.description,
+                                   deadline: now + timeout, timeout: timeout)
             return poll(wait, now: now).map(Outcome.reply) ?? .wait(wait)
-        case let .shutdown(endpoint):
-            return .reply(change(endpoint) { backend in
+        case let .shutdown(name):
+            return .reply(change(name, command: nil) { backend in
                 backend.shutdownEpoch += 1
                 let open = backend.stats.active.load(ordering: .relaxed)
-                return "closing \(open) open connection\(open == 1 ? "" : "s") to \(endpoint)"
+                return "closing \(open) open connection\(open == 1 ? "" : "s") to \(name)"
             })
+        case .reload:
+            return .reply(reload())
         }
     }
 
     /// The reply for `wait` once the backend has no open connections, is gone, or the deadline
     /// passed; nil while it should keep waiting.
     public func poll(_ wait: PendingWait, now: ContinuousClock.Instant) -> AdminReply? {
-        guard let backend = registry.snapshot().backends.first(where: { $0.id == wait.backendID }) else {
+        guard let service = services().first(where: { $0.name == wait.service }),
+              let backend = service.registry.snapshot().backend(id: wait.backendID) else {
             return .success(["\(wait.name) was removed"])
         }
         let open = backend.stats.active.load(ordering: .relaxed)
@@ -106,7 +152,7 @@ public struct AdminController: Sendable {
         }
         guard now < wait.deadline else {
             var body: [String] = []
-            if backend.admin == .ready {
+            if backend.admin == .ready && !backend.removing {
                 body.append("\(wait.name) is still ready and takes new connections; send 'drain \(wait.name)' first")
             }
             return .failure("\(wait.name) still has \(open) open connection\(open == 1 ? "" : "s") after \(wait.timeout.shortDescription)", body)
@@ -114,66 +160,120 @@ public struct AdminController: Sendable {
         return nil
     }
 
+    // MARK: - Finding backends
+
+    /// The service and backend `name` refers to, or the error reply: an unknown service or
+    /// backend, or a bare `HOST:PORT` that several services have (the reply names them).
+    func locate(_ name: BackendName) -> Result<(AdminService, BackendState), AdminReply> {
+        let all = services()
+        let wanted = name.endpoint.description
+        if let serviceName = name.service {
+            guard let service = all.first(where: { $0.name == serviceName }) else {
+                return .failure(.failure("unknown service '\(serviceName)'; 'show services' lists them"))
+            }
+            guard let backend = service.registry.snapshot().backends.first(where: { $0.spec.endpoint.description == wanted }) else {
+                return .failure(.failure("unknown backend '\(name)'; 'show backends \(serviceName)' lists them"))
+            }
+            return .success((service, backend))
+        }
+        let matches = all.compactMap { service in
+            service.registry.snapshot().backends.first(where: { $0.spec.endpoint.description == wanted }).map { (service, $0) }
+        }
+        switch matches.count {
+        case 0: return .failure(.failure("unknown backend '\(name)'; 'show backends' lists them"))
+        case 1: return .success(matches[0])
+        default:
+            let candidates = matches.map { "\($0.0.name)/\(wanted)" }.joined(separator: ", ")
+            return .failure(.failure("'\(wanted)' is a backend of several services; name one: \(candidates)"))
+        }
+    }
+
     // MARK: - Changes
 
-    private func setAdmin(_ admin: AdminState, of endpoint: Endpoint) -> AdminReply {
-        change(endpoint) { backend in
+    private func setAdmin(_ admin: AdminState, of name: BackendName, command: AdminCommand) -> AdminReply {
+        change(name, command: command) { backend in
             let old = backend.admin
             backend.admin = admin
             let open = backend.stats.active.load(ordering: .relaxed)
             switch admin {
             case .drain, .maint:
-                return "\(endpoint) \(old.rawValue) -> \(admin.rawValue); \(open) open connection\(open == 1 ? "" : "s") will finish"
+                return "\(name) \(old.rawValue) -> \(admin.rawValue); \(open) open connection\(open == 1 ? "" : "s") will finish"
             case .ready:
-                return "\(endpoint) \(old.rawValue) -> ready" + (backend.health.isUp ? "" : " (but health checks say it is down)")
+                return "\(name) \(old.rawValue) -> ready" + (backend.health.isUp ? "" : " (but health checks say it is down)")
             }
         }
     }
 
-    /// Runs `edit` on the backend named `endpoint`; its return is the reply body.
-    private func change(_ endpoint: Endpoint, _ edit: @escaping (inout BackendState) -> String) -> AdminReply {
-        let name = endpoint.description
+    /// Runs `edit` on the backend `name` refers to; its return is the reply body. A `command`
+    /// the state file keeps is passed to `recordChange` once applied.
+    private func change(_ name: BackendName, command: AdminCommand?, _ edit: @escaping (inout BackendState) -> String) -> AdminReply {
+        let service: AdminService
+        switch locate(name) {
+        case let .success((found, _)): service = found
+        case let .failure(reply): return reply
+        }
+        let wanted = name.endpoint.description
         do {
-            let line = try registry.update { (backends, _) throws(RegistryError) -> String in
-                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) else {
+            let line = try service.registry.update { (backends, _) throws(RegistryError) -> String in
+                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == wanted }) else {
                     throw RegistryError("unknown backend '\(name)'; 'show backends' lists them")
                 }
                 return edit(&backends[index])
             }
+            if let command { recordChange(service.name, command) }
             return .success([line])
         } catch {
             return .failure(error.message)
         }
     }
 
-    private func add(_ spec: BackendSpec) -> AdminReply {
+    private func add(_ spec: BackendSpec, to serviceName: String?) -> AdminReply {
+        let all = services()
+        let service: AdminService
+        if let serviceName {
+            guard let found = all.first(where: { $0.name == serviceName }) else {
+                return .failure("unknown service '\(serviceName)'; 'show services' lists them")
+            }
+            service = found
+        } else if all.count == 1 {
+            service = all[0]
+        } else {
+            return .failure("name the service: add SERVICE/\(spec) (services: \(all.map(\.name).joined(separator: ", ")))")
+        }
         let name = spec.endpoint.description
-        var spec = spec
+        let shown = serviceName.map { "\($0)/\(name)" } ?? name
+        var resolved = spec
         do {
-            spec.endpoint = try resolve(spec.endpoint)
+            resolved.endpoint = try resolve(spec.endpoint)
         } catch {
             return .failure(error.message)
         }
         do {
-            let id = try registry.update { (backends, makeID) throws(RegistryError) -> Int in
+            let id = try service.registry.update { (backends, makeID) throws(RegistryError) -> Int in
                 guard !backends.contains(where: { $0.spec.endpoint.description == name }) else {
-                    throw RegistryError("backend '\(name)' already exists; use 'weight' or 'ready' to change it")
+                    throw RegistryError("backend '\(shown)' already exists; use 'weight' or 'ready' to change it")
                 }
                 let id = makeID()
-                backends.append(BackendState(id: id, spec: spec))
+                backends.append(BackendState(id: id, spec: resolved))
                 return id
             }
-            return .success(["added \(name) with weight \(spec.weight) as backend \(id)"])
+            recordChange(service.name, .add(service: service.name, spec))
+            return .success(["added \(shown) with weight \(spec.weight) as backend \(id)"])
         } catch {
             return .failure(error.message)
         }
     }
 
-    private func remove(_ endpoint: Endpoint) -> AdminReply {
-        let name = endpoint.description
+    private func remove(_ name: BackendName) -> AdminReply {
+        let service: AdminService
+        switch locate(name) {
+        case let .success((found, _)): service = found
+        case let .failure(reply): return reply
+        }
+        let wanted = name.endpoint.description
         do {
-            try registry.update { (backends, _) throws(RegistryError) in
-                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) else {
+            try service.registry.update { (backends, _) throws(RegistryError) in
+                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == wanted }) else {
                     throw RegistryError("unknown backend '\(name)'; 'show backends' lists them")
                 }
                 let open = backends[index].stats.active.load(ordering: .relaxed)
@@ -184,48 +284,56 @@ public struct AdminController: Sendable {
                 }
                 backends.remove(at: index)
             }
+            recordChange(service.name, .remove(name))
             return .success(["removed \(name)"])
         } catch {
             return .failure(error.message)
         }
     }
 
-    private func unknown(_ endpoint: Endpoint) -> AdminReply {
-        .failure("unknown backend '\(endpoint.description)'; 'show backends' lists them")
-    }
-
     // MARK: - Show
 
     private struct BackendRow {
+        var service: String
         var state: BackendState
         var lastCheck: String
         var active, total, failures, bytesIn, bytesOut: Int
     }
 
-    private func rows() -> [BackendRow] {
-        registry.snapshot().backends.map { backend in
-            BackendRow(
-                state: backend,
-                lastCheck: lastCheckText(backend.id) ?? backend.health.lastCheck,
-                active: backend.stats.active.load(ordering: .relaxed),
-                total: backend.stats.total.load(ordering: .relaxed),
-                failures: backend.stats.failures.load(ordering: .relaxed),
-                bytesIn: backend.stats.bytesToBackend.load(ordering: .relaxed),
-                bytesOut: backend.stats.bytesFromBackend.load(ordering: .relaxed))
+    private func rows(of services: [AdminService]) -> [BackendRow] {
+        services.flatMap { service in
+            service.registry.snapshot().backends.map { backend in
+                BackendRow(
+                    service: service.name,
+                    state: backend,
+                    lastCheck: service.lastCheckText(backend.id) ?? backend.health.lastCheck,
+                    active: backend.stats.active.load(ordering: .relaxed),
+                    total: backend.stats.total.load(ordering: .relaxed),
+                    failures: backend.stats.failures.load(ordering: .relaxed),
+                    bytesIn: backend.stats.bytesToBackend.load(ordering: .relaxed),
+                    bytesOut: backend.stats.bytesFromBackend.load(ordering: .relaxed))
+            }
         }
     }
 
-    private func showBackends(json: Bool) -> AdminReply {
-        let rows = rows()
+    private func showBackends(service name: String?, json: Bool) -> AdminReply {
+        var selected = services()
+        if let name {
+            selected = selected.filter { $0.name == name }
+            if selected.isEmpty { return .failure("unknown service '\(name)'; 'show services' lists them") }
+        }
+        let rows = rows(of: selected)
         if json {
             let objects = rows.map { row in
                 JSONText.object([
                     ("id", "\(row.state.id)"),
-                    ("backend", JSONText.string(row.state.spec.endpoint.description)),
+                    ("service", JSONText.string(row.service)),
+                    ("address", JSONText.string(row.state.spec.endpoint.description)),
                     ("weight", "\(row.state.spec.weight)"),
-                    ("admin", JSONText.string(row.state.admin.rawValue)),
+                    ("state", JSONText.string(row.state.displayedState.rawValue)),
                     ("health", JSONText.string(row.state.health.isUp ? "up" : "down")),
                     ("selectable", "\(row.state.selectable)"),
+                    ("removing", "\(row.state.removing)"),
                     ("last_check", JSONText.string(row.lastCheck)),
                     ("active", "\(row.active)"),
                     ("total", "\(row.total)"),
@@ -237,9 +345,10 @@ public struct AdminController: Sendable {
             }
             return .success([JSONText.object([("backends", JSONText.array(objects))])])
         }
-        let header = ["ID", "BACKEND", "WEIGHT", "ADMIN", "HEALTH", "ACTIVE", "TOTAL", "FAILURES", "TO_BACKEND", "FROM_BACKEND", "LAST_CHECK"]
+        let header = ["SERVICE", "ID", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "ACTIVE", "TOTAL", "FAILURES", "TO_BACKEND", "FROM_BACKEND", "LAST_CHECK"]
         let table = rows.map { row in
-            ["\(row.state.id)", row.state.spec.endpoint.description, "\(row.state.spec.weight)", row.state.admin.rawValue,
+            [row.service, "\(row.state.id)", row.state.spec.endpoint.description, "\(row.state.spec.weight)",
+             row.state.displayedState.rawValue + (row.state.removing ? " (removing)" : ""),
              row.state.health.isUp ? "up" : "down", "\(row.active)", "\(row.total)", "\(row.failures)",
              "\(row.bytesIn)", "\(row.bytesOut)", row.lastCheck]
         }
@@ -247,16 +356,52 @@ public struct AdminController: Sendable {
         return .success(Self.aligned([header] + table))
     }
 
+    private func showServices(json: Bool) -> AdminReply {
+        let rows = services().map { service -> (AdminService, BackendSnapshot, Int, Int) in
+            let snapshot = service.registry.snapshot()
+            let active = snapshot.backends.reduce(0) { $0 + $1.stats.active.load(ordering: .relaxed) }
+            let total = snapshot.backends.reduce(0) { $0 + $1.stats.total.load(ordering: .relaxed) }
+            return (service, snapshot, active, total)
+        }
+        if json {
+            let objects = rows.map { service, snapshot, active, total in
+                JSONText.object([
+                    ("name", JSONText.string(service.name)),
+                    ("listen", JSONText.array(service.listeners.map(JSONText.string))),
+                    ("balance", JSONText.string(snapshot.algorithm.rawValue)),
+                    ("backends", "\(snapshot.backends.count)"),
+                    ("backends_up", "\(snapshot.backends.filter { $0.health.isUp }.count)"),
+                    ("backends_selectable", "\(snapshot.backends.filter(\.selectable).count)"),
+                    ("active", "\(active)"),
+                    ("total", "\(total)"),
+                ])
+            }
+            return .success([JSONText.object([("services", JSONText.array(objects))])])
+        }
+        let header = ["SERVICE", "LISTEN", "BALANCE", "BACKENDS", "UP", "SELECTABLE", "ACTIVE", "TOTAL"]
+        let table = rows.map { service, snapshot, active, total in
+            [service.name, service.listeners.joined(separator: ","), snapshot.algorithm.rawValue, "\(snapshot.backends.count)",
+             "\(snapshot.backends.filter { $0.health.isUp }.count)", "\(snapshot.backends.filter(\.selectable).count)",
+             "\(active)", "\(total)"]
+        }
+        if table.isEmpty { return .success(["no services"]) }
+        return .success(Self.aligned([header] + table))
+    }
+
     private func showStats(json: Bool) -> AdminReply {
         let stats = processStats()
-        let backends = registry.snapshot().backends
+        let all = services()
+        let backends = all.flatMap { $0.registry.snapshot().backends }
         let up = backends.filter { $0.health.isUp }.count
         let selectable = backends.filter { $0.selectable }.count
         let fields: [(String, String, String)] = [
+            ("pid", "\(stats.pid)", "pid \(stats.pid)"),
             ("uptime_seconds", "\(stats.uptime.components.seconds)", "uptime \(stats.uptime.components.seconds)s"),
             ("workers", "\(stats.workers)", "workers \(stats.workers)"),
             ("relay", JSONText.string(stats.relayMode), "relay \(stats.relayMode)"),
             ("balance", JSONText.string(stats.balance), "balance \(stats.balance)"),
+            ("services", "\(all.count)", "services \(all.count)"),
+            ("accepting", "\(stats.accepting)", "accepting \(stats.accepting ? "yes" : "no")"),
             ("open_connections", "\(stats.openConnections)", "open connections \(stats.openConnections)"),
             ("total_connections", "\(stats.totalConnections)", "total connections \(stats.totalConnections)"),
             ("bytes_from_clients", "\(stats.bytesFromClients)", "bytes from clients \(stats.bytesFromClients)"),

@@ -3,7 +3,7 @@
 /// On the wire (README, "Admin socket"): a status line, `OK` or `ERROR: message`, then zero or more
 /// body lines, then one empty line that ends the reply. Body lines are never empty, so the
 /// empty line is unambiguous.
-public struct AdminReply: Sendable, Equatable {
+public struct AdminReply: Error, Sendable, Equatable {
     public var ok: Bool
     /// The text after `ERROR: ` when `ok` is false.
     public var error: String?

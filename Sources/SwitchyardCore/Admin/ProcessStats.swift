@@ -10,6 +10,10 @@ public struct ProcessStats: Sendable, Equatable {
     public var totalConnections: Int
     public var bytesFromClients: Int
     public var bytesToClients: Int
+    /// The process id, so that two processes during a handover can be told apart.
+    public var pid: Int = 0
+    /// False once the process has stopped accepting (shutting down).
+    public var accepting = true
 
     public init(
         uptime: Duration, workers: Int, relayMode: String, balance: String,

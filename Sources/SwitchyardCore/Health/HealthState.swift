@@ -46,6 +46,14 @@ public struct HealthState: Sendable, Equatable {
         self.fall = fall
     }
 
+    /// A machine for a backend already known to be down (a checker restarted by a reload):
+    /// it stays down until `rise` checks pass.
+    public static func down(rise: Int, fall: Int) -> HealthState {
+        var state = HealthState(rise: rise, fall: fall)
+        state.phase = .down
+        return state
+    }
+
     public var isUp: Bool { phase != .down }
 
     /// Feeds one result in; returns the transition it causes, or nil when the verdict stands.

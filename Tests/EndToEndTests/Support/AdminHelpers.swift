@@ -188,8 +188,8 @@ struct AdminSocket: Sendable {
         }
         var byName: [String: [String: Any]] = [:]
         for row in rows {
-            guard let name = row["backend"] as? String else {
-                throw HarnessError("a backend row has no 'backend' name: \(row)")
+            guard let name = row["address"] as? String else {
+                throw HarnessError("a backend row has no 'address': \(row)")
             }
             byName[name] = row
         }

@@ -121,14 +121,20 @@ extension SwitchyardProcess {
 
 /// One backend row of `switchyard admin show backends json`.
 struct AdminBackendRow: Decodable {
-    let backend: String
+    let service: String
+    let address: String
+    let state: String
+    let weight: Int
     let health: String
     let active: Int
     let total: Int
     let lastCheck: String
 
+    /// The `HOST:PORT` name (the JSON field `address`).
+    var backend: String { address }
+
     enum CodingKeys: String, CodingKey {
-        case backend, health, active, total
+        case service, address, state, weight, health, active, total
         case lastCheck = "last_check"
     }
 }

@@ -1,0 +1,312 @@
+/// The keys of the configuration file, as `Decodable` types. Keys are the command-line flags'
+/// names (kebab-case). Unknown keys are errors that name the nearest valid key; values are
+/// parsed with the same parsers as the command line, so both accept exactly the same text.
+
+/// A key of the file, by its text.
+struct ConfigKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(_ text: String) { stringValue = text }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension KeyedDecodingContainer where Key == ConfigKey {
+    /// Refuses keys not in `allowed`, naming the nearest valid one.
+    func rejectUnknownKeys(_ allowed: [String], in what: String) throws {
+        for key in allKeys where !allowed.contains(key.stringValue) {
+            let hint = NearestKey.suggestion(for: key.stringValue, among: allowed).map { "; did you mean '\($0)'?" }
+                ?? "; valid keys: \(allowed.joined(separator: ", "))"
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: self, debugDescription: "unknown key '\(key.stringValue)' in \(what)\(hint)")
+        }
+    }
+
+    func value<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
+        try decodeIfPresent(T.self, forKey: ConfigKey(key))
+    }
+
+    /// A value parsed from its text by `parse`, whose `ConfigError` is reported at the key.
+    func parsed<T>(_ key: String, _ parse: (String) throws(ConfigError) -> T) throws -> T? {
+        guard let text = try decodeIfPresent(String.self, forKey: ConfigKey(key)) else { return nil }
+        do {
+            return try parse(text)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey(key), in: self, debugDescription: "\(key): \(error.message)")
+        }
+    }
+
+    /// A duration such as `500ms` or `2s`; with `allowOff`, `off` gives `.some(nil)`.
+    func duration(_ key: String, allowOff: Bool = false) throws -> Duration?? {
+        try parsed(key) { (text) throws(ConfigError) -> Duration? in
+            if allowOff && text == "off" { return nil }
+            return try Duration(parsing: text)
+        }
+    }
+
+    /// One of an enumeration's raw values; the error lists them.
+    func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) throws -> T? where T.RawValue == String {
+        try parsed(key) { (text) throws(ConfigError) -> T in
+            guard let value = T(rawValue: text) else {
+                throw ConfigError("'\(text)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return value
+        }
+    }
+}
+
+/// The whole file.
+struct RawConfigFile: Decodable {
+    static let globalKeys = [
+        "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
+        "pipe-size", "log-level", "state-file",
+    ]
+    static let keys = globalKeys + ["defaults", "services"]
+
+    var workers: Int?
+    var relay: RelayMode?
+    /// `off` disables the socket.
+    var adminSocket: String?
+    var maxConnections: Int?
+    var shutdownGrace: Duration?
+    var bufferSize: Int?
+    var buffers: Int?
+    var pipeSize: Int?
+    var logLevel: LogLevel?
+    var stateFile: String?
+    var defaults: RawService?
+    /// In file order.
+    var services: [(name: String, service: RawService)] = []
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "the top level")
+        workers = try container.value("workers")
+        relay = try container.choice("relay", RelayMode.self)
+        adminSocket = try container.value("admin-socket")
+        maxConnections = try container.value("max-connections")
+        shutdownGrace = try container.duration("shutdown-grace") ?? nil
+        bufferSize = try container.value("buffer-size")
+        buffers = try container.value("buffers")
+        pipeSize = try container.value("pipe-size")
+        logLevel = try container.choice("log-level", LogLevel.self)
+        stateFile = try container.value("state-file")
+        defaults = try container.value("defaults")
+        if defaults?.listen != nil {
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: container.codingPath + [ConfigKey("defaults"), ConfigKey("listen")],
+                debugDescription: "'listen' cannot be a default: each service needs listen addresses of its own"))
+        }
+        guard container.contains(ConfigKey("services")) else {
+            throw DecodingError.keyNotFound(ConfigKey("services"), DecodingError.Context(
+                codingPath: container.codingPath, debugDescription: "no services"))
+        }
+        let services = try container.nestedContainer(keyedBy: ConfigKey.self, forKey: ConfigKey("services"))
+        for key in services.allKeys {
+            guard ServiceConfiguration.isValidName(key.stringValue) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: services,
+                    debugDescription: "service name '\(key.stringValue)' may hold only letters, digits, '_', '.' and '-'")
+            }
+            self.services.append((key.stringValue, try services.decode(RawService.self, forKey: key)))
+        }
+    }
+
+    /// The configuration the file describes, with defaults applied (validated by the caller).
+    func configuration() throws(ConfigIssue) -> Configuration {
+        var global = GlobalSettings()
+        if let workers { global.workers = workers }
+        if let relay { global.relay = relay }
+        if let adminSocket {
+            if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
+        }
+        global.maxConnections = maxConnections
+        if let shutdownGrace { global.shutdownGrace = shutdownGrace }
+        if let bufferSize { global.bufferSize = bufferSize }
+        if let buffers { global.buffers = buffers }
+        if let pipeSize { global.pipeSize = pipeSize }
+        if let logLevel { global.logLevel = logLevel }
+        global.stateFile = stateFile
+        var built: [ServiceConfiguration] = []
+        for (name, raw) in services {
+            built.append(try raw.merged(over: defaults).service(named: name))
+        }
+        return Configuration(global: global, services: built)
+    }
+}
+
+/// One service, or the `defaults` every service starts from. Every key is optional here.
+struct RawService: Decodable {
+    static let keys = ["listen", "balance", "connect-timeout", "idle-timeout", "health", "backends"]
+
+    var listen: [Endpoint]?
+    var balance: BalanceAlgorithm?
+    var connectTimeout: Duration?
+    /// `.some(nil)`: `idle-timeout: off`.
+    var idleTimeout: Duration??
+    var health: RawHealth?
+    var backends: [BackendSpec]?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "a service")
+        if container.contains(ConfigKey("listen")) {
+            // One address or a list of them.
+            if let one = try? container.decode(String.self, forKey: ConfigKey("listen")) {
+                listen = [try Self.endpoint(one, key: ConfigKey("listen"), in: container)]
+            } else {
+                var list = try container.nestedUnkeyedContainer(forKey: ConfigKey("listen"))
+                var endpoints: [Endpoint] = []
+                while !list.isAtEnd {
+                    let text = try list.decode(String.self)
+                    do {
+                        endpoints.append(try Endpoint(parsing: text, allowPortZero: true))
+                    } catch {
+                        throw DecodingError.dataCorrupted(DecodingError.Context(
+                            codingPath: list.codingPath + [ConfigKey(intValue: list.currentIndex - 1)!],
+                            debugDescription: "listen: \(error.message)"))
+                    }
+                }
+                listen = endpoints
+            }
+        }
+        balance = try container.choice("balance", BalanceAlgorithm.self)
+        connectTimeout = try container.duration("connect-timeout") ?? nil
+        idleTimeout = try container.duration("idle-timeout", allowOff: true)
+        health = try container.value("health")
+        if container.contains(ConfigKey("backends")) {
+            backends = try container.decode([RawBackend].self, forKey: ConfigKey("backends")).map(\.spec)
+        }
+    }
+
+    private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
+        do {
+            return try Endpoint(parsing: text, allowPortZero: true)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "listen: \(error.message)")
+        }
+    }
+
+    /// This service's keys over `defaults`' (health keys merge one by one).
+    func merged(over defaults: RawService?) -> RawService {
+        guard let defaults else { return self }
+        var result = self
+        result.listen = listen ?? defaults.listen
+        result.balance = balance ?? defaults.balance
+        result.connectTimeout = connectTimeout ?? defaults.connectTimeout
+        result.idleTimeout = idleTimeout ?? defaults.idleTimeout
+        result.backends = backends ?? defaults.backends
+        switch (health, defaults.health) {
+        case let (mine?, theirs?): result.health = mine.merged(over: theirs)
+        case (nil, let theirs): result.health = theirs
+        default: break
+        }
+        return result
+    }
+
+    func service(named name: String) throws(ConfigIssue) -> ServiceConfiguration {
+        var service = ServiceConfiguration(name: name, listen: listen ?? [], backends: backends ?? [])
+        if let balance { service.balance = balance }
+        if let connectTimeout { service.connectTimeout = connectTimeout }
+        if let idleTimeout { service.idleTimeout = idleTimeout }
+        if let health {
+            service.health = health.off ? nil : health.configuration
+        }
+        return service
+    }
+}
+
+/// `health:` as a mapping, or `off`.
+struct RawHealth: Decodable {
+    static let keys = ["interval", "timeout", "rise", "fall", "send", "expect", "expect-match"]
+
+    var off = false
+    var interval: Duration?
+    var timeout: Duration?
+    var rise: Int?
+    var fall: Int?
+    var send: [UInt8]?
+    var expect: [UInt8]?
+    var expectMatch: HealthCheckConfig.ExpectMatch?
+
+    init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
+            guard text == "off" || text == "false" else {
+                throw DecodingError.dataCorruptedError(
+                    in: single, debugDescription: "health: expected a mapping (interval, timeout, rise, fall, send, expect, expect-match) or off, found '\(text)'")
+            }
+            off = true
+            return
+        }
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "health")
+        interval = try container.duration("interval") ?? nil
+        timeout = try container.duration("timeout") ?? nil
+        rise = try container.value("rise")
+        fall = try container.value("fall")
+        send = try container.parsed("send", HealthCheckConfig.decodeEscapes)
+        expect = try container.parsed("expect", HealthCheckConfig.decodeEscapes)
+        expectMatch = try container.choice("expect-match", HealthCheckConfig.ExpectMatch.self)
+    }
+
+    func merged(over defaults: RawHealth) -> RawHealth {
+        guard !off, !defaults.off else { return self }
+        var result = self
+        result.interval = interval ?? defaults.interval
+        result.timeout = timeout ?? defaults.timeout
+        result.rise = rise ?? defaults.rise
+        result.fall = fall ?? defaults.fall
+        result.send = send ?? defaults.send
+        result.expect = expect ?? defaults.expect
+        result.expectMatch = expectMatch ?? defaults.expectMatch
+        return result
+    }
+
+    var configuration: HealthCheckConfig {
+        var config = HealthCheckConfig()
+        if let interval { config.interval = interval }
+        if let timeout { config.timeout = timeout }
+        if let rise { config.rise = rise }
+        if let fall { config.fall = fall }
+        config.send = send
+        config.expect = expect
+        if let expectMatch { config.expectMatch = expectMatch }
+        return config
+    }
+}
+
+/// One backend: `HOST:PORT[,weight=N]` as on the command line, or a mapping with `address`.
+struct RawBackend: Decodable {
+    static let keys = ["address", "weight"]
+
+    var spec: BackendSpec
+
+    init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
+            do {
+                spec = try BackendSpec(parsing: text)
+            } catch {
+                throw DecodingError.dataCorruptedError(in: single, debugDescription: error.message)
+            }
+            return
+        }
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "a backend")
+        guard let endpoint = try container.parsed("address", { (text) throws(ConfigError) in try Endpoint(parsing: text) }) else {
+            throw DecodingError.keyNotFound(ConfigKey("address"), DecodingError.Context(
+                codingPath: container.codingPath, debugDescription: "a backend needs an address"))
+        }
+        spec = BackendSpec(endpoint: endpoint)
+        if let weight = try container.parsed("weight", { (text) throws(ConfigError) in
+            try BackendSpec.parseWeight(text, context: "backend \(endpoint)")
+        }) {
+            spec.weight = weight
+            spec.weightGiven = true
+        }
+    }
+}

@@ -1,0 +1,249 @@
+/// Everything an instance runs from: global settings and its services.
+///
+/// One immutable value, built either from the command line (one service named `default`) or from
+/// a YAML file (`ConfigFile`), and validated by `validate()`. A reload builds a new value and
+/// applies `ConfigDifference(from:to:)`.
+public struct Configuration: Equatable, Sendable {
+    public var global: GlobalSettings
+    /// Sorted by name; names are unique.
+    public var services: [ServiceConfiguration]
+
+    public init(global: GlobalSettings = GlobalSettings(), services: [ServiceConfiguration]) {
+        self.global = global
+        self.services = services.sorted { $0.name < $1.name }
+    }
+
+    public func service(named name: String) -> ServiceConfiguration? {
+        services.first { $0.name == name }
+    }
+
+    /// Every listen address of every service, with its service's name.
+    public var listeners: [(service: String, endpoint: Endpoint)] {
+        services.flatMap { service in service.listen.map { (service.name, $0) } }
+    }
+
+    /// Checks every value and every rule across services; throws the first problem found, with
+    /// the path of the key it concerns.
+    public func validate() throws(ConfigIssue) {
+        try global.validate()
+        guard !services.isEmpty else {
+            throw ConfigIssue(path: [.key("services")], "no services are configured: at least one is needed")
+        }
+        var names = Set<String>()
+        var listenOwners: [String: String] = [:]
+        for service in services {
+            guard names.insert(service.name).inserted else {
+                throw ConfigIssue(path: [.key("services"), .key(service.name)], "service '\(service.name)' is defined twice")
+            }
+            try service.validate()
+            for (index, endpoint) in service.listen.enumerated() {
+                let key = endpoint.description
+                if let owner = listenOwners[key] {
+                    throw ConfigIssue(
+                        path: [.key("services"), .key(service.name), .key("listen"), .index(index)],
+                        owner == service.name
+                            ? "listen address \(key) is listed twice in service '\(service.name)'"
+                            : "listen address \(key) is used by two services: '\(owner)' and '\(service.name)'")
+                }
+                if endpoint.port != 0 { listenOwners[key] = service.name }
+            }
+        }
+    }
+}
+
+/// Settings of the whole process: the command-line flags that are not about one service.
+public struct GlobalSettings: Equatable, Sendable {
+    /// Worker threads; nil means one per online CPU.
+    public var workers: Int?
+    public var relay: RelayMode = .auto
+    /// Path of the admin socket; nil means the default path (`AdminSocketPath.current()`).
+    public var adminSocket: String?
+    /// False: no admin socket (`--no-admin-socket`, `admin-socket: off`).
+    public var adminSocketEnabled = true
+    /// Most client connections open at once; nil means what the descriptor limit allows.
+    public var maxConnections: Int?
+    public var shutdownGrace: Duration = .seconds(30)
+    /// KiB.
+    public var bufferSize = 64
+    public var buffers = 1024
+    /// KiB.
+    public var pipeSize = 1024
+    public var logLevel: LogLevel = .info
+    /// Where admin changes are kept across restarts and reloads; nil keeps none.
+    public var stateFile: String?
+
+    public init() {}
+
+    public static let workerRange = 1...256
+    public static let bufferSizeRange = 4...1024
+    public static let buffersRange = 16...32768
+    public static let pipeSizeRange = 64...16384
+
+    /// The settings that a reload cannot change in a running process.
+    public func restartOnlyDifferences(to other: GlobalSettings) -> [String] {
+        var changes: [String] = []
+        func note<T: Equatable>(_ key: String, _ a: T, _ b: T, _ text: (T) -> String) {
+            if a != b { changes.append("\(key) \(text(a)) -> \(text(b))") }
+        }
+        note("workers", workers, other.workers) { $0.map(String.init) ?? "auto" }
+        note("relay", relay, other.relay) { $0.rawValue }
+        note("admin-socket", adminSocketEnabled ? adminSocket ?? "default" : "off",
+             other.adminSocketEnabled ? other.adminSocket ?? "default" : "off") { $0 }
+        note("max-connections", maxConnections, other.maxConnections) { $0.map(String.init) ?? "auto" }
+        note("buffer-size", bufferSize, other.bufferSize) { "\($0)" }
+        note("buffers", buffers, other.buffers) { "\($0)" }
+        note("pipe-size", pipeSize, other.pipeSize) { "\($0)" }
+        note("log-level", logLevel, other.logLevel) { $0.rawValue }
+        note("state-file", stateFile, other.stateFile) { $0 ?? "none" }
+        return changes
+    }
+
+    public func validate() throws(ConfigIssue) {
+        if let workers, !Self.workerRange.contains(workers) {
+            throw ConfigIssue(path: [.key("workers")], "workers \(workers) must be from 1 to 256")
+        }
+        if !Self.bufferSizeRange.contains(bufferSize) {
+            throw ConfigIssue(path: [.key("buffer-size")], "buffer-size \(bufferSize) must be from 4 to 1024 (KiB)")
+        }
+        if !Self.buffersRange.contains(buffers) || buffers.nonzeroBitCount != 1 {
+            throw ConfigIssue(path: [.key("buffers")], "buffers \(buffers) must be a power of two from 16 to 32768")
+        }
+        if !Self.pipeSizeRange.contains(pipeSize) {
+            throw ConfigIssue(path: [.key("pipe-size")], "pipe-size \(pipeSize) must be from 64 to 16384 (KiB)")
+        }
+        if let maxConnections, maxConnections < 1 {
+            throw ConfigIssue(path: [.key("max-connections")], "max-connections \(maxConnections) must be at least 1")
+        }
+        if shutdownGrace < .zero {
+            throw ConfigIssue(path: [.key("shutdown-grace")], "shutdown-grace must not be negative")
+        }
+        if let stateFile, stateFile.isEmpty {
+            throw ConfigIssue(path: [.key("state-file")], "state-file is empty: give a path")
+        }
+        if let adminSocket, adminSocket.isEmpty {
+            throw ConfigIssue(path: [.key("admin-socket")], "admin-socket is empty: give a path or off")
+        }
+    }
+}
+
+/// One service: listeners, a balancing algorithm, a backend pool, a health check and timeouts.
+public struct ServiceConfiguration: Equatable, Sendable {
+    /// The service the command-line form defines.
+    public static let defaultName = "default"
+
+    public var name: String
+    public var listen: [Endpoint]
+    public var balance: BalanceAlgorithm = .roundRobin
+    public var connectTimeout: Duration = .seconds(5)
+    /// Nil: idle connections are never closed.
+    public var idleTimeout: Duration?
+    /// Nil: no health checks (`health: off`, `--no-health-check`).
+    public var health: HealthCheckConfig? = HealthCheckConfig()
+    public var backends: [BackendSpec]
+
+    public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
+        self.name = name
+        self.listen = listen
+        self.backends = backends
+    }
+
+    /// What the workers need of a service besides its backends.
+    public var settings: ServiceSettings {
+        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+    }
+
+    /// Whether `name` may name a service: `[A-Za-z0-9_.-]+`.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+        }
+    }
+
+    public func validate() throws(ConfigIssue) {
+        let base: [ConfigPathComponent] = [.key("services"), .key(name)]
+        guard Self.isValidName(name) else {
+            throw ConfigIssue(path: base, "service name '\(name)' may hold only letters, digits, '_', '.' and '-'")
+        }
+        guard !listen.isEmpty else {
+            throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address")
+        }
+        guard !backends.isEmpty else {
+            throw ConfigIssue(path: base + [.key("backends")], "service '\(name)' has an empty backend pool: list at least one backend")
+        }
+        guard connectTimeout > .zero else {
+            throw ConfigIssue(path: base + [.key("connect-timeout")], "connect-timeout must be longer than 0")
+        }
+        if let idleTimeout, idleTimeout <= .zero {
+            throw ConfigIssue(path: base + [.key("idle-timeout")], "idle-timeout must be longer than 0")
+        }
+        if let health {
+            do {
+                try health.validate()
+            } catch {
+                throw ConfigIssue(path: base + [.key("health")], error.message)
+            }
+        }
+        var seen = Set<String>()
+        for (index, backend) in backends.enumerated() where !seen.insert(backend.endpoint.description).inserted {
+            throw ConfigIssue(path: base + [.key("backends"), .index(index)],
+                              "backend \(backend.endpoint) is listed twice in service '\(name)'")
+        }
+    }
+}
+
+/// The per-service values a worker reads from the service's snapshot.
+public struct ServiceSettings: Equatable, Sendable {
+    public var connectTimeout: Duration
+    public var idleTimeout: Duration?
+
+    public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil) {
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// How bytes move between a client and its backend.
+public enum RelayMode: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Receive into provided buffers and send from them.
+    case copy
+    /// Zero copy through a pipe: readiness from the ring, `splice(2)` to move bytes.
+    case splice
+    /// Copy, switching a direction to splice once it behaves like a bulk stream.
+    case auto
+
+    public var description: String { rawValue }
+}
+
+/// The lowest level of log line written (swift-log's levels, by name).
+public enum LogLevel: String, CaseIterable, Sendable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// One step of the path to a value in the configuration: a mapping key or a list index.
+public enum ConfigPathComponent: Equatable, Sendable, CustomStringConvertible {
+    case key(String)
+    case index(Int)
+
+    public var description: String {
+        switch self {
+        case let .key(key): key
+        case let .index(index): "[\(index)]"
+        }
+    }
+}
+
+/// A configuration value that was refused, with the path of the key it concerns. The file loader
+/// turns the path into a line and column; the command line shows the message alone.
+public struct ConfigIssue: Error, Equatable, Sendable, CustomStringConvertible {
+    public var path: [ConfigPathComponent]
+    public var message: String
+
+    public init(path: [ConfigPathComponent], _ message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,512 @@
+import CSwitchyard
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// Runs one Switchyard instance from a `Configuration`: services, listeners, workers, health
+/// checkers and the admin socket; reloads the configuration file and keeps the state file.
+///
+/// Threads: `run()` on the main thread (it owns the workers and waits for signals); `reload()`
+/// and the admin hooks on the admin thread or the main thread (SIGHUP), serialised by
+/// `reloadLock`. Lock order: `reloadLock`, then `state`; nothing else is held with `state`.
+public final class Instance: Sendable {
+    private struct State {
+        var configuration: Configuration
+        var services: [String: ServiceRuntime] = [:]
+        var listeners: [ListenerEntry] = []
+        var nextListenerID = 0
+        var overrides = RuntimeOverrides()
+        var waker: WorkerWaker?
+    }
+
+    /// The file `reload` reads; nil when started from the command line.
+    public let configFile: String?
+    private let logger: Logger
+    private let context: ServerContext
+    private let state: Mutex<State>
+    private let reloadLock = Mutex(())
+    private let descriptorLimit: Int
+
+    /// `configuration` must have passed `validate()`.
+    public init(configuration: Configuration, configFile: String?, logger: Logger) {
+        self.configFile = configFile
+        self.logger = logger
+        descriptorLimit = Server.raiseDescriptorLimit()
+        let global = configuration.global
+        let workers = global.workers ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var relay = RelayConfiguration()
+        relay.mode = global.relay
+        relay.bufferSize = global.bufferSize * 1024
+        relay.buffersPerWorker = UInt32(global.buffers)
+        relay.pipeSize = global.pipeSize * 1024
+        // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve. Pipes are
+        // only for directions that stream, so they get a small share (1/64) of the limit;
+        // beyond it a direction keeps copying.
+        relay.pipesPerWorker = max(4, min(256, descriptorLimit / 64 / workers))
+        let listenerCount = configuration.listeners.count
+        let reserved = 64 + workers * (2 * relay.pipesPerWorker + listenerCount + 4)
+        let affordable = max(1, (descriptorLimit - reserved) / 2)
+        relay.maxConnections = global.maxConnections ?? affordable
+        if let requested = global.maxConnections, requested > affordable {
+            logger.warning("max-connections \(requested) exceeds what the descriptor limit \(descriptorLimit) allows (\(affordable)); accepts will back off when descriptors run out")
+        }
+        context = ServerContext(configuration: relay, workers: workers, logger: logger)
+        state = Mutex(State(configuration: configuration))
+    }
+
+    // MARK: - Running
+
+    /// Starts everything, serves until SIGTERM or SIGINT, then shuts down gracefully. Throws a
+    /// one-line message when the instance cannot start (nothing is left running then).
+    public func run() throws(ConfigError) {
+        let configuration = state.withLock { $0.configuration }
+        let global = configuration.global
+        var overrides = RuntimeOverrides()
+        if let stateFile = global.stateFile {
+            overrides = try Self.loadState(stateFile)
+        }
+
+        var services: [String: ServiceRuntime] = [:]
+        for service in configuration.services {
+            if service.balance == .roundRobin, service.backends.contains(where: \.weightGiven) {
+                logger.notice("service \(service.name): round-robin ignores backend weights; use balance weighted to honour them")
+            }
+            services[service.name] = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
+        }
+        applyOverrides(overrides, to: services, atStart: true)
+        state.withLock { state in
+            state.services = services
+            state.overrides = overrides
+        }
+
+        // The admin socket comes first: a live instance holding it must stop this one early.
+        let admin = try startAdminServer(global)
+        let server = Server(context: context)
+        var entries: [ListenerEntry] = []
+        do {
+            for (name, endpoint) in configuration.listeners {
+                entries.append(try bindListener(endpoint, service: services[name]!))
+            }
+            state.withLock { $0.listeners = entries }
+            context.listeners.publish(entries)
+            try server.start()
+        } catch {
+            if state.withLock({ $0.listeners.isEmpty }) {
+                for entry in entries { Self.closeDescriptors(entry) }
+            }
+            admin?.stop()
+            throw error
+        }
+        let waker = server.waker
+        state.withLock { $0.waker = waker }
+        for runtime in services.values {
+            runtime.registry.addPublishObserver { waker.wake() }
+        }
+        do {
+            for service in configuration.services { try services[service.name]!.startHealth(service.health) }
+            try admin?.start()
+        } catch {
+            admin?.stop()
+            throw ConfigError("cannot start the control threads: \(error)")
+        }
+        logStartup(configuration, admin: admin)
+
+        serve()
+        admin?.stop()
+        server.stop(grace: global.shutdownGrace)
+        for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
+    }
+
+    /// The main thread's loop until SIGTERM or SIGINT: SIGHUP reloads, and backends a reload
+    /// removed disappear once their connections have ended.
+    private func serve() {
+        while true {
+            let received = waitForSignal(timeout: .milliseconds(250))
+            switch received {
+            case SIGINT?, SIGTERM?:
+                let signal = received == SIGINT ? "SIGINT" : "SIGTERM"
+                logger.notice("received \(signal); no longer accepting, \(context.openConnections.load(ordering: .relaxed)) connection(s) open, grace \(state.withLock { $0.configuration.global.shutdownGrace }.shortDescription)")
+                context.stopAccepting.store(true, ordering: .releasing)
+                return
+            case SIGHUP?:
+                let reply = reload()
+                if reply.ok {
+                    logger.notice("reload on SIGHUP: \(reply.body.joined(separator: "; "))")
+                } else {
+                    logger.error("reload on SIGHUP refused: \(reply.error ?? "")")
+                }
+            default:
+                break
+            }
+            for runtime in state.withLock({ Array($0.services.values) }) {
+                for name in runtime.sweepRemovedBackends() {
+                    logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
+                }
+            }
+        }
+    }
+
+    private func startAdminServer(_ global: GlobalSettings) throws(ConfigError) -> AdminServer? {
+        guard global.adminSocketEnabled else { return nil }
+        let path = global.adminSocket ?? AdminSocketPath.current()
+        do {
+            return try AdminServer(socketPath: path, controller: adminController())
+        } catch {
+            throw ConfigError("\(error)")
+        }
+    }
+
+    private func logStartup(_ configuration: Configuration, admin: AdminServer?) {
+        let global = configuration.global
+        let entries = state.withLock { $0.listeners }
+        for service in configuration.services {
+            let listening = entries.filter { $0.service == service.name }.map(\.endpoint.description)
+            let backends = service.backends.map { $0.weightGiven ? "\($0.endpoint) (weight \($0.weight))" : "\($0.endpoint)" }
+            let health = service.health.map { "health checks: \($0.summary)" } ?? "health checks off"
+            logger.info("service \(service.name) listening on \(listening.joined(separator: ", ")); balance \(service.balance); backends: \(backends.joined(separator: ", ")); \(health)")
+        }
+        logger.info("switchyard listening on \(entries.map(\.endpoint.description).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
+        if let admin { logger.info("admin socket: \(admin.socketPath)") }
+    }
+
+    // MARK: - Listeners
+
+    /// Binds `endpoint` once per worker. Throws a message naming the address.
+    private func bindListener(_ endpoint: Endpoint, service: ServiceRuntime) throws(ConfigError) -> ListenerEntry {
+        let resolved = try resolve(endpoint)
+        var descriptors: [Int32] = []
+        do {
+            try Socket.checkAvailable(resolved)
+            var bound = resolved
+            for _ in 0..<context.workerCount {
+                let (fd, port) = try Socket.listen(on: bound)
+                bound.port = port
+                descriptors.append(fd)
+            }
+            let id = state.withLock { state in
+                defer { state.nextListenerID += 1 }
+                return state.nextListenerID
+            }
+            return ListenerEntry(id: id, service: service.name, endpoint: bound, registry: service.registry, descriptors: descriptors)
+        } catch {
+            for fd in descriptors { close(fd) }
+            if error.errno == EADDRINUSE {
+                throw ConfigError("cannot listen: \(error.call): address already in use (another process holds the port)")
+            }
+            throw ConfigError("cannot listen: \(error)")
+        }
+    }
+
+    private static func closeDescriptors(_ entry: ListenerEntry) {
+        for fd in entry.descriptors { close(fd) }
+    }
+
+    /// Publishes `entries` and waits (bounded) until every worker accepts on them.
+    private func publishListeners(_ entries: [ListenerEntry]) {
+        state.withLock { $0.listeners = entries }
+        let version = context.listeners.publish(entries)
+        state.withLock { $0.waker }?.wake()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !context.listeners.adoptedByAll(version) && ContinuousClock.now < deadline {
+            usleep(1000)
+        }
+    }
+
+    // MARK: - Reload
+
+    /// Reads the configuration file again, validates it completely and applies the difference;
+    /// a file with any error, or a listen address that cannot be bound, changes nothing.
+    public func reload() -> AdminReply {
+        reloadLock.withLock { _ in performReload() }
+    }
+
+    private func performReload() -> AdminReply {
+        guard let configFile else {
+            return .failure("this instance was started without --config: there is no file to reload")
+        }
+        let new: Configuration
+        do {
+            new = try Self.readConfiguration(configFile)
+        } catch {
+            logger.error("reload refused, nothing changed: \(error.message)")
+            return .failure("reload refused, nothing changed: \(error.message)")
+        }
+        let (old, services, entries) = state.withLock { ($0.configuration, $0.services, $0.listeners) }
+        let difference = ConfigDifference(from: old, to: new)
+
+        // Everything that can fail comes first: resolving names and binding new listeners.
+        var resolvedServices: [String: ServiceConfiguration] = [:]
+        var addedRuntimes: [String: ServiceRuntime] = [:]
+        var newEntries: [ListenerEntry] = []
+        do {
+            for service in new.services {
+                resolvedServices[service.name] = try Self.resolved(service)
+            }
+            for service in difference.addedServices {
+                let runtime = ServiceRuntime(configuration: resolvedServices[service.name]!, logger: logger)
+                addedRuntimes[service.name] = runtime
+                for endpoint in service.listen { newEntries.append(try bindListener(endpoint, service: runtime)) }
+            }
+            for change in difference.changedServices {
+                for endpoint in change.addedListeners {
+                    newEntries.append(try bindListener(endpoint, service: services[change.name]!))
+                }
+            }
+        } catch {
+            for entry in newEntries { Self.closeDescriptors(entry) }
+            logger.error("reload refused, nothing changed: \(error.message)")
+            return .failure("reload refused, nothing changed: \(error.message)")
+        }
+
+        // Apply. Nothing below fails as a whole; a health checker that cannot start is logged.
+        var runtimes = services
+        let waker = state.withLock { $0.waker }
+        for (name, runtime) in addedRuntimes {
+            runtimes[name] = runtime
+            if let waker { runtime.registry.addPublishObserver { waker.wake() } }
+            startHealth(runtime, resolvedServices[name]!.health)
+        }
+        for change in difference.changedServices {
+            guard let runtime = runtimes[change.name], let service = resolvedServices[change.name] else { continue }
+            runtime.registry.reconfigure(algorithm: service.balance, settings: service.settings)
+            Self.applyBackendChanges(change, service: service, to: runtime.registry)
+            if change.healthChanged { startHealth(runtime, service.health) }
+        }
+        let removedListeners = Set(difference.changedServices.flatMap { change in
+            change.removedListeners.map { "\(change.name) \($0)" }
+        })
+        var kept = entries.filter { entry in
+            !difference.removedServices.contains(entry.service)
+                && !removedListeners.contains("\(entry.service) \(entry.endpoint)")
+                && !removedListeners.contains(where: { $0 == "\(entry.service) \(Self.configured(entry, in: old))" })
+        }
+        kept += newEntries
+        state.withLock { state in
+            state.configuration = new
+            state.services = runtimes.filter { !difference.removedServices.contains($0.key) }
+        }
+        publishListeners(kept)
+        for name in difference.removedServices { runtimes[name]?.stopHealth() }
+
+        let overrides = state.withLock { $0.overrides }
+        applyOverrides(overrides, to: state.withLock { $0.services }, atStart: false)
+        let summary = difference.summary
+        logger.notice("configuration reloaded from \(configFile): \(summary.joined(separator: "; "))")
+        return .success(summary)
+    }
+
+    /// The configured text of the listen address behind `entry` (a port 0 was bound to another).
+    private static func configured(_ entry: ListenerEntry, in configuration: Configuration) -> String {
+        guard let service = configuration.service(named: entry.service) else { return entry.endpoint.description }
+        return service.listen.first { $0.host == entry.endpoint.host && ($0.port == entry.endpoint.port || $0.port == 0) }?
+            .description ?? entry.endpoint.description
+    }
+
+    private func startHealth(_ runtime: ServiceRuntime, _ config: HealthCheckConfig?) {
+        do {
+            try runtime.startHealth(config)
+        } catch {
+            logger.error("service \(runtime.name): cannot start health checks: \(error)")
+        }
+    }
+
+    /// Adds, removes (by draining: the backend disappears once its connections end) and
+    /// re-weighs backends; unchanged ones keep their health, counters and connections.
+    private static func applyBackendChanges(_ change: ConfigDifference.ServiceChange, service: ServiceConfiguration, to registry: BackendRegistry) {
+        let resolvedByName = Dictionary(service.backends.map { ($0.endpoint.description, $0) }, uniquingKeysWith: { a, _ in a })
+        try? registry.update { (backends, makeID) in
+            for spec in change.addedBackends {
+                let name = spec.endpoint.description
+                let resolved = resolvedByName[name] ?? spec
+                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
+                    // Listed again before its connections had ended, or added through the admin socket.
+                    backends[index].removing = false
+                    backends[index].spec = resolved
+                } else {
+                    backends.append(BackendState(id: makeID(), spec: resolved))
+                }
+            }
+            for endpoint in change.removedBackends {
+                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == endpoint.description }) {
+                    backends[index].removing = true
+                }
+            }
+            for backend in change.changedBackends {
+                let name = backend.new.endpoint.description
+                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
+                    let address = backends[index].spec.endpoint.address
+                    backends[index].spec = resolvedByName[name] ?? backend.new
+                    if backends[index].spec.endpoint.address == nil { backends[index].spec.endpoint.address = address }
+                }
+            }
+        }
+    }
+
+    // MARK: - Admin socket
+
+    private func adminController() -> AdminController {
+        AdminController(
+            services: { [self] in adminServices() },
+            processStats: { [self] in processStats() },
+            resolve: resolve,
+            reload: { [self] in reload() },
+            recordChange: { [self] service, command in recordChange(service: service, command) })
+    }
+
+    private func adminServices() -> [AdminService] {
+        let (services, entries) = state.withLock { ($0.services, $0.listeners) }
+        return services.values.sorted { $0.name < $1.name }.map { runtime in
+            AdminService(
+                name: runtime.name, registry: runtime.registry,
+                listeners: entries.filter { $0.service == runtime.name }.map(\.endpoint.description),
+                lastCheckText: { id in runtime.lastCheckText(id) })
+        }
+    }
+
+    private func processStats() -> ProcessStats {
+        let (configuration, services) = state.withLock { ($0.configuration, $0.services) }
+        let balance = services.count == 1 ? services.values.first!.registry.algorithm.rawValue : "per service"
+        var stats = context.processStats(workers: context.workerCount, relayMode: configuration.global.relay.rawValue, balance: balance)
+        stats.pid = Int(getpid())
+        stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
+        return stats
+    }
+
+    // MARK: - State file
+
+    private func recordChange(service: String, _ command: AdminCommand) {
+        let (overrides, path) = state.withLock { state -> (RuntimeOverrides, String?) in
+            state.overrides.record(service: service, command)
+            return (state.overrides, state.configuration.global.stateFile)
+        }
+        guard let path else { return }
+        do {
+            try writeFileAtomically(path, contents: overrides.fileText)
+        } catch {
+            logger.error("cannot write the state file: \(error)")
+        }
+    }
+
+    private static func loadState(_ path: String) throws(ConfigError) -> RuntimeOverrides {
+        let text: String
+        do {
+            guard let contents = try readTextFile(path) else { return RuntimeOverrides() }
+            text = contents
+        } catch {
+            throw ConfigError("cannot read the state file: \(error)")
+        }
+        do {
+            return try RuntimeOverrides(parsing: text, file: path)
+        } catch {
+            throw ConfigError("the state file is corrupt, nothing was started: \(error)")
+        }
+    }
+
+    /// Re-applies the admin socket's changes kept in the state file, logging each. At start a
+    /// removed backend goes at once; after a reload it drains first.
+    private func applyOverrides(_ overrides: RuntimeOverrides, to services: [String: ServiceRuntime], atStart: Bool) {
+        for (serviceName, command) in overrides.commands {
+            guard let runtime = services[serviceName] else {
+                logger.warning("state file: service \(serviceName) no longer exists; skipping \(command)")
+                continue
+            }
+            var applied = false
+            var note = ""
+            try? runtime.registry.update { (backends, makeID) in
+                func index(_ endpoint: Endpoint) -> Int? {
+                    backends.firstIndex { $0.spec.endpoint.description == endpoint.description }
+                }
+                switch command {
+                case let .add(_, spec):
+                    if let i = index(spec.endpoint) {
+                        if backends[i].removing { backends[i].removing = false; applied = true }
+                    } else if let resolved = try? resolve(spec.endpoint) {
+                        var spec = spec
+                        spec.endpoint = resolved
+                        backends.append(BackendState(id: makeID(), spec: spec))
+                        applied = true
+                    } else {
+                        note = " (cannot resolve \(spec.endpoint.host))"
+                    }
+                case let .remove(name):
+                    if let i = index(name.endpoint) {
+                        if atStart || backends[i].stats.active.load(ordering: .relaxed) == 0 {
+                            backends.remove(at: i)
+                        } else {
+                            backends[i].removing = true
+                        }
+                        applied = true
+                    }
+                case let .weight(name, weight):
+                    if let i = index(name.endpoint), backends[i].spec.weight != weight {
+                        backends[i].spec.weight = weight
+                        backends[i].spec.weightGiven = true
+                        applied = true
+                    }
+                case let .drain(name):
+                    if let i = index(name.endpoint), backends[i].admin != .drain { backends[i].admin = .drain; applied = true }
+                case let .maint(name):
+                    if let i = index(name.endpoint), backends[i].admin != .maint { backends[i].admin = .maint; applied = true }
+                default:
+                    break
+                }
+            }
+            if applied {
+                logger.notice("state file: \(RuntimeOverrides.line(service: serviceName, command))")
+            } else if atStart || !note.isEmpty {
+                logger.info("state file: \(RuntimeOverrides.line(service: serviceName, command)) changes nothing\(note)")
+            }
+        }
+    }
+
+    // MARK: - Files and names
+
+    /// Reads and validates a configuration file; the error names the file, line and column.
+    public static func readConfiguration(_ path: String) throws(ConfigError) -> Configuration {
+        let text: String
+        do {
+            guard let contents = try readTextFile(path) else {
+                throw ConfigError("\(path): no such file")
+            }
+            text = contents
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError("cannot read \(path): \(error)")
+        }
+        do {
+            return try ConfigFile.parse(text, file: path)
+        } catch {
+            throw ConfigError(error.description)
+        }
+    }
+
+    /// `service` with every backend's host resolved to an address.
+    static func resolved(_ service: ServiceConfiguration) throws(ConfigError) -> ServiceConfiguration {
+        var copy = service
+        for index in copy.backends.indices {
+            do {
+                copy.backends[index].endpoint = try resolve(copy.backends[index].endpoint)
+            } catch {
+                throw ConfigError("service \(service.name): \(error.message)")
+            }
+        }
+        return copy
+    }
+
+    /// Checks that every name in `configuration` resolves; returns one message per failure.
+    public static func resolutionProblems(_ configuration: Configuration) -> [String] {
+        var problems: [String] = []
+        for service in configuration.services {
+            for endpoint in service.listen + service.backends.map(\.endpoint) {
+                do {
+                    _ = try resolve(endpoint)
+                } catch {
+                    problems.append("service \(service.name): \(error.message)")
+                }
+            }
+        }
+        return problems
+    }
+}

@@ -1,0 +1,67 @@
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// One service while the instance runs: its backend registry (which workers read snapshots
+/// from) and its health checker, restarted when a reload changes the check.
+///
+/// Thread safety: the instance's control side calls `startHealth`/`stopHealth` (serialised by
+/// the instance); any thread may read `lastCheckText`.
+final class ServiceRuntime: Sendable {
+    let name: String
+    let registry: BackendRegistry
+    private let checker = Mutex<HealthChecker?>(nil)
+    private let logger: Logger
+
+    /// `configuration`'s backends must be resolved.
+    init(configuration: ServiceConfiguration, logger: Logger) {
+        name = configuration.name
+        registry = BackendRegistry(
+            backends: configuration.backends, algorithm: configuration.balance, service: configuration.name,
+            settings: configuration.settings)
+        var logger = logger
+        logger[metadataKey: "service"] = "\(configuration.name)"
+        self.logger = logger
+    }
+
+    /// Replaces the health checker with one for `config` (nil: none). Verdicts in force are kept.
+    func startHealth(_ config: HealthCheckConfig?) throws(SystemCallError) {
+        stopHealth()
+        guard let config else {
+            registry.setConnectObserver(nil)
+            return
+        }
+        let checker = try HealthChecker(registry: registry, config: config, logger: logger)
+        try checker.start()
+        self.checker.withLock { $0 = checker }
+        registry.setConnectObserver { id, success, reason in
+            checker.recordConnectResult(backendID: id, success: success, reason: reason)
+        }
+    }
+
+    func stopHealth() {
+        let old = checker.withLock { checker in
+            defer { checker = nil }
+            return checker
+        }
+        old?.stop()
+    }
+
+    func lastCheckText(_ backendID: Int) -> String? {
+        checker.withLock { $0 }?.lastCheckText(backendID: backendID)
+    }
+
+    /// Removes backends a reload took out of the configuration once their last connection
+    /// has ended; returns their names.
+    func sweepRemovedBackends() -> [String] {
+        let snapshot = registry.snapshot()
+        guard snapshot.backends.contains(where: { $0.removing && $0.stats.active.load(ordering: .relaxed) == 0 }) else {
+            return []
+        }
+        return (try? registry.update { (backends, _) -> [String] in
+            let done = backends.filter { $0.removing && $0.stats.active.load(ordering: .relaxed) == 0 }
+            backends.removeAll { backend in done.contains { $0.id == backend.id } }
+            return done.map { $0.spec.endpoint.description }
+        }) ?? []
+    }
+}
