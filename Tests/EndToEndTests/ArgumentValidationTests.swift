@@ -49,6 +49,15 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "unknown option", namedValue: "--frobnicate") { listen, backend in
             ["serve", "--listen", listen, "--frobnicate", backend]
         },
+        InvalidInvocation(testDescription: "config file mixed with backends", namedValue: "--config /nonexistent.yaml and backends") { _, backend in
+            ["serve", "--config", "/nonexistent.yaml", backend]
+        },
+        InvalidInvocation(testDescription: "config file mixed with --balance", namedValue: "--balance cannot be mixed") { _, _ in
+            ["serve", "--config", "/nonexistent.yaml", "--balance", "weighted"]
+        },
+        InvalidInvocation(testDescription: "config file that does not exist", namedValue: "/nonexistent.yaml: no such file") { _, _ in
+            ["serve", "--config", "/nonexistent.yaml"]
+        },
     ]
 }
 
