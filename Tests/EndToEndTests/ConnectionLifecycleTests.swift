@@ -26,7 +26,7 @@ extension EndToEnd {
 
             #expect(failures.isEmpty, "\(failures.count) connections failed, e.g. \(failures.prefix(3))")
             var after = proxy.openFileDescriptorCount
-            let settled = eventually(timeout: 2, interval: 0.05) {
+            let settled = eventually(timeout: 5, interval: 0.05) {
                 after = proxy.openFileDescriptorCount
                 return (after ?? .max) <= baseline
             }
@@ -64,6 +64,7 @@ extension EndToEnd {
                 relay: relay, options: ["--max-connections", "4"], backends: [backend.endpoint.description])
             // The readiness probe must be gone before the slots are counted.
             try #require(eventually(timeout: 2) { backend.openConnectionCount == 0 })
+            try #require(proxy.waitUntilNoOpenConnections())
 
             let admitted = try (0..<4).map { index in
                 let connection = try TCPConnection(to: proxy.listen)

@@ -24,6 +24,17 @@ final class SwitchyardProcess: Sendable {
     private let temporaryAdminSocket = Mutex<String?>(nil)
 
     var listen: TCPEndpoint { listenEndpoints[0] }
+    /// The admin socket this harness chose for the process, if it chose one.
+    var adminSocketPath: String? { temporaryAdminSocket.withLock { $0 } }
+
+    /// Waits until the proxy itself counts no open client connection (the readiness probe's
+    /// slot is released a moment after the backend sees it close).
+    func waitUntilNoOpenConnections(timeout: Double = 3) -> Bool {
+        guard let path = adminSocketPath else { return false }
+        return eventually(timeout: timeout, interval: 0.02) {
+            (try? AdminSocket(path: path).send("show stats json").jsonObject()["open_connections"] as? Int) == 0
+        }
+    }
     var pid: pid_t { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
