@@ -283,3 +283,27 @@ private let honourTTL = DNSRefreshPolicy(minimumTTL: .milliseconds(100), maximum
         dns.stop()
     }
 }
+
+@Suite struct SystemResolversTests {
+    @Test func resolvConfIsReadFromItsFileAndAMissingFileMeansTheLocalMachine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("swy-resolv-\(getpid()).conf").path
+        defer { unlink(path) }
+        try "# test\nnameserver 127.0.0.53\noptions timeout:3\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let conf = try ResolvConf.load(path: path)
+        #expect(conf.resolvers.map(\.description) == ["127.0.0.53:53"] && conf.timeout == .seconds(3))
+        unlink(path)
+        #expect(try ResolvConf.load(path: path).resolvers.map(\.description) == ["127.0.0.1:53"])
+        // A directory opens but cannot be read.
+        #expect(throws: ConfigError("cannot read /: is a directory")) { try ResolvConf.load(path: "/") }
+    }
+
+    @Test func aDiscoveryWithoutServersFailsEachResolutionWithoutTrapping() throws {
+        let dns = try DNSDiscovery(queryPolicy: DNSQueryPolicy(servers: []))
+        let id = dns.watch(.addresses(name: try DNSName(parsing: "web.test"), port: 80), policy: DNSRefreshPolicy(), onChange: { _ in })
+        try dns.start()
+        defer { dns.stop() }
+        #expect(timeUntil(.seconds(2)) { dns.status(of: id)?.failures == 1 } != nil)
+        #expect(dns.status(of: id)?.lastFailure == .system("web.test A: no DNS server to ask"))
+        #expect(throws: ConfigError.self) { try DNSQueryPolicy(servers: []).validate() }
+    }
+}

@@ -34,7 +34,8 @@ public struct DNSBackendChange: Hashable, Sendable {
 public struct DNSWatchStatus: Hashable, Sendable {
     public var id: DNSDiscovery.WatchID
     public var target: DNSDiscoveryTarget
-    /// DNS messages sent for this watch (every attempt of every question).
+    /// DNS messages sent for this watch (every attempt of every question), added up when each
+    /// resolution ends.
     public var queries: Int
     /// Resolutions that failed (each kept the last known set).
     public var failures: Int

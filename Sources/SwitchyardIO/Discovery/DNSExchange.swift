@@ -143,7 +143,7 @@ final class DNSExchange {
         while true {
             attempt += 1
             guard attempt < policy.attempts * policy.servers.count else {
-                return .failed(lastFailure ?? .timeout)
+                return .failed(lastFailure ?? (policy.servers.isEmpty ? .system("no DNS server to ask") : .timeout))
             }
             query = DNSQuery(id: UInt16.random(in: 0...UInt16.max), name: name, type: type)
             transport = .udp
