@@ -33,6 +33,8 @@ public struct BackendState: Sendable {
     /// A reload removed it from the configuration: it takes no new connections and disappears
     /// once its open ones have finished.
     public var removing: Bool
+    /// Found by the service's DNS discovery (which also takes it away again).
+    public var discovered: Bool
     public let stats: BackendStats
 
     public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
@@ -42,6 +44,7 @@ public struct BackendState: Sendable {
         self.admin = admin
         self.shutdownEpoch = 0
         self.removing = false
+        self.discovered = false
         self.stats = BackendStats()
     }
 

@@ -18,6 +18,7 @@ public final class Instance: Sendable {
         var nextListenerID = 0
         var overrides = RuntimeOverrides()
         var waker: WorkerWaker?
+        var discovery: ServiceDiscovery?
     }
 
     /// The file `reload` reads; nil when started from the command line.
@@ -74,6 +75,15 @@ public final class Instance: Sendable {
             }
             services[service.name] = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
         }
+        if configuration.services.contains(where: ServiceDiscovery.needed) {
+            let discovery = try ServiceDiscovery(resolvers: global.resolvers, logger: logger)
+            state.withLock { $0.discovery = discovery }
+            for service in configuration.services where ServiceDiscovery.needed(by: service) {
+                discovery.watch(service, registry: services[service.name]!.registry)
+            }
+            // A dns pool is empty until its first answer: wait for it (bounded) before accepting.
+            discovery.waitForFirstAnswers(timeout: .seconds(3))
+        }
         applyOverrides(overrides, to: services, atStart: true)
         state.withLock { state in
             state.services = services
@@ -115,6 +125,7 @@ public final class Instance: Sendable {
         serve()
         admin?.stop()
         server.stop(grace: global.shutdownGrace)
+        state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
 
@@ -266,13 +277,23 @@ public final class Instance: Sendable {
             runtimes[name] = runtime
             if let waker { runtime.registry.addPublishObserver { waker.wake() } }
             startHealth(runtime, resolvedServices[name]!.health)
+            watchNames(of: new.service(named: name)!, registry: runtime.registry)
         }
         for change in difference.changedServices {
             guard let runtime = runtimes[change.name], let service = resolvedServices[change.name] else { continue }
             runtime.registry.reconfigure(algorithm: service.balance, settings: service.settings)
             Self.applyBackendChanges(change, service: service, to: runtime.registry)
             if change.healthChanged { startHealth(runtime, service.health) }
+            if change.discoveryChanged || !change.addedBackends.isEmpty || !change.removedBackends.isEmpty {
+                let configured = new.service(named: change.name)!
+                if configured.discovery == nil {
+                    // No longer discovered: what DNS had found drains.
+                    ServiceDiscovery.applyPool([], weight: 1, to: runtime.registry, service: change.name, logger: logger)
+                }
+                watchNames(of: configured, registry: runtime.registry)
+            }
         }
+        for name in difference.removedServices { state.withLock { $0.discovery }?.unwatch(name) }
         let removedListeners = Set(difference.changedServices.flatMap { change in
             change.removedListeners.map { "\(change.name) \($0)" }
         })
@@ -301,6 +322,27 @@ public final class Instance: Sendable {
         guard let service = configuration.service(named: entry.service) else { return entry.endpoint.description }
         return service.listen.first { $0.host == entry.endpoint.host && ($0.port == entry.endpoint.port || $0.port == 0) }?
             .description ?? entry.endpoint.description
+    }
+
+    /// Watches the DNS names `service` uses (starting discovery on first need); a service that
+    /// uses none has its earlier watches removed.
+    private func watchNames(of service: ServiceConfiguration, registry: BackendRegistry) {
+        var discovery = state.withLock { $0.discovery }
+        guard ServiceDiscovery.needed(by: service) else {
+            discovery?.unwatch(service.name)
+            return
+        }
+        if discovery == nil {
+            do {
+                let started = try ServiceDiscovery(resolvers: state.withLock { $0.configuration.global.resolvers }, logger: logger)
+                state.withLock { $0.discovery = started }
+                discovery = started
+            } catch {
+                logger.error("service \(service.name): \(error.message)")
+                return
+            }
+        }
+        discovery?.watch(service, registry: registry)
     }
 
     private func startHealth(_ runtime: ServiceRuntime, _ config: HealthCheckConfig?) {
@@ -355,12 +397,13 @@ public final class Instance: Sendable {
     }
 
     private func adminServices() -> [AdminService] {
-        let (services, entries) = state.withLock { ($0.services, $0.listeners) }
+        let (services, entries, discovery) = state.withLock { ($0.services, $0.listeners, $0.discovery) }
         return services.values.sorted { $0.name < $1.name }.map { runtime in
             AdminService(
                 name: runtime.name, registry: runtime.registry,
                 listeners: entries.filter { $0.service == runtime.name }.map(\.endpoint.description),
-                lastCheckText: { id in runtime.lastCheckText(id) })
+                lastCheckText: { id in runtime.lastCheckText(id) },
+                details: { discovery?.details(of: runtime.name) ?? [] })
         }
     }
 
@@ -499,7 +542,9 @@ public final class Instance: Sendable {
     public static func resolutionProblems(_ configuration: Configuration) -> [String] {
         var problems: [String] = []
         for service in configuration.services {
-            for endpoint in service.listen + service.backends.map(\.endpoint) {
+            var endpoints = service.listen + service.backends.map(\.endpoint)
+            if case let .addresses(name, port)? = service.discovery { endpoints.append(Endpoint(host: name, port: port)) }
+            for endpoint in endpoints {
                 do {
                     _ = try resolve(endpoint)
                 } catch {

@@ -31,7 +31,7 @@ extension EndToEnd {
             let services = try proxy.admin.send("show services json").jsonObject()["services"] as? [[String: Any]]
             #expect(services?.map { $0["name"] as? String } == ["alpha", "beta"])
             #expect(services?.last?["balance"] as? String == "least-conn")
-            let rows = try adminShowBackends(socketPath: proxy.admin.path)
+            let rows = try adminBackendRows(socketPath: proxy.admin.path)
             #expect(Set(rows.map { "\($0.service)/\($0.address)" })
                     == ["alpha/\(a1.endpoint)", "alpha/\(a2.endpoint)", "beta/\(b1.endpoint)"])
         }
@@ -76,20 +76,22 @@ extension EndToEnd {
             #expect(body.contains("main: backend \(y.endpoint) removed (drains, then disappears once its connections end)"), "\(body)")
             #expect(body.contains("main: backend \(x.endpoint) weight 1 -> 3"), "\(body)")
 
-            // New clients reach x and z only, 3 to 1, and the new service answers on its own port.
+            // New clients reach x and z only, about 3 to 1 (two workers, each with its own weighted
+            // rotation, and the loop's clients interleaved), and the new service answers on its port.
             let before = loop.successes
             try #require(eventually(timeout: 5) { loop.successes >= before + 100 })
             let afterReload = try IdentifiedClients.tally(40, through: listen)
-            #expect(afterReload == ["x": 30, "z": 10], "\(afterReload)")
+            #expect(Set(afterReload.keys) == ["x", "z"], "\(afterReload)")
+            #expect((24...36).contains(afterReload["x"] ?? 0), "\(afterReload)")
             #expect(try IdentifiedClients.tally(3, through: listenT) == ["t": 3])
 
             // The connection on the removed backend still works, to the end; then y disappears.
             for round in 0..<5 { try held.roundTrip(Array("still here \(round)\n".utf8)) }
-            let rows = try adminShowBackends(socketPath: proxy.admin.path)
+            let rows = try adminBackendRows(socketPath: proxy.admin.path)
             #expect(rows.first { $0.address == y.endpoint.description }?.state == "drain", "\(rows)")
             held.close()
             #expect(eventually(timeout: 3) {
-                (try? adminShowBackends(socketPath: proxy.admin.path))?.contains { $0.address == y.endpoint.description } == false
+                (try? adminBackendRows(socketPath: proxy.admin.path))?.contains { $0.address == y.endpoint.description } == false
             }, "the removed backend is still listed after its last connection closed")
 
             let (reached, failures) = loop.finish()
@@ -188,7 +190,7 @@ extension EndToEnd {
 
             #expect(!reply.isOK)
             #expect(reply.status.contains("address already in use"), "\(reply)")
-            #expect(try adminShowBackends(socketPath: proxy.admin.path).map(\.address) == [a.endpoint.description])
+            #expect(try adminBackendRows(socketPath: proxy.admin.path).map(\.address) == [a.endpoint.description])
             let services = try proxy.admin.send("show services json").jsonObject()["services"] as? [[String: Any]]
             #expect(services?.count == 1)
         }
@@ -217,7 +219,7 @@ extension EndToEnd {
                 #expect(proxy.process.waitForExit(timeout: 10) == 0)
             }
             let restarted = SwitchyardProcessBox(try ConfiguredProxy(yaml: yaml, listen: [listen], folder: folder))
-            let rows = try adminShowBackends(socketPath: restarted.proxy.admin.path)
+            let rows = try adminBackendRows(socketPath: restarted.proxy.admin.path)
             #expect(rows.first { $0.address == a.endpoint.description }?.state == "drain", "\(rows)")
             #expect(rows.first { $0.address == b.endpoint.description }?.weight == 9, "\(rows)")
             #expect(try IdentifiedClients.tally(6, through: listen) == ["b": 6])

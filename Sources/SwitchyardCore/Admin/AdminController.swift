@@ -6,13 +6,17 @@ public struct AdminService: Sendable {
     public let listeners: [String]
     /// The text of a backend's latest health check by backend id, if the checker has one.
     public let lastCheckText: @Sendable (Int) -> String?
+    /// More `show services json` fields, as (key, JSON value) pairs (DNS discovery's figures).
+    public let details: @Sendable () -> [(String, String)]
 
     public init(name: String, registry: BackendRegistry, listeners: [String] = [],
-                lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil }) {
+                lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil },
+                details: @escaping @Sendable () -> [(String, String)] = { [] }) {
         self.name = name
         self.registry = registry
         self.listeners = listeners
         self.lastCheckText = lastCheckText
+        self.details = details
     }
 }
 
@@ -374,7 +378,7 @@ public struct AdminController: Sendable {
                     ("backends_selectable", "\(snapshot.backends.filter(\.selectable).count)"),
                     ("active", "\(active)"),
                     ("total", "\(total)"),
-                ])
+                ] + service.details())
             }
             return .success([JSONText.object([("services", JSONText.array(objects))])])
         }

@@ -21,10 +21,12 @@ public struct ConfigDifference: Equatable, Sendable {
         /// Connect or idle timeout changed.
         public var settingsChanged = false
         public var healthChanged = false
+        /// `dns`/`dns-srv`, their weight or TTL bounds changed.
+        public var discoveryChanged = false
 
         public var isEmpty: Bool {
             addedListeners.isEmpty && removedListeners.isEmpty && addedBackends.isEmpty && removedBackends.isEmpty
-                && changedBackends.isEmpty && balance == nil && !settingsChanged && !healthChanged
+                && changedBackends.isEmpty && balance == nil && !settingsChanged && !healthChanged && !discoveryChanged
         }
 
         public static func == (a: ServiceChange, b: ServiceChange) -> Bool {
@@ -32,7 +34,7 @@ public struct ConfigDifference: Equatable, Sendable {
                 && a.addedBackends == b.addedBackends && a.removedBackends == b.removedBackends
                 && a.changedBackends == b.changedBackends && a.balance?.old == b.balance?.old
                 && a.balance?.new == b.balance?.new && a.settingsChanged == b.settingsChanged
-                && a.healthChanged == b.healthChanged
+                && a.healthChanged == b.healthChanged && a.discoveryChanged == b.discoveryChanged
         }
     }
 
@@ -75,6 +77,8 @@ public struct ConfigDifference: Equatable, Sendable {
         if old.balance != new.balance { change.balance = (old.balance, new.balance) }
         change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
+        change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
+            || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change
     }
 
@@ -105,6 +109,7 @@ public struct ConfigDifference: Equatable, Sendable {
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
             if change.settingsChanged { lines.append("\(name): timeouts changed") }
             if change.healthChanged { lines.append("\(name): health check changed") }
+            if change.discoveryChanged { lines.append("\(name): DNS discovery changed") }
         }
         for setting in restartOnly { lines.append("not applied until restart: \(setting)") }
         if lines.isEmpty { lines.append("no changes") }

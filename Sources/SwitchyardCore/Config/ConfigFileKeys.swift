@@ -62,7 +62,7 @@ extension KeyedDecodingContainer where Key == ConfigKey {
 struct RawConfigFile: Decodable {
     static let globalKeys = [
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
-        "pipe-size", "log-level", "state-file",
+        "pipe-size", "log-level", "state-file", "resolvers",
     ]
     static let keys = globalKeys + ["defaults", "services"]
 
@@ -77,6 +77,7 @@ struct RawConfigFile: Decodable {
     var pipeSize: Int?
     var logLevel: LogLevel?
     var stateFile: String?
+    var resolvers: [Endpoint]?
     var defaults: RawService?
     /// In file order.
     var services: [(name: String, service: RawService)] = []
@@ -94,6 +95,23 @@ struct RawConfigFile: Decodable {
         pipeSize = try container.value("pipe-size")
         logLevel = try container.choice("log-level", LogLevel.self)
         stateFile = try container.value("state-file")
+        if container.contains(ConfigKey("resolvers")) {
+            var list = try container.nestedUnkeyedContainer(forKey: ConfigKey("resolvers"))
+            var servers: [Endpoint] = []
+            while !list.isAtEnd {
+                let text = try list.decode(String.self)
+                do throws(ConfigError) {
+                    let server = try Endpoint(parsing: text)
+                    guard server.address != nil else { throw ConfigError("'\(text)' must be an IP address and port, such as 127.0.0.1:53") }
+                    servers.append(server)
+                } catch {
+                    throw DecodingError.dataCorrupted(DecodingError.Context(
+                        codingPath: list.codingPath + [ConfigKey(intValue: list.currentIndex - 1)!],
+                        debugDescription: "resolvers: \(error.message)"))
+                }
+            }
+            resolvers = servers
+        }
         defaults = try container.value("defaults")
         if defaults?.listen != nil {
             throw DecodingError.dataCorrupted(DecodingError.Context(
@@ -130,6 +148,7 @@ struct RawConfigFile: Decodable {
         if let pipeSize { global.pipeSize = pipeSize }
         if let logLevel { global.logLevel = logLevel }
         global.stateFile = stateFile
+        global.resolvers = resolvers ?? []
         var built: [ServiceConfiguration] = []
         for (name, raw) in services {
             built.append(try raw.merged(over: defaults).service(named: name))
@@ -140,7 +159,10 @@ struct RawConfigFile: Decodable {
 
 /// One service, or the `defaults` every service starts from. Every key is optional here.
 struct RawService: Decodable {
-    static let keys = ["listen", "balance", "connect-timeout", "idle-timeout", "health", "backends"]
+    static let keys = [
+        "listen", "balance", "connect-timeout", "idle-timeout", "health", "backends", "dns", "dns-srv", "weight",
+        "dns-min-ttl", "dns-max-ttl",
+    ]
 
     var listen: [Endpoint]?
     var balance: BalanceAlgorithm?
@@ -149,6 +171,10 @@ struct RawService: Decodable {
     var idleTimeout: Duration??
     var health: RawHealth?
     var backends: [BackendSpec]?
+    var discovery: BackendDiscovery?
+    var weight: Int?
+    var dnsMinTTL: Duration?
+    var dnsMaxTTL: Duration?
 
     init() {}
 
@@ -182,6 +208,34 @@ struct RawService: Decodable {
         if container.contains(ConfigKey("backends")) {
             backends = try container.decode([RawBackend].self, forKey: ConfigKey("backends")).map(\.spec)
         }
+        if let address = try container.parsed("dns", { (text) throws(ConfigError) -> BackendDiscovery in
+            let endpoint = try Endpoint(parsing: text)
+            guard endpoint.address == nil else {
+                throw ConfigError("'\(text)' is an address, not a name: list it under backends")
+            }
+            _ = try DNSName(parsing: endpoint.host)
+            return .addresses(name: endpoint.host, port: endpoint.port)
+        }) {
+            discovery = address
+        }
+        if let service = try container.parsed("dns-srv", { (text) throws(ConfigError) -> BackendDiscovery in
+            _ = try DNSName(parsing: text)
+            guard text.hasPrefix("_"), text.split(separator: ".").count >= 3 else {
+                throw ConfigError("'\(text)' is not an SRV name such as _postgres._tcp.db.example.com")
+            }
+            return .serviceRecords(name: text)
+        }) {
+            if discovery != nil {
+                throw DecodingError.dataCorruptedError(
+                    forKey: ConfigKey("dns-srv"), in: container, debugDescription: "dns and dns-srv cannot both be given: choose one")
+            }
+            discovery = service
+        }
+        weight = try container.parsed("weight") { (text) throws(ConfigError) in
+            try BackendSpec.parseWeight(text, context: "weight")
+        }
+        dnsMinTTL = try container.duration("dns-min-ttl") ?? nil
+        dnsMaxTTL = try container.duration("dns-max-ttl") ?? nil
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -200,7 +254,11 @@ struct RawService: Decodable {
         result.balance = balance ?? defaults.balance
         result.connectTimeout = connectTimeout ?? defaults.connectTimeout
         result.idleTimeout = idleTimeout ?? defaults.idleTimeout
-        result.backends = backends ?? defaults.backends
+        result.backends = backends ?? (discovery == nil ? defaults.backends : nil)
+        result.discovery = discovery ?? (backends == nil ? defaults.discovery : nil)
+        result.weight = weight ?? defaults.weight
+        result.dnsMinTTL = dnsMinTTL ?? defaults.dnsMinTTL
+        result.dnsMaxTTL = dnsMaxTTL ?? defaults.dnsMaxTTL
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -217,6 +275,10 @@ struct RawService: Decodable {
         if let health {
             service.health = health.off ? nil : health.configuration
         }
+        service.discovery = discovery
+        if let weight { service.discoveredWeight = weight }
+        if let dnsMinTTL { service.dnsMinTTL = dnsMinTTL }
+        if let dnsMaxTTL { service.dnsMaxTTL = dnsMaxTTL }
         return service
     }
 }

@@ -71,6 +71,9 @@ public struct GlobalSettings: Equatable, Sendable {
     public var logLevel: LogLevel = .info
     /// Where admin changes are kept across restarts and reloads; nil keeps none.
     public var stateFile: String?
+    /// DNS servers for `dns`/`dns-srv` pools and backend hostnames; empty means the
+    /// nameservers of /etc/resolv.conf.
+    public var resolvers: [Endpoint] = []
 
     public init() {}
 
@@ -95,6 +98,7 @@ public struct GlobalSettings: Equatable, Sendable {
         note("pipe-size", pipeSize, other.pipeSize) { "\($0)" }
         note("log-level", logLevel, other.logLevel) { $0.rawValue }
         note("state-file", stateFile, other.stateFile) { $0 ?? "none" }
+        note("resolvers", resolvers, other.resolvers) { $0.isEmpty ? "/etc/resolv.conf" : $0.map(\.description).joined(separator: ",") }
         return changes
     }
 
@@ -123,6 +127,9 @@ public struct GlobalSettings: Equatable, Sendable {
         if let adminSocket, adminSocket.isEmpty {
             throw ConfigIssue(path: [.key("admin-socket")], "admin-socket is empty: give a path or off")
         }
+        for (index, resolver) in resolvers.enumerated() where resolver.address == nil {
+            throw ConfigIssue(path: [.key("resolvers"), .index(index)], "resolvers: '\(resolver)' must be an IP address and port")
+        }
     }
 }
 
@@ -139,7 +146,15 @@ public struct ServiceConfiguration: Equatable, Sendable {
     public var idleTimeout: Duration?
     /// Nil: no health checks (`health: off`, `--no-health-check`).
     public var health: HealthCheckConfig? = HealthCheckConfig()
+    /// The static pool; empty when `discovery` gives the pool.
     public var backends: [BackendSpec]
+    /// `dns` or `dns-srv`: the pool is what the name resolves to, followed as it changes.
+    public var discovery: BackendDiscovery?
+    /// The weight of every backend `discovery` finds (SRV records carry their own).
+    public var discoveredWeight = 1
+    /// Bounds on how long a DNS answer is trusted (its TTL is clamped to them).
+    public var dnsMinTTL: Duration = .seconds(1)
+    public var dnsMaxTTL: Duration = .seconds(60)
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -169,8 +184,16 @@ public struct ServiceConfiguration: Equatable, Sendable {
         guard !listen.isEmpty else {
             throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address")
         }
-        guard !backends.isEmpty else {
-            throw ConfigIssue(path: base + [.key("backends")], "service '\(name)' has an empty backend pool: list at least one backend")
+        if let discovery {
+            guard backends.isEmpty else {
+                throw ConfigIssue(path: base + [.key(discovery.key)],
+                                  "service '\(name)' has both backends and \(discovery.key): give one of them")
+            }
+            guard dnsMinTTL > .zero, dnsMinTTL <= dnsMaxTTL else {
+                throw ConfigIssue(path: base + [.key("dns-min-ttl")], "dns-min-ttl must be longer than 0 and at most dns-max-ttl")
+            }
+        } else if backends.isEmpty {
+            throw ConfigIssue(path: base + [.key("backends")], "service '\(name)' has an empty backend pool: list at least one backend, or use dns or dns-srv")
         }
         guard connectTimeout > .zero else {
             throw ConfigIssue(path: base + [.key("connect-timeout")], "connect-timeout must be longer than 0")
@@ -189,6 +212,29 @@ public struct ServiceConfiguration: Equatable, Sendable {
         for (index, backend) in backends.enumerated() where !seen.insert(backend.endpoint.description).inserted {
             throw ConfigIssue(path: base + [.key("backends"), .index(index)],
                               "backend \(backend.endpoint) is listed twice in service '\(name)'")
+        }
+    }
+}
+
+/// Where a service's pool comes from when it is not listed.
+public enum BackendDiscovery: Equatable, Sendable, CustomStringConvertible {
+    /// `dns: NAME:PORT`: every A and AAAA address of NAME is a backend on PORT.
+    case addresses(name: String, port: UInt16)
+    /// `dns-srv: _service._proto.NAME`: SRV records give targets, ports and weights.
+    case serviceRecords(name: String)
+
+    /// The configuration key.
+    public var key: String {
+        switch self {
+        case .addresses: "dns"
+        case .serviceRecords: "dns-srv"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .addresses(name, port): "\(name):\(port)"
+        case let .serviceRecords(name): name
         }
     }
 }

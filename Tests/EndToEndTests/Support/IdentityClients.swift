@@ -141,6 +141,14 @@ struct AdminBackendRow: Decodable {
 
 /// Runs the binary under test as `switchyard admin --socket PATH show backends json` and decodes
 /// its reply. The client is killed if it has not exited within `timeout` seconds.
+/// `show backends json` straight over the admin socket (no child process).
+func adminBackendRows(socketPath: String, timeout: Double = 5) throws -> [AdminBackendRow] {
+    struct Reply: Decodable { let backends: [AdminBackendRow] }
+    let reply = try AdminSocket(path: socketPath).send("show backends json", timeout: timeout)
+    guard reply.isOK, let line = reply.body.first else { throw HarnessError("show backends json: \(reply)") }
+    return try JSONDecoder().decode(Reply.self, from: Data(line.utf8)).backends
+}
+
 func adminShowBackends(socketPath: String, timeout: Double = 5) throws -> [AdminBackendRow] {
     struct Reply: Decodable { let backends: [AdminBackendRow] }
     let process = Process()

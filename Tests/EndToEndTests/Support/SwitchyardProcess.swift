@@ -90,7 +90,7 @@ final class SwitchyardProcess: Sendable {
     /// block SIGTERM and SIGINT (among others). Launched from such a thread, a proxy that installs
     /// ordinary signal handlers would never see the SIGTERM the shutdown tests send. A shell or
     /// service manager starts it with nothing blocked, so the tests do too.
-    private static func runWithDefaultSignalMask(_ process: Process) throws {
+    static func runWithDefaultSignalMask(_ process: Process) throws {
         let outcome = Mutex<Result<Void, any Error>?>(nil)
         let thread = Thread {
             var empty = sigset_t()
