@@ -1,7 +1,7 @@
 /// The bytes of a hex string; whitespace (line breaks of a multi-line literal) is skipped.
-func hexBytes(_ text: String) -> [UInt8] {
+func hexDecoded(_ text: String) -> [UInt8] {
     let digits = text.unicodeScalars.filter { !$0.properties.isWhitespace }.map { Character($0) }
-    precondition(digits.count % 2 == 0, "hexBytes: odd number of digits")
+    precondition(digits.count % 2 == 0, "hexDecoded: odd number of digits")
     return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
 }
 

@@ -14,7 +14,7 @@ struct CapturedClientHello: Sendable, CustomTestStringConvertible {
     /// The ALPN protocols the client was given, in order.
     let alpn: [String]
     let hex: String
-    var bytes: [UInt8] { hexBytes(hex) }
+    var bytes: [UInt8] { hexDecoded(hex) }
     var testDescription: String { name }
 }
 
