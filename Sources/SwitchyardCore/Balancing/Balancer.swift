@@ -64,6 +64,7 @@ public enum BalanceAlgorithm: String, CaseIterable, Sendable, CustomStringConver
     case weighted
     case leastConnections = "least-conn"
     case ipHash = "ip-hash"
+    case leastLatency = "least-latency"
 
     public var description: String { rawValue }
 
@@ -77,6 +78,7 @@ public enum BalanceAlgorithm: String, CaseIterable, Sendable, CustomStringConver
         case .weighted: return WeightedRoundRobinBalancer(backends: backends)
         case .leastConnections: return LeastConnectionsBalancer(backends: backends)
         case .ipHash: return MaglevBalancer(backends: backends)
+        case .leastLatency: return LeastLatencyBalancer(backends: backends)
         }
     }
 }

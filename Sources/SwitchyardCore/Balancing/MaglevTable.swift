@@ -13,7 +13,9 @@
 /// slots is proportional to its weight (within one slot per backend).
 ///
 /// Turn order is by key, not by position, so the same set of backends listed in another order
-/// yields the same table.
+/// (DNS answers come in any order) yields the same table, owner for owner by key, and the same
+/// retry walk (`MaglevOrderIndependenceTests`). Only backends without a key (0) are told apart
+/// by position and so depend on order; the registry always gives one.
 ///
 /// Thread ownership: built once (control thread, about O(size log size)), immutable afterwards and
 /// shared by every worker's copy without copying the storage.
