@@ -96,8 +96,8 @@ private func configured(_ service: String, _ address: String) -> ActivationMatch
     ]
     let match = ActivationMatch(sockets: sockets, listeners: listeners)
     #expect(match.problems().isEmpty)
-    #expect(match.assignments.map { "\($0.listener.service) \($0.listener.endpoint) <- \($0.socket.descriptor)" } == [
-        "web 127.0.0.1:8080 <- 4", "web [::1]:8080 <- 3", "pg 0.0.0.0:5432 <- 5", "redis 127.0.0.1:0 <- 6",
+    #expect(match.assignments.map { "\($0.listener.service) \($0.listener.endpoint) <- \($0.sockets.map(\.descriptor))" } == [
+        "web 127.0.0.1:8080 <- [4]", "web [::1]:8080 <- [3]", "pg 0.0.0.0:5432 <- [5]", "redis 127.0.0.1:0 <- [6]",
     ])
 }
 
@@ -105,7 +105,7 @@ private func configured(_ service: String, _ address: String) -> ActivationMatch
     let listeners = [configured("web", "127.0.0.1:8080"), configured("pg", "127.0.0.1:5432"), configured("any", "127.0.0.1:0")]
     let sockets = [activated(3, nil, "127.0.0.1:8080"), activated(4, "extra", "127.0.0.1:9000"), activated(5, nil, "127.0.0.1:7000")]
     let match = ActivationMatch(sockets: sockets, listeners: listeners)
-    #expect(match.assignments.map(\.socket.descriptor) == [3])
+    #expect(match.assignments.map(\.sockets) == [[sockets[0]]])
     #expect(match.unused.map(\.descriptor) == [4, 5])
     #expect(match.unactivated == [configured("pg", "127.0.0.1:5432"), configured("any", "127.0.0.1:0")])
     #expect(!match.socketsAllPlaced)
@@ -127,13 +127,20 @@ private func configured(_ service: String, _ address: String) -> ActivationMatch
     ])
 }
 
-@Test func twoSocketsForOneListenerAreAConflict() {
-    let match = ActivationMatch(sockets: [activated(3, nil, "127.0.0.1:80"), activated(4, "web", "127.0.0.1:80")],
-                                listeners: [configured("web", "127.0.0.1:80")])
-    #expect(match.assignments.map(\.socket.descriptor) == [3])
-    #expect(match.problems() == [
-        "systemd passed two sockets for service web's 127.0.0.1:80: fd 3 (127.0.0.1:80) and fd 4 (name 'web', 127.0.0.1:80); pass one",
+@Test func repeatedReusePortSocketsForOneAddressAllServeItsListener() {
+    let sockets = [activated(3, nil, "127.0.0.1:80"), activated(4, "web", "127.0.0.1:80"), activated(5, nil, "127.0.0.1:80"),
+                   activated(6, "any", "127.0.0.1:7000"), activated(7, "any", "127.0.0.1:7000"), activated(8, "any", "127.0.0.1:7001")]
+    let match = ActivationMatch(sockets: sockets, listeners: [
+        configured("web", "127.0.0.1:80"), configured("any", "127.0.0.1:0"), configured("any", "127.0.0.1:0"),
     ])
+    #expect(match.problems().isEmpty)
+    #expect(match.assignments.map { $0.sockets.map(\.descriptor) } == [[3, 4, 5], [6, 7], [8]])
+    #expect(match.sharingWarnings(workers: 3) == [
+        "service any: systemd passed 2 socket(s) for 127.0.0.1:7000 and 3 workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=127.0.0.1:7000 3 times in the socket unit with ReusePort=yes",
+        "service any: systemd passed 1 socket(s) for 127.0.0.1:7001 and 3 workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=127.0.0.1:7001 3 times in the socket unit with ReusePort=yes",
+    ])
+    #expect(match.sharingWarnings(workers: 2).count == 1)
+    #expect(match.sharingWarnings(workers: 1).isEmpty)
 }
 
 @Test func aDualStackSocketDoesNotPassForTheIPv4WildcardAndSaysSo() {

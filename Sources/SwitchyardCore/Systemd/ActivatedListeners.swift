@@ -35,8 +35,9 @@ public struct ActivatedListener: Equatable, Sendable, CustomStringConvertible {
 ///    listener configured with port 0 is only matched by name.
 ///
 /// Configured addresses must be resolved (`Endpoint.address` set) to be matched; `configured`
-/// keeps each as the caller gave it. Every socket left over and every listener without a socket
-/// is reported, as are two sockets for one listener.
+/// keeps each as the caller gave it. Several sockets may serve one listener: systemd creates one
+/// per `ListenStream=` line, so repeating the address with `ReusePort=yes` gives each worker a
+/// socket of its own. Every socket left over and every listener without a socket is reported.
 public struct ActivationMatch: Equatable, Sendable {
     public struct ConfiguredListener: Equatable, Sendable {
         public var service: String
@@ -50,7 +51,9 @@ public struct ActivationMatch: Equatable, Sendable {
 
     public struct Assignment: Equatable, Sendable {
         public var listener: ConfiguredListener
-        public var socket: ActivatedListener
+        /// One socket, or several bound to the same address with `SO_REUSEPORT` (the socket
+        /// unit repeats `ListenStream=` with `ReusePort=yes`), in descriptor order.
+        public var sockets: [ActivatedListener]
     }
 
     /// In the order of the configured listeners.
@@ -59,32 +62,26 @@ public struct ActivationMatch: Equatable, Sendable {
     public private(set) var unused: [ActivatedListener] = []
     /// Listeners no socket was passed for, in configuration order.
     public private(set) var unactivated: [ConfiguredListener] = []
-    /// Sockets that cannot be placed: named for a service that does not listen on their address,
-    /// or a second socket for a listener that already has one.
+    /// Sockets named for a service that does not listen on their address.
     public private(set) var conflicts: [String] = []
 
     public init(sockets: [ActivatedListener], listeners: [ConfiguredListener]) {
-        var taken: [Int: ActivatedListener] = [:]  // listener index -> socket
+        var taken: [Int: [ActivatedListener]] = [:]  // listener index -> sockets
         let services = Set(listeners.map(\.service))
         var unplaced: [ActivatedListener] = []
-
-        func place(_ socket: ActivatedListener, at index: Int) {
-            if let earlier = taken[index] {
-                let listener = listeners[index]
-                conflicts.append("systemd passed two sockets for service \(listener.service)'s \(listener.endpoint): \(earlier) and \(socket); pass one")
-            } else {
-                taken[index] = socket
-            }
-        }
 
         for socket in sockets.sorted(by: { $0.descriptor < $1.descriptor }) {
             if let name = socket.name, services.contains(name) {
                 let own = listeners.indices.filter { listeners[$0].service == name }
-                let exact = own.first { Self.sameAddress(listeners[$0].endpoint, socket.bound) && taken[$0] == nil }
-                    ?? own.first { Self.sameAddress(listeners[$0].endpoint, socket.bound) }
-                let anyPort = own.first { listeners[$0].endpoint.port == 0 && Self.sameIP(listeners[$0].endpoint, socket.bound) && taken[$0] == nil }
+                let exact = own.first { Self.sameAddress(listeners[$0].endpoint, socket.bound) }
+                // A port-0 listener takes the first socket on its IP; later ones on the same
+                // port join it (a reuseport group), others go to the next port-0 listener.
+                let anyPort = own.first { index in
+                    guard listeners[index].endpoint.port == 0, Self.sameIP(listeners[index].endpoint, socket.bound) else { return false }
+                    return taken[index].map { $0[0].bound.port == socket.bound.port } ?? true
+                }
                 if let index = exact ?? anyPort {
-                    place(socket, at: index)
+                    taken[index, default: []].append(socket)
                 } else {
                     let addresses = own.map { listeners[$0].endpoint.description }.joined(separator: ", ")
                     conflicts.append("systemd passed \(socket), named for service \(name), which does not listen on \(socket.bound) (it listens on \(addresses))")
@@ -92,19 +89,32 @@ public struct ActivationMatch: Equatable, Sendable {
             } else if let index = listeners.indices.first(where: {
                 listeners[$0].endpoint.port != 0 && Self.sameAddress(listeners[$0].endpoint, socket.bound)
             }) {
-                place(socket, at: index)
+                taken[index, default: []].append(socket)
             } else {
                 unplaced.append(socket)
             }
         }
         for (index, listener) in listeners.enumerated() {
-            if let socket = taken[index] {
-                assignments.append(Assignment(listener: listener, socket: socket))
+            if let sockets = taken[index] {
+                assignments.append(Assignment(listener: listener, sockets: sockets))
             } else {
                 unactivated.append(listener)
             }
         }
         unused = unplaced
+    }
+
+    /// A warning for each listener whose `workers` workers would share fewer sockets than
+    /// there are workers. Sharing is correct, but the kernel wakes the same ring's accept
+    /// first every time, so one worker takes nearly every connection (measured in
+    /// `SharedListenerTests`); one `SO_REUSEPORT` socket per worker spreads them.
+    public func sharingWarnings(workers: Int) -> [String] {
+        assignments.compactMap { assignment in
+            let count = assignment.sockets.count
+            guard count < workers else { return nil }
+            let bound = assignment.sockets[0].bound
+            return "service \(assignment.listener.service): systemd passed \(count) socket(s) for \(bound) and \(workers) workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=\(bound) \(workers) times in the socket unit with ReusePort=yes"
+        }
     }
 
     /// Whether nothing is left over and nothing conflicts (listeners without a socket aside).
