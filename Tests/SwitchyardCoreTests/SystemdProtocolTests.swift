@@ -136,8 +136,8 @@ private func configured(_ service: String, _ address: String) -> ActivationMatch
     #expect(match.problems().isEmpty)
     #expect(match.assignments.map { $0.sockets.map(\.descriptor) } == [[3, 4, 5], [6, 7], [8]])
     #expect(match.sharingWarnings(workers: 3) == [
-        "service any: systemd passed 2 socket(s) for 127.0.0.1:7000 and 3 workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=127.0.0.1:7000 3 times in the socket unit with ReusePort=yes",
-        "service any: systemd passed 1 socket(s) for 127.0.0.1:7001 and 3 workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=127.0.0.1:7001 3 times in the socket unit with ReusePort=yes",
+        "service any: systemd passed 2 sockets for 127.0.0.1:7000 to 3 workers, which share them; one worker per socket takes nearly every connection. To spread them, repeat ListenStream=127.0.0.1:7000 3 times in the socket unit, with ReusePort=yes",
+        "service any: systemd passed 1 socket for 127.0.0.1:7001 to 3 workers, which share them; one worker per socket takes nearly every connection. To spread them, repeat ListenStream=127.0.0.1:7001 3 times in the socket unit, with ReusePort=yes",
     ])
     #expect(match.sharingWarnings(workers: 2).count == 1)
     #expect(match.sharingWarnings(workers: 1).isEmpty)

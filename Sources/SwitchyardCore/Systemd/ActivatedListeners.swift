@@ -113,7 +113,8 @@ public struct ActivationMatch: Equatable, Sendable {
             let count = assignment.sockets.count
             guard count < workers else { return nil }
             let bound = assignment.sockets[0].bound
-            return "service \(assignment.listener.service): systemd passed \(count) socket(s) for \(bound) and \(workers) workers share them, so a few workers take nearly every connection; to spread them, repeat ListenStream=\(bound) \(workers) times in the socket unit with ReusePort=yes"
+            let sockets = count == 1 ? "1 socket" : "\(count) sockets"
+            return "service \(assignment.listener.service): systemd passed \(sockets) for \(bound) to \(workers) workers, which share them; one worker per socket takes nearly every connection. To spread them, repeat ListenStream=\(bound) \(workers) times in the socket unit, with ReusePort=yes"
         }
     }
 
