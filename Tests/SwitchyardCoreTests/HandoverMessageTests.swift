@@ -162,3 +162,47 @@ private func text(_ lines: [String]) -> String { lines.joined(separator: "\n") +
         }
     }
 }
+
+// MARK: - Matching handed-over listeners to the new configuration
+
+private func handed(_ service: String, _ configured: String, _ bound: String, _ positions: [Int]) -> HandoverMessage.Listener {
+    .init(service: service, configured: endpoint(configured), bound: endpoint(bound), descriptors: positions)
+}
+
+private func newListener(_ service: String, _ address: String) -> ActivationMatch.ConfiguredListener {
+    .init(service: service, endpoint: endpoint(address))
+}
+
+@Test func handedOverListenersAreKeptByConfiguredAddressThenByBoundAddress() {
+    let old = [
+        handed("web", "127.0.0.1:0", "127.0.0.1:40001", [0, 1]),
+        handed("pg", "0.0.0.0:5432", "0.0.0.0:5432", [2, 3]),
+        handed("cache", "127.0.0.1:6379", "127.0.0.1:6379", [4, 5]),
+        handed("gone", "127.0.0.1:7000", "127.0.0.1:7000", [6, 7]),
+    ]
+    let match = HandoverMatch(handed: old, listeners: [
+        newListener("web", "127.0.0.1:0"),          // port 0 keeps the port it had
+        newListener("pg", "0.0.0.0:5432"),
+        newListener("redis", "127.0.0.1:6379"),     // moved to another service: the socket moves too
+        newListener("web", "127.0.0.1:8080"),       // new: bound fresh
+    ])
+    #expect(match.kept.map { "\($0.listener.service) \($0.listener.endpoint) <- \($0.handed.bound) \($0.handed.descriptors)" } == [
+        "web 127.0.0.1:0 <- 127.0.0.1:40001 [0, 1]",
+        "pg 0.0.0.0:5432 <- 0.0.0.0:5432 [2, 3]",
+        "redis 127.0.0.1:6379 <- 127.0.0.1:6379 [4, 5]",
+    ])
+    #expect(match.toBind == [newListener("web", "127.0.0.1:8080")])
+    #expect(match.toClose == [old[3]])
+    #expect(match.summary == [
+        "service web: 127.0.0.1:8080 was not handed over; binding it",
+        "service gone: 127.0.0.1:7000 is not in the new configuration; closing it after the takeover",
+    ])
+}
+
+@Test func aNewPortZeroListenerOrAnUnresolvedOneIsBoundFresh() {
+    let old = [handed("web", "127.0.0.1:8080", "127.0.0.1:8080", [0])]
+    let match = HandoverMatch(handed: old, listeners: [newListener("api", "127.0.0.1:0"), newListener("api", "localhost:8080")])
+    #expect(match.kept.isEmpty)
+    #expect(match.toBind.count == 2)
+    #expect(match.toClose == old)
+}
