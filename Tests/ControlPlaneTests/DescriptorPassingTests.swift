@@ -214,3 +214,62 @@ private func sendRaw(_ socket: Int32, _ bytes: [UInt8]) {
         }
     }
 }
+
+// MARK: - Handover channel
+
+@Test func aHandoverOfListenerEntriesAndTheAdminSocketArrivesWhole() throws {
+    let registry = BackendRegistry(backends: [try BackendSpec(parsing: "127.0.0.1:9")], algorithm: .roundRobin)
+    let first = try TestDescriptors.listener(reusePort: true)
+    let second = try Socket.listen(on: Endpoint(address: .v4(127, 0, 0, 1), port: first.port))
+    let other = try TestDescriptors.listener(host: "::1")
+    let admin = try TestDescriptors.unixPair()  // stands in for the admin socket's listener
+    defer { close(admin.1) }
+    let entries = [
+        ListenerEntry(id: 0, service: "web", endpoint: Endpoint(address: .v4(127, 0, 0, 1), port: first.port), registry: registry, descriptors: [first.fd, second.fd]),
+        ListenerEntry(id: 3, service: "api", endpoint: Endpoint(address: IPAddress("::1")!, port: other.port), registry: registry, descriptors: [other.fd]),
+    ]
+    var overrides = RuntimeOverrides()
+    overrides.record(service: "web", try AdminCommand(parsing: "drain web/127.0.0.1:9"))
+    let (message, descriptors) = HandoverChannel.describe(entries, configured: { entry in
+        entry.service == "web" ? Endpoint(address: .v4(127, 0, 0, 1), port: 0) : entry.endpoint
+    }, adminSocket: (admin.0, "/run/switchyard/admin.sock"), overrides: overrides)
+    #expect(descriptors == [first.fd, second.fd, other.fd, admin.0])
+    let targets = descriptors.map { TestDescriptors.target(of: $0)! }
+
+    let (near, far) = try TestDescriptors.unixPair()
+    defer { close(near); close(far) }
+    let sender = try Peer { try HandoverChannel.send(message, descriptors: descriptors, over: far, timeout: shortTimeout) }
+    let (received, fds) = try HandoverChannel.receive(over: near, timeout: shortTimeout)
+    #expect(sender.join() == nil)
+    #expect(received == message)
+    #expect(received.listeners.map(\.descriptors) == [[0, 1], [2]])
+    #expect(received.adminSocket == .init(descriptor: 3, path: "/run/switchyard/admin.sock"))
+    #expect(received.overrides == overrides)
+    #expect(fds.map { TestDescriptors.target(of: $0) } == targets)
+    for fd in fds + descriptors { close(fd) }
+    for target in targets { #expect(TestDescriptors.openCount(of: target) == 0) }
+}
+
+@Test func aHandoverWhoseTextIsBadClosesEveryDescriptorItBrought() throws {
+    let (fd, _) = try TestDescriptors.listener()
+    defer { close(fd) }
+    let target = TestDescriptors.target(of: fd)!
+    let (near, far) = try TestDescriptors.unixPair()
+    defer { close(near); close(far) }
+    let text = Array("switchyard-handover 1\npid 1\ndescriptors 2\nlistener web 127.0.0.1:1 127.0.0.1:1 0,1\n".utf8)  // no 'end'
+    let sender = try Peer { try DescriptorPassing.send(payload: text, descriptors: [fd, fd], over: far, timeout: shortTimeout) }
+    #expect(sender.join() == nil)
+    #expect(throws: HandoverError("handover: message has no 'end' line (cut short?)")) {
+        _ = try HandoverChannel.receive(over: near, timeout: shortTimeout)
+    }
+    #expect(TestDescriptors.openCount(of: target) == 1)
+}
+
+@Test func aHandoverMessageThatDoesNotNameEveryDescriptorIsNotSent() throws {
+    let (near, far) = try TestDescriptors.unixPair()
+    defer { close(near); close(far) }
+    let message = HandoverMessage(processID: 1, descriptorCount: 1, listeners: [])
+    #expect(throws: HandoverError("handover: descriptor 0 of 1 is not named by any line")) {
+        try HandoverChannel.send(message, descriptors: [near], over: far, timeout: shortTimeout)
+    }
+}
