@@ -129,10 +129,17 @@ public struct LatencyHistogram: Sendable, Equatable {
     /// so the cumulative counts at these bounds are exact.
     public static let exposedBucketIndexes: [Int] = [0] + (1...(lastOctave - firstOctave)).map { $0 * subBuckets }
 
-    /// `(upper bound in seconds, cumulative count)` at each exposed bound, ascending; the `+Inf`
-    /// bucket is `count`.
-    public var exposedBuckets: [(upperBoundSeconds: Double, cumulativeCount: UInt64)] {
-        var result: [(upperBoundSeconds: Double, cumulativeCount: UInt64)] = []
+    /// One exposed bucket: its inclusive upper bound and the observations at or below it.
+    public struct CumulativeBucket: Sendable, Equatable {
+        public var upperBoundNanoseconds: UInt64
+        public var cumulativeCount: UInt64
+        /// The bound as a Prometheus `le` reads it, in seconds.
+        public var upperBoundSeconds: Double { Double(upperBoundNanoseconds) / 1e9 }
+    }
+
+    /// The cumulative count at each exposed bound, ascending; the `+Inf` bucket is `count`.
+    public var exposedBuckets: [CumulativeBucket] {
+        var result: [CumulativeBucket] = []
         result.reserveCapacity(Self.exposedBucketIndexes.count)
         var cumulative: UInt64 = 0
         var next = 0
@@ -141,7 +148,7 @@ public struct LatencyHistogram: Sendable, Equatable {
                 cumulative &+= counts[next]
                 next += 1
             }
-            result.append((Double(Self.upperBoundNanoseconds(ofBucket: index)!) / 1e9, cumulative))
+            result.append(CumulativeBucket(upperBoundNanoseconds: Self.upperBoundNanoseconds(ofBucket: index)!, cumulativeCount: cumulative))
         }
         return result
     }
