@@ -49,8 +49,11 @@ let package = Package(
                 "SwitchyardIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["GitCommitPlugin"]
         ),
+        // Writes the source tree's git commit into the executable (`switchyard --version`).
+        .plugin(name: "GitCommitPlugin", capability: .buildTool()),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchyardCore"]),
         // The health checker and admin socket against real loopback sockets.
