@@ -43,7 +43,7 @@ enum AdminTop {
     /// Polls once and feeds the view; returns the line to show when something went wrong.
     private static func poll(socketPath: String, into view: inout TopView, at time: Duration) -> String? {
         do {
-            let (ok, reply) = try AdminClient.send(command: "show backends json", socketPath: socketPath)
+            let (ok, reply) = try AdminClient.send(command: "show backends json", socketPath: socketPath, timeout: .seconds(2))
             let lines = reply.split(separator: "\n")
             guard ok, lines.count >= 2 else {
                 return "switchyard answered: \(lines.first ?? "")"
