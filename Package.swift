@@ -13,6 +13,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The metrics endpoint: HTTP/1 on one event-loop thread, and the exposition format.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // The only C: what Swift cannot import from liburing and glibc. No logic.
@@ -29,6 +32,10 @@ let package = Package(
                 "CSwitchyard",
                 "SwitchyardCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The workers' state is confined to one thread each; in release builds, skip the
             // run-time exclusivity checks that otherwise guard every access to a class's stored
@@ -42,8 +49,11 @@ let package = Package(
                 "SwitchyardIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["GitCommitPlugin"]
         ),
+        // Writes the source tree's git commit into the executable (`switchyard --version`).
+        .plugin(name: "GitCommitPlugin", capability: .buildTool()),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchyardCore"]),
         // The health checker and admin socket against real loopback sockets.

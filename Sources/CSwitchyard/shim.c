@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include "include/switchyard_uring.h"
 
 int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
@@ -33,3 +34,11 @@ int swy_set_thread_name(const char *name) {
 int swy_errno(void) { return errno; }
 
 const unsigned int swy_POLLRDHUP = POLLRDHUP;
+
+int swy_window_size(int fd, unsigned short *rows, unsigned short *columns) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) != 0) return -1;
+    *rows = size.ws_row;
+    *columns = size.ws_col;
+    return 0;
+}

@@ -7,8 +7,10 @@ public enum AdminClient {
     /// Sends one command and returns the reply without its terminating empty line, e.g.
     /// `(true, "OK\nremoved 10.0.0.5:80")`. `ok` is whether the status line is `OK`.
     /// Blocks until the reply is complete (a `wait` command can take its whole timeout).
-    /// Throws an `AdminSocketError` naming the path and the failed call.
-    public static func send(command: String, socketPath: String) throws(AdminSocketError) -> (ok: Bool, reply: String) {
+    /// Throws an `AdminSocketError` naming the path and the failed call. With `timeout`, a
+    /// reply (or a write) that takes longer throws too, so a stopped process cannot hang a
+    /// caller that must stay responsive (`admin top`).
+    public static func send(command: String, socketPath: String, timeout: Duration? = nil) throws(AdminSocketError) -> (ok: Bool, reply: String) {
         guard !command.contains("\n") else {
             throw AdminSocketError("one command at a time: the command must not contain a line break")
         }
@@ -20,6 +22,12 @@ public enum AdminClient {
             throw AdminSocketError(error.description)
         }
         defer { closeDescriptor(fd) }
+        if let timeout {
+            let microseconds = max(timeout.nanosecondsClamped / 1000, 1)
+            var limit = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        }
         do {
             try systemCall("connect \(socketPath)") { UnixSocket.withAddress(address) { connect(fd, $0, $1) } }
         } catch {
@@ -44,6 +52,9 @@ public enum AdminClient {
             do {
                 count = try systemCall("read \(socketPath)") { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             } catch {
+                if error.errno == EAGAIN, let timeout {
+                    throw AdminSocketError("no reply from \(socketPath) within \(timeout.shortDescription)")
+                }
                 throw AdminSocketError(error.description)
             }
             if count == 0 {

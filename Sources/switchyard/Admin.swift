@@ -10,7 +10,8 @@ struct Admin: ParsableCommand {
         Commands: help; show backends [json]; show stats [json]; drain BACKEND; ready BACKEND; \
         maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; remove BACKEND; \
         wait BACKEND TIMEOUT; shutdown BACKEND. Exits 0 when the reply is OK, 1 when it is an \
-        error, 2 when the socket cannot be reached.
+        error, 2 when the socket cannot be reached. 'top' is a live full-screen view of the \
+        backends, refreshed every second; q quits.
         """
     )
 
@@ -26,6 +27,9 @@ struct Admin: ParsableCommand {
 
     func run() throws {
         let path = socket ?? AdminSocketPath.current()
+        if words.count == 1 && words[0].lowercased() == "top" {
+            AdminTop.run(socketPath: path)
+        }
         do {
             let (ok, reply) = try AdminClient.send(command: words.joined(separator: " "), socketPath: path)
             print(reply)

@@ -9,6 +9,7 @@ struct Switchyard: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "A layer-4 TCP load balancer whose data path is io_uring.",
+        version: "switchyard \(BuildInfo.current)",
         subcommands: [Serve.self, Admin.self, CheckConfig.self, SystemdCheck.self],
         defaultSubcommand: Serve.self
     )

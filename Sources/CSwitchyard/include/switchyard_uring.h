@@ -39,6 +39,10 @@ int swy_set_thread_name(const char *name);
 /// splice(2) with SPLICE_F_MOVE | SPLICE_F_NONBLOCK; returns bytes moved or -1 with errno set.
 ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more);
 
+/// The terminal size of `fd` (ioctl TIOCGWINSZ, which Swift cannot call: ioctl is variadic);
+/// 0, or -1 with errno set.
+int swy_window_size(int fd, unsigned short *rows, unsigned short *columns);
+
 /// The errno of the calling thread (Swift's `errno` is fine too; this keeps the funnel in one place).
 int swy_errno(void);
 
