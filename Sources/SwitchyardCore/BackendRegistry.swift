@@ -26,6 +26,8 @@ public struct BackendState: Sendable {
     /// Stable identity for the life of the process; never reused after `remove`.
     public let id: Int
     public var spec: BackendSpec
+    /// `HOST:PORT`, kept so that workers never build the string per connection.
+    public let name: String
     public var health: HealthVerdict
     public var admin: AdminState
     /// Bumped by `shutdown BACKEND`: workers close the backend's connections when it changes.
@@ -40,6 +42,7 @@ public struct BackendState: Sendable {
     public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
         self.id = id
         self.spec = spec
+        self.name = spec.endpoint.description
         self.health = health
         self.admin = admin
         self.shutdownEpoch = 0

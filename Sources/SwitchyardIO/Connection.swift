@@ -62,6 +62,27 @@ final class Connection {
     var machine = ConnectionStateMachine()
     /// The service of the listener that accepted it (nil while the slot is free).
     var service: ServicePicker?
+    /// The listener that accepted it, whose figures count it.
+    var listener: WorkerListener?
+
+    // Figures and the access log (precise clocks: `LatencyClock.now()` nanoseconds).
+    var acceptedAt: UInt64 = 0
+    /// Wall-clock nanoseconds at accept; only read when the access log is on.
+    var acceptedWallClock: Int64 = 0
+    var connectStartedAt: UInt64 = 0
+    /// Time the successful connect took; nil until one succeeded.
+    var connectNanoseconds: Int64?
+    /// The client's address (filled only when the access log is on or the algorithm needs it).
+    var client = PeerAddress.unknown
+    /// `HOST:PORT` of the backend, shared with the snapshot (never built per connection).
+    var backendName: String?
+    /// The direction whose source ended first (client close or backend close).
+    var firstEnd: ConnectionStateMachine.Direction?
+    /// Set when the cause is known better than the state machine's reason (the end of the grace).
+    var causeOverride: TerminationCause?
+    /// Bytes moved each way over the connection's life (the access log's figures).
+    var bytesUp: UInt64 = 0
+    var bytesDown: UInt64 = 0
 
     var clientFD: Int32 = -1
     var backendFD: Int32 = -1
@@ -130,10 +151,19 @@ final class Connection {
     }
 
     /// Prepares the slot for a newly accepted client.
-    func begin(clientFD: Int32, service: ServicePicker, now: Int64) {
+    func begin(clientFD: Int32, listener: WorkerListener, now: Int64) {
         precondition(!inUse, "slot reused while in use")
         inUse = true
-        self.service = service
+        self.service = listener.service
+        self.listener = listener
+        acceptedAt = LatencyClock.now()
+        connectNanoseconds = nil
+        client = .unknown
+        backendName = nil
+        firstEnd = nil
+        causeOverride = nil
+        bytesUp = 0
+        bytesDown = 0
         machine = ConnectionStateMachine()
         self.clientFD = clientFD
         backendFD = -1

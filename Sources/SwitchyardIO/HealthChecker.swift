@@ -69,6 +69,32 @@ public final class HealthChecker: Sendable {
         control.stop()
     }
 
+    /// One backend's active checks, for the metrics: the last one's duration and result, and a
+    /// histogram of their round trips.
+    public struct CheckFigures: Sendable {
+        public var lastSeconds: Double
+        public var lastSucceeded: Bool
+        public var durations: LatencyHistogram
+    }
+
+    private let checkFigures = Mutex<[Int: CheckFigures]>([:])
+
+    /// The active-check figures of a backend, nil before its first check ended.
+    public func checkFigures(backendID: Int) -> CheckFigures? {
+        checkFigures.withLock { $0[backendID] }
+    }
+
+    fileprivate func recordCheckTime(backendID: Int, duration: Duration, success: Bool) {
+        let nanoseconds = duration.nanosecondsClamped
+        checkFigures.withLock { figures in
+            var entry = figures[backendID] ?? CheckFigures(lastSeconds: 0, lastSucceeded: false, durations: LatencyHistogram())
+            entry.lastSeconds = Double(nanoseconds) / 1e9
+            entry.lastSucceeded = success
+            entry.durations.record(nanoseconds: nanoseconds)
+            figures[backendID] = entry
+        }
+    }
+
     /// The text of the backend's latest check (active or passive), nil before the first one.
     public func lastCheckText(backendID: Int) -> String? {
         records.withLock { $0.byID[backendID]?.lastCheck }
@@ -445,8 +471,13 @@ private struct ProbeLoop {
     /// Closes the probe's socket and feeds its result in, unless the backend went into
     /// maintenance or away while the probe ran.
     private mutating func finish(id: Int, _ result: HealthCheckResult) {
-        if let probe = probes.removeValue(forKey: id) { closeDescriptor(probe.fd) }
+        let probe = probes.removeValue(forKey: id)
+        if let probe { closeDescriptor(probe.fd) }
         guard let entry = scheduled[id], !entry.inMaintenance else { return }
+        if let probe {
+            let success = if case .success = result { true } else { false }
+            checker.recordCheckTime(backendID: id, duration: ContinuousClock.now - probe.started, success: success)
+        }
         checker.record(result, for: id, name: entry.name)
     }
 

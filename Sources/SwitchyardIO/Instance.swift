@@ -11,7 +11,7 @@ import SwitchyardCore
 /// and the admin hooks on the admin thread or the main thread (SIGHUP), serialised by
 /// `reloadLock`. Lock order: `reloadLock`, then `state`; nothing else is held with `state`.
 public final class Instance: Sendable {
-    private struct State {
+    struct State {
         var configuration: Configuration
         var services: [String: ServiceRuntime] = [:]
         var listeners: [ListenerEntry] = []
@@ -23,16 +23,23 @@ public final class Instance: Sendable {
 
     /// The file `reload` reads; nil when started from the command line.
     public let configFile: String?
-    private let logger: Logger
-    private let context: ServerContext
-    private let state: Mutex<State>
+    let logger: Logger
+    let context: ServerContext
+    let state: Mutex<State>
+    let build: BuildInfo
+    /// Connections per second per backend, sampled by the main loop.
+    let rates = Mutex(ConnectionRates())
+    /// The metrics listener, while one runs.
+    let metricsServer = Mutex<MetricsServer?>(nil)
     private let reloadLock = Mutex(())
     private let descriptorLimit: Int
 
-    /// `configuration` must have passed `validate()`.
-    public init(configuration: Configuration, configFile: String?, logger: Logger) {
+    /// `configuration` must have passed `validate()`. Throws when the access log cannot be opened.
+    public init(configuration: Configuration, configFile: String?, build: BuildInfo = BuildInfo(version: "unknown", commit: "unknown"),
+                logger: Logger) throws(ConfigError) {
         self.configFile = configFile
         self.logger = logger
+        self.build = build
         descriptorLimit = Server.raiseDescriptorLimit()
         let global = configuration.global
         let workers = global.workers ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -52,7 +59,16 @@ public final class Instance: Sendable {
         if let requested = global.maxConnections, requested > affordable {
             logger.warning("max-connections \(requested) exceeds what the descriptor limit \(descriptorLimit) allows (\(affordable)); accepts will back off when descriptors run out")
         }
-        context = ServerContext(configuration: relay, workers: workers, logger: logger)
+        var accessLog: AccessLogWriter?
+        if let destination = global.accessLog {
+            do {
+                accessLog = try AccessLogWriter(
+                    destination: AccessLogDestination(destination), format: global.accessLogFormat, workers: workers, logger: logger)
+            } catch {
+                throw ConfigError("cannot open the access log: \(error)")
+            }
+        }
+        context = ServerContext(configuration: relay, workers: workers, logger: logger, accessLog: accessLog)
         state = Mutex(State(configuration: configuration))
     }
 
@@ -116,15 +132,28 @@ public final class Instance: Sendable {
         do {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
             try admin?.start()
+            try context.accessLog?.start()
         } catch {
             admin?.stop()
             throw ConfigError("cannot start the control threads: \(error)")
+        }
+        if let endpoint = global.metrics {
+            do {
+                try startMetrics(on: endpoint)
+            } catch {
+                admin?.stop()
+                context.stopAccepting.store(true, ordering: .releasing)
+                server.stop(grace: .zero)
+                throw error
+            }
         }
         logStartup(configuration, admin: admin)
 
         serve()
         admin?.stop()
         server.stop(grace: global.shutdownGrace)
+        metricsServer.withLock { $0 }?.stop()
+        context.accessLog?.stop()
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
@@ -140,6 +169,9 @@ public final class Instance: Sendable {
                 logger.notice("received \(signal); no longer accepting, \(context.openConnections.load(ordering: .relaxed)) connection(s) open, grace \(state.withLock { $0.configuration.global.shutdownGrace }.shortDescription)")
                 context.stopAccepting.store(true, ordering: .releasing)
                 return
+            case SIGUSR1?:
+                context.accessLog?.reopen()
+                logger.notice("SIGUSR1: access log reopened")
             case SIGHUP?:
                 let reply = reload()
                 if reply.ok {
@@ -150,6 +182,7 @@ public final class Instance: Sendable {
             default:
                 break
             }
+            sampleRates()
             for runtime in state.withLock({ Array($0.services.values) }) {
                 for name in runtime.sweepRemovedBackends() {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
@@ -177,7 +210,7 @@ public final class Instance: Sendable {
             let health = service.health.map { "health checks: \($0.summary)" } ?? "health checks off"
             logger.info("service \(service.name) listening on \(listening.joined(separator: ", ")); balance \(service.balance); backends: \(backends.joined(separator: ", ")); \(health)")
         }
-        logger.info("switchyard listening on \(entries.map(\.endpoint.description).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
+        logger.info("switchyard \(build) listening on \(entries.map(\.endpoint.description).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
         if let admin { logger.info("admin socket: \(admin.socketPath)") }
     }
 
@@ -403,7 +436,8 @@ public final class Instance: Sendable {
                 name: runtime.name, registry: runtime.registry,
                 listeners: entries.filter { $0.service == runtime.name }.map(\.endpoint.description),
                 lastCheckText: { id in runtime.lastCheckText(id) },
-                details: { discovery?.details(of: runtime.name) ?? [] })
+                details: { discovery?.details(of: runtime.name) ?? [] },
+                backendDetails: { [self] id in backendDetails(service: runtime.name, backendID: id) })
         }
     }
 
@@ -412,6 +446,8 @@ public final class Instance: Sendable {
         let balance = services.count == 1 ? services.values.first!.registry.algorithm.rawValue : "per service"
         var stats = context.processStats(workers: context.workerCount, relayMode: configuration.global.relay.rawValue, balance: balance)
         stats.pid = Int(getpid())
+        stats.version = build.version
+        stats.commit = build.commit
         stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
         return stats
     }

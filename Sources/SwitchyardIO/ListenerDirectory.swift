@@ -75,7 +75,11 @@ final class WorkerListener {
     let id: Int
     let fd: Int32
     let endpoint: Endpoint
+    /// `HOST:PORT` as bound, for the access log (built once).
+    let name: String
     let service: ServicePicker
+    /// This worker's figures for the listener, published on each tick.
+    var figures = ConnectionFigures()
     var open = true
     /// A multishot accept is armed (not while backing off after EMFILE).
     var acceptArmed = false
@@ -86,6 +90,7 @@ final class WorkerListener {
         self.id = id
         self.fd = fd
         self.endpoint = endpoint
+        self.name = endpoint.description
         self.service = service
     }
 }

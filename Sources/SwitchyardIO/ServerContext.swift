@@ -43,9 +43,16 @@ public final class ServerContext: Sendable {
     /// Set when the shutdown grace ends: close whatever is still open.
     public let closeEverything = Atomic<Bool>(false)
 
-    public init(configuration: RelayConfiguration, workers: Int, logger: Logger) {
+    /// Each worker's figures as of its last tick, for the metrics scrape.
+    public let figures: PublishedFigures<WorkerFigures>
+    /// The access log, when one is configured; each worker has its own queue to it.
+    public let accessLog: AccessLogWriter?
+
+    public init(configuration: RelayConfiguration, workers: Int, logger: Logger, accessLog: AccessLogWriter? = nil) {
         self.configuration = configuration
         self.workerCount = workers
+        self.figures = PublishedFigures(workers: workers, initial: WorkerFigures())
+        self.accessLog = accessLog
         self.listeners = ListenerDirectory(workers: workers)
         self.logger = logger
         self.startedAt = .now

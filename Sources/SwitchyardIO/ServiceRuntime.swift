@@ -47,6 +47,10 @@ final class ServiceRuntime: Sendable {
         old?.stop()
     }
 
+    func checkFigures(_ backendID: Int) -> HealthChecker.CheckFigures? {
+        checker.withLock { $0 }?.checkFigures(backendID: backendID)
+    }
+
     func lastCheckText(_ backendID: Int) -> String? {
         checker.withLock { $0 }?.lastCheckText(backendID: backendID)
     }

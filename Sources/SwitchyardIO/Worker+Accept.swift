@@ -20,6 +20,7 @@ extension Worker {
             if stopping || listener.retired {
                 closeListener(slot)
             } else if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(-result) {
+                listener.figures.acceptBackoffs &+= 1
                 if !acceptBackoffArmed {
                     acceptBackoffArmed = true
                     ring.submit(.timeout(backoffInterval), userData: UserData(slot: 0, generation: 0, kind: .acceptBackoff).packed)
@@ -39,19 +40,25 @@ extension Worker {
             close(clientFD)
             return
         }
+        listener.figures.accepted &+= 1
         let open = context.openConnections.add(1, ordering: .relaxed).newValue
         if open > configuration.maxConnections {
             context.openConnections.subtract(1, ordering: .relaxed)
+            listener.figures.recordClose(.refused)
             close(clientFD)
             warnOccasionally("maxconn", "--max-connections \(configuration.maxConnections) reached; closing new clients")
             return
         }
         context.totalConnections.add(1, ordering: .relaxed)
         let connection = takeSlot()
-        connection.begin(clientFD: clientFD, service: listener.service, now: now)
+        connection.begin(clientFD: clientFD, listener: listener, now: now)
         openHere += 1
         if listener.service.needsClientKey {
             connection.clientKey = Socket.peerAddressKey(clientFD)
+        }
+        if accessLog != nil {
+            connection.client = Worker.peerAddress(clientFD)
+            connection.acceptedWallClock = Worker.wallClockNanoseconds()
         }
         connectNext(connection)
     }

@@ -57,6 +57,7 @@ extension Worker {
             }
         }
         flushCounters(connection)
+        if case let .closed(reason) = connection.machine.phase { recordClosed(connection, reason: reason) }
         if connection.clientFD >= 0 { close(connection.clientFD) }
         if connection.backendFD >= 0 { close(connection.backendFD) }
         connection.clientFD = -1
@@ -65,6 +66,7 @@ extension Worker {
         connection.backendStats = nil
         connection.inUse = false
         connection.service = nil
+        connection.listener = nil
         connection.generation = UserData.nextGeneration(after: connection.generation)
         freeSlots.append(connection.slot)
         openHere -= 1
@@ -78,6 +80,10 @@ extension Worker {
         guard up != 0 || down != 0 else { return }
         connection.directions.0.unflushedBytes = 0
         connection.directions.1.unflushedBytes = 0
+        connection.bytesUp &+= UInt64(up)
+        connection.bytesDown &+= UInt64(down)
+        connection.listener?.figures.bytesFromClients &+= UInt64(up)
+        connection.listener?.figures.bytesToClients &+= UInt64(down)
         if let stats = connection.backendStats {
             stats.bytesToBackend.add(up, ordering: .relaxed)
             stats.bytesFromBackend.add(down, ordering: .relaxed)

@@ -49,6 +49,9 @@ extension Worker {
         }
         let backend = snapshot.backends[index]
         connection.triedBackendIDs.append(backend.id)
+        connection.listener?.figures.connectAttempts &+= 1
+        if connection.triedBackendIDs.count > 1 { connection.listener?.figures.connectRetries &+= 1 }
+        connection.connectStartedAt = LatencyClock.now()
         guard let address = backend.spec.endpoint.address else {
             connectFailed(connection, backend: backend, reason: "address not resolved")
             return
@@ -64,6 +67,7 @@ extension Worker {
         connection.backendFD = fd
         connection.backendID = backend.id
         connection.backendEndpoint = backend.spec.endpoint
+        connection.backendName = backend.name
         connection.shutdownEpoch = backend.shutdownEpoch
         connection.backendStats = backend.stats
         backend.stats.active.add(1, ordering: .relaxed)
@@ -81,6 +85,7 @@ extension Worker {
         connection.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
         if result == 0 {
+            recordConnected(connection, backend: connection.backendStats)
             connection.service?.snapshot.connectObserver?(connection.backendID, true, "")
             perform(connection.machine.connected(), on: connection)
             return
@@ -90,6 +95,8 @@ extension Worker {
             : Errno.describeResult(result)
         close(connection.backendFD)
         connection.backendFD = -1
+        recordConnectFailed(connection, backend: connection.backendStats)
+        connection.backendName = nil
         if let stats = connection.backendStats {
             stats.active.subtract(1, ordering: .relaxed)
             stats.total.subtract(1, ordering: .relaxed)
@@ -105,6 +112,7 @@ extension Worker {
 
     func connectFailed(_ connection: Connection, backend: BackendState, reason: String) {
         backend.stats.failures.add(1, ordering: .relaxed)
+        connection.listener?.figures.connectFailures &+= 1
         connection.service?.snapshot.connectObserver?(backend.id, false, reason)
         warnOccasionally("connect-\(backend.id)", "backend \(backend.spec.endpoint): \(reason); trying another")
         perform(connection.machine.connectFailed(canRetry: true), on: connection)

@@ -70,9 +70,11 @@ extension Worker {
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
+            if connection.firstEnd == nil { connection.firstEnd = direction }
             let queued = connection.direction(direction).bytesQueued
             perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
         } else if result == -ENOBUFS {
+            connection.listener?.figures.starvedReceives &+= 1
             connection.withDirection(direction) { $0.starved = true }
             starved.append((connection.slot, connection.generation, direction))
         } else if result == -ECANCELED {

@@ -53,6 +53,7 @@ extension Worker {
                     state.unflushedBytes += moved
                     progressed = true
                 } else if moved == 0 {
+                    if connection.firstEnd == nil { connection.firstEnd = direction }
                     connection.withDirection(direction) { $0 = state }
                     action = connection.machine.endOfStream(direction, bytesQueued: state.pipeBytes > 0)
                     if action != .none { break }

@@ -17,6 +17,7 @@ extension Worker {
         adoptListenersIfNewer()
         adoptSnapshotsIfNewer()
         flushCounters()
+        publishFigures()
         pipes.trim()
         for connection in connections where connection.inUse && !connection.machine.isClosing {
             if let deadline = connection.connectDeadline, now >= deadline {
@@ -49,6 +50,7 @@ extension Worker {
         }
         if context.closeEverything.load(ordering: .relaxed) {
             for connection in connections where connection.inUse {
+                if !connection.machine.isClosing { connection.causeOverride = .gracefulStop }
                 perform(connection.machine.close(.administrative), on: connection)
             }
         }

@@ -27,6 +27,10 @@ final class Worker {
     var listenerVersion: UInt64 = 0
     /// One per service this worker has served, keyed by the service's registry.
     var pickers: [ObjectIdentifier: ServicePicker] = [:]
+    /// Connect times per backend, published with the listeners' figures on each tick.
+    var backendConnectTime: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
+    /// This worker's queue to the access-log thread, when there is an access log.
+    let accessLog: AccessLogQueue?
     let wakeFD: Int32
 
     var connections: [Connection] = []
@@ -59,6 +63,7 @@ final class Worker {
             ring: ring, group: 0, count: configuration.buffersPerWorker, size: configuration.bufferSize)
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
         self.wakeFD = wakeFD
+        accessLog = context.accessLog?.queue(forWorker: index)
         tickInterval = .allocate(capacity: 1)
         tickInterval.initialize(to: Worker.timespec(.seconds(1)))
         backoffInterval = .allocate(capacity: 1)
@@ -102,6 +107,7 @@ final class Worker {
             if stopping && openHere == 0 && !listeners.contains(where: \.open) { break }
         }
         flushCounters()
+        publishFigures()
     }
 
     func refreshClock() {

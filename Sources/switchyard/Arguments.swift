@@ -30,3 +30,5 @@ enum ArgumentValue {
 }
 
 extension HealthCheckConfig.ExpectMatch: ExpressibleByArgument {}
+
+extension AccessLogFormat: ExpressibleByArgument {}

@@ -57,6 +57,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Lowest level of log line written to standard error. Default: info.")
     var logLevel: LogLevel?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address. Off by default.", valueName: "HOST:PORT"),
+            transform: ArgumentValue.endpoint)
+    var metrics: Endpoint?
+
+    @Option(help: ArgumentHelp("Write one line per closed connection to stderr or to this file (reopened on SIGUSR1). Off by default.", valueName: "stderr|PATH"))
+    var accessLog: String?
+
+    @Option(help: "Access log lines as text (like HAProxy's tcplog) or json. Default: text.")
+    var accessLogFormat: AccessLogFormat?
+
     @Option(help: ArgumentHelp("Keep changes made through the admin socket (drain, maint, weight, add, remove) in this file and re-apply them at start and after a reload.", valueName: "PATH"))
     var stateFile: String?
 
@@ -156,6 +166,9 @@ struct Serve: ParsableCommand {
         if let pipeSize { global.pipeSize = pipeSize }
         if let logLevel { global.logLevel = logLevel }
         if let stateFile { global.stateFile = stateFile }
+        if let metrics { global.metrics = metrics }
+        if let accessLog { global.accessLog = accessLog }
+        if let accessLogFormat { global.accessLogFormat = accessLogFormat }
         if let adminSocket { global.adminSocket = adminSocket }
         if noAdminSocket { global.adminSocketEnabled = false }
         return global
@@ -215,8 +228,8 @@ struct Serve: ParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let instance = Instance(configuration: configuration, configFile: config, logger: Logger(label: "switchyard"))
         do {
+            let instance = try Instance(configuration: configuration, configFile: config, build: BuildInfo.current, logger: Logger(label: "switchyard"))
             try instance.run()
         } catch {
             fail(error.message)

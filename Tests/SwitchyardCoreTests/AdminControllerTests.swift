@@ -100,20 +100,20 @@ private func backend(_ controller: AdminController, _ name: String) -> BackendSt
     let text = reply(controller, "show backends")
     #expect(text.ok)
     #expect(text.body == [
-        "SERVICE  ID  ADDRESS      WEIGHT  STATE  HEALTH  ACTIVE  TOTAL  FAILURES  TO_BACKEND  FROM_BACKEND  LAST_CHECK",
-        "default  0   10.0.0.1:80  1       ready  up      0       0      0         0           0             connected in 0.2ms",
-        "default  1   10.0.0.2:80  1       drain  up      0       0      0         0           0             not checked yet",
+        "SERVICE  ID  ADDRESS      WEIGHT  STATE  HEALTH  ACTIVE  TOTAL  FAILURES  TO_BACKEND  FROM_BACKEND  CONN/S  CONNECT_P50_MS  CONNECT_P99_MS  LAST_CHECK",
+        "default  0   10.0.0.1:80  1       ready  up      0       0      0         0           0             0.000   -               -               connected in 0.2ms",
+        "default  1   10.0.0.2:80  1       drain  up      0       0      0         0           0             0.000   -               -               not checked yet",
     ])
     let json = reply(controller, "show backends json")
     #expect(json.body == [
         "{\"backends\":[{\"id\":0,\"service\":\"default\",\"address\":\"10.0.0.1:80\",\"weight\":1,\"state\":\"ready\","
             + "\"health\":\"up\",\"selectable\":true,\"removing\":false,"
             + "\"last_check\":\"connected in 0.2ms\",\"active\":0,\"total\":0,\"failures\":0,\"bytes_to_backend\":0,"
-            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0},"
+            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000},"
             + "{\"id\":1,\"service\":\"default\",\"address\":\"10.0.0.2:80\",\"weight\":1,\"state\":\"drain\","
             + "\"health\":\"up\",\"selectable\":false,\"removing\":false,"
             + "\"last_check\":\"not checked yet\",\"active\":0,\"total\":0,\"failures\":0,\"bytes_to_backend\":0,"
-            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0}]}",
+            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000}]}",
     ])
 }
 
@@ -124,7 +124,7 @@ private func backend(_ controller: AdminController, _ name: String) -> BackendSt
         "{\"pid\":0,\"uptime_seconds\":42,\"workers\":2,\"relay\":\"splice\",\"balance\":\"round-robin\",\"services\":1,"
             + "\"accepting\":true,\"open_connections\":3,"
             + "\"total_connections\":10,\"bytes_from_clients\":100,\"bytes_to_clients\":200,\"backends\":2,"
-            + "\"backends_up\":2,\"backends_selectable\":2}",
+            + "\"backends_up\":2,\"backends_selectable\":2,\"version\":\"\",\"commit\":\"\"}",
     ])
 }
 

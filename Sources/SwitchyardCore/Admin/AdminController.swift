@@ -8,15 +8,55 @@ public struct AdminService: Sendable {
     public let lastCheckText: @Sendable (Int) -> String?
     /// More `show services json` fields, as (key, JSON value) pairs (DNS discovery's figures).
     public let details: @Sendable () -> [(String, String)]
+    /// A backend's measured figures by backend id: connect time and connection rate.
+    public let backendDetails: @Sendable (Int) -> BackendFigures
 
     public init(name: String, registry: BackendRegistry, listeners: [String] = [],
                 lastCheckText: @escaping @Sendable (Int) -> String? = { _ in nil },
-                details: @escaping @Sendable () -> [(String, String)] = { [] }) {
+                details: @escaping @Sendable () -> [(String, String)] = { [] },
+                backendDetails: @escaping @Sendable (Int) -> BackendFigures = { _ in BackendFigures() }) {
         self.name = name
         self.registry = registry
         self.listeners = listeners
         self.lastCheckText = lastCheckText
         self.details = details
+        self.backendDetails = backendDetails
+    }
+}
+
+/// What the workers measured of one backend, for `show backends`.
+public struct BackendFigures: Sendable, Equatable {
+    /// Connect time quantiles in milliseconds; nil before the first connect.
+    public var connectP50Milliseconds: Double?
+    public var connectP99Milliseconds: Double?
+    /// New connections per second over the last second or so.
+    public var connectionsPerSecond: Double
+
+    public init(connectP50Milliseconds: Double? = nil, connectP99Milliseconds: Double? = nil, connectionsPerSecond: Double = 0) {
+        self.connectP50Milliseconds = connectP50Milliseconds
+        self.connectP99Milliseconds = connectP99Milliseconds
+        self.connectionsPerSecond = connectionsPerSecond
+    }
+
+    static func text(_ value: Double?) -> String {
+        guard let value else { return "-" }
+        return value < 10 ? String(format3: value) : "\(Int(value.rounded()))"
+    }
+}
+
+extension String {
+    /// A number with 3 decimals, without Foundation.
+    init(format3 value: Double) {
+        let scaled = Int((value * 1000).rounded())
+        let fraction = String(scaled % 1000)
+        self = "\(scaled / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+    }
+}
+
+private enum BackendFiguresJSON {
+    static func number(_ value: Double?) -> String {
+        guard let value else { return "null" }
+        return String(format3: value)
     }
 }
 
@@ -302,6 +342,7 @@ public struct AdminController: Sendable {
         var state: BackendState
         var lastCheck: String
         var active, total, failures, bytesIn, bytesOut: Int
+        var figures: BackendFigures
     }
 
     private func rows(of services: [AdminService]) -> [BackendRow] {
@@ -315,7 +356,8 @@ public struct AdminController: Sendable {
                     total: backend.stats.total.load(ordering: .relaxed),
                     failures: backend.stats.failures.load(ordering: .relaxed),
                     bytesIn: backend.stats.bytesToBackend.load(ordering: .relaxed),
-                    bytesOut: backend.stats.bytesFromBackend.load(ordering: .relaxed))
+                    bytesOut: backend.stats.bytesFromBackend.load(ordering: .relaxed),
+                    figures: service.backendDetails(backend.id))
             }
         }
     }
@@ -345,16 +387,22 @@ public struct AdminController: Sendable {
                     ("bytes_to_backend", "\(row.bytesIn)"),
                     ("bytes_from_backend", "\(row.bytesOut)"),
                     ("shutdown_epoch", "\(row.state.shutdownEpoch)"),
+                    ("connect_p50_ms", BackendFiguresJSON.number(row.figures.connectP50Milliseconds)),
+                    ("connect_p99_ms", BackendFiguresJSON.number(row.figures.connectP99Milliseconds)),
+                    ("conn_per_sec", String(format3: row.figures.connectionsPerSecond)),
                 ])
             }
             return .success([JSONText.object([("backends", JSONText.array(objects))])])
         }
-        let header = ["SERVICE", "ID", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "ACTIVE", "TOTAL", "FAILURES", "TO_BACKEND", "FROM_BACKEND", "LAST_CHECK"]
+        let header = ["SERVICE", "ID", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "ACTIVE", "TOTAL", "FAILURES", "TO_BACKEND", "FROM_BACKEND",
+                      "CONN/S", "CONNECT_P50_MS", "CONNECT_P99_MS", "LAST_CHECK"]
         let table = rows.map { row in
             [row.service, "\(row.state.id)", row.state.spec.endpoint.description, "\(row.state.spec.weight)",
              row.state.displayedState.rawValue + (row.state.removing ? " (removing)" : ""),
              row.state.health.isUp ? "up" : "down", "\(row.active)", "\(row.total)", "\(row.failures)",
-             "\(row.bytesIn)", "\(row.bytesOut)", row.lastCheck]
+             "\(row.bytesIn)", "\(row.bytesOut)", BackendFigures.text(row.figures.connectionsPerSecond),
+             BackendFigures.text(row.figures.connectP50Milliseconds), BackendFigures.text(row.figures.connectP99Milliseconds),
+             row.lastCheck]
         }
         if table.isEmpty { return .success(["no backends"]) }
         return .success(Self.aligned([header] + table))
@@ -413,6 +461,8 @@ public struct AdminController: Sendable {
             ("backends", "\(backends.count)", "backends \(backends.count)"),
             ("backends_up", "\(up)", "backends up \(up)"),
             ("backends_selectable", "\(selectable)", "backends taking new connections \(selectable)"),
+            ("version", JSONText.string(stats.version), "version \(stats.version)"),
+            ("commit", JSONText.string(stats.commit), "commit \(stats.commit)"),
         ]
         if json {
             return .success([JSONText.object(fields.map { ($0.0, $0.1) })])

@@ -14,6 +14,8 @@ public struct ProcessStats: Sendable, Equatable {
     public var pid: Int = 0
     /// False once the process has stopped accepting (shutting down).
     public var accepting = true
+    public var version = ""
+    public var commit = ""
 
     public init(
         uptime: Duration, workers: Int, relayMode: String, balance: String,

@@ -62,7 +62,7 @@ extension KeyedDecodingContainer where Key == ConfigKey {
 struct RawConfigFile: Decodable {
     static let globalKeys = [
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
-        "pipe-size", "log-level", "state-file", "resolvers",
+        "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
     ]
     static let keys = globalKeys + ["defaults", "services"]
 
@@ -78,6 +78,9 @@ struct RawConfigFile: Decodable {
     var logLevel: LogLevel?
     var stateFile: String?
     var resolvers: [Endpoint]?
+    var metrics: Endpoint?
+    var accessLog: String?
+    var accessLogFormat: AccessLogFormat?
     var defaults: RawService?
     /// In file order.
     var services: [(name: String, service: RawService)] = []
@@ -112,6 +115,9 @@ struct RawConfigFile: Decodable {
             }
             resolvers = servers
         }
+        metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
+        accessLog = try container.value("access-log")
+        accessLogFormat = try container.choice("access-log-format", AccessLogFormat.self)
         defaults = try container.value("defaults")
         if defaults?.listen != nil {
             throw DecodingError.dataCorrupted(DecodingError.Context(
@@ -149,6 +155,9 @@ struct RawConfigFile: Decodable {
         if let logLevel { global.logLevel = logLevel }
         global.stateFile = stateFile
         global.resolvers = resolvers ?? []
+        global.metrics = metrics
+        global.accessLog = accessLog
+        if let accessLogFormat { global.accessLogFormat = accessLogFormat }
         var built: [ServiceConfiguration] = []
         for (name, raw) in services {
             built.append(try raw.merged(over: defaults).service(named: name))

@@ -74,6 +74,11 @@ public struct GlobalSettings: Equatable, Sendable {
     /// DNS servers for `dns`/`dns-srv` pools and backend hostnames; empty means the
     /// nameservers of /etc/resolv.conf.
     public var resolvers: [Endpoint] = []
+    /// Where `GET /metrics` and `/healthz` are served; nil: nowhere (the default).
+    public var metrics: Endpoint?
+    /// `stderr` or a file path for one line per closed connection; nil: no access log.
+    public var accessLog: String?
+    public var accessLogFormat: AccessLogFormat = .text
 
     public init() {}
 
@@ -98,6 +103,9 @@ public struct GlobalSettings: Equatable, Sendable {
         note("pipe-size", pipeSize, other.pipeSize) { "\($0)" }
         note("log-level", logLevel, other.logLevel) { $0.rawValue }
         note("state-file", stateFile, other.stateFile) { $0 ?? "none" }
+        note("metrics", metrics, other.metrics) { $0?.description ?? "off" }
+        note("access-log", accessLog, other.accessLog) { $0 ?? "off" }
+        note("access-log-format", accessLogFormat, other.accessLogFormat) { $0.rawValue }
         note("resolvers", resolvers, other.resolvers) { $0.isEmpty ? "/etc/resolv.conf" : $0.map(\.description).joined(separator: ",") }
         return changes
     }
@@ -126,6 +134,9 @@ public struct GlobalSettings: Equatable, Sendable {
         }
         if let adminSocket, adminSocket.isEmpty {
             throw ConfigIssue(path: [.key("admin-socket")], "admin-socket is empty: give a path or off")
+        }
+        if let accessLog, accessLog.isEmpty {
+            throw ConfigIssue(path: [.key("access-log")], "access-log is empty: give stderr or a file path")
         }
         for (index, resolver) in resolvers.enumerated() where resolver.address == nil {
             throw ConfigIssue(path: [.key("resolvers"), .index(index)], "resolvers: '\(resolver)' must be an IP address and port")

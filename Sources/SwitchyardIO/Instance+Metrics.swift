@@ -1,0 +1,120 @@
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+/// New connections per second per backend, from the registries' totals sampled about once a
+/// second by the main loop.
+struct ConnectionRates {
+    struct Key: Hashable {
+        var service: String
+        var backendID: Int
+    }
+
+    var lastTotals: [Key: Int] = [:]
+    var lastSampled: ContinuousClock.Instant?
+    var perSecond: [Key: Double] = [:]
+}
+
+// The metrics listener (`--metrics HOST:PORT`), the figures it serves, and the measured
+// per-backend figures of `show backends`.
+extension Instance {
+    /// Starts serving `/metrics` and `/healthz` on `endpoint` (its own thread).
+    func startMetrics(on endpoint: Endpoint) throws(ConfigError) {
+        let resolved = try resolve(endpoint)
+        guard let address = resolved.address else { throw ConfigError("metrics: cannot resolve \(endpoint.host)") }
+        do {
+            let server = try MetricsServer(
+                host: address.description, port: Int(resolved.port), logger: logger,
+                sample: { [self] in metricsSample() }, healthy: { [self] in anyBackendSelectable() })
+            metricsServer.withLock { $0 = server }
+            logger.info("metrics on http://\(resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host):\(server.port)/metrics")
+        } catch {
+            throw ConfigError("\(error)")
+        }
+    }
+
+    /// Whether `/healthz` answers 200: some service has a backend that takes new connections.
+    func anyBackendSelectable() -> Bool {
+        state.withLock { Array($0.services.values) }.contains { $0.registry.snapshot().anySelectable }
+    }
+
+    /// Every figure of the exposition, summed over the workers' latest published figures.
+    func metricsSample() -> MetricsSample {
+        let (services, entries) = state.withLock { ($0.services, $0.listeners) }
+        let published = context.figures.collect()
+        var byListener: [Int: ConnectionFigures] = [:]
+        var connectTimes: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
+        var buffersInUse = 0, pipesInUse = 0
+        for worker in published {
+            for (id, figures) in worker.listeners { byListener[id, default: ConnectionFigures()].merge(figures) }
+            for (key, histogram) in worker.backendConnectTime { connectTimes[key, default: LatencyHistogram()].merge(histogram) }
+            buffersInUse += worker.buffersInUse
+            pipesInUse += worker.pipesInUse
+        }
+        // Listeners a reload removed keep their counts in the workers; show the current ones.
+        let listeners = entries.map { entry in
+            MetricsSample.Listener(service: entry.service, listener: entry.endpoint.description, figures: byListener[entry.id] ?? ConnectionFigures())
+        }
+        var backends: [MetricsSample.Backend] = []
+        for runtime in services.values.sorted(by: { $0.name < $1.name }) {
+            for backend in runtime.registry.snapshot().backends {
+                let check = runtime.checkFigures(backend.id)
+                backends.append(MetricsSample.Backend(
+                    service: runtime.name, address: backend.name, weight: backend.spec.weight, healthy: backend.health.isUp,
+                    state: backend.displayedState, active: backend.stats.active.load(ordering: .relaxed),
+                    connections: UInt64(max(0, backend.stats.total.load(ordering: .relaxed))),
+                    failures: UInt64(max(0, backend.stats.failures.load(ordering: .relaxed))),
+                    bytesToBackend: UInt64(max(0, backend.stats.bytesToBackend.load(ordering: .relaxed))),
+                    bytesFromBackend: UInt64(max(0, backend.stats.bytesFromBackend.load(ordering: .relaxed))),
+                    connectTime: connectTimes[.init(service: runtime.name, backendID: backend.id)] ?? LatencyHistogram(),
+                    lastCheckSeconds: check?.lastSeconds, lastCheckSucceeded: check?.lastSucceeded,
+                    checkDuration: check?.durations ?? LatencyHistogram()))
+            }
+        }
+        let relay = context.configuration
+        return MetricsSample(
+            build: build, process: ProcessFigures.current(), listeners: listeners, backends: backends,
+            providedBuffers: Int(relay.buffersPerWorker) * context.workerCount, providedBuffersInUse: buffersInUse,
+            pipesInUse: pipesInUse, accessLogDroppedLines: context.accessLog?.droppedLines ?? 0)
+    }
+
+    /// Connect-time quantiles (all workers) and the connection rate of one backend.
+    func backendDetails(service: String, backendID: Int) -> BackendFigures {
+        var histogram = LatencyHistogram()
+        let key = WorkerFigures.BackendKey(service: service, backendID: backendID)
+        for worker in context.figures.collect() {
+            if let part = worker.backendConnectTime[key] { histogram.merge(part) }
+        }
+        let rate = rates.withLock { $0.perSecond[.init(service: service, backendID: backendID)] } ?? 0
+        guard histogram.count > 0 else { return BackendFigures(connectionsPerSecond: rate) }
+        return BackendFigures(
+            connectP50Milliseconds: histogram.quantileSeconds(0.5).map { $0 * 1000 },
+            connectP99Milliseconds: histogram.quantileSeconds(0.99).map { $0 * 1000 },
+            connectionsPerSecond: rate)
+    }
+
+    /// Samples every backend's total about once a second (main thread).
+    func sampleRates() {
+        let now = ContinuousClock.now
+        if let last = rates.withLock({ $0.lastSampled }), now - last < .milliseconds(900) { return }
+        var totals: [ConnectionRates.Key: Int] = [:]
+        for runtime in state.withLock({ Array($0.services.values) }) {
+            for backend in runtime.registry.snapshot().backends {
+                totals[.init(service: runtime.name, backendID: backend.id)] = backend.stats.total.load(ordering: .relaxed)
+            }
+        }
+        rates.withLock { rates in
+            if let last = rates.lastSampled {
+                let seconds = Double((now - last).nanosecondsClamped) / 1e9
+                var perSecond: [ConnectionRates.Key: Double] = [:]
+                for (key, total) in totals {
+                    perSecond[key] = Double(max(0, total - (rates.lastTotals[key] ?? total))) / seconds
+                }
+                rates.perSecond = perSecond
+            }
+            rates.lastTotals = totals
+            rates.lastSampled = now
+        }
+    }
+}

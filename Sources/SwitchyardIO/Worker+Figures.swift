@@ -1,0 +1,117 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+/// What one worker publishes once per tick for the metrics scrape: its listeners' figures, its
+/// backends' connect-time histograms, and its buffer and pipe use.
+public struct WorkerFigures: Sendable {
+    /// A backend of a service, as the figures key it.
+    public struct BackendKey: Hashable, Sendable {
+        public var service: String
+        public var backendID: Int
+    }
+
+    /// By listener id.
+    public var listeners: [Int: ConnectionFigures] = [:]
+    public var backendConnectTime: [BackendKey: LatencyHistogram] = [:]
+    public var buffersInUse = 0
+    public var pipesInUse = 0
+
+    public init() {}
+}
+
+// Figures and the access log. Counting is plain arithmetic on the worker's own memory; the
+// tick publishes a copy (one lock per tick, none per operation), and the scrape sums copies.
+extension Worker {
+    func publishFigures() {
+        var published = WorkerFigures()
+        for listener in listeners { published.listeners[listener.id] = listener.figures }
+        published.backendConnectTime = backendConnectTime
+        published.buffersInUse = buffers.lent
+        published.pipesInUse = pipes.lent
+        context.figures.publish(worker: index, published)
+    }
+
+    /// Why `connection` ended, in the metrics' and the access log's words.
+    func terminationCause(_ connection: Connection, _ reason: ConnectionStateMachine.CloseReason) -> TerminationCause {
+        if let override = connection.causeOverride { return override }
+        switch reason {
+        case .finished: return connection.firstEnd == .backendToClient ? .backendClose : .clientClose
+        case .noBackend: return connection.triedBackendIDs.isEmpty ? .noBackend : .connectFailure
+        case .clientError: return .clientReset
+        case .backendError: return .backendReset
+        case .idleTimeout: return .idleTimeout
+        case .administrative: return .adminShutdown
+        }
+    }
+
+    /// Counts a connection that has just been released, and hands its access-log line over.
+    func recordClosed(_ connection: Connection, reason: ConnectionStateMachine.CloseReason) {
+        let cause = terminationCause(connection, reason)
+        let duration = Int64(clamping: LatencyClock.now() &- connection.acceptedAt)
+        connection.listener?.figures.recordClose(cause, sessionNanoseconds: duration)
+        guard let accessLog, let listener = connection.listener, let service = connection.service else { return }
+        let record = AccessLogRecord(
+            acceptedAtNanoseconds: connection.acceptedWallClock, client: connection.client, listener: listener.name,
+            service: service.registry.service, backend: connection.backendName,
+            connectNanoseconds: connection.connectNanoseconds, durationNanoseconds: duration,
+            bytesFromClient: connection.bytesUp, bytesToClient: connection.bytesDown,
+            retries: UInt32(max(0, connection.triedBackendIDs.count - 1)), cause: cause)
+        _ = accessLog.enqueue(record)
+    }
+
+    /// A connect that succeeded took `nanoseconds`: for the listener, the backend's histogram,
+    /// and least-latency's moving average.
+    func recordConnected(_ connection: Connection, backend stats: BackendStats?) {
+        let finished = LatencyClock.now()
+        let took = finished &- connection.connectStartedAt
+        connection.connectNanoseconds = Int64(clamping: took)
+        connection.listener?.figures.connectTime.record(nanoseconds: Int64(clamping: took))
+        if let service = connection.service?.registry.service {
+            let key = WorkerFigures.BackendKey(service: service, backendID: connection.backendID)
+            backendConnectTime[key, default: LatencyHistogram()].record(nanoseconds: Int64(clamping: took))
+        }
+        stats?.connectLatency.record(nanoseconds: took, now: finished)
+    }
+
+    /// A failed connect counts as slow for least-latency: the time until it failed.
+    func recordConnectFailed(_ connection: Connection, backend stats: BackendStats?) {
+        let finished = LatencyClock.now()
+        connection.listener?.figures.connectFailures &+= 1
+        stats?.connectLatency.record(nanoseconds: finished &- connection.connectStartedAt, now: finished)
+    }
+
+    /// The client's address and the wall clock, when the access log wants them.
+    static func peerAddress(_ fd: Int32) -> PeerAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard got == 0 else { return .unknown }
+        let family = Int32(storage.ss_family)
+        return withUnsafeBytes(of: &storage) { raw -> PeerAddress in
+            switch family {
+            case AF_INET:
+                let address = raw.load(as: sockaddr_in.self)
+                let bytes = withUnsafeBytes(of: address.sin_addr) { Array($0) }
+                return PeerAddress(ipv4: bytes[0], bytes[1], bytes[2], bytes[3], port: UInt16(bigEndian: address.sin_port))
+            case AF_INET6:
+                let address = raw.load(as: sockaddr_in6.self)
+                var bytes = InlineArray<16, UInt8>(repeating: 0)
+                withUnsafeBytes(of: address.sin6_addr) { source in
+                    for index in 0..<16 { bytes[index] = source[index] }
+                }
+                return PeerAddress(ipv6: bytes, port: UInt16(bigEndian: address.sin6_port))
+            default:
+                return .unknown
+            }
+        }
+    }
+
+    static func wallClockNanoseconds() -> Int64 {
+        var time = Glibc.timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+}
