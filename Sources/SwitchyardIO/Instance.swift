@@ -116,11 +116,14 @@ public final class Instance: Sendable {
             }
             state.withLock { $0.listeners = entries }
             context.listeners.publish(entries)
+            // Metrics listen before clients do, so a scrape never finds the port closed.
+            if let endpoint = global.metrics { try startMetrics(on: endpoint) }
             try server.start()
         } catch {
             if state.withLock({ $0.listeners.isEmpty }) {
                 for entry in entries { Self.closeDescriptors(entry) }
             }
+            metricsServer.withLock { $0 }?.stop()
             admin?.stop()
             throw error
         }
@@ -136,16 +139,6 @@ public final class Instance: Sendable {
         } catch {
             admin?.stop()
             throw ConfigError("cannot start the control threads: \(error)")
-        }
-        if let endpoint = global.metrics {
-            do {
-                try startMetrics(on: endpoint)
-            } catch {
-                admin?.stop()
-                context.stopAccepting.store(true, ordering: .releasing)
-                server.stop(grace: .zero)
-                throw error
-            }
         }
         logStartup(configuration, admin: admin)
 

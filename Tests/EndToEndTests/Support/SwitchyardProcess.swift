@@ -84,6 +84,28 @@ final class SwitchyardProcess: Sendable {
         try Self.runWithDefaultSignalMask(process)
     }
 
+    /// Runs `executable` with `arguments` to completion (at most `timeout` seconds), its output
+    /// (stdout and stderr together) captured in a temporary file.
+    static func runTool(_ executable: String, _ arguments: [String], timeout: Double = 30) throws -> (status: Int32, output: String) {
+        let outputPath = NSTemporaryDirectory() + "swy-tool-\(getpid())-\(UUID().uuidString).out"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { unlink(outputPath) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = handle
+        process.standardError = handle
+        try runWithDefaultSignalMask(process)
+        guard eventually(timeout: timeout, interval: 0.01, { !process.isRunning }) else {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            throw HarnessError("\(executable) did not finish within \(timeout) s")
+        }
+        try? handle.close()
+        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
     /// Runs `process` from a short-lived thread whose signal mask is empty.
     ///
     /// A spawned child inherits the spawning thread's signal mask, and the test runner's threads
