@@ -144,6 +144,29 @@ def tcp_sockets() -> list[tuple[int, int, int]]:
     return out
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_scraper(port: int) -> None:
+    """Scrapes http://127.0.0.1:PORT/metrics once a second for as long as the run lasts, as a
+    Prometheus server would (a daemon thread; failures while the LB is not up yet are ignored)."""
+    import threading
+    import urllib.request
+
+    def loop() -> None:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+            except Exception:
+                pass
+            time.sleep(1)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def is_listening(port: int) -> bool:
     return any(lp == port and st == 0x0A for lp, _, st in tcp_sockets())
 
@@ -363,6 +386,7 @@ class LB:
     pinned: bool         # LB on core 1, backends and load generators on core 0
     splice: bool = False  # haproxy: option splice-auto
     relay: str = ""      # switchyard: auto | copy | splice
+    observe: str = ""    # switchyard: "" | metrics | metrics+log (the observability overhead runs)
 
 
 def all_lbs(n: int) -> list[LB]:
@@ -376,6 +400,9 @@ def all_lbs(n: int) -> list[LB]:
     for w in (1, n):
         for mode in ("auto", "copy", "splice"):
             lbs.append(LB(f"switchyard-{mode}-{w}w", "switchyard", w, w == 1, relay=mode))
+    # Observability overhead: metrics scraped every second, and metrics plus a JSON access log.
+    lbs.append(LB("switchyard-auto-1w-metrics", "switchyard", 1, True, relay="auto", observe="metrics"))
+    lbs.append(LB("switchyard-auto-1w-metrics-log", "switchyard", 1, True, relay="auto", observe="metrics+log"))
     return lbs
 
 
@@ -445,8 +472,14 @@ stream {{
         if not switchyard_bin:
             raise RuntimeError("no switchyard binary")
         argv = [switchyard_bin, "serve", "--listen", f"127.0.0.1:{listen_port}", "--workers", str(lb.threads),
-                "--relay", lb.relay, "--admin-socket", os.path.join(tmp, f"{lb.name}.sock"),
-                f"127.0.0.1:{backend_port}"]
+                "--relay", lb.relay, "--admin-socket", os.path.join(tmp, f"{lb.name}.sock")]
+        if lb.observe:
+            metrics_port = free_port()
+            argv += ["--metrics", f"127.0.0.1:{metrics_port}"]
+            start_scraper(metrics_port)
+        if "log" in lb.observe:
+            argv += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
+        argv += [f"127.0.0.1:{backend_port}"]
     else:
         raise ValueError(lb.kind)
     proc = PROCS.start(lb.name, argv, tmp, cpus)
