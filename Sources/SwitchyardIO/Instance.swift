@@ -108,6 +108,15 @@ public final class Instance: Sendable {
 
         // The admin socket comes first: a live instance holding it must stop this one early.
         let admin = try startAdminServer(global)
+        // Health checkers start before the workers: starting one publishes the snapshot that
+        // carries its passive-report sink, and a snapshot published after the first clients
+        // would restart every balancer's rotation.
+        do {
+            for service in configuration.services { try services[service.name]!.startHealth(service.health) }
+        } catch {
+            admin?.stop()
+            throw ConfigError("cannot start health checks: \(error)")
+        }
         let server = Server(context: context)
         var entries: [ListenerEntry] = []
         do {
@@ -133,7 +142,6 @@ public final class Instance: Sendable {
             runtime.registry.addPublishObserver { waker.wake() }
         }
         do {
-            for service in configuration.services { try services[service.name]!.startHealth(service.health) }
             try admin?.start()
             try context.accessLog?.start()
         } catch {
