@@ -163,6 +163,16 @@ public struct ConnectionStateMachine: Sendable {
         return close(.finished)
     }
 
+    /// The backend went away (reset or closed) before a single byte moved either way: the client
+    /// can be sent to another backend, as after a failed connect. Back to `connecting`; true when
+    /// that was allowed (relaying, and no end of stream seen or forwarded in either direction).
+    public mutating func redispatch() -> Bool {
+        guard phase == .relaying, !clientToBackend.sourceEnded, !backendToClient.sourceEnded,
+              !clientToBackend.endForwarded, !backendToClient.endForwarded else { return false }
+        phase = .connecting
+        return true
+    }
+
     /// An error on one side (reset, broken pipe, refused write): both sides close promptly.
     public mutating func failed(clientSide: Bool) -> Action {
         close(clientSide ? .clientError : .backendError)

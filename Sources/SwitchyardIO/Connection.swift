@@ -80,6 +80,11 @@ final class Connection {
     var firstEnd: ConnectionStateMachine.Direction?
     /// Set when the cause is known better than the state machine's reason (the end of the grace).
     var causeOverride: TerminationCause?
+    /// The backend went away before any byte moved; waiting for its operations to end before
+    /// connecting the client to another backend.
+    var redispatching = false
+    /// It was redispatched at least once (with no backend left, it is reset rather than closed).
+    var wasRedispatched = false
     /// Bytes moved each way over the connection's life (the access log's figures).
     var bytesUp: UInt64 = 0
     var bytesDown: UInt64 = 0
@@ -162,6 +167,8 @@ final class Connection {
         backendName = nil
         firstEnd = nil
         causeOverride = nil
+        redispatching = false
+        wasRedispatched = false
         bytesUp = 0
         bytesDown = 0
         machine = ConnectionStateMachine()

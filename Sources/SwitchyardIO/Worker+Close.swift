@@ -10,6 +10,17 @@ extension Worker {
             break
         case .startRelay:
             for direction in Direction.allCases {
+                let held = connection.direction(direction)
+                if held.pipe != nil {
+                    // Redispatched with client bytes in the pipe: the new backend gets them first.
+                    pump(connection, direction)
+                    continue
+                }
+                if held.buffer != nil {
+                    // Redispatched with client bytes received: send them before receiving more.
+                    submitSend(connection, direction)
+                    continue
+                }
                 if configuration.mode == .splice && startSplicing(connection, direction) { continue }
                 armReceive(connection, direction)
             }

@@ -44,7 +44,9 @@ extension Worker {
             } else {
                 warnOccasionally("nobackend", "no backend accepted a client after \(connection.triedBackendIDs.count) attempt(s); closing it")
             }
-            perform(connection.machine.close(.noBackend), on: connection)
+            // A client whose backend went away after the connect is reset, not closed: it may
+            // already believe it reached a server.
+            perform(connection.machine.close(connection.wasRedispatched ? .backendError : .noBackend), on: connection)
             return
         }
         let backend = snapshot.backends[index]

@@ -48,6 +48,29 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             return
         }
+        if connection.redispatching {
+            // The old backend's last completions; a client's bytes wait for the new backend.
+            if direction == .clientToBackend, result > 0, let bufferID {
+                connection.withDirection(direction) { state in
+                    state.unflushedBytes += Int(result)
+                    if state.buffer == nil {
+                        state.buffer = bufferID
+                        state.sent = 0
+                        state.received = Int(result)
+                    } else {
+                        state.queue.append(QueuedBuffer(id: bufferID, length: Int(result)))
+                    }
+                }
+            } else if let bufferID {
+                buffers.recycle(bufferID)
+            }
+            return
+        }
+        if direction == .backendToClient, result == 0 || (result < 0 && result != -ENOBUFS && result != -ECANCELED),
+           redispatchIfUntouched(connection, reason: result == 0 ? "closed" : Errno.describeResult(result)) {
+            if let bufferID { buffers.recycle(bufferID) }
+            return
+        }
         if result > 0, let bufferID {
             connection.lastActivity = now
             let full = Int(result) == buffers.size

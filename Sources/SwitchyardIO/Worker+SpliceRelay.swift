@@ -37,6 +37,7 @@ extension Worker {
     /// A read that returns EAGAIN while the pipe holds bytes may mean the pipe (not the socket)
     /// is full, so readability is only awaited once the pipe is empty.
     func pump(_ connection: Connection, _ direction: Direction) {
+        guard !connection.redispatching else { return }
         let (source, destination) = connection.endpoints(direction)
         var state = connection.direction(direction)
         guard let pipe = state.pipe else { return }
@@ -52,6 +53,11 @@ extension Worker {
                     state.pipeBytes += moved
                     state.unflushedBytes += moved
                     progressed = true
+                } else if moved == 0 || moved != -Int(EAGAIN),
+                          direction == .backendToClient, state.pipeBytes == 0,
+                          redispatchIfUntouched(connection, reason: moved == 0 ? "closed" : Errno.describeResult(Int32(moved))) {
+                    connection.withDirection(direction) { $0 = state }
+                    return
                 } else if moved == 0 {
                     if connection.firstEnd == nil { connection.firstEnd = direction }
                     connection.withDirection(direction) { $0 = state }

@@ -165,7 +165,13 @@ final class Worker {
         case .accept, .acceptBackoff, .wake, .tick: break
         }
         // A multishot operation completes for good only with the completion that lacks F_MORE.
-        if flags & IORING_CQE_F_MORE == 0 && connection.machine.operationCompleted() { release(connection) }
+        if flags & IORING_CQE_F_MORE == 0 {
+            if connection.machine.operationCompleted() {
+                release(connection)
+            } else if connection.redispatching {
+                finishRedispatchIfQuiet(connection)
+            }
+        }
     }
 
     func submit(_ operation: RingOperation, for connection: Connection, kind: RingOperationKind) {

@@ -1,0 +1,63 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+// Sending a client to another backend when its backend resets or closes right after the
+// connect, before a single byte has moved either way: nothing was exchanged, so the session
+// can start again elsewhere exactly as after a failed connect. A client whose backend went away
+// after bytes moved is reset (a cut stream must never look complete), and so is one for which
+// no other backend is left.
+extension Worker {
+    /// Whether nothing has moved on `connection` in either direction.
+    func nothingExchanged(_ connection: Connection) -> Bool {
+        connection.bytesUp == 0 && connection.bytesDown == 0
+            && connection.directions.0.unflushedBytes == 0 && connection.directions.1.unflushedBytes == 0
+            && !connection.directions.0.bytesQueued && !connection.directions.1.bytesQueued
+    }
+
+    /// Called when the backend side of `connection` ended or failed; true when the client is
+    /// being sent to another backend instead (the caller then does nothing else).
+    func redispatchIfUntouched(_ connection: Connection, reason: String) -> Bool {
+        guard !connection.redispatching, !connection.machine.isClosing, nothingExchanged(connection),
+              connection.machine.redispatch() else { return false }
+        connection.redispatching = true
+        connection.wasRedispatched = true
+        let id = connection.backendID
+        if let stats = connection.backendStats {
+            stats.active.subtract(1, ordering: .relaxed)
+            stats.failures.add(1, ordering: .relaxed)
+        }
+        connection.backendStats = nil
+        connection.listener?.figures.connectFailures &+= 1
+        connection.service?.snapshot.connectObserver?(id, false, reason)
+        warnOccasionally("redispatch-\(id)", "backend \(connection.backendName ?? "?") \(reason) before any byte; trying another")
+        // End every operation on both sockets; the client's socket is kept.
+        if connection.backendFD >= 0 { submit(.cancelAll(fd: connection.backendFD), for: connection, kind: .cancel) }
+        submit(.cancelAll(fd: connection.clientFD), for: connection, kind: .cancel)
+        return true
+    }
+
+    /// Once every operation of a redispatching connection has completed: drops the old backend
+    /// socket and connects again, keeping whatever the client sent meanwhile for the new one.
+    func finishRedispatchIfQuiet(_ connection: Connection) {
+        guard connection.redispatching, connection.machine.operationsInFlight == 0 else { return }
+        connection.redispatching = false
+        if connection.backendFD >= 0 { close(connection.backendFD) }
+        connection.backendFD = -1
+        connection.backendID = -1
+        connection.backendName = nil
+        connection.withDirection(.backendToClient) { state in
+            if let pipe = state.pipe { pipes.give(pipe, empty: state.pipeBytes == 0) }
+            state.reset()
+        }
+        connection.withDirection(.clientToBackend) { state in
+            state.receiving = false
+            state.receiveCancelled = false
+            state.sending = false
+            state.awaitingReadable = false
+            state.awaitingWritable = false
+            state.starved = false
+        }
+        connectNext(connection)
+    }
+}
