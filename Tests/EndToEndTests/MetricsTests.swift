@@ -77,18 +77,32 @@ extension EndToEnd {
             #expect(!json.contains("\"connect_p99_ms\":null"), "\(json)")
         }
 
-        @Test func aResetBackendIsCountedAsABackendReset() throws {
+        @Test func aResetAndACleanCloseByTheBackendAreCountedByCause() throws {
+            let resetting = try TestBackend(.reset)
             let sender = try TestBackend(.sendThenClose(byteCount: 10, seed: 1))
             let metrics = try Sockets.freeEndpoint()
-            let proxy = try AdminProxy(options: ["--metrics", metrics.description], backends: [sender.endpoint.description])
-            let connection = try TCPConnection(to: proxy.listen)
-            _ = connection.readToEnd(timeout: 3)
-            connection.close()
+            let proxy = try AdminProxy(options: ["--metrics", metrics.description], backends: [resetting.endpoint.description])
+            // The only backend resets before any byte: the client is reset, counted as a backend reset.
+            let client = try TCPConnection(to: proxy.listen)
+            #expect(client.readToEnd(timeout: 3).end == .reset)
+            client.close()
             let labels = #"service="default",listener="\#(proxy.listen)""#
+            var text = ""
             #expect(eventually(timeout: 5, interval: 0.1) {
-                let text = (try? httpGet(metrics, "/metrics")) ?? ""
-                return metricValue(text, "switchyard_connections_closed_total{\(labels),cause=\"backend_close\"}") ?? 0 >= 1
-            })
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return (metricValue(text, "switchyard_connections_closed_total{\(labels),cause=\"backend_reset\"}") ?? 0) >= 1
+            }, "\(text.prefix(2000))")
+
+            // A backend that sends and closes: a backend close.
+            #expect(try proxy.admin.send("add \(sender.endpoint)").isOK)
+            #expect(try proxy.admin.send("remove \(resetting.endpoint)").isOK)
+            let second = try TCPConnection(to: proxy.listen)
+            #expect(second.readToEnd(timeout: 3).checksum.byteCount == 10)
+            second.close()
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, "switchyard_connections_closed_total{\(labels),cause=\"backend_close\"}") == 1
+            }, "\(text.prefix(2000))")
         }
 
         @Test func healthzAnswers200WhileABackendIsSelectableAnd503WhenNone() throws {
