@@ -77,6 +77,8 @@ public final class BackendSnapshot: Sendable {
     public let connectObserver: ConnectObserver?
     /// The prototype each worker copies; heavy tables inside are shared, not copied.
     public let balancer: any Balancer
+    /// For a service that routes by SNI: the table a worker looks server names up in.
+    public let sniRoutes: SNIRoutes<String>?
 
     public init(
         version: UInt64, backends: [BackendState], algorithm: BalanceAlgorithm, service: String = ServiceConfiguration.defaultName,
@@ -88,6 +90,7 @@ public final class BackendSnapshot: Sendable {
         self.algorithm = algorithm
         self.settings = settings
         self.connectObserver = connectObserver
+        self.sniRoutes = try? settings.routing?.table()
         self.balancer = algorithm.makeBalancer(backends.map {
             BalancerBackend(
                 weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats,

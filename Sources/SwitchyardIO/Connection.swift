@@ -85,6 +85,15 @@ final class Connection {
     var redispatching = false
     /// It was redispatched at least once (with no backend left, it is reset rather than closed).
     var wasRedispatched = false
+    /// Bytes the client sends are kept, not sent, until the relay starts (SNI routing, redispatch).
+    var holdingClientBytes = false
+    /// Reading the TLS ClientHello of a `route-by-sni` listener's client.
+    var sniffing = false
+    var helloReader: ClientHelloReader?
+    /// When sniffing gives up (monotonic milliseconds).
+    var sniDeadline: Int64?
+    /// The server name the ClientHello asked for, for the access log.
+    var serverName: String?
     /// Bytes moved each way over the connection's life (the access log's figures).
     var bytesUp: UInt64 = 0
     var bytesDown: UInt64 = 0
@@ -169,6 +178,11 @@ final class Connection {
         causeOverride = nil
         redispatching = false
         wasRedispatched = false
+        holdingClientBytes = false
+        sniffing = false
+        helloReader = nil
+        sniDeadline = nil
+        serverName = nil
         bytesUp = 0
         bytesDown = 0
         machine = ConnectionStateMachine()

@@ -73,10 +73,34 @@ extension Instance {
             }
         }
         let relay = context.configuration
-        return MetricsSample(
+        var sample = MetricsSample(
             build: build, process: ProcessFigures.current(), listeners: listeners, backends: backends,
             providedBuffers: Int(relay.buffersPerWorker) * context.workerCount, providedBuffersInUse: buffersInUse,
             pipesInUse: pipesInUse, accessLogDroppedLines: context.accessLog?.droppedLines ?? 0)
+        for entry in entries {
+            var routes: [String: UInt64] = [:]
+            for worker in published {
+                for (route, count) in worker.sniRoutes[entry.id] ?? [:] { routes[route, default: 0] += count }
+            }
+            for (route, count) in routes.sorted(by: { $0.key < $1.key }) {
+                sample.sniRoutes.append((entry.service, entry.endpoint.description, route, count))
+            }
+        }
+        return sample
+    }
+
+    /// `show services json` fields of a service that routes by SNI: connections by route.
+    func sniRouteDetails(of service: String) -> [(String, String)] {
+        let entries = state.withLock { $0.listeners }.filter { $0.service == service }
+        guard !entries.isEmpty else { return [] }
+        var routes: [String: UInt64] = [:]
+        for worker in context.figures.collect() {
+            for entry in entries {
+                for (route, count) in worker.sniRoutes[entry.id] ?? [:] { routes[route, default: 0] += count }
+            }
+        }
+        let object = JSONText.object(routes.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") })
+        return [("routes", object)]
     }
 
     /// Connect-time quantiles (all workers) and the connection rate of one backend.

@@ -124,7 +124,7 @@ public final class Instance: Sendable {
                 entries.append(try bindListener(endpoint, service: services[name]!))
             }
             state.withLock { $0.listeners = entries }
-            context.listeners.publish(entries)
+            context.listeners.publish(entries, services: services.mapValues(\.registry))
             // Metrics listen before clients do, so a scrape never finds the port closed.
             if let endpoint = global.metrics { try startMetrics(on: endpoint) }
             try server.start()
@@ -249,8 +249,11 @@ public final class Instance: Sendable {
 
     /// Publishes `entries` and waits (bounded) until every worker accepts on them.
     private func publishListeners(_ entries: [ListenerEntry]) {
-        state.withLock { $0.listeners = entries }
-        let version = context.listeners.publish(entries)
+        let services = state.withLock { state in
+            state.listeners = entries
+            return state.services.mapValues(\.registry)
+        }
+        let version = context.listeners.publish(entries, services: services)
         state.withLock { $0.waker }?.wake()
         let deadline = ContinuousClock.now + .seconds(2)
         while !context.listeners.adoptedByAll(version) && ContinuousClock.now < deadline {
@@ -437,7 +440,10 @@ public final class Instance: Sendable {
                 name: runtime.name, registry: runtime.registry,
                 listeners: entries.filter { $0.service == runtime.name }.map(\.endpoint.description),
                 lastCheckText: { id in runtime.lastCheckText(id) },
-                details: { discovery?.details(of: runtime.name) ?? [] },
+                details: { [self] in
+                    (discovery?.details(of: runtime.name) ?? [])
+                        + (runtime.registry.snapshot().settings.routing != nil ? sniRouteDetails(of: runtime.name) : [])
+                },
                 backendDetails: { [self] id in backendDetails(service: runtime.name, backendID: id) })
         }
     }

@@ -18,10 +18,13 @@ public struct ListenerEntry: Sendable {
 public final class ListenerTable: Sendable {
     public let version: UInt64
     public let entries: [ListenerEntry]
+    /// Every service by name, those without listeners included (`route-by-sni` targets).
+    public let services: [String: BackendRegistry]
 
-    init(version: UInt64, entries: [ListenerEntry]) {
+    init(version: UInt64, entries: [ListenerEntry], services: [String: BackendRegistry]) {
         self.version = version
         self.entries = entries
+        self.services = services
     }
 }
 
@@ -36,7 +39,7 @@ public final class ListenerDirectory: Sendable {
     private let adopted: Mutex<[UInt64]>
 
     public init(workers: Int) {
-        table = Mutex(ListenerTable(version: 0, entries: []))
+        table = Mutex(ListenerTable(version: 0, entries: [], services: [:]))
         adopted = Mutex(Array(repeating: 0, count: workers))
     }
 
@@ -44,9 +47,9 @@ public final class ListenerDirectory: Sendable {
 
     /// Publishes `entries` as the new table and returns its version.
     @discardableResult
-    public func publish(_ entries: [ListenerEntry]) -> UInt64 {
+    public func publish(_ entries: [ListenerEntry], services: [String: BackendRegistry] = [:]) -> UInt64 {
         let next = table.withLock { table -> ListenerTable in
-            table = ListenerTable(version: table.version + 1, entries: entries)
+            table = ListenerTable(version: table.version + 1, entries: entries, services: services)
             return table
         }
         version.store(next.version, ordering: .releasing)
@@ -80,6 +83,8 @@ final class WorkerListener {
     let service: ServicePicker
     /// This worker's figures for the listener, published on each tick.
     var figures = ConnectionFigures()
+    /// Connections routed by SNI, by route (pattern, `no_sni`, `no_match`, `malformed`).
+    var sniRoutes: [String: UInt64] = [:]
     var open = true
     /// A multishot accept is armed (not while backing off after EMFILE).
     var acceptArmed = false

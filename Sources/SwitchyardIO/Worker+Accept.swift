@@ -60,6 +60,11 @@ extension Worker {
             connection.client = Worker.peerAddress(clientFD)
             connection.acceptedWallClock = Worker.wallClockNanoseconds()
         }
+        let settings = listener.service.snapshot.settings
+        if settings.routing != nil {
+            startSniffing(connection, timeout: settings.sniTimeout)
+            return
+        }
         connectNext(connection)
     }
 
@@ -106,8 +111,10 @@ extension Worker {
                 armAccept(listeners.count - 1)
             }
         }
-        // Services whose listeners are all gone keep their picker only while connections use it.
-        let live = Set(listeners.filter { $0.open && !$0.retired }.map { ObjectIdentifier($0.service.registry) })
+        // Services that are gone keep their picker only while connections use it.
+        serviceRegistries = table.services
+        var live = Set(listeners.filter { $0.open && !$0.retired }.map { ObjectIdentifier($0.service.registry) })
+        for registry in table.services.values { live.insert(ObjectIdentifier(registry)) }
         pickers = pickers.filter { live.contains($0.key) }
         updateTickInterval()
         context.listeners.acknowledge(worker: index, version: table.version)

@@ -9,6 +9,7 @@ extension Worker {
         case .none:
             break
         case .startRelay:
+            connection.holdingClientBytes = false
             for direction in Direction.allCases {
                 let held = connection.direction(direction)
                 if held.pipe != nil {
@@ -17,10 +18,12 @@ extension Worker {
                     continue
                 }
                 if held.buffer != nil {
-                    // Redispatched with client bytes received: send them before receiving more.
+                    // Client bytes kept (read for SNI routing, or before a redispatch): they go
+                    // first, and the receive goes on (or resumes once they are sent).
                     submitSend(connection, direction)
                     continue
                 }
+                if held.receiving { continue }
                 if configuration.mode == .splice && startSplicing(connection, direction) { continue }
                 armReceive(connection, direction)
             }

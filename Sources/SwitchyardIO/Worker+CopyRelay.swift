@@ -48,10 +48,16 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             return
         }
-        if connection.redispatching {
-            // The old backend's last completions; a client's bytes wait for the new backend.
-            if direction == .clientToBackend, result > 0, let bufferID {
-                connection.withDirection(direction) { state in
+        if connection.redispatching
+            || (connection.holdingClientBytes && direction == .clientToBackend && result != -ENOBUFS && result != -ECANCELED) {
+            // Client bytes wait for the relay: routing by SNI reads them first, and after a
+            // redispatch they wait for the new backend. The old backend's last completions go.
+            guard direction == .clientToBackend else {
+                if let bufferID { buffers.recycle(bufferID) }
+                return
+            }
+            if result > 0, let bufferID {
+                let queued = connection.withDirection(direction) { state -> Int in
                     state.unflushedBytes += Int(result)
                     if state.buffer == nil {
                         state.buffer = bufferID
@@ -60,9 +66,21 @@ extension Worker {
                     } else {
                         state.queue.append(QueuedBuffer(id: bufferID, length: Int(result)))
                     }
+                    return state.queue.count
                 }
-            } else if let bufferID {
-                buffers.recycle(bufferID)
+                if connection.sniffing {
+                    sniffed(connection, UnsafeRawBufferPointer(start: buffers.address(of: bufferID), count: Int(result)))
+                } else if queued >= Self.queueLimit && !connection.redispatching {
+                    pauseReceive(connection, direction)
+                }
+                return
+            }
+            if let bufferID { buffers.recycle(bufferID) }
+            if result == 0 {
+                // The end is seen again once the relay re-arms the receive; while sniffing it decides now.
+                if connection.sniffing { sniffingEnded(connection) }
+            } else if result < 0 && result != -ECANCELED && result != -ENOBUFS {
+                perform(connection.machine.failed(clientSide: true), on: connection)
             }
             return
         }
@@ -105,7 +123,7 @@ extension Worker {
             resumeIfQuiet(connection, direction)
         } else {
             if let bufferID { buffers.recycle(bufferID) }
-            logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
+            logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "direction": "\(direction)", "error": "\(Errno.describeResult(result))"])
             perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
         }
     }

@@ -14,6 +14,8 @@ public struct WorkerFigures: Sendable {
     /// By listener id.
     public var listeners: [Int: ConnectionFigures] = [:]
     public var backendConnectTime: [BackendKey: LatencyHistogram] = [:]
+    /// SNI routing counts by listener id, then route.
+    public var sniRoutes: [Int: [String: UInt64]] = [:]
     public var buffersInUse = 0
     public var pipesInUse = 0
 
@@ -25,7 +27,10 @@ public struct WorkerFigures: Sendable {
 extension Worker {
     func publishFigures() {
         var published = WorkerFigures()
-        for listener in listeners { published.listeners[listener.id] = listener.figures }
+        for listener in listeners {
+            published.listeners[listener.id] = listener.figures
+            if !listener.sniRoutes.isEmpty { published.sniRoutes[listener.id] = listener.sniRoutes }
+        }
         published.backendConnectTime = backendConnectTime
         published.buffersInUse = buffers.lent
         published.pipesInUse = pipes.lent
@@ -56,7 +61,7 @@ extension Worker {
             service: service.registry.service, backend: connection.backendName,
             connectNanoseconds: connection.connectNanoseconds, durationNanoseconds: duration,
             bytesFromClient: connection.bytesUp, bytesToClient: connection.bytesDown,
-            retries: UInt32(max(0, connection.triedBackendIDs.count - 1)), cause: cause)
+            retries: UInt32(max(0, connection.triedBackendIDs.count - 1)), cause: cause, serverName: connection.serverName)
         _ = accessLog.enqueue(record)
     }
 

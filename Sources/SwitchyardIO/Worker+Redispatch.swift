@@ -40,7 +40,7 @@ extension Worker {
     /// Once every operation of a redispatching connection has completed: drops the old backend
     /// socket and connects again, keeping whatever the client sent meanwhile for the new one.
     func finishRedispatchIfQuiet(_ connection: Connection) {
-        guard connection.redispatching, connection.machine.operationsInFlight == 0 else { return }
+        guard connection.redispatching, !connection.machine.isClosing, connection.machine.operationsInFlight == 0 else { return }
         connection.redispatching = false
         if connection.backendFD >= 0 { close(connection.backendFD) }
         connection.backendFD = -1

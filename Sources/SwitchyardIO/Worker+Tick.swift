@@ -20,7 +20,9 @@ extension Worker {
         publishFigures()
         pipes.trim()
         for connection in connections where connection.inUse && !connection.machine.isClosing {
-            if let deadline = connection.connectDeadline, now >= deadline {
+            if let deadline = connection.sniDeadline, now >= deadline {
+                sniffingEnded(connection)
+            } else if let deadline = connection.connectDeadline, now >= deadline {
                 connection.connectDeadline = nil
                 submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
             } else if let idleLimit = connection.service?.snapshot.settings.idleTimeout?.milliseconds,

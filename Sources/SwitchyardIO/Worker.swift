@@ -27,6 +27,8 @@ final class Worker {
     var listenerVersion: UInt64 = 0
     /// One per service this worker has served, keyed by the service's registry.
     var pickers: [ObjectIdentifier: ServicePicker] = [:]
+    /// Every service by name, from the listener table (SNI routing looks its targets up here).
+    var serviceRegistries: [String: BackendRegistry] = [:]
     /// Connect times per backend, published with the listeners' figures on each tick.
     var backendConnectTime: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
     /// This worker's queue to the access-log thread, when there is an access log.

@@ -77,6 +77,7 @@ public struct ConfigDifference: Equatable, Sendable {
         if old.balance != new.balance { change.balance = (old.balance, new.balance) }
         change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
+        change.settingsChanged = change.settingsChanged || old.routeBySNI != new.routeBySNI || old.sniTimeout != new.sniTimeout
         change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
             || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change

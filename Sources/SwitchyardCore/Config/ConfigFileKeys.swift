@@ -170,7 +170,7 @@ struct RawConfigFile: Decodable {
 struct RawService: Decodable {
     static let keys = [
         "listen", "balance", "connect-timeout", "idle-timeout", "health", "backends", "dns", "dns-srv", "weight",
-        "dns-min-ttl", "dns-max-ttl",
+        "dns-min-ttl", "dns-max-ttl", "route-by-sni", "sni-timeout",
     ]
 
     var listen: [Endpoint]?
@@ -184,6 +184,8 @@ struct RawService: Decodable {
     var weight: Int?
     var dnsMinTTL: Duration?
     var dnsMaxTTL: Duration?
+    var routeBySNI: SNIRouting?
+    var sniTimeout: Duration?
 
     init() {}
 
@@ -245,6 +247,20 @@ struct RawService: Decodable {
         }
         dnsMinTTL = try container.duration("dns-min-ttl") ?? nil
         dnsMaxTTL = try container.duration("dns-max-ttl") ?? nil
+        if container.contains(ConfigKey("route-by-sni")) {
+            let table = try container.nestedContainer(keyedBy: ConfigKey.self, forKey: ConfigKey("route-by-sni"))
+            var routes: [SNIRouting.Route] = []
+            var fallback: String?
+            for key in table.allKeys {
+                let service = try table.decode(String.self, forKey: key)
+                guard ServiceConfiguration.isValidName(service) else {
+                    throw DecodingError.dataCorruptedError(forKey: key, in: table, debugDescription: "route-by-sni: '\(service)' is not a service name")
+                }
+                if key.stringValue == "default" { fallback = service } else { routes.append(.init(pattern: key.stringValue, service: service)) }
+            }
+            routeBySNI = SNIRouting(routes: routes, defaultService: fallback)
+        }
+        sniTimeout = try container.duration("sni-timeout") ?? nil
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -268,6 +284,7 @@ struct RawService: Decodable {
         result.weight = weight ?? defaults.weight
         result.dnsMinTTL = dnsMinTTL ?? defaults.dnsMinTTL
         result.dnsMaxTTL = dnsMaxTTL ?? defaults.dnsMaxTTL
+        result.sniTimeout = sniTimeout ?? defaults.sniTimeout
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -288,6 +305,9 @@ struct RawService: Decodable {
         if let weight { service.discoveredWeight = weight }
         if let dnsMinTTL { service.dnsMinTTL = dnsMinTTL }
         if let dnsMaxTTL { service.dnsMaxTTL = dnsMaxTTL }
+        service.routeBySNI = routeBySNI
+        if let sniTimeout { service.sniTimeout = sniTimeout }
+        if routeBySNI != nil { service.health = nil }
         return service
     }
 }

@@ -31,11 +31,25 @@ public struct Configuration: Equatable, Sendable {
         }
         var names = Set<String>()
         var listenOwners: [String: String] = [:]
+        let routeTargets = Set(services.compactMap(\.routeBySNI).flatMap(\.targets))
+        for service in services {
+            guard let routing = service.routeBySNI else { continue }
+            for target in routing.targets {
+                guard let routed = self.service(named: target) else {
+                    throw ConfigIssue(path: [.key("services"), .key(service.name), .key("route-by-sni")],
+                                      "route-by-sni of '\(service.name)' names service '\(target)', which is not defined")
+                }
+                guard routed.routeBySNI == nil else {
+                    throw ConfigIssue(path: [.key("services"), .key(service.name), .key("route-by-sni")],
+                                      "route-by-sni of '\(service.name)' names '\(target)', which routes by SNI itself")
+                }
+            }
+        }
         for service in services {
             guard names.insert(service.name).inserted else {
                 throw ConfigIssue(path: [.key("services"), .key(service.name)], "service '\(service.name)' is defined twice")
             }
-            try service.validate()
+            try service.validate(routedTo: routeTargets.contains(service.name))
             for (index, endpoint) in service.listen.enumerated() {
                 let key = endpoint.description
                 if let owner = listenOwners[key] {
@@ -166,6 +180,11 @@ public struct ServiceConfiguration: Equatable, Sendable {
     /// Bounds on how long a DNS answer is trusted (its TTL is clamped to them).
     public var dnsMinTTL: Duration = .seconds(1)
     public var dnsMaxTTL: Duration = .seconds(60)
+    /// `route-by-sni`: this service's listeners send each connection to the service its TLS
+    /// ClientHello names, and it has no pool of its own.
+    public var routeBySNI: SNIRouting?
+    /// How long a routed connection may take to send its ClientHello.
+    public var sniTimeout: Duration = .seconds(5)
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -175,7 +194,7 @@ public struct ServiceConfiguration: Equatable, Sendable {
 
     /// What the workers need of a service besides its backends.
     public var settings: ServiceSettings {
-        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout)
     }
 
     /// Whether `name` may name a service: `[A-Za-z0-9_.-]+`.
@@ -187,13 +206,29 @@ public struct ServiceConfiguration: Equatable, Sendable {
         }
     }
 
-    public func validate() throws(ConfigIssue) {
+    /// `routedTo`: another service's `route-by-sni` names this one (it then needs no listener).
+    public func validate(routedTo: Bool = false) throws(ConfigIssue) {
         let base: [ConfigPathComponent] = [.key("services"), .key(name)]
         guard Self.isValidName(name) else {
             throw ConfigIssue(path: base, "service name '\(name)' may hold only letters, digits, '_', '.' and '-'")
         }
-        guard !listen.isEmpty else {
-            throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address")
+        guard !listen.isEmpty || routedTo else {
+            throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address (and no route-by-sni names it)")
+        }
+        if let routing = routeBySNI {
+            guard backends.isEmpty, discovery == nil else {
+                throw ConfigIssue(path: base + [.key("route-by-sni")],
+                                  "service '\(name)' routes by SNI: it has no pool of its own (remove backends, dns or dns-srv)")
+            }
+            do {
+                _ = try SNIRoutes(routing.routes.map { ($0.pattern, $0.service) }, default: routing.defaultService)
+            } catch {
+                throw ConfigIssue(path: base + [.key("route-by-sni")], "route-by-sni: \(error.message)")
+            }
+            guard sniTimeout > .zero else {
+                throw ConfigIssue(path: base + [.key("sni-timeout")], "sni-timeout must be longer than 0")
+            }
+            return
         }
         if let discovery {
             guard backends.isEmpty else {
@@ -227,6 +262,35 @@ public struct ServiceConfiguration: Equatable, Sendable {
     }
 }
 
+/// A `route-by-sni` table: server-name patterns (exact or `*.` one-label wildcards) to services.
+public struct SNIRouting: Equatable, Sendable {
+    public struct Route: Equatable, Sendable {
+        public var pattern: String
+        public var service: String
+        public init(pattern: String, service: String) {
+            self.pattern = pattern
+            self.service = service
+        }
+    }
+
+    public var routes: [Route]
+    /// Where connections with no server name, no match or no well-formed hello go; nil closes them.
+    public var defaultService: String?
+
+    public init(routes: [Route], defaultService: String?) {
+        self.routes = routes
+        self.defaultService = defaultService
+    }
+
+    /// Every service the table names.
+    public var targets: [String] { routes.map(\.service) + (defaultService.map { [$0] } ?? []) }
+
+    /// The table a worker looks names up in (built on the control side).
+    public func table() throws(ConfigError) -> SNIRoutes<String> {
+        try SNIRoutes(routes.map { ($0.pattern, $0.service) }, default: defaultService)
+    }
+}
+
 /// Where a service's pool comes from when it is not listed.
 public enum BackendDiscovery: Equatable, Sendable, CustomStringConvertible {
     /// `dns: NAME:PORT`: every A and AAAA address of NAME is a backend on PORT.
@@ -254,10 +318,16 @@ public enum BackendDiscovery: Equatable, Sendable, CustomStringConvertible {
 public struct ServiceSettings: Equatable, Sendable {
     public var connectTimeout: Duration
     public var idleTimeout: Duration?
+    /// Set for a service that routes by SNI instead of having a pool.
+    public var routing: SNIRouting?
+    public var sniTimeout: Duration
 
-    public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil) {
+    public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
+                sniTimeout: Duration = .seconds(5)) {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
+        self.routing = routing
+        self.sniTimeout = sniTimeout
     }
 }
 

@@ -93,6 +93,11 @@ public enum MetricsExposition {
                       listeners.map { ($0.labels, $0.figures.sessionDuration) })
         out.histogram("switchyard_connect_duration_seconds", "Time taken by successful backend connects.",
                       listeners.map { ($0.labels, $0.figures.connectTime) })
+        if !sample.sniRoutes.isEmpty {
+            out.counter("switchyard_sni_routed_connections_total",
+                        "Connections of route-by-sni listeners by route: the matched pattern, no_sni, no_match or malformed.",
+                        sample.sniRoutes.map { ([("service", $0.service), ("listener", $0.listener), ("route", $0.route)], $0.count) })
+        }
 
         let backends = sample.backends.map { backend in
             (labels: [("service", backend.service), ("backend", backend.address)], backend: backend)

@@ -80,6 +80,8 @@ public struct MetricsSample: Sendable {
     public var pipesInUse: Int
     /// Access-log lines dropped because a worker's queue was full.
     public var accessLogDroppedLines: UInt64
+    /// `route-by-sni` counts: (service, listener, route label, connections).
+    public var sniRoutes: [(service: String, listener: String, route: String, count: UInt64)] = []
 
     public init(
         build: BuildInfo, process: ProcessFigures? = nil, listeners: [Listener] = [], backends: [Backend] = [],

@@ -1,0 +1,65 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+// Routing by the server name of a TLS ClientHello (`route-by-sni`). The client's first bytes
+// are received into provided buffers and kept; the pure `ClientHelloReader` reads them without
+// consuming anything; once it has an answer the connection takes the named service's picker,
+// connects, and the kept bytes go to the backend first, unchanged. Nothing is ever decrypted.
+extension Worker {
+    /// A routing listener's new client: read its ClientHello before choosing a service.
+    func startSniffing(_ connection: Connection, timeout: Duration) {
+        connection.sniffing = true
+        connection.holdingClientBytes = true
+        connection.helloReader = ClientHelloReader()
+        connection.sniDeadline = now + timeout.milliseconds
+        armReceive(connection, .clientToBackend)
+    }
+
+    /// Bytes received while sniffing (already kept by the caller); routes once the reader knows.
+    func sniffed(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        guard connection.sniffing, var reader = connection.helloReader else { return }
+        let result = reader.feed(bytes)
+        connection.helloReader = reader
+        if case .needMoreData = result { return }
+        routeByServerName(connection, result)
+    }
+
+    /// The client closed, or `sni-timeout` passed, before the reader had an answer.
+    func sniffingEnded(_ connection: Connection) {
+        guard connection.sniffing else { return }
+        routeByServerName(connection, connection.helloReader?.result ?? .needMoreData)
+    }
+
+    /// Chooses the service for `result`, counts the route, and connects (or closes when no
+    /// route applies and there is no default).
+    func routeByServerName(_ connection: Connection, _ result: ClientHelloResult) {
+        connection.sniffing = false
+        connection.sniDeadline = nil
+        connection.helloReader = nil
+        guard let table = connection.service?.snapshot.sniRoutes else {
+            perform(connection.machine.close(.noBackend), on: connection)
+            return
+        }
+        let decision = table.route(result)
+        let label = switch decision.outcome {
+        case let .matched(route): table.routes[route].pattern
+        case .noServerName: "no_sni"
+        case .noMatch: "no_match"
+        case .malformed: "malformed"
+        }
+        connection.listener?.sniRoutes[label, default: 0] &+= 1
+        if case let .hello(serverName, _) = result { connection.serverName = serverName }
+        guard let target = decision.target, let registry = serviceRegistries[target] else {
+            logger.debug("no route for a TLS client", metadata: ["route": "\(label)"])
+            perform(connection.machine.close(.noBackend), on: connection)
+            return
+        }
+        let key = ObjectIdentifier(registry)
+        let picker = pickers[key] ?? ServicePicker(registry: registry)
+        pickers[key] = picker
+        connection.service = picker
+        if picker.needsClientKey { connection.clientKey = Socket.peerAddressKey(connection.clientFD) }
+        connectNext(connection)
+    }
+}
