@@ -176,3 +176,48 @@ func badFilesNameTheLineAndColumnAndWhatWasExpected(_ text: String, _ line: Int,
     #expect(NearestKey.suggestion(for: "conect-timeout", among: RawService.keys) == "connect-timeout")
     #expect(NearestKey.suggestion(for: "zzzzzzzz", among: RawService.keys) == nil)
 }
+
+@Test func routeBySNIDecodesAndItsTargetsNeedNoListener() throws {
+    let configuration = try ConfigFile.parse("""
+        services:
+          tls-edge:
+            listen: ["0.0.0.0:443"]
+            sni-timeout: 2s
+            route-by-sni:
+              "api.example.com": kube-api
+              "*.db.example.com": postgres-tls
+              default: web-tls
+          kube-api: {backends: ["10.0.0.1:6443"]}
+          postgres-tls: {backends: ["10.0.0.2:5432"]}
+          web-tls: {backends: ["10.0.0.3:443"]}
+        """, file: "f")
+    let edge = try #require(configuration.service(named: "tls-edge"))
+    #expect(edge.routeBySNI == SNIRouting(routes: [
+        .init(pattern: "api.example.com", service: "kube-api"), .init(pattern: "*.db.example.com", service: "postgres-tls"),
+    ], defaultService: "web-tls"))
+    #expect(edge.sniTimeout == .seconds(2))
+    #expect(edge.health == nil, "a routing service has no pool to check")
+    #expect(configuration.service(named: "kube-api")?.listen.isEmpty == true)
+    let table = try edge.routeBySNI!.table()
+    #expect(table.route(serverName: "API.example.com").target == "kube-api")
+    #expect(table.route(serverName: "a.db.example.com").target == "postgres-tls")
+    #expect(table.route(serverName: nil).target == "web-tls")
+}
+
+@Test(arguments: [
+    ("services:\n  e:\n    listen: [127.0.0.1:1]\n    route-by-sni: {\"a.test\": nope}\n", "names service 'nope', which is not defined"),
+    ("services:\n  e:\n    listen: [127.0.0.1:1]\n    route-by-sni: {\"a.test\": t}\n    backends: [127.0.0.1:2]\n  t: {backends: [127.0.0.1:3]}\n",
+     "routes by SNI: it has no pool of its own"),
+    ("services:\n  e:\n    listen: [127.0.0.1:1]\n    route-by-sni: {\"a*.test\": t}\n  t: {backends: [127.0.0.1:3]}\n", "route-by-sni:"),
+    ("services:\n  t: {backends: [127.0.0.1:3]}\n", "service 't' has no listen address (and no route-by-sni names it)"),
+    ("services:\n  e:\n    listen: [127.0.0.1:1]\n    route-by-sni: {\"a.test\": f}\n  f:\n    listen: [127.0.0.1:2]\n    route-by-sni: {\"b.test\": t}\n  t: {backends: [127.0.0.1:3]}\n",
+     "which routes by SNI itself"),
+])
+func badSNIRoutingIsRefused(_ text: String, _ message: String) {
+    #expect(throws: ConfigFileError.self) { try ConfigFile.parse(text, file: "f") }
+    do {
+        _ = try ConfigFile.parse(text, file: "f")
+    } catch {
+        #expect(error.message.contains(message), "\(error)")
+    }
+}
