@@ -22,6 +22,10 @@ public enum RingOperationKind: UInt8, CaseIterable, Sendable {
     case tick
     /// The pause before accepting again after the process ran out of descriptors.
     case acceptBackoff
+    /// Cancellation of listener number `slot`'s multishot accept: how a worker stops accepting
+    /// on a socket that another process (systemd, or the one taking over) may share, since
+    /// shutdown(2) would stop the socket for every holder.
+    case acceptCancel
 }
 
 /// The 64-bit `user_data` of a submission: slot (32 bits), generation (24 bits), kind (8 bits).

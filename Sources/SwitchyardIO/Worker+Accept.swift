@@ -35,11 +35,10 @@ extension Worker {
             }
             return
         }
+        // A connection accepted while stopping (its completion was already queued when the
+        // accept was cancelled) is served like any other: closing it would drop a client that
+        // the kernel has handed to this process and to no other.
         let clientFD = result
-        if stopping || listener.retired {
-            close(clientFD)
-            return
-        }
         listener.figures.accepted &+= 1
         let open = context.openConnections.add(1, ordering: .relaxed).newValue
         if open > configuration.maxConnections {
@@ -75,14 +74,22 @@ extension Worker {
         listener.open = false
     }
 
-    /// Stops accepting on a listener: shutdown(2) ends its multishot accept (the completion
-    /// arrives without F_MORE and closes it) and refuses new connections at once; a listener
-    /// backing off after EMFILE has no accept to complete, so it is closed now.
+    /// Stops accepting on a listener: its multishot accept is cancelled (the completion arrives
+    /// without F_MORE, -ECANCELED, and closes the descriptor); a listener backing off after
+    /// EMFILE has no accept to complete, so it is closed now. Once every descriptor of the
+    /// socket is closed, new connects are refused.
+    ///
+    /// Never shutdown(2): the socket may be shared with systemd (socket activation) or with the
+    /// process taking over, and shutdown stops the socket itself, for every holder
+    /// (`SharedListenerTests`). Connections queued on a shared socket stay queued for the
+    /// others; cancelling only ends this ring's accept.
     func stopAccepting(_ slot: Int) {
         let listener = listeners[slot]
         guard listener.open else { return }
         if listener.acceptArmed {
-            _ = shutdown(listener.fd, Int32(SHUT_RDWR))
+            // A second cancel (reload, then shutdown) finds nothing and completes -ENOENT.
+            ring.submit(.cancel(userData: UserData(slot: UInt32(slot), generation: 0, kind: .accept).packed),
+                        userData: UserData(slot: UInt32(slot), generation: 0, kind: .acceptCancel).packed)
         } else {
             closeListener(slot)
         }

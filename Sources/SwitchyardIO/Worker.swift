@@ -138,6 +138,9 @@ final class Worker {
         case .tick:
             handleTick()
             return
+        case .acceptCancel:
+            // The accept's own completion (-ECANCELED, no F_MORE) closes the listener.
+            return
         default:
             break
         }
@@ -164,7 +167,7 @@ final class Worker {
         case .backendReadable: handleReadiness(connection, .backendToClient, readable: true, result: result)
         case .backendWritable: handleReadiness(connection, .clientToBackend, readable: false, result: result)
         case .clientWritable: handleReadiness(connection, .backendToClient, readable: false, result: result)
-        case .accept, .acceptBackoff, .wake, .tick: break
+        case .accept, .acceptBackoff, .acceptCancel, .wake, .tick: break
         }
         // A multishot operation completes for good only with the completion that lacks F_MORE.
         if flags & IORING_CQE_F_MORE == 0 {
