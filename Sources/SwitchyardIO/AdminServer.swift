@@ -21,18 +21,26 @@ public final class AdminServer: Sendable {
     let controller: AdminController
     let logger: Logger
     let listenFD: Int32
+    /// Carries out `takeover` and `takeover commit`; nil refuses them.
+    let takeover: (any AdminTakeoverHandler)?
     private let control: LoopControl
     private let closed = Atomic<Bool>(false)
+    /// Whether closing removes the socket file: not for a socket adopted in a takeover until
+    /// the takeover is committed, nor once this process handed the socket over.
+    private let ownsPath: Atomic<Bool>
 
     /// Creates the socket at `socketPath` (mode 0600) and listens; serving starts with `start()`.
     ///
     /// A stale socket file (nothing accepts on it: connect fails with ECONNREFUSED) is replaced.
     /// Throws when a live process accepts on it, when the path exists and is not a socket, or
     /// when a system call fails (the message names it, the path and the errno text).
-    public init(socketPath: String, controller: AdminController, logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
+    public init(socketPath: String, controller: AdminController, takeover: (any AdminTakeoverHandler)? = nil,
+                logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
         self.socketPath = socketPath
         self.controller = controller
+        self.takeover = takeover
         self.logger = logger
+        ownsPath = Atomic(true)
         let address = try UnixSocket.address(socketPath)
         try Self.removeStaleSocket(at: socketPath, address: address)
         do {
@@ -53,6 +61,46 @@ public final class AdminServer: Sendable {
             throw AdminSocketError(error.description)
         }
         listenFD = fd
+    }
+
+    /// Serves on `listening`, the admin socket a running process handed over in a takeover
+    /// (already bound to `socketPath` and listening, shared with that process until it
+    /// commits). The path is not removed on `stop()` until `claimPath()`: a takeover that
+    /// fails leaves the running process's socket as it was.
+    public init(adopting listening: Int32, socketPath: String, controller: AdminController,
+                takeover: (any AdminTakeoverHandler)? = nil, logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
+        self.socketPath = socketPath
+        self.controller = controller
+        self.takeover = takeover
+        self.logger = logger
+        ownsPath = Atomic(false)
+        do {
+            control = try LoopControl()
+        } catch {
+            throw AdminSocketError(error.description)
+        }
+        _ = fcntl(listening, F_SETFD, fcntl(listening, F_GETFD) | FD_CLOEXEC)
+        _ = fcntl(listening, F_SETFL, fcntl(listening, F_GETFL) | O_NONBLOCK)
+        listenFD = listening
+    }
+
+    /// The takeover committed: this process now owns the socket file and removes it on stop.
+    public func claimPath() {
+        ownsPath.store(true, ordering: .releasing)
+    }
+
+    /// Whether this process handed its admin socket to a new process (`takeover commit`).
+    public var handedOver: Bool { relinquished.load(ordering: .acquiring) }
+    private let relinquished = Atomic<Bool>(false)
+
+    /// Stops accepting on the admin socket and closes this process's descriptor of it, leaving
+    /// the file, which now belongs to the process that took over. Clients already connected
+    /// are still served. Admin thread only (the loop polls `listenFD`).
+    fileprivate func relinquishListener() {
+        ownsPath.store(false, ordering: .releasing)
+        relinquished.store(true, ordering: .releasing)
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        closeDescriptor(listenFD)
     }
 
     /// Builds the controller from its parts; see `AdminController`.
@@ -89,7 +137,7 @@ public final class AdminServer: Sendable {
     private func closeOnce() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         closeDescriptor(listenFD)
-        _ = unlink(socketPath)
+        if ownsPath.load(ordering: .acquiring) { _ = unlink(socketPath) }
     }
 
     var isStopping: Bool { control.isStopping }
@@ -138,6 +186,9 @@ private struct ServeLoop {
         var inputClosed = false
         /// Close once `output` is written (after a fatal protocol error).
         var closeAfterOutput = false
+        /// The handover frame went out on this connection (`takeover`); `takeover commit` is
+        /// accepted here only.
+        var receivedHandover = false
 
         var finished: Bool { output.isEmpty && wait == nil && (closeAfterOutput || inputClosed) }
     }
@@ -145,6 +196,10 @@ private struct ServeLoop {
     let server: AdminServer
     private let clock = ContinuousClock()
     private var clients: [Int32: Client] = [:]
+    /// The connection a handover frame went to, until it commits, closes or times out.
+    private var pendingTakeover: (fd: Int32, deadline: ContinuousClock.Instant)?
+    /// How long the process taking over may take from the handover to the commit.
+    static let takeoverTimeout = Duration.seconds(60)
 
     init(server: AdminServer) {
         self.server = server
@@ -156,7 +211,8 @@ private struct ServeLoop {
             pollSet.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: server.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
             let accepting = clients.count < AdminServer.maximumClients
-            pollSet.append(pollfd(fd: server.listenFD, events: Int16(accepting ? POLLIN : 0), revents: 0))
+            // A handed-over socket is no longer ours to poll (poll(2) skips negative fds).
+            pollSet.append(pollfd(fd: server.handedOver ? -1 : server.listenFD, events: Int16(accepting ? POLLIN : 0), revents: 0))
             for client in clients.values {
                 var events: Int32 = 0
                 if !client.inputClosed && !client.closeAfterOutput { events |= POLLIN }
@@ -164,7 +220,8 @@ private struct ServeLoop {
                 pollSet.append(pollfd(fd: client.fd, events: Int16(events), revents: 0))
             }
             let waiting = clients.values.contains { $0.wait != nil }
-            let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), waiting ? AdminServer.waitPollInterval : -1)
+            let timeout: Int32 = waiting ? AdminServer.waitPollInterval : pendingTakeover != nil ? 1000 : -1
+            let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), timeout)
             if ready < 0 {
                 let code = Glibc.errno
                 if code != EINTR { server.logger.error("admin poll: \(errnoText(code))") }
@@ -178,13 +235,17 @@ private struct ServeLoop {
                 if revents & POLLOUT != 0 { writeTo(entry.fd) }
             }
             if waiting { pollWaits() }
+            if let pending = pendingTakeover, clock.now >= pending.deadline {
+                server.logger.warning("takeover abandoned: no commit within \(ServeLoop.takeoverTimeout.shortDescription) of the handover")
+                drop(pending.fd)
+            }
             for fd in Array(clients.keys) where clients[fd]?.finished == true { drop(fd) }
         }
         for fd in Array(clients.keys) { drop(fd) }
     }
 
     private mutating func acceptClients() {
-        while clients.count < AdminServer.maximumClients {
+        while clients.count < AdminServer.maximumClients && !server.handedOver {
             let fd = swy_accept_nonblocking(server.listenFD)
             if fd < 0 {
                 let code = Glibc.errno
@@ -243,17 +304,66 @@ private struct ServeLoop {
                 return
             }
             // Invalid UTF-8 becomes U+FFFD, which the parser refuses as not printable ASCII.
-            switch server.controller.handle(line: String(decoding: line, as: UTF8.self), now: clock.now) {
+            let text = String(decoding: line, as: UTF8.self)
+            if let pending = pendingTakeover, pending.fd != fd, let command = try? AdminCommand(parsing: text),
+               command.changesHandedOverState {
+                reply(.failure("a takeover is in progress (a new switchyard is starting on these listeners); try again once it has finished"), to: &client)
+                continue
+            }
+            switch server.controller.handle(line: text, now: clock.now) {
             case let .reply(answer):
                 reply(answer, to: &client)
             case let .wait(pending):
                 client.wait = pending
+            case let .takeover(step):
+                takeover(step, fd: fd, client: &client)
             }
         }
     }
 
     private func reply(_ answer: AdminReply, to client: inout Client) {
         client.output += Array(answer.wireText.utf8)
+    }
+
+    /// `takeover`: sends the handover frame in place of a reply; `takeover commit`: hands the
+    /// listeners and this socket over. See `TakeoverStep`.
+    private mutating func takeover(_ step: TakeoverStep, fd: Int32, client: inout Client) {
+        guard let handler = server.takeover else {
+            reply(.failure("this switchyard cannot hand its listeners over"), to: &client)
+            return
+        }
+        switch step {
+        case .begin:
+            guard pendingTakeover == nil else {
+                reply(.failure("another takeover is in progress"), to: &client)
+                return
+            }
+            guard client.output.isEmpty else {
+                reply(.failure("send takeover first on a connection of its own"), to: &client)
+                return
+            }
+            switch handler.sendHandover(over: fd, adminSocket: server.listenFD, path: server.socketPath) {
+            case .sent:
+                client.receivedHandover = true
+                pendingTakeover = (fd, clock.now + ServeLoop.takeoverTimeout)
+            case let .refused(answer):
+                reply(answer, to: &client)
+            case .failed:
+                // Part of a frame may have gone out: nothing more can be said on this connection.
+                client.input.removeAll()
+                client.closeAfterOutput = true
+            }
+        case .commit:
+            guard client.receivedHandover, pendingTakeover?.fd == fd else {
+                reply(.failure("takeover commit is accepted only on the connection that received the handover"), to: &client)
+                return
+            }
+            client.receivedHandover = false
+            pendingTakeover = nil
+            let answer = handler.commit(peer: fd)
+            if answer.ok { server.relinquishListener() }
+            reply(answer, to: &client)
+        }
     }
 
     private mutating func pollWaits() {
@@ -282,7 +392,34 @@ private struct ServeLoop {
     }
 
     private mutating func drop(_ fd: Int32) {
+        if pendingTakeover?.fd == fd {
+            pendingTakeover = nil
+            server.takeover?.abandon(peer: fd)
+        }
         guard clients.removeValue(forKey: fd) != nil else { return }
         closeDescriptor(fd)
     }
+}
+
+/// What the admin socket does with the internal takeover commands (`TakeoverStep`); the
+/// instance provides it. Called on the admin thread, one step at a time.
+public protocol AdminTakeoverHandler: Sendable {
+    /// Sends the handover frame (listeners, `adminSocket` and the admin changes in force) on
+    /// `connection`, the client that asked.
+    func sendHandover(over connection: Int32, adminSocket: Int32, path: String) -> AdminTakeoverSend
+    /// The process that received the handover on `peer` accepts on every listener: stop
+    /// accepting and let open connections finish. On `OK` the admin server stops accepting on
+    /// its socket too.
+    func commit(peer: Int32) -> AdminReply
+    /// `peer` closed (or timed out) without committing: nothing was handed over after all.
+    func abandon(peer: Int32)
+}
+
+/// How sending a handover frame went.
+public enum AdminTakeoverSend: Sendable {
+    case sent
+    /// Nothing was sent; `reply` says why and goes to the client as a normal reply.
+    case refused(AdminReply)
+    /// Sending failed part way; the connection is closed.
+    case failed
 }

@@ -31,8 +31,12 @@ public final class Instance: Sendable {
     let rates = Mutex(ConnectionRates())
     /// The metrics listener, while one runs.
     let metricsServer = Mutex<MetricsServer?>(nil)
-    private let reloadLock = Mutex(())
+    let reloadLock = Mutex(())
     private let descriptorLimit: Int
+    /// `takeover` and `takeover commit` as the running process, and whether it was taken over.
+    let takeover = TakeoverState()
+    /// `NOTIFY_SOCKET`, read at start (the main thread, before any other thread).
+    let systemd: SystemdNotifier
 
     /// `configuration` must have passed `validate()`. Throws when the access log cannot be opened.
     public init(configuration: Configuration, configFile: String?, build: BuildInfo = BuildInfo(version: "unknown", commit: "unknown"),
@@ -70,17 +74,28 @@ public final class Instance: Sendable {
         }
         context = ServerContext(configuration: relay, workers: workers, logger: logger, accessLog: accessLog)
         state = Mutex(State(configuration: configuration))
+        systemd = SystemdNotifier.fromEnvironment(logger: logger)
     }
 
     // MARK: - Running
 
-    /// Starts everything, serves until SIGTERM or SIGINT, then shuts down gracefully. Throws a
-    /// one-line message when the instance cannot start (nothing is left running then).
-    public func run() throws(ConfigError) {
+    /// Starts everything, serves until SIGTERM or SIGINT (or until a new process took over),
+    /// then shuts down gracefully. Throws a one-line message when the instance cannot start
+    /// (nothing is left running then).
+    ///
+    /// With `takeover`, the listening sockets and admin changes come from the process serving
+    /// the admin socket, which stops accepting once this one accepts on all of them (see
+    /// `Instance+Takeover.swift`); a failure before that leaves it as it was.
+    public func run(takeover takingOver: Bool = false) throws(ConfigError) {
         let configuration = state.withLock { $0.configuration }
         let global = configuration.global
+        // Before any thread starts: reading the variables unsets them.
+        let activated = try SocketActivation.takeListeners(logger: logger)
+        let handover = takingOver ? try receiveHandover(global) : nil
         var overrides = RuntimeOverrides()
-        if let stateFile = global.stateFile {
+        if let handover {
+            overrides = adoptHandedOverState(handover, global)
+        } else if let stateFile = global.stateFile {
             overrides = try Self.loadState(stateFile)
         }
 
@@ -107,7 +122,7 @@ public final class Instance: Sendable {
         }
 
         // The admin socket comes first: a live instance holding it must stop this one early.
-        let admin = try startAdminServer(global)
+        let admin = try handover == nil ? startAdminServer(global) : adoptAdminServer(handover!)
         // Health checkers start before the workers: starting one publishes the snapshot that
         // carries its passive-report sink, and a snapshot published after the first clients
         // would restart every balancer's rotation.
@@ -120,9 +135,7 @@ public final class Instance: Sendable {
         let server = Server(context: context)
         var entries: [ListenerEntry] = []
         do {
-            for (name, endpoint) in configuration.listeners {
-                entries.append(try bindListener(endpoint, service: services[name]!))
-            }
+            entries = try makeListeners(configuration, services: services, activated: activated, handover: handover)
             state.withLock { $0.listeners = entries }
             context.listeners.publish(entries, services: services.mapValues(\.registry))
             // Metrics listen before clients do, so a scrape never finds the port closed.
@@ -142,19 +155,26 @@ public final class Instance: Sendable {
             runtime.registry.addPublishObserver { waker.wake() }
         }
         do {
+            if let handover { try commitTakeover(handover, server: server, admin: admin) }
             try admin?.start()
             try context.accessLog?.start()
+        } catch let error as ConfigError {
+            throw error
         } catch {
             admin?.stop()
             throw ConfigError("cannot start the control threads: \(error)")
         }
         logStartup(configuration, admin: admin)
+        announceReady(takeover: handover)
 
         serve()
-        admin?.stop()
+        // Taken over: the admin socket is the new process's, but clients already connected
+        // here may watch this one drain.
+        if !takeover.committed { admin?.stop() }
         server.stop(grace: global.shutdownGrace)
         metricsServer.withLock { $0 }?.stop()
         context.accessLog?.stop()
+        admin?.stop()
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
@@ -164,11 +184,14 @@ public final class Instance: Sendable {
     private func serve() {
         while true {
             let received = waitForSignal(timeout: .milliseconds(250))
+            if takeover.committed { return }
             switch received {
             case SIGINT?, SIGTERM?:
                 let signal = received == SIGINT ? "SIGINT" : "SIGTERM"
                 logger.notice("received \(signal); no longer accepting, \(context.openConnections.load(ordering: .relaxed)) connection(s) open, grace \(state.withLock { $0.configuration.global.shutdownGrace }.shortDescription)")
-                context.stopAccepting.store(true, ordering: .releasing)
+                // Under the lock: a handover in progress must not send descriptors workers close.
+                reloadLock.withLock { _ in context.stopAccepting.store(true, ordering: .releasing) }
+                systemd.stopping(status: statusText())
                 return
             case SIGUSR1?:
                 context.accessLog?.reopen()
@@ -189,6 +212,7 @@ public final class Instance: Sendable {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
                 }
             }
+            reportStatusIfDue()
         }
     }
 
@@ -196,7 +220,7 @@ public final class Instance: Sendable {
         guard global.adminSocketEnabled else { return nil }
         let path = global.adminSocket ?? AdminSocketPath.current()
         do {
-            return try AdminServer(socketPath: path, controller: adminController())
+            return try AdminServer(socketPath: path, controller: adminController(), takeover: TakeoverHandler(instance: self))
         } catch {
             throw ConfigError("\(error)")
         }
@@ -206,19 +230,19 @@ public final class Instance: Sendable {
         let global = configuration.global
         let entries = state.withLock { $0.listeners }
         for service in configuration.services {
-            let listening = entries.filter { $0.service == service.name }.map(\.endpoint.description)
+            let listening = Self.unique(entries.filter { $0.service == service.name }.map(\.endpoint.description))
             let backends = service.backends.map { $0.weightGiven ? "\($0.endpoint) (weight \($0.weight))" : "\($0.endpoint)" }
             let health = service.health.map { "health checks: \($0.summary)" } ?? "health checks off"
             logger.info("service \(service.name) listening on \(listening.joined(separator: ", ")); balance \(service.balance); backends: \(backends.joined(separator: ", ")); \(health)")
         }
-        logger.info("switchyard \(build) listening on \(entries.map(\.endpoint.description).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
+        logger.info("switchyard \(build) listening on \(Self.unique(entries.map(\.endpoint.description)).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
         if let admin { logger.info("admin socket: \(admin.socketPath)") }
     }
 
     // MARK: - Listeners
 
     /// Binds `endpoint` once per worker. Throws a message naming the address.
-    private func bindListener(_ endpoint: Endpoint, service: ServiceRuntime) throws(ConfigError) -> ListenerEntry {
+    func bindListener(_ endpoint: Endpoint, service: ServiceRuntime) throws(ConfigError) -> ListenerEntry {
         let resolved = try resolve(endpoint)
         var descriptors: [Int32] = []
         do {
@@ -243,7 +267,7 @@ public final class Instance: Sendable {
         }
     }
 
-    private static func closeDescriptors(_ entry: ListenerEntry) {
+    static func closeDescriptors(_ entry: ListenerEntry) {
         for fd in entry.descriptors { close(fd) }
     }
 
@@ -266,7 +290,15 @@ public final class Instance: Sendable {
     /// Reads the configuration file again, validates it completely and applies the difference;
     /// a file with any error, or a listen address that cannot be bound, changes nothing.
     public func reload() -> AdminReply {
-        reloadLock.withLock { _ in performReload() }
+        reloadLock.withLock { _ in
+            if let pid = takeover.pendingPeer {
+                return .failure("reload refused: pid \(pid) is taking over; reload that process once it has")
+            }
+            guard configFile != nil else { return performReload() }
+            systemd.reloading(status: "reloading \(configFile ?? "")")
+            defer { systemd.ready(status: statusText()) }
+            return performReload()
+        }
     }
 
     private func performReload() -> AdminReply {
@@ -355,7 +387,7 @@ public final class Instance: Sendable {
     }
 
     /// The configured text of the listen address behind `entry` (a port 0 was bound to another).
-    private static func configured(_ entry: ListenerEntry, in configuration: Configuration) -> String {
+    static func configured(_ entry: ListenerEntry, in configuration: Configuration) -> String {
         guard let service = configuration.service(named: entry.service) else { return entry.endpoint.description }
         return service.listen.first { $0.host == entry.endpoint.host && ($0.port == entry.endpoint.port || $0.port == 0) }?
             .description ?? entry.endpoint.description
@@ -424,7 +456,7 @@ public final class Instance: Sendable {
 
     // MARK: - Admin socket
 
-    private func adminController() -> AdminController {
+    func adminController() -> AdminController {
         AdminController(
             services: { [self] in adminServices() },
             processStats: { [self] in processStats() },
@@ -438,7 +470,8 @@ public final class Instance: Sendable {
         return services.values.sorted { $0.name < $1.name }.map { runtime in
             AdminService(
                 name: runtime.name, registry: runtime.registry,
-                listeners: entries.filter { $0.service == runtime.name }.map(\.endpoint.description),
+                // Several entries share an address when sockets were handed over or activated.
+                listeners: Self.unique(entries.filter { $0.service == runtime.name }.map(\.endpoint.description)),
                 lastCheckText: { id in runtime.lastCheckText(id) },
                 details: { [self] in
                     (discovery?.details(of: runtime.name) ?? [])
@@ -491,7 +524,7 @@ public final class Instance: Sendable {
 
     /// Re-applies the admin socket's changes kept in the state file, logging each. At start a
     /// removed backend goes at once; after a reload it drains first.
-    private func applyOverrides(_ overrides: RuntimeOverrides, to services: [String: ServiceRuntime], atStart: Bool) {
+    func applyOverrides(_ overrides: RuntimeOverrides, to services: [String: ServiceRuntime], atStart: Bool) {
         for (serviceName, command) in overrides.commands {
             guard let runtime = services[serviceName] else {
                 logger.warning("state file: service \(serviceName) no longer exists; skipping \(command)")

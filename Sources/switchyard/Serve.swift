@@ -102,6 +102,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Do not open the admin socket.")
     var noAdminSocket = false
 
+    @Flag(help: "Take over from the switchyard serving the admin socket (a binary upgrade): receive its listening sockets and admin changes, accept on them, then let it stop accepting and drain. If any step fails, it carries on and this exits non-zero.")
+    var takeover = false
+
     @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N].", valueName: "BACKEND"),
               transform: ArgumentValue.backend)
     var backends: [BackendSpec] = []
@@ -125,6 +128,9 @@ struct Serve: ParsableCommand {
     }
 
     func validate() throws {
+        if takeover && noAdminSocket {
+            throw ValidationError("--takeover reaches the running switchyard through its admin socket; it cannot be used with --no-admin-socket")
+        }
         if let config {
             if !backends.isEmpty {
                 throw ValidationError("--config \(config) and backends on the command line cannot be mixed: list the backends in the file")
@@ -230,7 +236,7 @@ struct Serve: ParsableCommand {
         }
         do {
             let instance = try Instance(configuration: configuration, configFile: config, build: BuildInfo.current, logger: Logger(label: "switchyard"))
-            try instance.run()
+            try instance.run(takeover: takeover)
         } catch {
             fail(error.message)
         }

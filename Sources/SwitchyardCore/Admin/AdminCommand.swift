@@ -21,6 +21,9 @@ public enum AdminCommand: Sendable, Equatable {
     case shutdown(BackendName)
     /// Read the configuration file again and apply what changed.
     case reload
+    /// Internal: a new process taking over asks for the listeners (`takeover`), then tells this
+    /// one to stop accepting (`takeover commit`). See `TakeoverStep`.
+    case takeover(TakeoverStep)
 
     /// The longest `wait` timeout accepted.
     public static let maximumWait = Duration.seconds(3600)
@@ -151,6 +154,8 @@ public enum AdminCommand: Sendable, Equatable {
         case "reload":
             try expectArguments(0, usage: "reload")
             self = .reload
+        case "takeover":
+            self = .takeover(try TakeoverStep(parsing: arguments))
         default:
             throw AdminCommandError("unknown command '\(verb)'; send 'help' for the list")
         }

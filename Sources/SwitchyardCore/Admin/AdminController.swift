@@ -116,6 +116,9 @@ public struct AdminController: Sendable {
     public enum Outcome: Sendable, Equatable {
         case reply(AdminReply)
         case wait(PendingWait)
+        /// A step of a takeover, which the admin socket server carries out on the connection
+        /// (it passes descriptors): see `TakeoverStep`.
+        case takeover(TakeoverStep)
     }
 
     /// A `wait BACKEND TIMEOUT` still running.
@@ -180,6 +183,8 @@ public struct AdminController: Sendable {
             })
         case .reload:
             return .reply(reload())
+        case let .takeover(step):
+            return .takeover(step)
         }
     }
 

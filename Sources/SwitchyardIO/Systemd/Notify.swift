@@ -19,6 +19,8 @@ public final class SystemdNotifier: Sendable {
     private let descriptor: Int32
     private let logger: Logger
     private let failing = Atomic<Bool>(false)
+    /// CLOCK_MONOTONIC microseconds of the last `statusIfDue` send (0: none yet).
+    private let lastStatus = Atomic<UInt64>(0)
 
     /// Reads `NOTIFY_SOCKET` (left set: a process taking over from this one must be able to
     /// notify too). An unusable value is logged and disables notifications.
@@ -115,6 +117,17 @@ public final class SystemdNotifier: Sendable {
     /// `STATUS=text`.
     @discardableResult
     public func status(_ text: String) -> Bool { send(.status(text)) }
+
+    /// `STATUS=text()` when the previous one sent this way is at least `interval` old; the
+    /// text is only built when it is sent. Nothing when disabled.
+    public func statusIfDue(every interval: Duration, _ text: () -> String) {
+        guard isEnabled else { return }
+        let now = Self.monotonicMicroseconds()
+        let last = lastStatus.load(ordering: .relaxed)
+        guard last == 0 || now - last >= UInt64(interval.nanosecondsClamped / 1000) else { return }
+        lastStatus.store(now, ordering: .relaxed)
+        send(.status(text()))
+    }
 
     /// `MAINPID=processID` (and `READY=1` unless `ready` is false): after a takeover, this
     /// process is the service's main process.
