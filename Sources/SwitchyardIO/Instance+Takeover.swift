@@ -29,8 +29,8 @@ import SwitchyardCore
 // server starts on the handed-over socket. Any failure before the commit's reply exits non-zero
 // with one line, after letting connections accepted meanwhile finish.
 
-/// The running process's side of takeovers: whether one is pending and whether this process
-/// was taken over.
+/// The running process's side of takeovers (whether one is pending, whether this process was
+/// taken over) and, in a process taking over, which process it takes over from.
 ///
 /// Thread safety: any thread; `begin`, `commit` and `end` are called under `Instance.reloadLock`.
 final class TakeoverState: Sendable {
@@ -38,6 +38,7 @@ final class TakeoverState: Sendable {
         /// The process a handover frame went to, until it commits or goes away.
         var pendingPeer: Int32?
         var successor: Int32?
+        var predecessor: Int32?
     }
 
     private let inner = Mutex(Inner())
@@ -49,6 +50,11 @@ final class TakeoverState: Sendable {
     var successor: Int32? { inner.withLock { $0.successor } }
     /// The process a pending handover went to.
     var pendingPeer: Int32? { inner.withLock { $0.pendingPeer } }
+    /// In a process taking over: the process that handed its listeners over.
+    var predecessor: Int32? {
+        get { inner.withLock { $0.predecessor } }
+        set { inner.withLock { $0.predecessor = newValue } }
+    }
 
     func begin(peer: Int32) { inner.withLock { $0.pendingPeer = peer } }
 
@@ -258,7 +264,15 @@ final class TakeoverSession {
         } catch {
             throw HandoverError("cannot reach the running switchyard: \(error) (is it serving this --admin-socket?)")
         }
-        try sendLine("takeover", over: fd)
+        do {
+            try sendLine("takeover", over: fd)
+        } catch {
+            // Whatever answers there may have spoken and hung up first: say what it said.
+            if let answer = try? readReply(fd, untilClosed: true).0, !answer.isEmpty {
+                throw notSwitchyard(path, answer)
+            }
+            throw error
+        }
         // A frame starts with "SWYF"; anything else is an admin reply, which says why not.
         try wait(fd, for: POLLIN, doing: "waiting for the handover")
         var first = [UInt8](repeating: 0, count: 4)
@@ -267,9 +281,11 @@ final class TakeoverSession {
             throw HandoverError("the running switchyard closed the connection instead of handing over")
         }
         if first[0..<peeked] != DescriptorFrame.magic[0..<peeked] {
-            let (status, _) = try readReply(fd)
-            let reason = status.hasPrefix("ERROR: ") ? String(status.dropFirst(7)) : status
-            throw HandoverError("the running switchyard refused: \(reason)")
+            let status = (try? readReply(fd, untilClosed: true).0) ?? ""
+            if status.hasPrefix("ERROR: ") {
+                throw HandoverError("the running switchyard refused: \(status.dropFirst(7))")
+            }
+            throw notSwitchyard(path, status)
         }
         let (message, received) = try HandoverChannel.receive(over: fd, timeout: Instance.takeoverStepTimeout)
         guard message.adminSocket != nil else {
@@ -278,6 +294,11 @@ final class TakeoverSession {
         }
         handedOver = true
         return TakeoverSession(path: path, connection: fd, message: message, descriptors: received)
+    }
+
+    private static func notSwitchyard(_ path: String, _ answer: String) -> HandoverError {
+        let shown = String(answer.prefix(80).unicodeScalars.map { $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
+        return HandoverError("\(path) is not the admin socket of a switchyard that can hand over: it answered '\(shown)'")
     }
 
     /// `takeover commit`: returns the reply's body once the running process stopped accepting.
@@ -310,23 +331,30 @@ final class TakeoverSession {
     }
 
     /// One admin reply: the status line and the body, up to the empty line (at most 64 KiB).
-    private static func readReply(_ fd: Int32) throws(HandoverError) -> (String, [String]) {
+    /// With `untilClosed`, what arrived before the peer closed counts as the reply.
+    private static func readReply(_ fd: Int32, untilClosed: Bool = false) throws(HandoverError) -> (String, [String]) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
+        func lines(_ end: Int) -> (String, [String]) {
+            let lines = String(decoding: bytes[..<end], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            return (lines[0], Array(lines.dropFirst()))
+        }
         while true {
             if let end = (bytes.indices.dropFirst()).first(where: { bytes[$0] == 0x0A && bytes[$0 - 1] == 0x0A }) {
-                let lines = String(decoding: bytes[..<(end - 1)], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                return (lines[0], Array(lines.dropFirst()))
+                return lines(end - 1)
             }
             guard bytes.count < 1 << 16 else { throw HandoverError("the running switchyard's reply is longer than 64 KiB") }
             try wait(fd, for: POLLIN, doing: "waiting for the reply")
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count == 0 {
+                if untilClosed { return lines(bytes.count) }
                 throw HandoverError("the running switchyard closed the connection before replying")
             }
             if count < 0 {
                 let code = swy_errno()
                 if code == EINTR || code == EAGAIN { continue }
+                // A peer that hung up with our request unread resets instead of ending.
+                if untilClosed && code == ECONNRESET { return lines(bytes.count) }
                 throw HandoverError("reading the reply: \(SystemCallError(call: "recv", errno: code))")
             }
             bytes += chunk[0..<count]
@@ -350,6 +378,23 @@ final class TakeoverSession {
 }
 
 extension Instance {
+    /// Starts everything, serves until SIGTERM or SIGINT (or until a new process took over),
+    /// then shuts down gracefully. Throws a one-line message when the instance cannot start
+    /// (nothing is left running then).
+    ///
+    /// With `takeover`, the listening sockets and admin changes come from the process serving
+    /// the admin socket, which stops accepting once this one accepts on all of them; a failure
+    /// before that leaves it as it was, and the message starts `takeover failed:`.
+    public func run(takeover takingOver: Bool = false) throws(ConfigError) {
+        do {
+            try runUntilStopped(takeover: takingOver)
+        } catch {
+            guard takingOver else { throw error }
+            let running = takeover.predecessor.map { "; pid \($0) carries on" } ?? ""
+            throw ConfigError("takeover failed: \(error.message)\(running)")
+        }
+    }
+
     /// Connects to the admin socket this configuration names (the running process's) and
     /// receives the handover. Throws `takeover failed: ...`.
     func receiveHandover(_ global: GlobalSettings) throws(ConfigError) -> TakeoverSession {
@@ -361,9 +406,10 @@ extension Instance {
         do {
             session = try TakeoverSession.open(path: path)
         } catch {
-            throw ConfigError("takeover failed: \(error.message)")
+            throw ConfigError(error.message)
         }
         let message = session.message
+        takeover.predecessor = Int32(message.processID)
         if let handedPath = message.adminSocket?.path, handedPath != path {
             logger.notice("takeover: pid \(message.processID) calls its admin socket \(handedPath); serving it as \(path)")
         }
@@ -392,7 +438,7 @@ extension Instance {
             return try AdminServer(adopting: fd, socketPath: session.path, controller: adminController(), takeover: TakeoverHandler(instance: self))
         } catch {
             closeDescriptor(fd)
-            throw ConfigError("takeover failed: \(error)")
+            throw ConfigError("\(error)")
         }
     }
 
@@ -495,10 +541,10 @@ extension Instance {
         } catch {
             session.close()
             let open = context.openConnections.load(ordering: .relaxed)
-            logger.error("takeover failed: \(error.message); pid \(old) carries on; closing \(open) connection(s) accepted meanwhile once they end")
+            logger.error("takeover failed: \(error.message); pid \(old) carries on; \(open) connection(s) accepted here meanwhile may finish first")
             admin?.stop()
             server.stop(grace: state.withLock { $0.configuration.global.shutdownGrace })
-            throw ConfigError("takeover failed: \(error.message) (pid \(old) carries on)")
+            throw ConfigError(error.message)
         }
     }
 

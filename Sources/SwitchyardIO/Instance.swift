@@ -79,14 +79,8 @@ public final class Instance: Sendable {
 
     // MARK: - Running
 
-    /// Starts everything, serves until SIGTERM or SIGINT (or until a new process took over),
-    /// then shuts down gracefully. Throws a one-line message when the instance cannot start
-    /// (nothing is left running then).
-    ///
-    /// With `takeover`, the listening sockets and admin changes come from the process serving
-    /// the admin socket, which stops accepting once this one accepts on all of them (see
-    /// `Instance+Takeover.swift`); a failure before that leaves it as it was.
-    public func run(takeover takingOver: Bool = false) throws(ConfigError) {
+    /// `run(takeover:)` (in `Instance+Takeover.swift`): starts everything, serves, shuts down.
+    func runUntilStopped(takeover takingOver: Bool) throws(ConfigError) {
         let configuration = state.withLock { $0.configuration }
         let global = configuration.global
         // Before any thread starts: reading the variables unsets them.

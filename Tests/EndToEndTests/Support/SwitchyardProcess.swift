@@ -61,7 +61,10 @@ final class SwitchyardProcess: Sendable {
     /// Starts the binary with exactly `arguments` and does not wait for anything; for
     /// invocations expected to exit on their own.
     /// `descriptorLimit` runs the binary under `prlimit --nofile=N:N` (same pid: prlimit execs it).
-    init(arguments: [String], listenEndpoints: [TCPEndpoint] = [], descriptorLimit: Int? = nil) throws {
+    /// `environment` is added to (and overrides) the test runner's; `launcher` runs the binary
+    /// through another program that execs it, such as `systemd-socket-activate` (same pid).
+    init(arguments: [String], listenEndpoints: [TCPEndpoint] = [], descriptorLimit: Int? = nil,
+         environment: [String: String] = [:], launcher: (path: String, arguments: [String])? = nil) throws {
         let binary = try Self.binaryURL()
         let directory = FileManager.default.temporaryDirectory
         let stem = "switchyard-e2e-\(getpid())-\(UUID().uuidString)"
@@ -71,12 +74,18 @@ final class SwitchyardProcess: Sendable {
         _ = FileManager.default.createFile(atPath: standardOutputURL.path, contents: nil)
         self.listenEndpoints = listenEndpoints
         process = Process()
-        if let descriptorLimit {
+        if let launcher {
+            process.executableURL = URL(fileURLWithPath: launcher.path)
+            process.arguments = launcher.arguments + [binary.path] + arguments
+        } else if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
             process.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", binary.path] + arguments
         } else {
             process.executableURL = binary
             process.arguments = arguments
+        }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
         }
         process.standardInput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: standardErrorURL)
