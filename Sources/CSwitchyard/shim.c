@@ -7,7 +7,12 @@
 #include <sys/socket.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <spawn.h>
 #include "include/switchyard_uring.h"
+
+int swy_spawn_close_from(void *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
 
 int swy_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 

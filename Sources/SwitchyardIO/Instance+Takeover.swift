@@ -39,6 +39,7 @@ final class TakeoverState: Sendable {
         var pendingPeer: Int32?
         var successor: Int32?
         var predecessor: Int32?
+        var successorProcess: Int32?
     }
 
     private let inner = Mutex(Inner())
@@ -50,6 +51,11 @@ final class TakeoverState: Sendable {
     var successor: Int32? { inner.withLock { $0.successor } }
     /// The process a pending handover went to.
     var pendingPeer: Int32? { inner.withLock { $0.pendingPeer } }
+    /// The successor SIGUSR2 started (`Instance+Upgrade.swift`), until it is reaped.
+    var successorProcess: Int32? {
+        get { inner.withLock { $0.successorProcess } }
+        set { inner.withLock { $0.successorProcess = newValue } }
+    }
     /// In a process taking over: the process that handed its listeners over.
     var predecessor: Int32? {
         get { inner.withLock { $0.predecessor } }

@@ -190,6 +190,8 @@ public final class Instance: Sendable {
             case SIGUSR1?:
                 context.accessLog?.reopen()
                 logger.notice("SIGUSR1: access log reopened")
+            case SIGUSR2?:
+                startSuccessor()
             case SIGHUP?:
                 let reply = reload()
                 if reply.ok {
@@ -206,6 +208,7 @@ public final class Instance: Sendable {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
                 }
             }
+            reapSuccessor()
             reportStatusIfDue()
         }
     }

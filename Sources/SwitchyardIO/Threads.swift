@@ -1,6 +1,6 @@
 import Glibc
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and in every thread it starts
+/// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 in the calling thread (and in every thread it starts
 /// afterwards) so that only `waitForSignal` receives them, and ignores SIGPIPE: a peer that
 /// goes away must produce EPIPE on the connection, not kill the process.
 public func blockTerminationSignals() {
@@ -11,10 +11,11 @@ public func blockTerminationSignals() {
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGHUP)
     sigaddset(&set, SIGUSR1)
+    sigaddset(&set, SIGUSR2)
     pthread_sigmask(SIG_BLOCK, &set, nil)
 }
 
-/// Waits up to `timeout` for SIGINT, SIGTERM, SIGHUP or SIGUSR1 (blocked by `blockTerminationSignals`);
+/// Waits up to `timeout` for SIGINT, SIGTERM, SIGHUP, SIGUSR1 or SIGUSR2 (blocked by `blockTerminationSignals`);
 /// returns the signal number, or nil on timeout.
 public func waitForSignal(timeout: Duration) -> Int32? {
     var set = sigset_t()
@@ -23,6 +24,7 @@ public func waitForSignal(timeout: Duration) -> Int32? {
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGHUP)
     sigaddset(&set, SIGUSR1)
+    sigaddset(&set, SIGUSR2)
     let nanoseconds = timeout.nanosecondsClamped
     var time = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     let result = sigtimedwait(&set, nil, &time)

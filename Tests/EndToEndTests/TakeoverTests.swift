@@ -233,6 +233,49 @@ extension EndToEnd {
             #expect(client.backendName == "a")
         }
 
+        /// The upgrade from inside a service: SIGUSR2 makes the running process start the binary
+        /// at its own path with its own arguments and `--takeover`.
+        @Test func sigusr2StartsTheBinaryAtTheSamePathWithTheSameArgumentsToTakeOver() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let proxy = try AdminProxy(workers: 2, options: ["--shutdown-grace", "20s"], backends: [a.endpoint.description])
+            let oldPID = Int(proxy.process.pid)
+            let oldArguments = try Self.commandLine(of: Int32(oldPID))
+            let loop = ClientLoop(through: proxy.listen, threads: 2)
+            try #require(eventually(timeout: 10) { loop.successes >= 200 })
+
+            proxy.process.signal(SIGUSR2)
+            var successor = 0
+            let tookOver = eventually(timeout: 15) {
+                successor = (try? proxy.admin.stats()["pid"] as? Int) ?? oldPID
+                return successor != oldPID
+            }
+            try #require(tookOver, "\(proxy.process.standardError)")
+            defer { kill(Int32(successor), SIGKILL) }
+            #expect(try Self.commandLine(of: Int32(successor)) == oldArguments + ["--takeover"])
+            // (Foundation notices the exit only once every copy of a descriptor it gave the
+            // child is closed: the successor must not have inherited it.)
+            #expect(proxy.process.waitForExit(timeout: 10) == 0, "\(proxy.process.standardError)")
+            #expect(proxy.process.standardError.contains("SIGUSR2: started \(oldArguments[0]) "), "\(proxy.process.standardError)")
+
+            let before = loop.successes
+            #expect(eventually(timeout: 10) { loop.successes >= before + 200 })
+            let (_, failures) = loop.finish()
+            #expect(failures.isEmpty, "\(failures.prefix(3))")
+            let stats = try proxy.admin.stats()
+            #expect(stats["workers"] as? Int == 2)
+            #expect(stats["accepting"] as? Bool == true)
+
+            // The successor is not the test's child: stop it by its pid; it removes the admin socket.
+            kill(Int32(successor), SIGTERM)
+            #expect(eventually(timeout: 15) { !FileManager.default.fileExists(atPath: proxy.admin.path) })
+        }
+
+        /// A process's arguments, from /proc/PID/cmdline.
+        static func commandLine(of pid: Int32) throws -> [String] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+        }
+
         /// Reads one handover frame (README, "Admin socket"): the header, the message text and
         /// the batch markers; the descriptors, received without room for them, are discarded
         /// by the kernel. Returns the text and how many descriptors the header announced.

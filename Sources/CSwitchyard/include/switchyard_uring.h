@@ -43,6 +43,10 @@ ssize_t swy_splice(int fd_in, int fd_out, size_t len, int more);
 /// 0, or -1 with errno set.
 int swy_window_size(int fd, unsigned short *rows, unsigned short *columns);
 
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+, _GNU_SOURCE only): the child closes
+/// every descriptor from `from` on. `actions` is a posix_spawn_file_actions_t.
+int swy_spawn_close_from(void *actions, int from);
+
 /// The errno of the calling thread (Swift's `errno` is fine too; this keeps the funnel in one place).
 int swy_errno(void);
 
