@@ -136,13 +136,17 @@ extension Instance {
                         made.append(copy)
                         descriptors.append(copy)
                     }
-                    copies.append(ListenerEntry(id: entry.id, service: entry.service, endpoint: entry.endpoint,
+                    // The message names the bound address as an IP literal (a hostname as
+                    // configured is what `configured` reports).
+                    let bound = entry.endpoint.address.map { Endpoint(address: $0, port: entry.endpoint.port) } ?? entry.endpoint
+                    copies.append(ListenerEntry(id: entry.id, service: entry.service, endpoint: bound,
                                                 registry: entry.registry, descriptors: descriptors))
                 }
                 let admin = try WorkerDescriptors.duplicate(adminSocket)
                 made.append(admin)
+                let byID = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
                 let described = HandoverChannel.describe(
-                    copies, configured: { Self.configuredEndpoint($0, in: configuration) },
+                    copies, configured: { Self.configuredEndpoint(byID[$0.id]!, in: configuration) },
                     adminSocket: (admin, path), overrides: overrides)
                 takeover.begin(peer: peer)
                 return .success(described)
@@ -467,7 +471,8 @@ extension Instance {
                 let match = HandoverMatch(handed: handover.message.listeners, listeners: toBind)
                 for kept in match.kept {
                     let received = kept.handed.descriptors.map { handover.take($0) }
-                    entries += try adopt(received, bound: kept.handed.bound, service: services[kept.listener.service]!, canBindFresh: true)
+                    entries += try adopt(received, bound: kept.handed.bound, as: kept.listener.endpoint,
+                                         service: services[kept.listener.service]!, canBindFresh: true)
                 }
                 handover.closeAfterCommit = match.toClose.flatMap(\.descriptors)
                 handover.keptListeners = match.kept.count
@@ -480,7 +485,7 @@ extension Instance {
                 guard problems.isEmpty else { throw ConfigError(problems.joined(separator: "; ")) }
                 for warning in match.sharingWarnings(workers: context.workerCount) { logger.warning("\(warning)") }
                 for assignment in match.assignments {
-                    entries += try adopt(assignment.sockets.map(\.descriptor), bound: assignment.sockets[0].bound,
+                    entries += try adopt(assignment.sockets.map(\.descriptor), bound: assignment.sockets[0].bound, as: assignment.listener.endpoint,
                                          service: services[assignment.listener.service]!, canBindFresh: false)
                 }
                 logger.notice("socket activation: \(activated.count) socket(s) from systemd for \(match.assignments.count) listener(s)")
@@ -499,8 +504,13 @@ extension Instance {
     /// Listener entries over sockets this process did not bind, one descriptor per worker
     /// (`WorkerDescriptorPlan`): more workers than sockets get sockets of their own bound next
     /// to them when `canBindFresh` and the kernel allows it (same user, `SO_REUSEPORT`), else
-    /// duplicates.
-    private func adopt(_ received: [Int32], bound: Endpoint, service: ServiceRuntime, canBindFresh: Bool) throws(ConfigError) -> [ListenerEntry] {
+    /// duplicates. Each entry is known by `configured` (the host as written, as for a listener
+    /// bound here, so that a reload finds it) with the address and port the sockets have.
+    private func adopt(_ received: [Int32], bound: Endpoint, as configured: Endpoint, service: ServiceRuntime,
+                       canBindFresh: Bool) throws(ConfigError) -> [ListenerEntry] {
+        var endpoint = configured
+        endpoint.address = bound.address
+        endpoint.port = bound.port
         let workers = context.workerCount
         var sets: [[Int32]]
         do {
@@ -524,7 +534,7 @@ extension Instance {
                 defer { state.nextListenerID += 1 }
                 return state.nextListenerID
             }
-            return ListenerEntry(id: id, service: service.name, endpoint: bound, registry: service.registry, descriptors: descriptors)
+            return ListenerEntry(id: id, service: service.name, endpoint: endpoint, registry: service.registry, descriptors: descriptors)
         }
     }
 

@@ -233,6 +233,45 @@ extension EndToEnd {
             #expect(client.backendName == "a")
         }
 
+        /// A listener written with a hostname keeps its name across the takeover: the new
+        /// process's reload finds it by the name and removes it.
+        @Test func aListenerWrittenAsAHostnameIsHandedOverAndARemovingReloadFindsIt() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let port = try Sockets.freeEndpoint(host: Self.firstAddress(of: "localhost")).port
+            let named = TCPEndpoint(host: try Self.firstAddress(of: "localhost"), port: port)
+            let other = try Sockets.freeEndpoint()
+            func yaml(_ listen: [String]) -> String {
+                "workers: 1\nservices:\n  main:\n    listen: [\(listen.map { "\"\($0)\"" }.joined(separator: ", "))]\n    health: off\n    backends: [\"\(a.endpoint)\"]\n"
+            }
+            let old = try ConfiguredProxy(yaml: yaml(["localhost:\(port)", "\(other)"]), listen: [named, other])
+            let new = try SwitchyardProcess(arguments: ["serve", "--config", old.configPath, "--takeover"], listenEndpoints: [named, other])
+            #expect(eventually(timeout: 15) { (try? old.admin.stats()["pid"] as? Int) == Int(new.pid) }, "\(new.standardError)")
+            #expect(new.standardError.contains("2 listener(s) on handed-over sockets, 0 bound fresh"), "\(new.standardError)")
+            #expect(try IdentifiedClient(through: named).backendName == "a")
+
+            try old.rewrite(yaml(["\(other)"]))
+            let reply = try old.admin.send("reload")
+            #expect(reply.isOK, "\(reply)")
+            #expect(eventually(timeout: 5) { (try? TCPConnection(to: named, timeout: 1)) == nil }, "localhost:\(port) still accepts")
+            #expect(try IdentifiedClient(through: other).backendName == "a")
+        }
+
+        /// The first address getaddrinfo(3) gives for `host`, as switchyard resolves listen hosts.
+        static func firstAddress(of host: String) throws -> String {
+            var hints = addrinfo()
+            hints.ai_family = AF_UNSPEC
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG
+            var list: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(host, "80", &hints, &list) == 0, let first = list else { throw HarnessError("cannot resolve \(host)") }
+            defer { freeaddrinfo(list) }
+            var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            guard getnameinfo(first.pointee.ai_addr, first.pointee.ai_addrlen, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else {
+                throw HarnessError("getnameinfo failed for \(host)")
+            }
+            return String(cString: text)
+        }
+
         /// The upgrade from inside a service: SIGUSR2 makes the running process start the binary
         /// at its own path with its own arguments and `--takeover`.
         @Test func sigusr2StartsTheBinaryAtTheSamePathWithTheSameArgumentsToTakeOver() throws {
