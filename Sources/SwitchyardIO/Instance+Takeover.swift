@@ -186,6 +186,11 @@ extension Instance {
         }
         guard let successor else { return .failure("no takeover is pending") }
         state.withLock { $0.waker }?.wake()
+        // Scrapes go to the new process, which listens next to this one (SO_REUSEPORT).
+        metricsServer.withLock { server -> MetricsServer? in
+            defer { server = nil }
+            return server
+        }?.stop()
         let open = context.openConnections.load(ordering: .relaxed)
         let grace = state.withLock { $0.configuration.global.shutdownGrace }.shortDescription
         logger.notice("taken over by pid \(successor): no longer accepting; \(open) connection(s) open, grace \(grace)")

@@ -133,7 +133,7 @@ public final class Instance: Sendable {
             state.withLock { $0.listeners = entries }
             context.listeners.publish(entries, services: services.mapValues(\.registry))
             // Metrics listen before clients do, so a scrape never finds the port closed.
-            if let endpoint = global.metrics { try startMetrics(on: endpoint) }
+            if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
             try server.start()
         } catch {
             if state.withLock({ $0.listeners.isEmpty }) {

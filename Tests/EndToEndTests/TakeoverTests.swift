@@ -233,6 +233,40 @@ extension EndToEnd {
             #expect(client.backendName == "a")
         }
 
+        /// The metrics port moves too: the new process listens next to the old one (both have
+        /// SO_REUSEPORT), which stops its metrics at the commit; another instance on the port is
+        /// still refused.
+        @Test func theMetricsPortMovesToTheNewProcessAndASecondInstanceIsStillKeptOff() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let listen = try Sockets.freeEndpoint()
+            let metrics = try Sockets.freeEndpoint()
+            let yaml = "metrics: \(metrics)\n" + Self.config(workers: 1, listen: [listen], backends: [a])
+            let old = try ConfiguredProxy(yaml: yaml, listen: [listen])
+            for _ in 0..<30 { _ = try IdentifiedClient(through: listen) }
+            func accepted() throws -> Double {
+                let text = try httpGet(metrics, "/metrics")
+                guard text.hasPrefix("HTTP/1.1 200") else { throw HarnessError("scrape: \(text.prefix(80))") }
+                return text.split(separator: "\n").filter { $0.hasPrefix("switchyard_connections_accepted_total{") }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            }
+            #expect(eventually(timeout: 5) { ((try? accepted()) ?? 0) >= 30 })
+
+            let intruderConfig = old.folder + "/intruder.yaml"
+            let other = try Sockets.freeEndpoint()
+            try ConfiguredProxy.write("admin-socket: \(old.folder)/intruder.sock\nmetrics: \(metrics)\n" + Self.config(workers: 1, listen: [other], backends: [a]), to: intruderConfig)
+            let intruder = try SwitchyardProcess(arguments: ["serve", "--config", intruderConfig])
+            #expect(intruder.waitForExit(timeout: 10) == 1)
+            #expect(intruder.standardError.contains("cannot listen for metrics on \(metrics): bind(\(metrics)): address already in use"), "\(intruder.standardError)")
+
+            let new = try SwitchyardProcess(arguments: ["serve", "--config", old.configPath, "--takeover"], listenEndpoints: [listen])
+            #expect(eventually(timeout: 15) { (try? old.admin.stats()["pid"] as? Int) == Int(new.pid) }, "\(new.standardError)")
+            // Every scrape now reaches the new process, which has counted nothing like 30 clients.
+            for _ in 0..<10 {
+                #expect(try accepted() < 30)
+            }
+            #expect(old.process.waitForExit(timeout: 10) == 0)
+        }
+
         /// A listener written with a hostname keeps its name across the takeover: the new
         /// process's reload finds it by the name and removes it.
         @Test func aListenerWrittenAsAHostnameIsHandedOverAndARemovingReloadFindsIt() throws {

@@ -54,6 +54,10 @@ public final class MetricsServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // So that a process taking over (serve --takeover) can listen next to this one
+            // until this one stops at the commit; a second instance is kept out by a bind
+            // without SO_REUSEPORT first (`Instance.startMetrics`).
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 guard open.enter() else {
