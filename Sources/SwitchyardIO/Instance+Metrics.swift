@@ -23,18 +23,9 @@ extension Instance {
     func startMetrics(on endpoint: Endpoint, takingOver: Bool = false) throws(ConfigError) {
         let resolved = try resolve(endpoint)
         guard let address = resolved.address else { throw ConfigError("metrics: cannot resolve \(endpoint.host)") }
-        // The listener has SO_REUSEPORT for a takeover, whose process binds next to the running
-        // one's; anyone else already there must make this start fail.
-        if !takingOver {
-            do {
-                try Socket.checkAvailable(resolved)
-            } catch {
-                throw ConfigError("cannot listen for metrics on \(resolved): \(error.call): address already in use (another process holds the port)")
-            }
-        }
         do {
             let server = try MetricsServer(
-                host: address.description, port: Int(resolved.port), logger: logger,
+                host: address.description, port: Int(resolved.port), joiningTakeover: takingOver, logger: logger,
                 sample: { [self] in metricsSample() }, healthy: { [self] in anyBackendSelectable() })
             metricsServer.withLock { $0 = server }
             logger.info("metrics on http://\(resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host):\(server.port)/metrics")

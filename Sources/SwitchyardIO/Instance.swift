@@ -117,12 +117,22 @@ public final class Instance: Sendable {
 
         // The admin socket comes first: a live instance holding it must stop this one early.
         let admin = try handover == nil ? startAdminServer(global) : adoptAdminServer(handover!)
+        // Metrics listen before clients can connect (a listening socket completes their
+        // handshakes from listen(2) on, before any worker runs), so a scrape never finds the
+        // port closed while the service answers.
+        do {
+            if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
+        } catch {
+            admin?.stop()
+            throw error
+        }
         // Health checkers start before the workers: starting one publishes the snapshot that
         // carries its passive-report sink, and a snapshot published after the first clients
         // would restart every balancer's rotation.
         do {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
         } catch {
+            metricsServer.withLock { $0 }?.stop()
             admin?.stop()
             throw ConfigError("cannot start health checks: \(error)")
         }
@@ -132,8 +142,6 @@ public final class Instance: Sendable {
             entries = try makeListeners(configuration, services: services, activated: activated, handover: handover)
             state.withLock { $0.listeners = entries }
             context.listeners.publish(entries, services: services.mapValues(\.registry))
-            // Metrics listen before clients do, so a scrape never finds the port closed.
-            if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
             try server.start()
         } catch {
             if state.withLock({ $0.listeners.isEmpty }) {

@@ -256,7 +256,7 @@ extension EndToEnd {
             try ConfiguredProxy.write("admin-socket: \(old.folder)/intruder.sock\nmetrics: \(metrics)\n" + Self.config(workers: 1, listen: [other], backends: [a]), to: intruderConfig)
             let intruder = try SwitchyardProcess(arguments: ["serve", "--config", intruderConfig])
             #expect(intruder.waitForExit(timeout: 10) == 1)
-            #expect(intruder.standardError.contains("cannot listen for metrics on \(metrics): bind(\(metrics)): address already in use"), "\(intruder.standardError)")
+            #expect(intruder.standardError.contains("cannot listen for metrics on \(metrics): bind(\(metrics)): Address already in use"), "\(intruder.standardError)")
 
             let new = try SwitchyardProcess(arguments: ["serve", "--config", old.configPath, "--takeover"], listenEndpoints: [listen])
             #expect(eventually(timeout: 15) { (try? old.admin.stats()["pid"] as? Int) == Int(new.pid) }, "\(new.standardError)")

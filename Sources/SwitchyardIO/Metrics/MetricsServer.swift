@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+import SwitchyardCore
 
 /// The `--metrics HOST:PORT` listener: HTTP/1.1 on one swift-nio event-loop thread of its own,
 /// off the workers.
@@ -33,15 +34,27 @@ public final class MetricsServer: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     /// Binds `host:port` and starts serving. `render` produces the exposition for a format;
-    /// `healthy` answers `/healthz`. Throws when the address cannot be bound (message names it).
+    /// `healthy` answers `/healthz`. Throws when the address cannot be bound (message names it),
+    /// also when another socket listens there, unless `joiningTakeover`: a process taking over
+    /// (serve --takeover) binds next to the running one's listener, which stops at the commit.
     public init(
         host: String, port: Int,
         requestTimeout: Duration = .seconds(5),
         maxConnections: Int = 64,
+        joiningTakeover: Bool = false,
         logger: Logger = Logger(label: "switchyard.metrics"),
         render: @escaping @Sendable (ExpositionFormat) -> [UInt8],
         healthy: @escaping @Sendable () -> Bool
     ) throws(MetricsServerError) {
+        // The listener has SO_REUSEPORT (for a takeover); a plain bind first keeps any other
+        // listener on the port, a second instance's say, a reason to fail.
+        if !joiningTakeover, port != 0, let address = IPAddress(host) {
+            do {
+                try Socket.checkAvailable(Endpoint(address: address, port: UInt16(clamping: port)))
+            } catch {
+                throw MetricsServerError("cannot listen for metrics on \(MetricsServer.describe(host: host, port: port)): \(error)")
+            }
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let routes = MetricsRoutes(render: render, healthy: healthy, logger: logger)
         let timeout = TimeAmount.nanoseconds(max(requestTimeout.nanosecondsClamped, 1_000_000))
@@ -55,8 +68,7 @@ public final class MetricsServer: Sendable {
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // So that a process taking over (serve --takeover) can listen next to this one
-            // until this one stops at the commit; a second instance is kept out by a bind
-            // without SO_REUSEPORT first (`Instance.startMetrics`).
+            // until this one stops at the commit; anyone else is kept out by the bind above.
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
@@ -88,12 +100,14 @@ public final class MetricsServer: Sendable {
         host: String, port: Int,
         requestTimeout: Duration = .seconds(5),
         maxConnections: Int = 64,
+        joiningTakeover: Bool = false,
         logger: Logger = Logger(label: "switchyard.metrics"),
         sample: @escaping @Sendable () -> MetricsSample,
         healthy: @escaping @Sendable () -> Bool
     ) throws(MetricsServerError) {
         try self.init(
-            host: host, port: port, requestTimeout: requestTimeout, maxConnections: maxConnections, logger: logger,
+            host: host, port: port, requestTimeout: requestTimeout, maxConnections: maxConnections,
+            joiningTakeover: joiningTakeover, logger: logger,
             render: { format in MetricsExposition.render(sample(), format: format) }, healthy: healthy)
     }
 
