@@ -22,16 +22,17 @@ private func entries(of directory: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
 }
 
-/// Every mode the watched path was seen with, from another thread that looks at it as fast as
-/// it can, and again at once whenever inotify reports a change in its directory.
+/// Watches a path from another thread, as fast as it can and again at once whenever inotify
+/// reports a change in its directory, and counts how often it saw a private socket (mode 0600)
+/// and anything else there. Atomics only, so that it runs clean under ThreadSanitizer.
 private final class ModeWatcher: Sendable {
-    private struct Seen {
-        var modes: [UInt32: Int] = [:]
-        var looks = 0
-        var finished = false
-    }
-    private let seen = Mutex(Seen())
+    private let looks = Atomic<Int>(0)
+    private let privateSockets = Atomic<Int>(0)
+    private let others = Atomic<Int>(0)
+    /// The st_mode of the last "other" sighting.
+    private let otherMode = Atomic<UInt32>(0)
     private let stopping = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
 
     init(path: String, directory: String) {
         let thread = Thread { [self] in
@@ -41,26 +42,31 @@ private final class ModeWatcher: Sendable {
             }
             var buffer = [UInt8](repeating: 0, count: 4096)
             var status = stat()
-            while !stopping.load(ordering: .relaxed) {
+            while !stopping.load(ordering: .acquiring) {
                 if inotify >= 0 { _ = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) } }
-                let found = lstat(path, &status) == 0
+                looks.add(1, ordering: .relaxed)
+                guard lstat(path, &status) == 0 else { continue }
                 let mode = UInt32(status.st_mode)
-                seen.withLock { state in
-                    state.looks += 1
-                    if found { state.modes[mode, default: 0] += 1 }
+                if mode & S_IFMT == S_IFSOCK && mode & 0o777 == 0o600 {
+                    privateSockets.add(1, ordering: .relaxed)
+                } else {
+                    others.add(1, ordering: .relaxed)
+                    otherMode.store(mode, ordering: .relaxed)
                 }
             }
             if inotify >= 0 { Glibc.close(inotify) }
-            seen.withLock { $0.finished = true }
+            finished.store(true, ordering: .releasing)
         }
         thread.start()
     }
 
-    /// Stops the thread and returns how often each mode was seen, and how many looks it took.
-    func finish() -> (modes: [UInt32: Int], looks: Int) {
-        stopping.store(true, ordering: .relaxed)
-        for _ in 0..<2000 where !seen.withLock({ $0.finished }) { usleep(1000) }
-        return seen.withLock { ($0.modes, $0.looks) }
+    /// Stops the thread; returns its counts and the mode of the last sighting that was not a
+    /// private socket.
+    func finish() -> (looks: Int, privateSockets: Int, others: Int, otherMode: UInt32) {
+        stopping.store(true, ordering: .releasing)
+        for _ in 0..<2000 where !finished.load(ordering: .acquiring) { usleep(1000) }
+        return (looks.load(ordering: .relaxed), privateSockets.load(ordering: .relaxed),
+                others.load(ordering: .relaxed), otherMode.load(ordering: .relaxed))
     }
 }
 
@@ -83,14 +89,11 @@ private final class ModeWatcher: Sendable {
                 break
             }
         }
-        let (modes, looks) = watcher.finish()
+        let seen = watcher.finish()
         #expect(failure == nil, "\(String(describing: failure))")
-        #expect(looks > 200, "the watcher looked at the path only \(looks) times")
-        #expect(!modes.isEmpty, "the watcher never saw the socket (\(looks) looks)")
-        for (mode, count) in modes {
-            #expect(mode & S_IFMT == S_IFSOCK, "seen \(count) times as something else: mode \(String(mode, radix: 8))")
-            #expect(mode & 0o777 == 0o600, "seen \(count) times with mode \(String(mode & 0o777, radix: 8))")
-        }
+        #expect(seen.looks > 200, "the watcher looked at the path only \(seen.looks) times")
+        #expect(seen.privateSockets > 0, "the watcher never saw the socket (\(seen.looks) looks)")
+        #expect(seen.others == 0, "seen \(seen.others) times as something other than a mode 0600 socket, last with mode \(String(seen.otherMode, radix: 8))")
         #expect(entries(of: directory).isEmpty, "left behind: \(entries(of: directory))")
     }
 
