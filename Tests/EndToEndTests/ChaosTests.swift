@@ -114,7 +114,7 @@ extension EndToEnd {
                 let record = session.connection.flatMap { backend?.closeRecord(of: $0) }
                 return "\(session); backend side: \(record.map { "\($0.kind)" } ?? "open or never accepted"), listening \(backend?.isListening ?? false)"
             }
-            #expect(failedAfter.isEmpty, "after the chaos, sessions failed: \(failedAfter); stderr tail:\n\(proxy.standardError.suffix(1500))")
+            #expect(failedAfter.isEmpty && after.sessions.count == 30, "after the chaos, sessions failed: \(failedAfter); stderr tail:\n\(proxy.standardError.suffix(1500))")
             // Every client has closed: the proxy must hold no connection any more.
             var openConnections: Int?
             let drained = eventually(timeout: 5, interval: 0.1) {
@@ -272,10 +272,15 @@ func runClients(_ clients: Int, through proxy: TCPEndpoint, for seconds: Double,
     return LoadResult(sessions: sessions)
 }
 
-/// `count` sessions one after another.
+/// `count` sessions one after another; stops early after three failures (each may have taken
+/// its 5 s stall limit), so a broken proxy cannot push the test past its time limit.
 func runSequentialSessions(_ count: Int, through proxy: TCPEndpoint, seed: UInt64) -> LoadResult {
     var random = SeededRandom(seed: seed)
-    return LoadResult(sessions: (0..<count).map { _ in runEchoSession(through: proxy, seed: random.next() | 1, random: &random) })
+    var sessions: [SessionResult] = []
+    for _ in 0..<count where sessions.filter({ $0.ending != .complete }).count < 3 {
+        sessions.append(runEchoSession(through: proxy, seed: random.next() | 1, random: &random))
+    }
+    return LoadResult(sessions: sessions)
 }
 
 /// One client session: connect, read the backend's greeting, stream 1 KiB to 4 MiB of
