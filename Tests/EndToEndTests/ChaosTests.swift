@@ -82,8 +82,12 @@ extension EndToEnd {
             // send the client to another backend, not end it with a FIN.
             #expect(summary.cleanEOFBeforeAnyByte == 0,
                     "\(summary.cleanEOFBeforeAnyByte) sessions ended in a clean EOF before their backend's first byte, although a backend was reset or stopped while they connected (issue 14: retry another backend when nothing was exchanged yet); \(report)")
+            let cleanlyCut = load.sessions.filter { $0.ending == .endOfFileEarly && $0.backend != nil }.map { session in
+                let record = backends.first { $0.name == session.backend }.flatMap { backend in session.connection.flatMap { backend.closeRecord(of: $0) } }
+                return "\(session); backend side: \(record.map { "\($0.kind) at +\(String(format: "%.3f", $0.time.timeIntervalSince(session.start))) s" } ?? "open")"
+            }
             #expect(summary.cleanEOFMidStream == 0,
-                    "\(summary.cleanEOFMidStream) cut streams ended in a clean EOF; \(report)")
+                    "\(summary.cleanEOFMidStream) cut streams ended in a clean EOF: \(cleanlyCut.prefix(5)); \(report)")
 
             // Every session that failed had its own backend connection killed during its life
             // (or, when it never learned its backend, some backend was killed meanwhile).
