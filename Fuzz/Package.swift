@@ -10,9 +10,13 @@ import PackageDescription
 let fuzzTargets = [
     "FuzzAdminCommand",
     "FuzzBackendSpec",
+    "FuzzClientHello",
+    "FuzzConfigFile",
+    "FuzzDNSMessage",
     "FuzzDuration",
     "FuzzEndpoint",
     "FuzzHealthEscapes",
+    "FuzzProxyHeader",
 ]
 
 let package = Package(
