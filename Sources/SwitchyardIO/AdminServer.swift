@@ -29,7 +29,8 @@ public final class AdminServer: Sendable {
     /// the takeover is committed, nor once this process handed the socket over.
     private let ownsPath: Atomic<Bool>
 
-    /// Creates the socket at `socketPath` (mode 0600) and listens; serving starts with `start()`.
+    /// Creates the socket at `socketPath` (mode 0600, and never wider, not even for a moment) and
+    /// listens; serving starts with `start()`.
     ///
     /// A stale socket file (nothing accepts on it: connect fails with ECONNREFUSED) is replaced.
     /// Throws when a live process accepts on it, when the path exists and is not a socket, or
@@ -48,17 +49,17 @@ public final class AdminServer: Sendable {
         } catch {
             throw AdminSocketError(error.description)
         }
-        var fd: Int32 = -1
+        let fd: Int32
         do {
             fd = try UnixSocket.make(nonBlocking: true)
-            let socketFD = fd
-            try systemCall("bind \(socketPath)") { UnixSocket.withAddress(address) { bind(socketFD, $0, $1) } }
-            // bind(2) creates the file with the umask; tighten it before anyone can be told the path.
-            try systemCall("chmod \(socketPath)") { chmod(socketPath, 0o600) }
-            try systemCall("listen \(socketPath)") { listen(socketFD, 64) }
         } catch {
-            if fd >= 0 { closeDescriptor(fd) }
             throw AdminSocketError(error.description)
+        }
+        do {
+            try Self.bindPrivately(fd, at: socketPath, address: address)
+        } catch {
+            closeDescriptor(fd)
+            throw error
         }
         listenFD = fd
     }
@@ -143,6 +144,59 @@ public final class AdminServer: Sendable {
     var isStopping: Bool { control.isStopping }
     var wakeupDescriptor: Int32 { control.wakeup.fd }
     func drainWakeup() { control.wakeup.drain() }
+
+    /// Binds `fd` and listens so that `path` appears only as the finished socket: mode 0600, already
+    /// accepting. bind(2) creates the file with the process umask (0755 under the usual 022), so
+    /// binding at `path` and then chmod-ing it would leave a moment in which anyone could connect.
+    /// Instead the socket is bound in a private directory (mkdtemp(3), mode 0700, next to `path`
+    /// so that both are on one file system), tightened and set listening there, then linked into
+    /// place with link(2), which fails with EEXIST rather than replace a socket another process
+    /// put at `path` meanwhile (rename(2) would replace it). The private name and directory are
+    /// removed on every path out.
+    private static func bindPrivately(_ fd: Int32, at path: String, address: sockaddr_un) throws(AdminSocketError) {
+        let directory: String
+        if let slash = path.lastIndex(of: "/") {
+            directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        } else {
+            directory = "."
+        }
+        let prefix = directory == "/" ? "/.swy-" : "\(directory)/.swy-"
+        // mkdtemp replaces the six X; the socket is then "s" inside.
+        let limit = MemoryLayout.size(ofValue: address.sun_path) - 1
+        guard prefix.utf8.count + 8 <= limit else {
+            throw AdminSocketError("admin socket directory '\(directory)' is too long: at most \(limit - 8 - (prefix.utf8.count - directory.utf8.count)) bytes, to leave room for a private name while the socket is set up")
+        }
+        var template = Array((prefix + "XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw AdminSocketError(SystemCallError(call: "mkdtemp \(prefix)XXXXXX (for the admin socket \(path))", errno: Glibc.errno).description)
+        }
+        let privateDirectory = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let privatePath = privateDirectory + "/s"
+        defer {
+            _ = unlink(privatePath)
+            _ = rmdir(privateDirectory)
+        }
+        let privateAddress = try UnixSocket.address(privatePath)  // fits: checked above
+        do {
+            try systemCall("bind \(privatePath)") { UnixSocket.withAddress(privateAddress) { bind(fd, $0, $1) } }
+            // Only this user can reach the private directory, so this tightens the mode before
+            // the socket has a name anyone else could use.
+            try systemCall("chmod \(privatePath)") { chmod(privatePath, 0o600) }
+            try systemCall("listen \(privatePath)") { listen(fd, 64) }
+        } catch {
+            throw AdminSocketError(error.description)
+        }
+        for attempt in 0..<2 {
+            if link(privatePath, path) == 0 { return }
+            let code = Glibc.errno
+            guard code == EEXIST, attempt == 0 else {
+                throw AdminSocketError(SystemCallError(call: "link \(privatePath) to \(path)", errno: code).description)
+            }
+            // Something was created at `path` since the stale check: try the check once more (it
+            // throws for a live instance or a file that is not a socket).
+            try removeStaleSocket(at: path, address: address)
+        }
+    }
 
     /// Removes a socket file nothing listens on; throws if something does or if it is not a socket.
     private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(AdminSocketError) {

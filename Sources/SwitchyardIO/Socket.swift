@@ -13,6 +13,36 @@ enum Socket {
         _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
     }
 
+    /// Makes a peer that vanished without a FIN or a reset (a host that lost power, a link that
+    /// went dark) be noticed within about `timeout`, instead of after the kernel's defaults: two
+    /// hours of silence before the first keepalive probe, and some fifteen minutes of
+    /// retransmissions for data the peer never acknowledges. `fd` must have SO_KEEPALIVE (see
+    /// `configureStream`). The connection then fails with ETIMEDOUT, which the relay treats like
+    /// any other error: both sides are closed, the one still there with a reset.
+    ///
+    /// - `TCP_USER_TIMEOUT` = `timeout`: sent data may stay unacknowledged that long at most
+    ///   (tcp(7), RFC 5482). With keepalive on, it also decides when unanswered probes end the
+    ///   connection: once `timeout` has passed since the peer was last heard from.
+    /// - `TCP_KEEPIDLE` = `timeout` / 2 and `TCP_KEEPINTVL` = `timeout` / 6 (whole seconds, at
+    ///   least 1), `TCP_KEEPCNT` 3: a silent connection is probed after half the timeout, so the
+    ///   probe that finds the peer gone falls at about `timeout`.
+    ///
+    /// Not yet called by the worker: a `--backend-timeout D` flag would apply it to every backend
+    /// socket right after `configureStream` (issue 14). Returns false if the kernel refused an option.
+    @discardableResult
+    static func setDeadPeerTimeout(_ fd: Int32, _ timeout: Duration) -> Bool {
+        let milliseconds = max(timeout.milliseconds, 1)
+        var userTimeout = UInt32(clamping: milliseconds)
+        var idle = Int32(clamping: max(milliseconds / 2_000, 1))
+        var interval = Int32(clamping: max(milliseconds / 6_000, 1))
+        var count: Int32 = 3
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        return setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeout, socklen_t(MemoryLayout<UInt32>.size)) == 0
+            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size) == 0
+            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size) == 0
+            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size) == 0
+    }
+
     /// Caps the bytes `fd` holds queued but not yet sent (`TCP_NOTSENT_LOWAT`); bytes in flight
     /// are still bounded only by the congestion window, so a long fat path keeps its throughput.
     /// Without it the kernel lets a streaming socket queue megabytes that nobody reads for a

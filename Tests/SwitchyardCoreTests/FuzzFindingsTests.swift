@@ -1,0 +1,36 @@
+import Testing
+@testable import SwitchyardCore
+
+/// Inputs that the fuzz targets in Fuzz/ found breaking a parser's promise, each kept as a test
+/// after the fix (the input that failed is in the test's arguments, as `Scripts/fuzz` saved it).
+@Suite struct FuzzFindingsTests {
+    /// FuzzDuration: `17777000731467.77us` parsed to 17777000731 whole milliseconds, but
+    /// `17777000731ms` read back as 17777000730: the value was a `Double` product, a few
+    /// nanoseconds short past about 100 days. Whole numbers of a unit are now exact.
+    @Test(arguments: [
+        ("17777000731ms", Int64(17_777_000_731)),
+        ("17777000731467.77us", 17_777_000_731),
+        ("31622399999ms", 31_622_399_999),
+        ("8784h", 31_622_400_000),
+        ("527040m", 31_622_400_000),
+        ("0.001s", 1),
+        ("0.1s", 100),
+        ("00000000000000000000000000002s", 2000),
+        (".5s", 500),
+        ("1.s", 1000),
+    ])
+    func wholeUnitsParseExactly(text: String, milliseconds: Int64) throws {
+        #expect(try Duration(parsing: text).milliseconds == milliseconds)
+    }
+
+    @Test func fractionsRoundToTheNanosecond() throws {
+        #expect(try Duration(parsing: "1.0000000004s") == .seconds(1))
+        #expect(try Duration(parsing: "1.0000000006s") == .nanoseconds(1_000_000_001))
+        #expect(try Duration(parsing: "0.5us") == .nanoseconds(500))
+    }
+
+    @Test(arguments: ["8784.0001h", "31622400001ms", "99999999999999999999s", ".s", "1..5s", "1.5.s"])
+    func durationsPastTheLimitOrMalformedAreRefused(text: String) {
+        #expect(throws: ConfigError.self) { try Duration(parsing: text) }
+    }
+}
