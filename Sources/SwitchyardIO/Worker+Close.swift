@@ -64,6 +64,10 @@ extension Worker {
                     buffers.recycle(id)
                     state.buffer = nil
                 }
+                // Buffers queued behind the one being sent go back too: a connection cut while
+                // its destination was slow used to keep them, and the pool shrank for good.
+                for queued in state.queue { buffers.recycle(queued.id) }
+                state.queue.removeAll(keepingCapacity: true)
                 if let pipe = state.pipe {
                     pipes.give(pipe, empty: state.pipeBytes == 0)
                     state.pipe = nil

@@ -66,6 +66,7 @@ extension Worker {
             return
         }
         Socket.configureStream(fd)
+        if let timeout = snapshot.settings.backendTimeout { _ = Socket.setDeadPeerTimeout(fd, timeout) }
         connection.backendFD = fd
         connection.backendID = backend.id
         connection.backendEndpoint = backend.spec.endpoint

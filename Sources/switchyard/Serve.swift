@@ -38,6 +38,10 @@ struct Serve: ParsableCommand {
             transform: ArgumentValue.positiveDuration)
     var idleTimeout: Duration?
 
+    @Option(help: ArgumentHelp("Count an established backend connection as dead after this long without an answer (TCP_USER_TIMEOUT and keepalive), so a backend that vanished without FIN or RST is noticed. Kernel defaults (minutes) when not given.", valueName: "D"),
+            transform: ArgumentValue.positiveDuration)
+    var backendTimeout: Duration?
+
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
 
@@ -116,6 +120,7 @@ struct Serve: ParsableCommand {
         if balance != nil { given.append("--balance") }
         if connectTimeout != nil { given.append("--connect-timeout") }
         if idleTimeout != nil { given.append("--idle-timeout") }
+        if backendTimeout != nil { given.append("--backend-timeout") }
         if healthInterval != nil { given.append("--health-interval") }
         if healthTimeout != nil { given.append("--health-timeout") }
         if rise != nil { given.append("--rise") }
@@ -186,6 +191,7 @@ struct Serve: ParsableCommand {
         if let balance { service.balance = balance }
         if let connectTimeout { service.connectTimeout = connectTimeout }
         service.idleTimeout = idleTimeout
+        service.backendTimeout = backendTimeout
         do {
             service.health = noHealthCheck ? nil : try healthConfiguration()
         } catch {

@@ -170,7 +170,7 @@ struct RawConfigFile: Decodable {
 struct RawService: Decodable {
     static let keys = [
         "listen", "balance", "connect-timeout", "idle-timeout", "health", "backends", "dns", "dns-srv", "weight",
-        "dns-min-ttl", "dns-max-ttl", "route-by-sni", "sni-timeout",
+        "dns-min-ttl", "dns-max-ttl", "route-by-sni", "sni-timeout", "backend-timeout",
     ]
 
     var listen: [Endpoint]?
@@ -186,6 +186,7 @@ struct RawService: Decodable {
     var dnsMaxTTL: Duration?
     var routeBySNI: SNIRouting?
     var sniTimeout: Duration?
+    var backendTimeout: Duration?
 
     init() {}
 
@@ -261,6 +262,7 @@ struct RawService: Decodable {
             routeBySNI = SNIRouting(routes: routes, defaultService: fallback)
         }
         sniTimeout = try container.duration("sni-timeout") ?? nil
+        backendTimeout = try container.duration("backend-timeout") ?? nil
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -285,6 +287,7 @@ struct RawService: Decodable {
         result.dnsMinTTL = dnsMinTTL ?? defaults.dnsMinTTL
         result.dnsMaxTTL = dnsMaxTTL ?? defaults.dnsMaxTTL
         result.sniTimeout = sniTimeout ?? defaults.sniTimeout
+        result.backendTimeout = backendTimeout ?? defaults.backendTimeout
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -307,6 +310,7 @@ struct RawService: Decodable {
         if let dnsMaxTTL { service.dnsMaxTTL = dnsMaxTTL }
         service.routeBySNI = routeBySNI
         if let sniTimeout { service.sniTimeout = sniTimeout }
+        service.backendTimeout = backendTimeout
         if routeBySNI != nil { service.health = nil }
         return service
     }

@@ -185,6 +185,10 @@ public struct ServiceConfiguration: Equatable, Sendable {
     public var routeBySNI: SNIRouting?
     /// How long a routed connection may take to send its ClientHello.
     public var sniTimeout: Duration = .seconds(5)
+    /// How long an established backend connection may go unanswered (unacknowledged data, or no
+    /// keepalive reply) before it counts as dead: `TCP_USER_TIMEOUT` plus keepalive timings.
+    /// Nil keeps the kernel's defaults (minutes).
+    public var backendTimeout: Duration?
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -194,7 +198,8 @@ public struct ServiceConfiguration: Equatable, Sendable {
 
     /// What the workers need of a service besides its backends.
     public var settings: ServiceSettings {
-        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout)
+        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout,
+                        backendTimeout: backendTimeout)
     }
 
     /// Whether `name` may name a service: `[A-Za-z0-9_.-]+`.
@@ -246,6 +251,9 @@ public struct ServiceConfiguration: Equatable, Sendable {
         }
         if let idleTimeout, idleTimeout <= .zero {
             throw ConfigIssue(path: base + [.key("idle-timeout")], "idle-timeout must be longer than 0")
+        }
+        if let backendTimeout, backendTimeout < .seconds(1) {
+            throw ConfigIssue(path: base + [.key("backend-timeout")], "backend-timeout must be at least 1s")
         }
         if let health {
             do {
@@ -321,13 +329,15 @@ public struct ServiceSettings: Equatable, Sendable {
     /// Set for a service that routes by SNI instead of having a pool.
     public var routing: SNIRouting?
     public var sniTimeout: Duration
+    public var backendTimeout: Duration?
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
-                sniTimeout: Duration = .seconds(5)) {
+                sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil) {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.routing = routing
         self.sniTimeout = sniTimeout
+        self.backendTimeout = backendTimeout
     }
 }
 
