@@ -34,8 +34,9 @@ final class ServiceRuntime: Sendable {
         let checker = try HealthChecker(registry: registry, config: config, logger: logger)
         try checker.start()
         self.checker.withLock { $0 = checker }
-        registry.setConnectObserver { id, success, reason in
-            checker.recordConnectResult(backendID: id, success: success, reason: reason)
+        // Weak: the registry's snapshot holds this closure, and the checker holds the registry.
+        registry.setConnectObserver { [weak checker] id, success, reason in
+            checker?.recordConnectResult(backendID: id, success: success, reason: reason)
         }
     }
 

@@ -118,6 +118,9 @@ extension Worker {
             connection.listener?.figures.starvedReceives &+= 1
             connection.withDirection(direction) { $0.starved = true }
             starved.append((connection.slot, connection.generation, direction))
+            // Buffers may have come back between the kernel's ENOBUFS and this completion; with
+            // none returned later the direction would wait for ever.
+            feedStarved()
         } else if result == -ECANCELED {
             if let bufferID { buffers.recycle(bufferID) }
             resumeIfQuiet(connection, direction)

@@ -34,6 +34,9 @@ extension EndToEnd {
             // One connection ended by `shutdown BACKEND`.
             let held = try TCPConnection(to: proxy.listen)
             try held.roundTrip(Array("hold".utf8))
+            #expect(eventually(timeout: 3, interval: 0.05) {
+                (try? proxy.admin.send("show stats json").jsonObject()["open_connections"] as? Int) == 1
+            })
             let rows = try adminBackendRows(socketPath: proxy.admin.path)
             let holder = try #require(rows.first { $0.active == 1 })
             #expect(try proxy.admin.send("shutdown \(holder.address)").isOK)
@@ -147,6 +150,11 @@ extension EndToEnd {
             }
             let held = try TCPConnection(to: proxy.listen)
             try held.roundTrip(Array("x".utf8))
+            // Only the held connection may be open when it is shut down (the readiness probe's
+            // close may still be on its way).
+            #expect(eventually(timeout: 3, interval: 0.05) {
+                (try? proxy.admin.send("show stats json").jsonObject()["open_connections"] as? Int) == 1
+            })
             #expect(try proxy.admin.send("shutdown \(a.endpoint)").isOK)
             _ = held.readToEnd(timeout: 3)
 
