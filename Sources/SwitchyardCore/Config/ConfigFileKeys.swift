@@ -39,6 +39,24 @@ extension KeyedDecodingContainer where Key == ConfigKey {
         }
     }
 
+    /// A list of values each parsed from its text by `parse`; an error is reported at the item.
+    func parsedList<T>(_ key: String, _ parse: (String) throws(ConfigError) -> T) throws -> [T]? {
+        guard contains(ConfigKey(key)) else { return nil }
+        var list = try nestedUnkeyedContainer(forKey: ConfigKey(key))
+        var values: [T] = []
+        while !list.isAtEnd {
+            let text = try list.decode(String.self)
+            do {
+                values.append(try parse(text))
+            } catch {
+                throw DecodingError.dataCorrupted(DecodingError.Context(
+                    codingPath: list.codingPath + [ConfigKey(intValue: list.currentIndex - 1)!],
+                    debugDescription: "\(key): \(error.message)"))
+            }
+        }
+        return values
+    }
+
     /// A duration such as `500ms` or `2s`; with `allowOff`, `off` gives `.some(nil)`.
     func duration(_ key: String, allowOff: Bool = false) throws -> Duration?? {
         try parsed(key) { (text) throws(ConfigError) -> Duration? in
@@ -98,22 +116,10 @@ struct RawConfigFile: Decodable {
         pipeSize = try container.value("pipe-size")
         logLevel = try container.choice("log-level", LogLevel.self)
         stateFile = try container.value("state-file")
-        if container.contains(ConfigKey("resolvers")) {
-            var list = try container.nestedUnkeyedContainer(forKey: ConfigKey("resolvers"))
-            var servers: [Endpoint] = []
-            while !list.isAtEnd {
-                let text = try list.decode(String.self)
-                do throws(ConfigError) {
-                    let server = try Endpoint(parsing: text)
-                    guard server.address != nil else { throw ConfigError("'\(text)' must be an IP address and port, such as 127.0.0.1:53") }
-                    servers.append(server)
-                } catch {
-                    throw DecodingError.dataCorrupted(DecodingError.Context(
-                        codingPath: list.codingPath + [ConfigKey(intValue: list.currentIndex - 1)!],
-                        debugDescription: "resolvers: \(error.message)"))
-                }
-            }
-            resolvers = servers
+        resolvers = try container.parsedList("resolvers") { (text) throws(ConfigError) -> Endpoint in
+            let server = try Endpoint(parsing: text)
+            guard server.address != nil else { throw ConfigError("'\(text)' must be an IP address and port, such as 127.0.0.1:53") }
+            return server
         }
         metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
         accessLog = try container.value("access-log")
@@ -198,19 +204,7 @@ struct RawService: Decodable {
             if let one = try? container.decode(String.self, forKey: ConfigKey("listen")) {
                 listen = [try Self.endpoint(one, key: ConfigKey("listen"), in: container)]
             } else {
-                var list = try container.nestedUnkeyedContainer(forKey: ConfigKey("listen"))
-                var endpoints: [Endpoint] = []
-                while !list.isAtEnd {
-                    let text = try list.decode(String.self)
-                    do {
-                        endpoints.append(try Endpoint(parsing: text, allowPortZero: true))
-                    } catch {
-                        throw DecodingError.dataCorrupted(DecodingError.Context(
-                            codingPath: list.codingPath + [ConfigKey(intValue: list.currentIndex - 1)!],
-                            debugDescription: "listen: \(error.message)"))
-                    }
-                }
-                listen = endpoints
+                listen = try container.parsedList("listen") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
             }
         }
         balance = try container.choice("balance", BalanceAlgorithm.self)
