@@ -33,7 +33,7 @@ final class ServiceDiscovery: Sendable {
 
     /// Whether `service` needs DNS at all.
     static func needed(by service: ServiceConfiguration) -> Bool {
-        service.discovery != nil || service.backends.contains { $0.endpoint.address == nil || IPAddress($0.endpoint.host) == nil }
+        service.discovery != nil || service.backends.contains { IPAddress($0.endpoint.host) == nil }
     }
 
     /// Watches what `service` names (replacing any earlier watches of a service of that name).
