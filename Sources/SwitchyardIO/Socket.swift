@@ -52,6 +52,20 @@ enum Socket {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, &limit, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// Whether `fd`'s connection was reset rather than ended with a FIN: its TCP state is
+    /// CLOSE while this side has not shut its own writing down. A reset leaves its error on the
+    /// socket for the first operation to take: when a send to that socket takes it, the receive
+    /// beside it reads a plain end of stream, and forwarding that as a FIN would make a stream
+    /// cut short look complete. (A clean FIN leaves CLOSE_WAIT; only after this side's own FIN
+    /// can a clean end reach CLOSE, and then nothing else is sent there to take the error.)
+    /// One `getsockopt` per end of stream; the first byte of `tcp_info` is the state.
+    static func wasReset(_ fd: Int32) -> Bool {
+        var state: UInt8 = 0
+        var length = socklen_t(1)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &state, &length) == 0, length >= 1 else { return false }
+        return state == UInt8(TCP_CLOSE)
+    }
+
     /// Makes `close(2)` send a reset instead of a FIN, so that a peer of a connection cut short
     /// by an error does not mistake it for a complete stream.
     static func setResetOnClose(_ fd: Int32) {

@@ -111,6 +111,10 @@ extension Worker {
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
+            if endOfStreamWasReset(connection, direction) {
+                perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
+                return
+            }
             if connection.firstEnd == nil { connection.firstEnd = direction }
             let queued = connection.direction(direction).bytesQueued
             perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
@@ -185,6 +189,14 @@ extension Worker {
             return
         }
         resumeIfQuiet(connection, direction)
+    }
+
+    /// Whether the end of stream just read from `direction`'s source was a reset whose error a
+    /// send to that socket took first (see `Socket.wasReset`); once this side has shut its
+    /// writing down there, nothing else takes the error and the end is what it says.
+    func endOfStreamWasReset(_ connection: Connection, _ direction: Direction) -> Bool {
+        let towardSource: Direction = direction == .clientToBackend ? .backendToClient : .clientToBackend
+        return !connection.machine.endForwarded(towardSource) && Socket.wasReset(connection.endpoints(direction).source)
     }
 
     /// Once a direction has nothing in flight and nothing queued: moves it to a pipe if it

@@ -58,6 +58,11 @@ extension Worker {
                           redispatchIfUntouched(connection, reason: moved == 0 ? "closed" : Errno.describeResult(Int32(moved))) {
                     connection.withDirection(direction) { $0 = state }
                     return
+                } else if moved == 0 && endOfStreamWasReset(connection, direction) {
+                    // A readiness completion handled before the error of a send that took the reset.
+                    connection.withDirection(direction) { $0 = state }
+                    action = connection.machine.failed(clientSide: direction.sourceIsClient)
+                    break
                 } else if moved == 0 {
                     if connection.firstEnd == nil { connection.firstEnd = direction }
                     connection.withDirection(direction) { $0 = state }
