@@ -38,6 +38,8 @@ public struct BackendState: Sendable {
     /// Found by the service's DNS discovery (which also takes it away again).
     public var discovered: Bool
     public let stats: BackendStats
+    /// When it last came up or was added, while its slow-start ramp runs; nil otherwise.
+    public var rampStartedAt: ContinuousClock.Instant?
 
     public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
         self.id = id
@@ -56,6 +58,14 @@ public struct BackendState: Sendable {
 
     /// The state shown to operators: a backend being removed drains.
     public var displayedState: AdminState { removing ? .drain : admin }
+
+    /// How far its slow-start ramp has gone at `now`, from above 0 to 1 (1: full weight).
+    public func rampProgress(window: Duration?, at now: ContinuousClock.Instant) -> Double {
+        guard let window, let start = rampStartedAt else { return 1 }
+        let elapsed = now - start
+        guard elapsed < window else { return 1 }
+        return max(elapsed / window, 0)
+    }
 }
 
 /// Passive health reporting: `(backendID, success, reason)`, called on worker threads; must be
@@ -75,14 +85,30 @@ public final class BackendSnapshot: Sendable {
     public let settings: ServiceSettings
     /// Where workers report connect results (the service's health checker), if anywhere.
     public let connectObserver: ConnectObserver?
-    /// The prototype each worker copies; heavy tables inside are shared, not copied.
+    /// The prototype each worker copies; heavy tables inside are shared, not copied. It picks
+    /// among the primary backends only.
     public let balancer: any Balancer
+    /// The same algorithm over the `backup` backends, which take clients only while no primary
+    /// is selectable; nil when the service has none.
+    public let backupBalancer: (any Balancer)?
+    /// Whether some primary backend is selectable.
+    public let anyPrimarySelectable: Bool
+    /// Whether some backend has `max-connections` (clients may then wait in the queue).
+    public let hasConnectionLimits: Bool
+    /// Whether some backend was still ramping up (slow start) when this snapshot was built:
+    /// the registry publishes again as the ramp goes on.
+    public let ramping: Bool
     /// For a service that routes by SNI: the table a worker looks server names up in.
     public let sniRoutes: SNIRoutes<String>?
 
+    /// Slow start: while some backend ramps, every weight is scaled by this so that a backend of
+    /// weight 1 can still start from a small share.
+    public static let rampScale = 16
+
     public init(
         version: UInt64, backends: [BackendState], algorithm: BalanceAlgorithm, service: String = ServiceConfiguration.defaultName,
-        settings: ServiceSettings = ServiceSettings(), connectObserver: ConnectObserver? = nil
+        settings: ServiceSettings = ServiceSettings(), connectObserver: ConnectObserver? = nil,
+        now: ContinuousClock.Instant = .now
     ) {
         self.version = version
         self.service = service
@@ -91,12 +117,25 @@ public final class BackendSnapshot: Sendable {
         self.settings = settings
         self.connectObserver = connectObserver
         self.sniRoutes = try? settings.routing?.table()
-        self.balancer = algorithm.makeBalancer(backends.map {
-            BalancerBackend(
-                weight: $0.spec.weight, selectable: $0.selectable, stats: $0.stats,
-                key: StableHash.hash(Array($0.spec.endpoint.description.utf8))
-            )
-        })
+        let progress = backends.map { $0.rampProgress(window: settings.slowStart(of: $0.spec), at: now) }
+        let ramping = algorithm.honoursWeights && progress.contains { $0 < 1 }
+        self.ramping = ramping
+        let weights = zip(backends, progress).map { backend, progress in
+            guard ramping else { return backend.spec.weight }
+            let full = backend.spec.weight * Self.rampScale
+            return backend.spec.weight == 0 ? 0 : max(1, Int((Double(full) * progress).rounded(.up)))
+        }
+        func members(backup: Bool) -> [BalancerBackend] {
+            zip(backends, weights).map { backend, weight in
+                BalancerBackend(
+                    weight: weight, selectable: backend.selectable && backend.spec.backup == backup, stats: backend.stats,
+                    key: StableHash.hash(Array(backend.spec.endpoint.description.utf8)))
+            }
+        }
+        self.balancer = algorithm.makeBalancer(members(backup: false))
+        self.backupBalancer = backends.contains { $0.spec.backup } ? algorithm.makeBalancer(members(backup: true)) : nil
+        self.anyPrimarySelectable = backends.contains { $0.selectable && !$0.spec.backup }
+        self.hasConnectionLimits = backends.contains { $0.spec.maxConnections != nil }
     }
 
     public var anySelectable: Bool { backends.contains { $0.selectable } }
@@ -126,6 +165,8 @@ public final class BackendRegistry: Sendable {
 
     /// The service these backends belong to.
     public let service: String
+    /// Clients waiting for a backend below its `max-connections`.
+    public let queue = ConnectionQueue()
     private let state: Mutex<State>
     private let published: Mutex<BackendSnapshot>
     private let publishedVersion: Atomic<UInt64>
@@ -209,6 +250,7 @@ public final class BackendRegistry: Sendable {
                 return nextID
             }
             state.nextID = nextID
+            Self.startRamps(&backends, previous: state.backends, settings: state.settings)
             let changed = !Self.same(backends, state.backends)
             guard changed else { return (result, nil, false) }
             state.backends = backends
@@ -223,11 +265,40 @@ public final class BackendRegistry: Sendable {
         return result
     }
 
+    /// Slow start: a backend that became selectable, or was added, starts its ramp now.
+    private static func startRamps(_ backends: inout [BackendState], previous: [BackendState], settings: ServiceSettings) {
+        let now = ContinuousClock.now
+        for index in backends.indices where settings.slowStart(of: backends[index].spec) != nil {
+            let backend = backends[index]
+            if let old = previous.first(where: { $0.id == backend.id }) {
+                if !old.selectable && backend.selectable { backends[index].rampStartedAt = now }
+            } else if backend.selectable {
+                backends[index].rampStartedAt = now
+            }
+        }
+    }
+
+    /// Publishes a snapshot with the weights of ramping backends moved on, and ends the ramps
+    /// that are over. The instance calls it a few times a second; it costs one lock when no
+    /// backend ramps.
+    public func advanceSlowStart() {
+        publish { state in
+            guard state.backends.contains(where: { $0.rampStartedAt != nil }) else { return false }
+            let now = ContinuousClock.now
+            for index in state.backends.indices where state.backends[index].rampStartedAt != nil {
+                if state.backends[index].rampProgress(window: state.settings.slowStart(of: state.backends[index].spec), at: now) >= 1 {
+                    state.backends[index].rampStartedAt = nil
+                }
+            }
+            return true
+        }
+    }
+
     private static func same(_ a: [BackendState], _ b: [BackendState]) -> Bool {
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) {
             if x.id != y.id || x.spec != y.spec || x.health != y.health || x.admin != y.admin
-                || x.shutdownEpoch != y.shutdownEpoch || x.removing != y.removing {
+                || x.shutdownEpoch != y.shutdownEpoch || x.removing != y.removing || x.rampStartedAt != y.rampStartedAt {
                 return false
             }
         }

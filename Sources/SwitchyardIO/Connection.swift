@@ -116,6 +116,12 @@ final class Connection {
     /// (monotonic milliseconds). Only the tick cancels a connect of a connection that is not
     /// closing, so such a connect ending in -ECANCELED timed out.
     var connectDeadline: Int64?
+    /// The backend's `max-connections` counted this connection (its slot goes to the next
+    /// queued client when it ends).
+    var backendLimited = false
+    /// Waiting in the service's queue for a backend slot, until `queueDeadline`.
+    var queued = false
+    var queueDeadline: Int64?
 
     var directions = (RelayDirection(), RelayDirection())
 
@@ -195,6 +201,9 @@ final class Connection {
         clientKey = 0
         lastActivity = now
         connectDeadline = nil
+        backendLimited = false
+        queued = false
+        queueDeadline = nil
         directions.0.reset()
         directions.1.reset()
     }

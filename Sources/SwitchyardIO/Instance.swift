@@ -212,6 +212,7 @@ public final class Instance: Sendable {
             }
             sampleRates()
             for runtime in state.withLock({ Array($0.services.values) }) {
+                runtime.registry.advanceSlowStart()
                 for name in runtime.sweepRemovedBackends() {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
                 }

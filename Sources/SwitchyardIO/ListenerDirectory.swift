@@ -107,12 +107,15 @@ final class ServicePicker {
     let registry: BackendRegistry
     private(set) var snapshot: BackendSnapshot
     var balancer: any Balancer
+    /// The worker's copy of the snapshot's balancer over the backups, if any.
+    var backupBalancer: (any Balancer)?
     private(set) var needsClientKey: Bool
 
     init(registry: BackendRegistry) {
         self.registry = registry
         snapshot = registry.snapshot()
         balancer = snapshot.balancer
+        backupBalancer = snapshot.backupBalancer
         needsClientKey = type(of: snapshot.balancer).needsClientKey
     }
 
@@ -122,6 +125,7 @@ final class ServicePicker {
         let previous = snapshot
         snapshot = newer
         balancer = newer.balancer
+        backupBalancer = newer.backupBalancer
         needsClientKey = type(of: newer.balancer).needsClientKey
         return previous
     }

@@ -45,10 +45,14 @@ public final class Server {
         } catch {
             throw ConfigError("io_uring is unavailable: \(error) (is kernel.io_uring_disabled set, or a seccomp filter in place?)")
         }
-        for worker in 0..<workerCount {
+        for _ in 0..<workerCount {
             let wake = eventfd(0, Int32(EFD_CLOEXEC))
             guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemCallError(call: "eventfd", errno: swy_errno()))") }
             wakeFDs.append(wake)
+        }
+        context.workerWakeFDs.withLock { [wakeFDs] in $0 = wakeFDs }
+        for worker in 0..<workerCount {
+            let wake = wakeFDs[worker]
             let context = self.context
             let status = self.status
             do {

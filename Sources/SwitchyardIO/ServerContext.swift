@@ -33,6 +33,9 @@ public final class ServerContext: Sendable {
 
     /// Open client connections in the whole process.
     public let openConnections = Atomic<Int>(0)
+    /// Every worker's wake-up eventfd, by worker index (set before the workers start): a worker
+    /// wakes another to hand it a queued client's backend slot.
+    let workerWakeFDs = Mutex<[Int32]>([])
     /// Client connections accepted since start.
     public let totalConnections = Atomic<Int>(0)
     /// Bytes relayed and flushed by workers, process-wide (client→backend, backend→client).

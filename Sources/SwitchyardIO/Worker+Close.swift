@@ -80,8 +80,8 @@ extension Worker {
         if connection.backendFD >= 0 { close(connection.backendFD) }
         connection.clientFD = -1
         connection.backendFD = -1
-        connection.backendStats?.active.subtract(1, ordering: .relaxed)
-        connection.backendStats = nil
+        releaseBackendSlot(connection)
+        if connection.queued { leaveQueue(connection) }
         connection.inUse = false
         connection.service = nil
         connection.listener = nil

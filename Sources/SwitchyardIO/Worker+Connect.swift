@@ -28,8 +28,8 @@ extension Worker {
         }
     }
 
-    /// Picks a backend not yet tried for this client and starts connecting; closes the client
-    /// when none is left.
+    /// Picks a backend not yet tried for this client and starts connecting; queues the client
+    /// when every selectable backend is at its `max-connections`; closes it when none is left.
     func connectNext(_ connection: Connection) {
         guard let picker = connection.service else { return }
         adoptSnapshotIfNewer(picker)
@@ -38,7 +38,17 @@ extension Worker {
         for id in connection.triedBackendIDs {
             if let index = snapshot.backends.firstIndex(where: { $0.id == id }) { tried.insert(index) }
         }
-        guard let index = picker.balancer.pick(clientKey: connection.clientKey, excluding: tried) else {
+        // Clients already wait: a newcomer queues behind them rather than take a slot first.
+        if snapshot.hasConnectionLimits && connection.triedBackendIDs.isEmpty && picker.registry.queue.count > 0 {
+            enqueue(connection, picker)
+            return
+        }
+        switch choose(picker, snapshot, excluding: tried, clientKey: connection.clientKey) {
+        case let .backend(index, limited):
+            startConnect(connection, snapshot.backends[index], limited: limited, settings: snapshot.settings)
+        case .allFull:
+            enqueue(connection, picker)
+        case .none:
             if connection.triedBackendIDs.isEmpty {
                 logger.debug("no backend is selectable; closing client")
             } else {
@@ -47,33 +57,80 @@ extension Worker {
             // A client whose backend went away after the connect is reset, not closed: it may
             // already believe it reached a server.
             perform(connection.machine.close(connection.wasRedispatched ? .backendError : .noBackend), on: connection)
-            return
         }
-        let backend = snapshot.backends[index]
+    }
+
+    enum Choice {
+        /// This index of the snapshot's backends, already counted in its `active` (`limited`:
+        /// against its `max-connections`).
+        case backend(Int, limited: Bool)
+        /// Every backend that could take the client is at its limit: it waits.
+        case allFull
+        case none
+    }
+
+    /// The balancer's pick among the primaries, skipping backends at their limit; the backups'
+    /// only when no primary can take the client (none selectable, or every one already tried).
+    func choose(_ picker: ServicePicker, _ snapshot: BackendSnapshot, excluding tried: TriedBackends, clientKey: UInt64) -> Choice {
+        var sawFull = false
+        if let choice = pickCounting(&picker.balancer, snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
+            return choice
+        }
+        if !sawFull, var backups = picker.backupBalancer {
+            defer { picker.backupBalancer = backups }
+            if let choice = pickCounting(&backups, snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
+                return choice
+            }
+        }
+        return sawFull ? .allFull : .none
+    }
+
+    /// Asks `balancer` until it offers a backend with room, and counts the connection there.
+    private func pickCounting(_ balancer: inout any Balancer, _ snapshot: BackendSnapshot, excluding tried: TriedBackends,
+                              clientKey: UInt64, sawFull: inout Bool) -> Choice? {
+        var excluded = tried
+        while let index = balancer.pick(clientKey: clientKey, excluding: excluded) {
+            let backend = snapshot.backends[index]
+            guard let limit = backend.spec.maxConnections else {
+                backend.stats.active.add(1, ordering: .relaxed)
+                return .backend(index, limited: false)
+            }
+            if backend.stats.reserve(limit: limit) { return .backend(index, limited: true) }
+            sawFull = true
+            excluded.insert(index)
+        }
+        return nil
+    }
+
+    /// Connects `connection` to `backend`, whose `active` already counts it.
+    func startConnect(_ connection: Connection, _ backend: BackendState, limited: Bool, settings: ServiceSettings) {
         connection.triedBackendIDs.append(backend.id)
         connection.listener?.figures.connectAttempts &+= 1
         if connection.triedBackendIDs.count > 1 { connection.listener?.figures.connectRetries &+= 1 }
         connection.connectStartedAt = LatencyClock.now()
+        connection.backendID = backend.id
+        connection.backendStats = backend.stats
+        connection.backendLimited = limited
         guard let address = backend.spec.endpoint.address else {
+            releaseBackendSlot(connection)
+            connection.backendID = -1
             connectFailed(connection, backend: backend, reason: "address not resolved")
             return
         }
         let fd = socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 {
             let code = swy_errno()
+            releaseBackendSlot(connection)
             warnOccasionally("socket", "cannot open a backend socket: \(Errno.describe(code)); closing client")
             perform(connection.machine.close(.noBackend), on: connection)
             return
         }
         Socket.configureStream(fd)
-        if let timeout = snapshot.settings.backendTimeout { _ = Socket.setDeadPeerTimeout(fd, timeout) }
+        if let timeout = settings.backendTimeout { _ = Socket.setDeadPeerTimeout(fd, timeout) }
         connection.backendFD = fd
-        connection.backendID = backend.id
         connection.backendEndpoint = backend.spec.endpoint
         connection.backendName = backend.name
         connection.shutdownEpoch = backend.shutdownEpoch
-        connection.backendStats = backend.stats
-        backend.stats.active.add(1, ordering: .relaxed)
         backend.stats.total.add(1, ordering: .relaxed)
         let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
         withUnsafePointer(to: &connection.backendAddress) { storage in
@@ -81,7 +138,7 @@ extension Worker {
                 submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
             }
         }
-        connection.connectDeadline = now + snapshot.settings.connectTimeout.milliseconds
+        connection.connectDeadline = now + settings.connectTimeout.milliseconds
     }
 
     func handleConnect(_ connection: Connection, result: Int32) {
@@ -101,12 +158,11 @@ extension Worker {
         recordConnectFailed(connection, backend: connection.backendStats)
         connection.backendName = nil
         if let stats = connection.backendStats {
-            stats.active.subtract(1, ordering: .relaxed)
             stats.total.subtract(1, ordering: .relaxed)
             stats.failures.add(1, ordering: .relaxed)
         }
-        connection.backendStats = nil
         let id = connection.backendID
+        releaseBackendSlot(connection)
         connection.backendID = -1
         connection.service?.snapshot.connectObserver?(id, false, reason)
         warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")

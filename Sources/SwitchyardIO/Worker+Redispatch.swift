@@ -23,11 +23,8 @@ extension Worker {
         connection.redispatching = true
         connection.wasRedispatched = true
         let id = connection.backendID
-        if let stats = connection.backendStats {
-            stats.active.subtract(1, ordering: .relaxed)
-            stats.failures.add(1, ordering: .relaxed)
-        }
-        connection.backendStats = nil
+        connection.backendStats?.failures.add(1, ordering: .relaxed)
+        releaseBackendSlot(connection)
         connection.listener?.figures.connectFailures &+= 1
         connection.service?.snapshot.connectObserver?(id, false, reason)
         warnOccasionally("redispatch-\(id)", "backend \(connection.backendName ?? "?") \(reason) before any byte; trying another")

@@ -9,6 +9,7 @@ extension Worker {
         checkServerState()
         adoptListenersIfNewer()
         adoptSnapshotsIfNewer()
+        takeGrants()
     }
 
     func handleTick() {
@@ -19,8 +20,11 @@ extension Worker {
         flushCounters()
         publishFigures()
         pipes.trim()
+        for picker in pickers.values where picker.registry.queue.count > 0 { grantFreeSlots(picker) }
         for connection in connections where connection.inUse && !connection.machine.isClosing {
-            if let deadline = connection.sniDeadline, now >= deadline {
+            if let deadline = connection.queueDeadline {
+                if now >= deadline { queueWaitExpired(connection) }
+            } else if let deadline = connection.sniDeadline, now >= deadline {
                 sniffingEnded(connection)
             } else if let deadline = connection.connectDeadline, now >= deadline {
                 connection.connectDeadline = nil
@@ -41,6 +45,7 @@ extension Worker {
         for picker in pickers.values {
             let settings = picker.snapshot.settings
             tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
+            if picker.snapshot.hasConnectionLimits { tick = min(tick, settings.queueTimeout / 4) }
         }
         tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
     }

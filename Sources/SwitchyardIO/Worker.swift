@@ -34,6 +34,8 @@ final class Worker {
     /// This worker's queue to the access-log thread, when there is an access log.
     let accessLog: AccessLogQueue?
     let wakeFD: Int32
+    /// Every worker's wake-up eventfd, this one's included (index: worker).
+    let peerWakeFDs: [Int32]
 
     var connections: [Connection] = []
     var freeSlots: [UInt32] = []
@@ -65,6 +67,7 @@ final class Worker {
             ring: ring, group: 0, count: configuration.buffersPerWorker, size: configuration.bufferSize)
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
         self.wakeFD = wakeFD
+        peerWakeFDs = context.workerWakeFDs.withLock { $0 }
         accessLog = context.accessLog?.queue(forWorker: index)
         tickInterval = .allocate(capacity: 1)
         tickInterval.initialize(to: Worker.timespec(.seconds(1)))

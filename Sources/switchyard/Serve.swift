@@ -45,6 +45,19 @@ struct Serve: ParsableCommand {
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
 
+    // Queue and slow start (issue 13).
+    @Option(help: ArgumentHelp("Clients that may wait when every backend is at its max-connections (0: none wait). Default: 1024.", valueName: "N"),
+            transform: { (text: String) throws -> Int in try ServiceSettings.parseQueueSize(text) })
+    var queueSize: Int?
+
+    @Option(help: ArgumentHelp("How long a client may wait in the queue before it is closed. Default: 5s.", valueName: "D"),
+            transform: { (text: String) throws -> Duration in try ServiceSettings.parseQueueTimeout(text) })
+    var queueTimeout: Duration?
+
+    @Option(help: ArgumentHelp("Ramp a backend that comes up or is added from a small share to its full weight over this long. Off by default.", valueName: "D"),
+            transform: { (text: String) throws -> Duration in try BackendSpec.parseSlowStart(text, context: "--slow-start") })
+    var slowStart: Duration?
+
     @Option(help: ArgumentHelp("After SIGTERM or SIGINT, how long open connections may continue before they are closed. Default: 30s.", valueName: "D"),
             transform: ArgumentValue.duration)
     var shutdownGrace: Duration?
@@ -109,7 +122,7 @@ struct Serve: ParsableCommand {
     @Flag(help: "Take over from the switchyard serving the admin socket (a binary upgrade): receive its listening sockets and admin changes, accept on them, then let it stop accepting and drain. If any step fails, it carries on and this exits non-zero.")
     var takeover = false
 
-    @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N].", valueName: "BACKEND"),
+    @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D].", valueName: "BACKEND"),
               transform: ArgumentValue.backend)
     var backends: [BackendSpec] = []
 
@@ -121,6 +134,9 @@ struct Serve: ParsableCommand {
         if connectTimeout != nil { given.append("--connect-timeout") }
         if idleTimeout != nil { given.append("--idle-timeout") }
         if backendTimeout != nil { given.append("--backend-timeout") }
+        if queueSize != nil { given.append("--queue-size") }
+        if queueTimeout != nil { given.append("--queue-timeout") }
+        if slowStart != nil { given.append("--slow-start") }
         if healthInterval != nil { given.append("--health-interval") }
         if healthTimeout != nil { given.append("--health-timeout") }
         if rise != nil { given.append("--rise") }
@@ -192,6 +208,9 @@ struct Serve: ParsableCommand {
         if let connectTimeout { service.connectTimeout = connectTimeout }
         service.idleTimeout = idleTimeout
         service.backendTimeout = backendTimeout
+        if let queueSize { service.queueSize = queueSize }
+        if let queueTimeout { service.queueTimeout = queueTimeout }
+        if let slowStart, slowStart > .zero { service.slowStart = slowStart }
         do {
             service.health = noHealthCheck ? nil : try healthConfiguration()
         } catch {

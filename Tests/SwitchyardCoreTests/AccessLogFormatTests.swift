@@ -7,7 +7,7 @@ import Testing
 
     static func record(_ cause: TerminationCause) -> AccessLogRecord {
         // Causes where no backend was ever connected carry no backend and no connect time.
-        let connected = ![.connectFailure, .noBackend, .refused].contains(cause)
+        let connected = ![.connectFailure, .noBackend, .refused, .queueFull, .queueTimeout].contains(cause)
         return AccessLogRecord(
             acceptedAtNanoseconds: acceptedAt,
             client: PeerAddress(ipv4: 10, 0, 1, 2, port: 33313),
@@ -26,6 +26,8 @@ import Testing
         .backendReset: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 backend_reset -\n",
         .connectFailure: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/5007.113 0/0 2 connect_failure -\n",
         .noBackend: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/5007.113 0/0 0 no_backend -\n",
+        .queueFull: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/5007.113 0/0 0 queue_full -\n",
+        .queueTimeout: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/5007.113 0/0 0 queue_timeout -\n",
         .idleTimeout: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 idle_timeout -\n",
         .adminShutdown: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 admin_shutdown -\n",
         .gracefulStop: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 graceful_stop -\n",
@@ -39,6 +41,8 @@ import Testing
         .backendReset: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"backend_reset","server_name":null}"# + "\n",
         .connectFailure: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":5007.113,"bytes_from_client":0,"bytes_to_client":0,"retries":2,"cause":"connect_failure","server_name":null}"# + "\n",
         .noBackend: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":5007.113,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"no_backend","server_name":null}"# + "\n",
+        .queueFull: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":5007.113,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"queue_full","server_name":null}"# + "\n",
+        .queueTimeout: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":5007.113,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"queue_timeout","server_name":null}"# + "\n",
         .idleTimeout: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"idle_timeout","server_name":null}"# + "\n",
         .adminShutdown: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"admin_shutdown","server_name":null}"# + "\n",
         .gracefulStop: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"graceful_stop","server_name":null}"# + "\n",

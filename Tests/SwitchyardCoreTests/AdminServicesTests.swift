@@ -101,9 +101,9 @@ private func state(_ controller: AdminController, _ service: String, _ address: 
     ])
     #expect(reply(controller, "show services json").body == [
         "{\"services\":[{\"name\":\"pg-primary\",\"listen\":[\"127.0.0.1:5000\"],\"balance\":\"least-conn\",\"backends\":2,"
-            + "\"backends_up\":2,\"backends_selectable\":2,\"active\":0,\"total\":0},"
+            + "\"backends_up\":2,\"backends_selectable\":2,\"active\":0,\"total\":0,\"queued\":0},"
             + "{\"name\":\"pg-replicas\",\"listen\":[\"127.0.0.1:5001\",\"127.0.0.1:5002\"],\"balance\":\"round-robin\","
-            + "\"backends\":2,\"backends_up\":2,\"backends_selectable\":1,\"active\":0,\"total\":0}]}",
+            + "\"backends\":2,\"backends_up\":2,\"backends_selectable\":1,\"active\":0,\"total\":0,\"queued\":0}]}",
     ])
 }
 

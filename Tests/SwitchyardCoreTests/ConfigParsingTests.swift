@@ -100,7 +100,9 @@ import Testing
         ("10.0.0.1:6379,weight=257", "weight '257'"),
         ("10.0.0.1:6379,weight=", "weight ''"),
         ("10.0.0.1:6379,weight=x", "weight 'x'"),
-        ("10.0.0.1:6379,backup", "unknown option 'backup'"),
+        ("10.0.0.1:6379,backup=yes", "unknown option 'backup=yes'"),
+        ("10.0.0.1:6379,max-connections=0", "max-connections '0' must be a whole number from 1 to 1000000"),
+        ("10.0.0.1:6379,slow-start=fast", "slow-start 'fast'"),
         ("10.0.0.1,weight=2", "missing ':PORT'"),
     ])
     func badBackendsNameTheValue(text: String, fragment: String) {

@@ -187,13 +187,13 @@ import Testing
     @Test func labelsAreStableSnakeCase() {
         #expect(TerminationCause.allCases.map(\.label) == [
             "client_close", "backend_close", "client_reset", "backend_reset", "connect_failure",
-            "no_backend", "idle_timeout", "admin_shutdown", "graceful_stop", "refused",
+            "no_backend", "idle_timeout", "admin_shutdown", "graceful_stop", "refused", "queue_full", "queue_timeout",
         ])
         for cause in TerminationCause.allCases {
             #expect(TerminationCause(label: cause.label) == cause)
         }
         #expect(TerminationCause(label: "Client_Close") == nil)
         #expect(!TerminationCause.servedCases.contains(.refused))
-        #expect(TerminationCause.servedCases.count == 9)
+        #expect(TerminationCause.servedCases.count == 11)
     }
 }

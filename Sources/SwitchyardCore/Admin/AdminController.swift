@@ -395,6 +395,9 @@ public struct AdminController: Sendable {
                     ("connect_p50_ms", BackendFiguresJSON.number(row.figures.connectP50Milliseconds)),
                     ("connect_p99_ms", BackendFiguresJSON.number(row.figures.connectP99Milliseconds)),
                     ("conn_per_sec", String(format3: row.figures.connectionsPerSecond)),
+                    ("backup", "\(row.state.spec.backup)"),
+                    ("max_connections", row.state.spec.maxConnections.map { "\($0)" } ?? "null"),
+                    ("ramping", "\(row.state.rampStartedAt != nil)"),
                 ])
             }
             return .success([JSONText.object([("backends", JSONText.array(objects))])])
@@ -431,6 +434,7 @@ public struct AdminController: Sendable {
                     ("backends_selectable", "\(snapshot.backends.filter(\.selectable).count)"),
                     ("active", "\(active)"),
                     ("total", "\(total)"),
+                    ("queued", "\(service.registry.queue.count)"),
                 ] + service.details())
             }
             return .success([JSONText.object([("services", JSONText.array(objects))])])

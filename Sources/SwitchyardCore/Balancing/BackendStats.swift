@@ -21,4 +21,16 @@ public final class BackendStats: Sendable {
     public let connectLatency = ConnectLatency()
 
     public init() {}
+
+    /// Counts one more connection unless `limit` are open (over every worker); false when full.
+    public func reserve(limit: Int) -> Bool {
+        var current = active.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = active.weakCompareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
 }

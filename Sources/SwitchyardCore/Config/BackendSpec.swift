@@ -1,11 +1,23 @@
-/// One backend as given on the command line or to `add`: `HOST:PORT[,weight=N]`.
+/// One backend as given on the command line or to `add`:
+/// `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D]`.
 public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public static let maximumWeight = 256
+    public static let maximumConnectionLimit = 1_000_000
 
     public var endpoint: Endpoint
     public var weight: Int
     /// Whether the weight was written explicitly (round robin warns that it ignores it).
     public var weightGiven: Bool
+
+    // Backups, connection limits, slow start (issue 13).
+    /// Used only while no primary backend of the service is selectable.
+    public var backup = false
+    /// At most this many connections at once, over every worker; clients past it wait in the
+    /// service's queue. Nil: no limit.
+    public var maxConnections: Int?
+    /// Ramp from a small share to the full weight over this long after coming up or being
+    /// added; nil: the service's `slow-start`.
+    public var slowStart: Duration?
 
     public init(endpoint: Endpoint, weight: Int = 1, weightGiven: Bool = false) {
         self.endpoint = endpoint
@@ -13,21 +25,53 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         self.weightGiven = weightGiven
     }
 
-    /// Parses `HOST:PORT[,weight=N]` with N from 0 to 256 (0: configured but never picked).
+    /// Parses `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D]`, weight from 0
+    /// to 256 (0: configured but never picked).
     public init(parsing text: String) throws(ConfigError) {
         let fields = text.split(separator: ",", omittingEmptySubsequences: false)
         let endpoint = try Endpoint(parsing: String(fields[0]))
-        var weight = 1
-        var weightGiven = false
+        self.init(endpoint: endpoint)
+        let context = "backend '\(text)'"
         for field in fields.dropFirst() {
             let pair = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard pair.count == 2, pair[0] == "weight" else {
-                throw ConfigError("backend '\(text)': unknown option '\(field)' (expected weight=N)")
+            switch (pair[0], pair.count) {
+            case ("weight", 2):
+                weight = try BackendSpec.parseWeight(String(pair[1]), context: context)
+                weightGiven = true
+            case ("backup", 1):
+                backup = true
+            case ("max-connections", 2):
+                maxConnections = try BackendSpec.parseConnectionLimit(String(pair[1]), context: context)
+            case ("slow-start", 2):
+                slowStart = try BackendSpec.parseSlowStart(String(pair[1]), context: context)
+            default:
+                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, backup, max-connections=N or slow-start=D)")
             }
-            weight = try BackendSpec.parseWeight(String(pair[1]), context: "backend '\(text)'")
-            weightGiven = true
         }
-        self.init(endpoint: endpoint, weight: weight, weightGiven: weightGiven)
+    }
+
+    /// Parses a per-backend connection limit from 1 to `maximumConnectionLimit`.
+    public static func parseConnectionLimit(_ text: String, context: String) throws(ConfigError) -> Int {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+              (1...maximumConnectionLimit).contains(value) else {
+            throw ConfigError("\(context): max-connections '\(text)' must be a whole number from 1 to \(maximumConnectionLimit)")
+        }
+        return value
+    }
+
+    /// Parses a slow-start window: a duration above 0, or `off` (0: no ramp).
+    public static func parseSlowStart(_ text: String, context: String) throws(ConfigError) -> Duration {
+        if text == "off" { return .zero }
+        let duration: Duration
+        do {
+            duration = try Duration(parsing: text)
+        } catch {
+            throw ConfigError("\(context): slow-start '\(text)': \(error.message)")
+        }
+        guard duration <= .seconds(3600) else {
+            throw ConfigError("\(context): slow-start '\(text)' must be at most 1h")
+        }
+        return duration
     }
 
     /// Parses a weight from 0 to `maximumWeight`.
@@ -40,6 +84,10 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        weightGiven ? "\(endpoint),weight=\(weight)" : endpoint.description
+        var text = weightGiven ? "\(endpoint),weight=\(weight)" : endpoint.description
+        if backup { text += ",backup" }
+        if let maxConnections { text += ",max-connections=\(maxConnections)" }
+        if let slowStart { text += ",slow-start=\(slowStart.shortDescription)" }
+        return text
     }
 }

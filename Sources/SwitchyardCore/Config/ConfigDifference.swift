@@ -105,10 +105,14 @@ public struct ConfigDifference: Equatable, Sendable {
                 lines.append("\(name): backend \(endpoint) removed (drains, then disappears once its connections end)")
             }
             for backend in change.changedBackends {
-                lines.append("\(name): backend \(backend.new.endpoint) weight \(backend.old.weight) -> \(backend.new.weight)")
+                if backend.old.weight != backend.new.weight {
+                    lines.append("\(name): backend \(backend.new.endpoint) weight \(backend.old.weight) -> \(backend.new.weight)")
+                } else {
+                    lines.append("\(name): backend \(backend.old) -> \(backend.new)")
+                }
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
-            if change.settingsChanged { lines.append("\(name): timeouts changed") }
+            if change.settingsChanged { lines.append("\(name): settings changed") }
             if change.healthChanged { lines.append("\(name): health check changed") }
             if change.discoveryChanged { lines.append("\(name): DNS discovery changed") }
         }

@@ -65,6 +65,17 @@ extension KeyedDecodingContainer where Key == ConfigKey {
         }
     }
 
+    /// `true` or `false`.
+    func flag(_ key: String) throws -> Bool? {
+        try parsed(key) { (text) throws(ConfigError) -> Bool in
+            switch text {
+            case "true": return true
+            case "false": return false
+            default: throw ConfigError("'\(text)' must be true or false")
+            }
+        }
+    }
+
     /// One of an enumeration's raw values; the error lists them.
     func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) throws -> T? where T.RawValue == String {
         try parsed(key) { (text) throws(ConfigError) -> T in
@@ -177,6 +188,8 @@ struct RawService: Decodable {
     static let keys = [
         "listen", "balance", "connect-timeout", "idle-timeout", "health", "backends", "dns", "dns-srv", "weight",
         "dns-min-ttl", "dns-max-ttl", "route-by-sni", "sni-timeout", "backend-timeout",
+        // Queue and slow start (issue 13).
+        "queue-size", "queue-timeout", "slow-start",
     ]
 
     var listen: [Endpoint]?
@@ -193,6 +206,10 @@ struct RawService: Decodable {
     var routeBySNI: SNIRouting?
     var sniTimeout: Duration?
     var backendTimeout: Duration?
+    // Queue and slow start (issue 13).
+    var queueSize: Int?
+    var queueTimeout: Duration?
+    var slowStart: Duration?
 
     init() {}
 
@@ -257,6 +274,11 @@ struct RawService: Decodable {
         }
         sniTimeout = try container.duration("sni-timeout") ?? nil
         backendTimeout = try container.duration("backend-timeout") ?? nil
+        queueSize = try container.parsed("queue-size") { (text) throws(ConfigError) in try ServiceSettings.parseQueueSize(text) }
+        queueTimeout = try container.parsed("queue-timeout") { (text) throws(ConfigError) in try ServiceSettings.parseQueueTimeout(text) }
+        slowStart = try container.parsed("slow-start") { (text) throws(ConfigError) in
+            try BackendSpec.parseSlowStart(text, context: "service")
+        }
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -282,6 +304,9 @@ struct RawService: Decodable {
         result.dnsMaxTTL = dnsMaxTTL ?? defaults.dnsMaxTTL
         result.sniTimeout = sniTimeout ?? defaults.sniTimeout
         result.backendTimeout = backendTimeout ?? defaults.backendTimeout
+        result.queueSize = queueSize ?? defaults.queueSize
+        result.queueTimeout = queueTimeout ?? defaults.queueTimeout
+        result.slowStart = slowStart ?? defaults.slowStart
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -305,6 +330,9 @@ struct RawService: Decodable {
         service.routeBySNI = routeBySNI
         if let sniTimeout { service.sniTimeout = sniTimeout }
         service.backendTimeout = backendTimeout
+        if let queueSize { service.queueSize = queueSize }
+        if let queueTimeout { service.queueTimeout = queueTimeout }
+        if let slowStart { service.slowStart = slowStart == .zero ? nil : slowStart }
         if routeBySNI != nil { service.health = nil }
         return service
     }
@@ -371,7 +399,7 @@ struct RawHealth: Decodable {
 
 /// One backend: `HOST:PORT[,weight=N]` as on the command line, or a mapping with `address`.
 struct RawBackend: Decodable {
-    static let keys = ["address", "weight"]
+    static let keys = ["address", "weight", "backup", "max-connections", "slow-start"]
 
     var spec: BackendSpec
 
@@ -396,6 +424,15 @@ struct RawBackend: Decodable {
         }) {
             spec.weight = weight
             spec.weightGiven = true
+        }
+        // Backups, connection limits, slow start (issue 13).
+        let context = "backend \(endpoint)"
+        spec.backup = try container.flag("backup") ?? false
+        spec.maxConnections = try container.parsed("max-connections") { (text) throws(ConfigError) in
+            try BackendSpec.parseConnectionLimit(text, context: context)
+        }
+        spec.slowStart = try container.parsed("slow-start") { (text) throws(ConfigError) in
+            try BackendSpec.parseSlowStart(text, context: context)
         }
     }
 }

@@ -189,6 +189,13 @@ public struct ServiceConfiguration: Equatable, Sendable {
     /// keepalive reply) before it counts as dead: `TCP_USER_TIMEOUT` plus keepalive timings.
     /// Nil keeps the kernel's defaults (minutes).
     public var backendTimeout: Duration?
+    // Queue and slow start (issue 13).
+    /// Clients that may wait for a backend below its `max-connections`.
+    public var queueSize = ServiceSettings.defaultQueueSize
+    /// How long a client may wait in the queue.
+    public var queueTimeout = ServiceSettings.defaultQueueTimeout
+    /// The ramp of every backend without its own `slow-start`; nil: none.
+    public var slowStart: Duration?
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -199,7 +206,7 @@ public struct ServiceConfiguration: Equatable, Sendable {
     /// What the workers need of a service besides its backends.
     public var settings: ServiceSettings {
         ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout,
-                        backendTimeout: backendTimeout)
+                        backendTimeout: backendTimeout, queueSize: queueSize, queueTimeout: queueTimeout, slowStart: slowStart)
     }
 
     /// Whether `name` may name a service: `[A-Za-z0-9_.-]+`.
@@ -330,14 +337,54 @@ public struct ServiceSettings: Equatable, Sendable {
     public var routing: SNIRouting?
     public var sniTimeout: Duration
     public var backendTimeout: Duration?
+    // Queue and slow start (issue 13).
+    public var queueSize: Int
+    public var queueTimeout: Duration
+    public var slowStart: Duration?
+
+    public static let defaultQueueSize = 1024
+    public static let maximumQueueSize = 1_000_000
+    public static let defaultQueueTimeout: Duration = .seconds(5)
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
-                sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil) {
+                sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil,
+                queueSize: Int = ServiceSettings.defaultQueueSize, queueTimeout: Duration = ServiceSettings.defaultQueueTimeout,
+                slowStart: Duration? = nil) {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.routing = routing
         self.sniTimeout = sniTimeout
         self.backendTimeout = backendTimeout
+        self.queueSize = queueSize
+        self.queueTimeout = queueTimeout
+        self.slowStart = slowStart
+    }
+
+    /// `queue-size`: 0 (no queue: a client finding every backend full is closed) to 1,000,000.
+    public static func parseQueueSize(_ text: String) throws(ConfigError) -> Int {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+              (0...maximumQueueSize).contains(value) else {
+            throw ConfigError("queue-size '\(text)' must be a whole number from 0 to \(maximumQueueSize)")
+        }
+        return value
+    }
+
+    /// `queue-timeout`: a duration above 0.
+    public static func parseQueueTimeout(_ text: String) throws(ConfigError) -> Duration {
+        let duration: Duration
+        do {
+            duration = try Duration(parsing: text)
+        } catch {
+            throw ConfigError("queue-timeout '\(text)': \(error.message)")
+        }
+        guard duration > .zero else { throw ConfigError("queue-timeout '\(text)' must be longer than 0") }
+        return duration
+    }
+
+    /// The slow-start window of `backend`: its own, else the service's; nil when none.
+    public func slowStart(of backend: BackendSpec) -> Duration? {
+        let window = backend.slowStart ?? slowStart
+        return window.flatMap { $0 > .zero ? $0 : nil }
     }
 }
 

@@ -16,7 +16,7 @@ public struct ConnectionFigures: Sendable, Equatable {
     /// Connections accept(2) returned, refused ones included.
     public var accepted: UInt64 = 0
     /// Closed connections by cause, indexed by `TerminationCause.rawValue`.
-    private var closedByCause = InlineArray<10, UInt64>(repeating: 0)
+    private var closedByCause = InlineArray<12, UInt64>(repeating: 0)
     /// Backend connects started (the first and every retry).
     public var connectAttempts: UInt64 = 0
     /// Backend connects that failed (refused, unreachable, timed out).
@@ -31,6 +31,8 @@ public struct ConnectionFigures: Sendable, Equatable {
     public var acceptBackoffs: UInt64 = 0
     /// Receives that found the provided-buffer pool empty (ENOBUFS) and had to wait.
     public var starvedReceives: UInt64 = 0
+    /// Clients that waited in the service's queue (every backend at its `max-connections`).
+    public var queued: UInt64 = 0
     /// How long sessions lasted, accept to close.
     public var sessionDuration = LatencyHistogram()
     /// How long successful backend connects took.
@@ -84,6 +86,7 @@ public struct ConnectionFigures: Sendable, Equatable {
         bytesToClients &+= other.bytesToClients
         acceptBackoffs &+= other.acceptBackoffs
         starvedReceives &+= other.starvedReceives
+        queued &+= other.queued
         sessionDuration.merge(other.sessionDuration)
         connectTime.merge(other.connectTime)
     }
@@ -101,6 +104,7 @@ public struct ConnectionFigures: Sendable, Equatable {
             && lhs.connectFailures == rhs.connectFailures && lhs.connectRetries == rhs.connectRetries
             && lhs.bytesFromClients == rhs.bytesFromClients && lhs.bytesToClients == rhs.bytesToClients
             && lhs.acceptBackoffs == rhs.acceptBackoffs && lhs.starvedReceives == rhs.starvedReceives
+            && lhs.queued == rhs.queued
             && lhs.sessionDuration == rhs.sessionDuration && lhs.connectTime == rhs.connectTime
     }
 }

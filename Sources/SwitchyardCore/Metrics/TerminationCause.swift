@@ -24,6 +24,11 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
     /// Closed at accept because `--max-connections` were already open. Counted in
     /// `switchyard_connections_refused_total`, not in the closed family.
     case refused
+    /// Every selectable backend was at its `max-connections` and the service's queue was full
+    /// (or `queue-size` is 0).
+    case queueFull
+    /// Waited `queue-timeout` in the queue without a backend slot coming free.
+    case queueTimeout
 
     /// The label value: `client_close`, `backend_close`, ...
     public var label: String {
@@ -38,6 +43,8 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
         case .adminShutdown: "admin_shutdown"
         case .gracefulStop: "graceful_stop"
         case .refused: "refused"
+        case .queueFull: "queue_full"
+        case .queueTimeout: "queue_timeout"
         }
     }
 
