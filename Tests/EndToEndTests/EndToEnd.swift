@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 /// Root of the end-to-end suites. `.serialized` is inherited by every nested suite, so only
@@ -8,3 +9,13 @@ import Testing
 /// (set `SWITCHYARD_BIN=/path/to/binary` to test another build).
 @Suite(.serialized, .timeLimit(.minutes(1)))
 enum EndToEnd {}
+
+extension EndToEnd {
+    /// How many times slower than a plain build the proxy under test may be: 4 under a
+    /// sanitizer (`Scripts/test --sanitize` sets `SWITCHYARD_SANITIZER`), else 1. Deadlines that
+    /// bound how long something may take are multiplied by it; bounds on how soon something may
+    /// happen are not.
+    static var sanitizerSlowdown: Double {
+        ProcessInfo.processInfo.environment["SWITCHYARD_SANITIZER"] == nil ? 1 : 4
+    }
+}

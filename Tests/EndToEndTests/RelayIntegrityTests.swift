@@ -8,9 +8,12 @@ extension EndToEnd {
             let backend = try TestBackend(.echo)
             let proxy = try SwitchyardProcess(relay: relay, workers: workers, backends: [backend.endpoint.description])
 
-            let failures = runInParallel(jobs: 32, parallelism: 32, timeout: 25) { client in
-                let connection = try TCPConnection(to: proxy.listen, timeout: 20)
-                try connection.verifyEchoStream(seed: 0x5eed_0000 + UInt64(client), count: 4 << 20, timeout: 20)
+            // Under a sanitizer the proxy runs several times slower: a quarter of the bytes, more time.
+            let slow = EndToEnd.sanitizerSlowdown
+            let count = slow > 1 ? 1 << 20 : 4 << 20
+            let failures = runInParallel(jobs: 32, parallelism: 32, timeout: 25 * slow) { client in
+                let connection = try TCPConnection(to: proxy.listen, timeout: 20 * slow)
+                try connection.verifyEchoStream(seed: 0x5eed_0000 + UInt64(client), count: count, timeout: 20 * slow)
             }
 
             #expect(failures.isEmpty, "\(failures.count) clients failed, e.g. \(failures.prefix(3))")

@@ -47,14 +47,14 @@ extension EndToEnd {
 
             let signalled = Date()
             proxy.terminate()
-            let outcome = client.readToEnd(timeout: 4)
-            let status = proxy.waitForExit(timeout: max(0.1, 4 - Date().timeIntervalSince(signalled)))
+            let outcome = client.readToEnd(timeout: 4 * EndToEnd.sanitizerSlowdown)
+            let status = proxy.waitForExit(timeout: max(0.1, 4 * EndToEnd.sanitizerSlowdown - Date().timeIntervalSince(signalled)))
             let exitedAfter = Date().timeIntervalSince(signalled)
 
             #expect(outcome.end.isClosed, "connection was not closed by the proxy: \(outcome.end)")
             #expect(outcome.elapsed >= 0.8, "connection closed after \(outcome.elapsed) s, before the 1 s grace")
             #expect(status == 0, "exit status \(status.map(String.init) ?? "none, still running"); stderr:\n\(proxy.standardError)")
-            #expect(exitedAfter < 3.5, "exited \(exitedAfter) s after SIGTERM")
+            #expect(exitedAfter < 3.5 * EndToEnd.sanitizerSlowdown, "exited \(exitedAfter) s after SIGTERM")
         }
     }
 }
