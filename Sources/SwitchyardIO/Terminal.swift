@@ -105,13 +105,20 @@ public struct TerminalError: Error, Sendable, CustomStringConvertible {
 /// The saved settings where a signal handler can reach them. A signal handler may only use
 /// async-signal-safe calls (signal-safety(7)): tcsetattr, write and _exit are.
 private enum TerminalRestore {
-    nonisolated(unsafe) static var saved = termios()
+    /// On the heap, not a global `termios`: Swift gives a global of an imported struct its size
+    /// (57 bytes here) while copies move its stride (60), which AddressSanitizer reports as a
+    /// global-buffer-overflow. An allocation has the stride.
+    nonisolated(unsafe) static let saved: UnsafeMutablePointer<termios> = {
+        let pointer = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+        pointer.initialize(to: termios())
+        return pointer
+    }()
     nonisolated(unsafe) static var input: Int32 = -1
     nonisolated(unsafe) static var output: Int32 = -1
     static let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
     static func install(saved settings: termios, input fd: Int32, output out: Int32) {
-        saved = settings
+        saved.pointee = settings
         input = fd
         output = out
         var set = sigset_t()
@@ -135,7 +142,7 @@ private enum TerminalRestore {
     /// Async-signal-safe: no allocation, no locks.
     static func restoreNow() {
         guard input >= 0 else { return }
-        _ = tcsetattr(input, TCSAFLUSH, &saved)
+        _ = tcsetattr(input, TCSAFLUSH, saved)
         let leave: StaticString = "\u{1B}[?25h\u{1B}[?1049l"
         _ = Glibc.write(output, leave.utf8Start, leave.utf8CodeUnitCount)
     }
