@@ -111,6 +111,7 @@ extension Worker {
                 }
                 connection.queued = false
                 connection.queueDeadline = nil
+                connection.lastActivity = now  // The wait does not count towards --idle-timeout.
                 startConnect(connection, backend, limited: backend.spec.maxConnections != nil, settings: picker.snapshot.settings)
             }
         }
