@@ -94,6 +94,22 @@ final class Connection {
     var sniDeadline: Int64?
     /// The server name the ClientHello asked for, for the access log.
     var serverName: String?
+    // PROXY protocol.
+    /// Reading the PROXY header an `accept-proxy` listener requires, before anything else.
+    var readingProxyHeader = false
+    /// When that header must be complete (monotonic milliseconds).
+    var proxyHeaderDeadline: Int64?
+    /// The header's bytes so far, when it arrives over more than one receive (capacity kept).
+    var proxyHeaderBytes: [UInt8] = []
+    /// The addresses a `send-proxy` header carries: the client's and the one it connected to,
+    /// from the header the client sent, or read from the client socket when first needed.
+    var proxySource = PeerAddress.unknown
+    var proxyDestination = PeerAddress.unknown
+    var proxyAddressesKnown = false
+    /// `proxySource` came from the client's PROXY header: it is the client for ip-hash and logs.
+    var clientFromProxyHeader = false
+    /// The header the chosen backend gets: its own `send-proxy`, else its service's; nil for none.
+    var sendProxy: ProxyProtocolVersion?
     /// Bytes moved each way over the connection's life (the access log's figures).
     var bytesUp: UInt64 = 0
     var bytesDown: UInt64 = 0
@@ -189,6 +205,13 @@ final class Connection {
         helloReader = nil
         sniDeadline = nil
         serverName = nil
+        // PROXY protocol.
+        readingProxyHeader = false
+        proxyHeaderDeadline = nil
+        proxyHeaderBytes.removeAll(keepingCapacity: true)
+        proxyAddressesKnown = false
+        clientFromProxyHeader = false
+        sendProxy = nil
         bytesUp = 0
         bytesDown = 0
         machine = ConnectionStateMachine()

@@ -77,6 +77,10 @@ extension Instance {
             build: build, process: ProcessFigures.current(), listeners: listeners, backends: backends,
             providedBuffers: Int(relay.buffersPerWorker) * context.workerCount, providedBuffersInUse: buffersInUse,
             pipesInUse: pipesInUse, accessLogDroppedLines: context.accessLog?.droppedLines ?? 0)
+        // PROXY protocol.
+        for runtime in services.values where runtime.registry.snapshot().settings.acceptProxy != nil {
+            sample.acceptProxyServices.insert(runtime.name)
+        }
         for entry in entries {
             var routes: [String: UInt64] = [:]
             for worker in published {
@@ -87,6 +91,19 @@ extension Instance {
             }
         }
         return sample
+    }
+
+    // PROXY protocol.
+    /// Clients closed for their PROXY header, by `ProxyHeaderFailure.rawValue`, all listeners of
+    /// all workers; empty when no service has `accept-proxy`.
+    func proxyHeaderErrorTotals() -> [UInt64] {
+        let services = state.withLock { Array($0.services.values) }
+        guard services.contains(where: { $0.registry.snapshot().settings.acceptProxy != nil }) else { return [] }
+        var total = ConnectionFigures()
+        for worker in context.figures.collect() {
+            for figures in worker.listeners.values { total.merge(figures) }
+        }
+        return ProxyHeaderFailure.allCases.map { total.proxyHeaderErrors($0) }
     }
 
     /// `show services json` fields of a service that routes by SNI: connections by route.

@@ -495,6 +495,7 @@ public final class Instance: Sendable {
         stats.version = build.version
         stats.commit = build.commit
         stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
+        stats.proxyHeaderErrors = proxyHeaderErrorTotals() // PROXY protocol
         return stats
     }
 

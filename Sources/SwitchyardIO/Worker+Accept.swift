@@ -52,14 +52,20 @@ extension Worker {
         let connection = takeSlot()
         connection.begin(clientFD: clientFD, listener: listener, now: now)
         openHere += 1
-        if listener.service.needsClientKey {
+        adoptSnapshotIfNewer(listener.service)
+        let settings = listener.service.snapshot.settings
+        // With accept-proxy the key comes from the header (or the socket, for a LOCAL one).
+        if listener.service.needsClientKey && settings.acceptProxy == nil {
             connection.clientKey = Socket.peerAddressKey(clientFD)
         }
         if accessLog != nil {
             connection.client = Worker.peerAddress(clientFD)
             connection.acceptedWallClock = Worker.wallClockNanoseconds()
         }
-        let settings = listener.service.snapshot.settings
+        if let acceptProxy = settings.acceptProxy {
+            startReadingProxyHeader(connection, acceptProxy)
+            return
+        }
         if settings.routing != nil {
             startSniffing(connection, timeout: settings.sniTimeout)
             return

@@ -130,6 +130,7 @@ extension Worker {
         connection.backendFD = fd
         connection.backendEndpoint = backend.spec.endpoint
         connection.backendName = backend.name
+        connection.sendProxy = backend.spec.sendProxy ?? settings.sendProxy // PROXY protocol
         connection.shutdownEpoch = backend.shutdownEpoch
         backend.stats.total.add(1, ordering: .relaxed)
         let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
@@ -144,6 +145,8 @@ extension Worker {
     func handleConnect(_ connection: Connection, result: Int32) {
         connection.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
+        // PROXY protocol: the header goes first; failing to send it fails this backend like a connect.
+        let result = result == 0 && connection.sendProxy != nil ? sendProxyHeader(connection) : result
         if result == 0 {
             recordConnected(connection, backend: connection.backendStats)
             connection.service?.snapshot.connectObserver?(connection.backendID, true, "")

@@ -57,6 +57,10 @@ extension Worker {
                 return
             }
             if result > 0, let bufferID {
+                if connection.readingProxyHeader { // PROXY protocol: the header is read and stripped first.
+                    proxyHeaderReceived(connection, buffer: bufferID, length: Int(result))
+                    return
+                }
                 let queued = connection.withDirection(direction) { state -> Int in
                     state.unflushedBytes += Int(result)
                     if state.buffer == nil {
@@ -78,7 +82,11 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             if result == 0 {
                 // The end is seen again once the relay re-arms the receive; while sniffing it decides now.
-                if connection.sniffing { sniffingEnded(connection) }
+                if connection.readingProxyHeader {
+                    proxyHeaderFailed(connection, .missing) // PROXY protocol
+                } else if connection.sniffing {
+                    sniffingEnded(connection)
+                }
             } else if result < 0 && result != -ECANCELED && result != -ENOBUFS {
                 perform(connection.machine.failed(clientSide: true), on: connection)
             }

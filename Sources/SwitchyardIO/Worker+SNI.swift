@@ -8,12 +8,13 @@ import SwitchyardCore
 // connects, and the kept bytes go to the backend first, unchanged. Nothing is ever decrypted.
 extension Worker {
     /// A routing listener's new client: read its ClientHello before choosing a service.
-    func startSniffing(_ connection: Connection, timeout: Duration) {
+    /// `receiveArmed`: the client's receive is already armed (it was reading a PROXY header).
+    func startSniffing(_ connection: Connection, timeout: Duration, receiveArmed: Bool = false) {
         connection.sniffing = true
         connection.holdingClientBytes = true
         connection.helloReader = ClientHelloReader()
         connection.sniDeadline = now + timeout.milliseconds
-        armReceive(connection, .clientToBackend)
+        if !receiveArmed { armReceive(connection, .clientToBackend) }
     }
 
     /// Bytes received while sniffing (already kept by the caller); routes once the reader knows.
@@ -59,7 +60,11 @@ extension Worker {
         let picker = pickers[key] ?? ServicePicker(registry: registry)
         pickers[key] = picker
         connection.service = picker
-        if picker.needsClientKey { connection.clientKey = Socket.peerAddressKey(connection.clientFD) }
+        if picker.needsClientKey {
+            // The address of an accepted PROXY header is the client's.
+            connection.clientKey = connection.clientFromProxyHeader
+                ? connection.proxySource.stableHashKey : Socket.peerAddressKey(connection.clientFD)
+        }
         connectNext(connection)
     }
 }

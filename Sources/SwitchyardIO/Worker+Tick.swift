@@ -24,6 +24,8 @@ extension Worker {
         for connection in connections where connection.inUse && !connection.machine.isClosing {
             if let deadline = connection.queueDeadline {
                 if now >= deadline { queueWaitExpired(connection) }
+            } else if let deadline = connection.proxyHeaderDeadline, now >= deadline {
+                proxyHeaderFailed(connection, .timeout) // PROXY protocol
             } else if let deadline = connection.sniDeadline, now >= deadline {
                 sniffingEnded(connection)
             } else if let deadline = connection.connectDeadline, now >= deadline {
@@ -46,6 +48,7 @@ extension Worker {
             let settings = picker.snapshot.settings
             tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
             if picker.snapshot.hasConnectionLimits { tick = min(tick, settings.queueTimeout / 4) }
+            if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) } // PROXY protocol
         }
         tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
     }

@@ -42,6 +42,17 @@ struct Serve: ParsableCommand {
             transform: ArgumentValue.positiveDuration)
     var backendTimeout: Duration?
 
+    // PROXY protocol.
+    @Option(help: ArgumentHelp("Start every connection to a backend with a PROXY protocol header of this version (v1 text or v2 binary) carrying the client's and the listener's addresses. Off by default.", valueName: "v1|v2"))
+    var sendProxy: ProxyProtocolVersion?
+
+    @Flag(help: "Require a PROXY protocol header (v1 or v2) from every client, as sent by a load balancer in front; the address it carries is the client's for ip-hash, the access log and metrics. Clients without a valid header within 3s are closed.")
+    var acceptProxy = false
+
+    @Option(help: ArgumentHelp("With --accept-proxy: only these peers may send a header; anyone else is closed. Without it any peer may claim any client address.", valueName: "CIDR[,CIDR...]"),
+            transform: ArgumentValue.cidrList)
+    var acceptProxyFrom: [CIDR]?
+
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
 
@@ -137,6 +148,10 @@ struct Serve: ParsableCommand {
         if queueSize != nil { given.append("--queue-size") }
         if queueTimeout != nil { given.append("--queue-timeout") }
         if slowStart != nil { given.append("--slow-start") }
+        // PROXY protocol.
+        if sendProxy != nil { given.append("--send-proxy") }
+        if acceptProxy { given.append("--accept-proxy") }
+        if acceptProxyFrom != nil { given.append("--accept-proxy-from") }
         if healthInterval != nil { given.append("--health-interval") }
         if healthTimeout != nil { given.append("--health-timeout") }
         if rise != nil { given.append("--rise") }
@@ -211,6 +226,10 @@ struct Serve: ParsableCommand {
         if let queueSize { service.queueSize = queueSize }
         if let queueTimeout { service.queueTimeout = queueTimeout }
         if let slowStart, slowStart > .zero { service.slowStart = slowStart }
+        // PROXY protocol.
+        service.sendProxy = sendProxy
+        service.acceptProxy = acceptProxy
+        service.acceptProxyFrom = acceptProxyFrom ?? []
         do {
             service.health = noHealthCheck ? nil : try healthConfiguration()
         } catch {
@@ -264,6 +283,18 @@ struct Serve: ParsableCommand {
             try instance.run(takeover: takeover)
         } catch {
             fail(error.message)
+        }
+    }
+}
+
+// PROXY protocol.
+extension ProxyProtocolVersion: ExpressibleByArgument {}
+
+extension ArgumentValue {
+    /// `CIDR[,CIDR...]`, each as `accept-proxy-from` takes it.
+    static func cidrList(_ text: String) throws -> [CIDR] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { (part) throws(ConfigError) in
+            try CIDR(parsing: String(part))
         }
     }
 }

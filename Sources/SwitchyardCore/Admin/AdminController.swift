@@ -472,11 +472,21 @@ public struct AdminController: Sendable {
             ("backends_selectable", "\(selectable)", "backends taking new connections \(selectable)"),
             ("version", JSONText.string(stats.version), "version \(stats.version)"),
             ("commit", JSONText.string(stats.commit), "commit \(stats.commit)"),
-        ]
+        ] + Self.proxyHeaderErrorFields(stats)
         if json {
             return .success([JSONText.object(fields.map { ($0.0, $0.1) })])
         }
         return .success(fields.map(\.2))
+    }
+
+    // PROXY protocol.
+    /// `proxy_header_errors` of `show stats`, when some service accepts PROXY headers:
+    /// `{"missing":0,"malformed":0,"oversized":0,"timeout":0,"untrusted":0}`.
+    private static func proxyHeaderErrorFields(_ stats: ProcessStats) -> [(String, String, String)] {
+        guard stats.proxyHeaderErrors.count == ProxyHeaderFailure.allCases.count else { return [] }
+        let counts = ProxyHeaderFailure.allCases.map { ($0.label, "\(stats.proxyHeaderErrors[$0.rawValue])") }
+        return [("proxy_header_errors", JSONText.object(counts),
+                 "proxy header errors " + counts.map { "\($0.0) \($0.1)" }.joined(separator: " "))]
     }
 
     /// Left-aligned columns separated by two spaces; the last column is not padded.

@@ -16,6 +16,10 @@ public struct ProcessStats: Sendable, Equatable {
     public var accepting = true
     public var version = ""
     public var commit = ""
+    // PROXY protocol.
+    /// Clients of `accept-proxy` listeners closed for their header, by `ProxyHeaderFailure.rawValue`
+    /// (all services); empty when no service accepts PROXY headers.
+    public var proxyHeaderErrors: [UInt64] = []
 
     public init(
         uptime: Duration, workers: Int, relayMode: String, balance: String,

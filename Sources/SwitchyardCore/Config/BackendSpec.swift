@@ -19,10 +19,15 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     /// added; nil: the service's `slow-start`.
     public var slowStart: Duration?
 
-    public init(endpoint: Endpoint, weight: Int = 1, weightGiven: Bool = false) {
+    // PROXY protocol.
+    /// `send-proxy` of this backend; nil takes the service's.
+    public var sendProxy: ProxyProtocolVersion?
+
+    public init(endpoint: Endpoint, weight: Int = 1, weightGiven: Bool = false, sendProxy: ProxyProtocolVersion? = nil) {
         self.endpoint = endpoint
         self.weight = weight
         self.weightGiven = weightGiven
+        self.sendProxy = sendProxy
     }
 
     /// Parses `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D]`, weight from 0

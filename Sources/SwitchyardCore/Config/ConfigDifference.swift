@@ -23,6 +23,12 @@ public struct ConfigDifference: Equatable, Sendable {
         public var healthChanged = false
         /// `dns`/`dns-srv`, their weight or TTL bounds changed.
         public var discoveryChanged = false
+        // PROXY protocol.
+        /// `send-proxy`, `accept-proxy`, `accept-proxy-timeout` or `accept-proxy-from` of the service changed
+        /// (carried in the settings, so `settingsChanged` is set too).
+        public var proxyProtocolChanged = false
+        /// Nothing but those changed among the settings.
+        var onlyProxyProtocolChanged = false
 
         public var isEmpty: Bool {
             addedListeners.isEmpty && removedListeners.isEmpty && addedBackends.isEmpty && removedBackends.isEmpty
@@ -78,6 +84,13 @@ public struct ConfigDifference: Equatable, Sendable {
         change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
         change.settingsChanged = change.settingsChanged || old.routeBySNI != new.routeBySNI || old.sniTimeout != new.sniTimeout
+        // PROXY protocol.
+        change.proxyProtocolChanged = old.settings.sendProxy != new.settings.sendProxy
+            || old.settings.acceptProxy != new.settings.acceptProxy
+        var oldOthers = old.settings, newOthers = new.settings
+        (oldOthers.sendProxy, oldOthers.acceptProxy, newOthers.sendProxy, newOthers.acceptProxy) = (nil, nil, nil, nil)
+        change.onlyProxyProtocolChanged = change.proxyProtocolChanged && oldOthers == newOthers
+            && old.routeBySNI == new.routeBySNI && old.sniTimeout == new.sniTimeout
         change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
             || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change
@@ -107,12 +120,18 @@ public struct ConfigDifference: Equatable, Sendable {
             for backend in change.changedBackends {
                 if backend.old.weight != backend.new.weight {
                     lines.append("\(name): backend \(backend.new.endpoint) weight \(backend.old.weight) -> \(backend.new.weight)")
-                } else {
+                } else if backend.old.description != backend.new.description {
                     lines.append("\(name): backend \(backend.old) -> \(backend.new)")
+                }
+                // PROXY protocol.
+                if backend.old.sendProxy != backend.new.sendProxy {
+                    lines.append("\(name): backend \(backend.new.endpoint) send-proxy \(backend.old.sendProxy?.rawValue ?? "off") -> \(backend.new.sendProxy?.rawValue ?? "off")")
                 }
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
-            if change.settingsChanged { lines.append("\(name): settings changed") }
+            if change.settingsChanged && !change.onlyProxyProtocolChanged { lines.append("\(name): settings changed") }
+            // PROXY protocol.
+            if change.proxyProtocolChanged { lines.append("\(name): PROXY protocol settings changed (new connections use them)") }
             if change.healthChanged { lines.append("\(name): health check changed") }
             if change.discoveryChanged { lines.append("\(name): DNS discovery changed") }
         }

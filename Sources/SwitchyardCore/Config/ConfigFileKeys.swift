@@ -190,6 +190,8 @@ struct RawService: Decodable {
         "dns-min-ttl", "dns-max-ttl", "route-by-sni", "sni-timeout", "backend-timeout",
         // Queue and slow start (issue 13).
         "queue-size", "queue-timeout", "slow-start",
+        // PROXY protocol.
+        "send-proxy", "accept-proxy", "accept-proxy-timeout", "accept-proxy-from",
     ]
 
     var listen: [Endpoint]?
@@ -210,6 +212,11 @@ struct RawService: Decodable {
     var queueSize: Int?
     var queueTimeout: Duration?
     var slowStart: Duration?
+    // PROXY protocol.
+    var sendProxy: ProxyProtocolVersion?
+    var acceptProxy: Bool?
+    var acceptProxyTimeout: Duration?
+    var acceptProxyFrom: [CIDR]?
 
     init() {}
 
@@ -279,6 +286,11 @@ struct RawService: Decodable {
         slowStart = try container.parsed("slow-start") { (text) throws(ConfigError) in
             try BackendSpec.parseSlowStart(text, context: "service")
         }
+        // PROXY protocol.
+        sendProxy = try container.choice("send-proxy", ProxyProtocolVersion.self)
+        acceptProxy = try container.value("accept-proxy")
+        acceptProxyTimeout = try container.duration("accept-proxy-timeout") ?? nil
+        acceptProxyFrom = try container.parsedList("accept-proxy-from") { (text) throws(ConfigError) in try CIDR(parsing: text) }
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -307,6 +319,11 @@ struct RawService: Decodable {
         result.queueSize = queueSize ?? defaults.queueSize
         result.queueTimeout = queueTimeout ?? defaults.queueTimeout
         result.slowStart = slowStart ?? defaults.slowStart
+        // PROXY protocol.
+        result.sendProxy = sendProxy ?? defaults.sendProxy
+        result.acceptProxy = acceptProxy ?? defaults.acceptProxy
+        result.acceptProxyTimeout = acceptProxyTimeout ?? defaults.acceptProxyTimeout
+        result.acceptProxyFrom = acceptProxyFrom ?? defaults.acceptProxyFrom
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -333,6 +350,11 @@ struct RawService: Decodable {
         if let queueSize { service.queueSize = queueSize }
         if let queueTimeout { service.queueTimeout = queueTimeout }
         if let slowStart { service.slowStart = slowStart == .zero ? nil : slowStart }
+        // PROXY protocol.
+        service.sendProxy = sendProxy
+        if let acceptProxy { service.acceptProxy = acceptProxy }
+        if let acceptProxyTimeout { service.acceptProxyTimeout = acceptProxyTimeout }
+        service.acceptProxyFrom = acceptProxyFrom ?? []
         if routeBySNI != nil { service.health = nil }
         return service
     }
@@ -399,7 +421,7 @@ struct RawHealth: Decodable {
 
 /// One backend: `HOST:PORT[,weight=N]` as on the command line, or a mapping with `address`.
 struct RawBackend: Decodable {
-    static let keys = ["address", "weight", "backup", "max-connections", "slow-start"]
+    static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
 
     var spec: BackendSpec
 
@@ -434,5 +456,7 @@ struct RawBackend: Decodable {
         spec.slowStart = try container.parsed("slow-start") { (text) throws(ConfigError) in
             try BackendSpec.parseSlowStart(text, context: context)
         }
+        // PROXY protocol.
+        spec.sendProxy = try container.choice("send-proxy", ProxyProtocolVersion.self)
     }
 }

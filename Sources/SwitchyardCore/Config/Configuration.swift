@@ -197,6 +197,16 @@ public struct ServiceConfiguration: Equatable, Sendable {
     /// The ramp of every backend without its own `slow-start`; nil: none.
     public var slowStart: Duration?
 
+    // PROXY protocol.
+    /// `send-proxy`: the header every backend of the service gets (a backend's own overrides it).
+    public var sendProxy: ProxyProtocolVersion?
+    /// `accept-proxy: true`: every client of the service's listeners starts with a PROXY header.
+    public var acceptProxy = false
+    /// `accept-proxy-timeout`: how long a client may take to send it.
+    public var acceptProxyTimeout: Duration = AcceptProxySettings.defaultTimeout
+    /// `accept-proxy-from`: who may send one; empty means anyone.
+    public var acceptProxyFrom: [CIDR] = []
+
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
         self.listen = listen
@@ -205,8 +215,12 @@ public struct ServiceConfiguration: Equatable, Sendable {
 
     /// What the workers need of a service besides its backends.
     public var settings: ServiceSettings {
-        ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout,
+        var settings = ServiceSettings(connectTimeout: connectTimeout, idleTimeout: idleTimeout, routing: routeBySNI, sniTimeout: sniTimeout,
                         backendTimeout: backendTimeout, queueSize: queueSize, queueTimeout: queueTimeout, slowStart: slowStart)
+        // PROXY protocol.
+        settings.sendProxy = sendProxy
+        settings.acceptProxy = acceptProxy ? AcceptProxySettings(timeout: acceptProxyTimeout, trusted: acceptProxyFrom) : nil
+        return settings
     }
 
     /// Whether `name` may name a service: `[A-Za-z0-9_.-]+`.
@@ -223,6 +237,13 @@ public struct ServiceConfiguration: Equatable, Sendable {
         let base: [ConfigPathComponent] = [.key("services"), .key(name)]
         guard Self.isValidName(name) else {
             throw ConfigIssue(path: base, "service name '\(name)' may hold only letters, digits, '_', '.' and '-'")
+        }
+        // PROXY protocol.
+        if !acceptProxy && !acceptProxyFrom.isEmpty {
+            throw ConfigIssue(path: base + [.key("accept-proxy-from")], "accept-proxy-from needs accept-proxy: true")
+        }
+        if acceptProxyTimeout <= .zero {
+            throw ConfigIssue(path: base + [.key("accept-proxy-timeout")], "accept-proxy-timeout must be longer than 0")
         }
         guard !listen.isEmpty || routedTo else {
             throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address (and no route-by-sni names it)")
@@ -345,6 +366,11 @@ public struct ServiceSettings: Equatable, Sendable {
     public static let defaultQueueSize = 1024
     public static let maximumQueueSize = 1_000_000
     public static let defaultQueueTimeout: Duration = .seconds(5)
+    // PROXY protocol.
+    /// The header for backends whose spec says none; nil sends none.
+    public var sendProxy: ProxyProtocolVersion?
+    /// Set when the service's listeners require a PROXY header from every client.
+    public var acceptProxy: AcceptProxySettings?
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
                 sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil,

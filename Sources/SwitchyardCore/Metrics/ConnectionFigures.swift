@@ -37,6 +37,9 @@ public struct ConnectionFigures: Sendable, Equatable {
     public var sessionDuration = LatencyHistogram()
     /// How long successful backend connects took.
     public var connectTime = LatencyHistogram()
+    // PROXY protocol.
+    /// Connections of an `accept-proxy` listener closed for their header, by `ProxyHeaderFailure.rawValue`.
+    private var proxyHeaderErrorsByCause = InlineArray<5, UInt64>(repeating: 0)
 
     public init() {
         assert(closedByCause.count == TerminationCause.allCases.count)
@@ -51,6 +54,16 @@ public struct ConnectionFigures: Sendable, Equatable {
     public mutating func recordClose(_ cause: TerminationCause, sessionNanoseconds: Int64) {
         recordClose(cause)
         sessionDuration.record(nanoseconds: sessionNanoseconds)
+    }
+
+    // PROXY protocol.
+    public mutating func recordProxyHeaderError(_ failure: ProxyHeaderFailure) {
+        proxyHeaderErrorsByCause[failure.rawValue] &+= 1
+    }
+
+    /// Connections closed because their PROXY header was `failure`.
+    public func proxyHeaderErrors(_ failure: ProxyHeaderFailure) -> UInt64 {
+        proxyHeaderErrorsByCause[failure.rawValue]
     }
 
     /// Connections that ended with `cause`.
@@ -87,6 +100,9 @@ public struct ConnectionFigures: Sendable, Equatable {
         acceptBackoffs &+= other.acceptBackoffs
         starvedReceives &+= other.starvedReceives
         queued &+= other.queued
+        for index in 0..<ProxyHeaderFailure.allCases.count {
+            proxyHeaderErrorsByCause[index] &+= other.proxyHeaderErrorsByCause[index]
+        }
         sessionDuration.merge(other.sessionDuration)
         connectTime.merge(other.connectTime)
     }
@@ -100,6 +116,7 @@ public struct ConnectionFigures: Sendable, Equatable {
 
     public static func == (lhs: ConnectionFigures, rhs: ConnectionFigures) -> Bool {
         for cause in TerminationCause.allCases where lhs.closed(cause) != rhs.closed(cause) { return false }
+        for failure in ProxyHeaderFailure.allCases where lhs.proxyHeaderErrors(failure) != rhs.proxyHeaderErrors(failure) { return false }
         return lhs.accepted == rhs.accepted && lhs.connectAttempts == rhs.connectAttempts
             && lhs.connectFailures == rhs.connectFailures && lhs.connectRetries == rhs.connectRetries
             && lhs.bytesFromClients == rhs.bytesFromClients && lhs.bytesToClients == rhs.bytesToClients

@@ -89,7 +89,13 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     /// Whether `address` lies in the block (IPv4 and IPv4-mapped IPv6 alike, see the type).
     public func contains(_ address: IPAddress) -> Bool {
         let (high, low) = address.mapped128
-        return high & maskHigh == self.high && low & maskLow == self.low
+        return contains(high: high, low: low)
+    }
+
+    /// Whether the address whose 128 bits (`IPAddress.mapped128`, `PeerAddress.mapped128`) are
+    /// `high` then `low` lies in the block; what a worker calls, since it allocates nothing.
+    public func contains(high: UInt64, low: UInt64) -> Bool {
+        high & maskHigh == self.high && low & maskLow == self.low
     }
 
     public var description: String { "\(address)/\(prefixLength)" }

@@ -99,6 +99,20 @@ public enum MetricsExposition {
                         "Connections of route-by-sni listeners by route: the matched pattern, no_sni, no_match or malformed.",
                         sample.sniRoutes.map { ([("service", $0.service), ("listener", $0.listener), ("route", $0.route)], $0.count) })
         }
+        // PROXY protocol.
+        if !sample.acceptProxyServices.isEmpty {
+            var byService: [String: ConnectionFigures] = [:]
+            for listener in sample.listeners where sample.acceptProxyServices.contains(listener.service) {
+                byService[listener.service, default: ConnectionFigures()].merge(listener.figures)
+            }
+            out.counter("switchyard_proxy_header_errors_total",
+                        "Clients of accept-proxy listeners closed for their PROXY header: missing, malformed, oversized, timeout or untrusted (outside accept-proxy-from).",
+                        sample.acceptProxyServices.sorted().flatMap { service in
+                            ProxyHeaderFailure.allCases.map { failure in
+                                ([("service", service), ("cause", failure.label)], byService[service]?.proxyHeaderErrors(failure) ?? 0)
+                            }
+                        })
+        }
 
         let backends = sample.backends.map { backend in
             (labels: [("service", backend.service), ("backend", backend.address)], backend: backend)
