@@ -256,6 +256,93 @@ extension EndToEnd {
             _ = proxy
         }
 
+        @Test func withSNIRoutingThePROXYHeaderComesFirstThenTheClientHelloEvenInOneSegment() throws {
+            let peers = try TLSPeers()
+            let api = try peers.startServer(name: "api.test"), web = try peers.startServer(name: "web.test")
+            defer { for process in [api.process, web.process] { kill(process.processIdentifier, SIGKILL) } }
+            try ConfiguredProxy.write(Self.headerThenHelloClient, to: peers.folder + "/proxied-client.py")
+            let edge = try Sockets.freeEndpoint()
+            let accessLog = peers.folder + "/access.log"
+            let proxy = try ConfiguredProxy(yaml: """
+                access-log: \(accessLog)
+                defaults: {health: off}
+                services:
+                  tls-edge:
+                    listen: ["\(edge)"]
+                    accept-proxy: true
+                    route-by-sni: {"api.test": api, default: web}
+                  api: {backends: ["127.0.0.1:\(api.port)"]}
+                  web: {backends: ["127.0.0.1:\(web.port)"]}
+                """, listen: [edge])
+            for (index, (name, expected)) in [("api.test", "api.test"), ("other.test", "web.test")].enumerated() {
+                for version in ProxyProtocolVersion.allCases {
+                    let source = ProxyHeader.Address(ip: IPAddress("203.0.113.\(index + 1)")!, port: version == .v1 ? 1111 : 2222)
+                    let destination = ProxyHeader.Address(ip: IPAddress("198.51.100.1")!, port: 443)
+                    let header = version == .v1 ? ProxyHeader.encodeV1(source: source, destination: destination)
+                        : ProxyHeader.encodeV2(source: source, destination: destination)
+                    let run = try SwitchyardProcess.runTool("/usr/bin/env", [
+                        "python3", peers.folder + "/proxied-client.py", edge.host, String(edge.port), name,
+                        header.map { String(format: "%02x", $0) }.joined(), "200000",
+                    ], timeout: 60)
+                    #expect(run.status == 0, "\(name) \(version): \(run.output)")
+                    #expect(run.output.trimmingCharacters(in: .whitespacesAndNewlines) == (try peers.fingerprint(of: expected)), "\(name) \(version)")
+                }
+            }
+            #expect(eventually(timeout: 5) {
+                let log = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""
+                return log.contains("203.0.113.1:1111 \(edge) api/") && log.contains("203.0.113.1:2222 \(edge) api/")
+                    && log.contains("203.0.113.2:1111 \(edge) web/") && log.contains(" api.test")
+            }, "access log: \((try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? "")")
+            _ = proxy
+        }
+
+        /// A TLS client whose PROXY header (hex, argv 4) and ClientHello leave in one send(2):
+        /// the handshake runs over memory BIOs, so the first bytes can be joined. Echoes argv 5
+        /// bytes and prints the SHA-256 of the server's certificate.
+        static let headerThenHelloClient = """
+        import hashlib, os, socket, ssl, sys
+        host, port, name, header, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], bytes.fromhex(sys.argv[4]), int(sys.argv[5])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+        sock = socket.create_connection((host, port), timeout=30)
+        pending = [header]
+        def flush():
+            data = b"".join(pending) + outgoing.read()
+            pending.clear()
+            if data:
+                sock.sendall(data)
+        def pull():
+            data = sock.recv(1 << 16)
+            if not data:
+                sys.exit("connection closed")
+            incoming.write(data)
+        while True:
+            try:
+                tls.do_handshake()
+                flush()
+                break
+            except ssl.SSLWantReadError:
+                flush()
+                pull()
+        shown = hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+        payload = os.urandom(count)
+        tls.write(payload)
+        flush()
+        echoed = b""
+        while len(echoed) < count:
+            try:
+                echoed += tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                flush()
+                pull()
+        if echoed != payload:
+            sys.exit("echo mismatch")
+        print(shown)
+        """
+
         @Test func aReloadChangingSendProxyAppliesToNewConnectionsAndTheOldOnesCarryOn() throws {
             let backend = try ProxyHeaderBackend()
             let listen = try Sockets.freeEndpoint()
