@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwitchyardCore
 
@@ -236,4 +237,20 @@ extension ProxyHeaderFailure {
         #expect(difference.changedServices.first?.settingsChanged == true, "the settings reach the workers' snapshot")
         #expect(ConfigDifference(from: new, to: old).summary.contains("a: backend 127.0.0.1:2 send-proxy v2 -> v1"))
     }
+}
+
+/// README's PROXY protocol example must stay a valid file.
+@Test func theReadmeProxyProtocolExampleIsValid() throws {
+    var root = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { root.deleteLastPathComponent() }
+    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+    let section = try #require(readme.range(of: "## PROXY protocol"))
+    let rest = readme[section.upperBound...]
+    let start = try #require(rest.range(of: "```yaml\n"))
+    let end = try #require(rest[start.upperBound...].range(of: "```\n"))
+    let configuration = try ConfigFile.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md")
+    let edge = try #require(configuration.service(named: "edge"))
+    #expect(edge.settings.acceptProxy == AcceptProxySettings(timeout: .seconds(3), trusted: [try CIDR(parsing: "10.0.0.0/8")]))
+    #expect(edge.settings.sendProxy == .v2)
+    #expect(edge.backends.map(\.sendProxy) == [nil, .v1])
 }
