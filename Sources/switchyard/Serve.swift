@@ -181,6 +181,10 @@ struct Serve: ParsableCommand {
         }
         if listen.isEmpty { throw ValidationError("--listen HOST:PORT is required (or --config FILE)") }
         if backends.isEmpty { throw ValidationError("at least one BACKEND (HOST:PORT) is required") }
+        // PROXY protocol.
+        if acceptProxyFrom != nil && !acceptProxy {
+            throw ValidationError("--accept-proxy-from limits who may send a PROXY header: it needs --accept-proxy")
+        }
         do {
             try commandLineConfiguration().validate()
         } catch {

@@ -81,6 +81,20 @@ extension EndToEnd {
             _ = proxy
         }
 
+        @Test(arguments: [
+            (["--send-proxy", "v3"], "v3"),
+            (["--accept-proxy", "--accept-proxy-from", "10.0.0.1/8"], "did you mean 10.0.0.0/8"),
+            (["--accept-proxy", "--accept-proxy-from", "10.0.0.0/8,,"], "the address is missing"),
+            (["--accept-proxy-from", "10.0.0.0/8"], "needs --accept-proxy"),
+        ])
+        func badProxyProtocolFlagsAreRefusedWithALineNamingTheValue(flags: [String], named: String) throws {
+            let listen = try Sockets.freeEndpoint()
+            let proxy = try SwitchyardProcess(arguments: ["serve", "--listen", listen.description, "--no-admin-socket"] + flags + ["127.0.0.1:9"])
+            defer { proxy.kill() }
+            #expect(proxy.waitForExit(timeout: 5) == 64, "\(proxy.standardError)")
+            #expect(proxy.standardError.contains(named), "\(proxy.standardError)")
+        }
+
         // MARK: accept-proxy
 
         @Test(arguments: ["send-proxy", "send-proxy-v2"], LoopbackFamily.allCases)
