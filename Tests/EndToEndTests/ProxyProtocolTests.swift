@@ -97,6 +97,21 @@ extension EndToEnd {
 
         // MARK: accept-proxy
 
+        @Test func aBackendThatResetsRightAfterTheHeaderLeavesItsClientsToAnother() throws {
+            let resetting = try TestBackend(.reset)
+            let backend = try ProxyHeaderBackend()
+            let proxy = try SwitchyardProcess(options: ["--send-proxy", "v2", "--no-health-check"],
+                                              backends: [resetting.endpoint.description, backend.endpoint.description])
+            defer { proxy.kill() }
+            for index in 0..<6 {
+                let client = try TCPConnection(to: proxy.listen)
+                defer { client.close() }
+                #expect(try client.receiveLine() == "\(try client.localEndpoint) \(proxy.listen)", "client \(index)")
+                try client.roundTrip(Array("client \(index)".utf8))
+            }
+            #expect(resetting.acceptedCount >= 1, "round robin offered the resetting backend too")
+        }
+
         @Test(arguments: ["send-proxy", "send-proxy-v2"], LoopbackFamily.allCases)
         func switchyardBehindHAProxyTakesTheClientFromItsHeaderForBackendAndAccessLog(
             haproxyOption: String, family: LoopbackFamily
