@@ -221,9 +221,9 @@ extension EndToEnd {
             #expect(setup.backend.headers.count == 1)
         }
 
-        @Test(arguments: ProxyProtocolVersion.allCases)
-        func aHeaderSplitOverManySmallWritesWorksAndThePayloadAfterItArrivesIntact(version: ProxyProtocolVersion) throws {
-            let setup = try AcceptProxySetup()
+        @Test(arguments: ProxyProtocolVersion.allCases, RelayMode.allCases)
+        func aHeaderSplitOverManySmallWritesWorksAndThePayloadAfterItArrivesIntact(version: ProxyProtocolVersion, relay: RelayMode) throws {
+            let setup = try AcceptProxySetup(relay: relay)
             let header = version == .v1
                 ? Array("PROXY TCP6 2001:db8::7 2001:db8::1 4242 443\r\n".utf8)
                 : proxyV2Header(source: ("203.0.113.7", 4242), destination: ("198.51.100.1", 443), tlvs: [
@@ -411,7 +411,7 @@ private struct AcceptProxySetup {
     let listen: TCPEndpoint
     let metrics: TCPEndpoint
 
-    init() throws {
+    init(relay: RelayMode = .auto) throws {
         backend = try ProxyHeaderBackend()
         listen = try Sockets.freeEndpoint()
         metrics = try Sockets.freeEndpoint()
@@ -426,7 +426,7 @@ private struct AcceptProxySetup {
                 send-proxy: v1
                 health: off
                 backends: ["\(backend.endpoint)"]
-            """, listen: [listen])
+            """, listen: [listen], extraArguments: ["--relay", relay.rawValue])
         // The readiness probe (connected and closed without a byte) counts as a missing header.
         let probeCounted = eventually(timeout: 4, interval: 0.1) { [self] in ((try? errors())?[.missing] ?? 0) >= 1 }
         guard probeCounted else { throw HarnessError("the readiness probe was not counted as a missing header") }

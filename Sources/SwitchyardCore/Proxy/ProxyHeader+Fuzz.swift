@@ -11,7 +11,8 @@ extension ProxyHeader {
     ///   `invalid`, possibly with another reason: with more bytes at hand a different check may
     ///   fail first).
     /// - A complete header occupies at most the input and re-parses alone to itself; one with
-    ///   addresses re-encodes (v1 and v2) to a header carrying the same addresses.
+    ///   addresses re-encodes (v1 and v2) to a header carrying the same addresses, and the
+    ///   inline encoder `encode(_:source:destination:)` gives the same bytes as the array one.
     public static func fuzz(_ bytes: [UInt8]) -> ProxyHeaderParseResult {
         let whole = parse(bytes)
 
@@ -57,6 +58,11 @@ extension ProxyHeader {
                     precondition(again.source == source && again.destination == destination,
                                  "ProxyHeader.fuzz: re-encoded header carries other addresses")
                 }
+                // The worker's inline encoder writes exactly what the array encoder does.
+                let peers = (PeerAddress(source), PeerAddress(destination))
+                precondition(encode(.v1, source: peers.0, destination: peers.1).array == encodeV1(source: source, destination: destination)
+                             && encode(.v2, source: peers.0, destination: peers.1).array == encodeV2(source: source, destination: destination),
+                             "ProxyHeader.fuzz: the inline encoder and the array encoder disagree")
             }
         }
         return whole
