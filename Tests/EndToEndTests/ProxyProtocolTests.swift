@@ -221,6 +221,25 @@ extension EndToEnd {
             #expect(setup.backend.headers.count == 1)
         }
 
+        @Test func anIPv6ListenerChecksAcceptProxyFromAgainstIPv6Peers() throws {
+            guard Sockets.ipv6LoopbackAvailable else { return }
+            let backend = try ProxyHeaderBackend()
+            let trusting = try Sockets.freeEndpoint(host: Sockets.ipv6Loopback)
+            let refusing = try Sockets.freeEndpoint(host: Sockets.ipv6Loopback)
+            let proxy = try ConfiguredProxy(yaml: """
+                defaults: {health: off, accept-proxy: true, send-proxy: v2, backends: ["\(backend.endpoint)"]}
+                services:
+                  trusting: {listen: ["\(trusting)"], accept-proxy-from: ["::1/128"]}
+                  refusing: {listen: ["\(refusing)"], accept-proxy-from: ["127.0.0.0/8"]}
+                """, listen: [trusting, refusing])
+            let header = Array("PROXY TCP6 2001:db8::7 2001:db8::1 4242 443\r\n".utf8)
+            let served = try exchange(from: "::1", to: trusting, sending: header, timeout: 1)
+            #expect(String(decoding: served.received, as: UTF8.self) == "[2001:db8::7]:4242 [2001:db8::1]:443\n")
+            let refused = try exchange(from: "::1", to: refusing, sending: header, timeout: 3)
+            #expect(refused.end.isClosed && refused.received.isEmpty, "::1 is not in 127.0.0.0/8: \(refused.end)")
+            _ = proxy
+        }
+
         @Test(arguments: ProxyProtocolVersion.allCases, RelayMode.allCases)
         func aHeaderSplitOverManySmallWritesWorksAndThePayloadAfterItArrivesIntact(version: ProxyProtocolVersion, relay: RelayMode) throws {
             let setup = try AcceptProxySetup(relay: relay)
