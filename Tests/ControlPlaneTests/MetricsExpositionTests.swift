@@ -95,7 +95,8 @@ enum KnownFigures {
                         ["switchyard_connections_refused_total{\(listenerLabels)} 1"])
         let closed: [(String, Int)] = [
             ("admin_shutdown", 0), ("backend_close", 0), ("backend_reset", 1), ("client_close", 2), ("client_reset", 0),
-            ("connect_failure", 0), ("graceful_stop", 0), ("idle_timeout", 0), ("no_backend", 0),
+            ("connect_failure", 0), ("graceful_stop", 0), ("idle_timeout", 0), ("no_backend", 0), ("queue_full", 0),
+            ("queue_timeout", 0),
         ]
         lines += family("switchyard_connections_closed_total", "counter", "Client connections that ended after being served, by cause.",
                         closed.map { "switchyard_connections_closed_total{\(listenerLabels),cause=\"\($0.0)\"} \($0.1)" })
@@ -111,6 +112,8 @@ enum KnownFigures {
                         ["switchyard_client_sent_bytes_total{\(listenerLabels)} 2000"])
         lines += family("switchyard_accept_backoffs_total", "counter", "Times accepting paused for 100 ms because descriptors ran out (EMFILE or ENFILE).",
                         ["switchyard_accept_backoffs_total{\(listenerLabels)} 0"])
+        lines += family("switchyard_queued_total", "counter", "Clients that waited in the service's queue because every backend was at its max-connections.",
+                        ["switchyard_queued_total{\(listenerLabels)} 0"])
         lines += family("switchyard_starved_receives_total", "counter", "Receives that found the provided-buffer pool empty and waited.",
                         ["switchyard_starved_receives_total{\(listenerLabels)} 3"])
         lines += family("switchyard_session_duration_seconds", "histogram", "Client connection lifetimes, accept to close.",
