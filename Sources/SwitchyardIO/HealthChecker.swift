@@ -7,7 +7,9 @@ import SwitchyardCore
 /// Probes every backend on one thread of its own and publishes up/down verdicts to the registry.
 ///
 /// Active checks: a non-blocking TCP connect, optionally followed by sending `config.send` and
-/// reading until `config.expect` matches, all within `config.timeout`. Every backend has its own
+/// reading until `config.expect` matches, all within `config.timeout`. A check connects to the
+/// backend's `checkEndpoint`: the backend itself, or the agent its `check-port`/`check-address`
+/// name. Every backend has its own
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
 /// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
 /// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
@@ -282,7 +284,7 @@ private struct ProbeLoop {
         for (position, backend) in added.enumerated() {
             let offset = config.interval * (Double(position) / Double(added.count))
             scheduled[backend.id] = Scheduled(
-                name: backend.spec.endpoint.description, endpoint: backend.spec.endpoint,
+                name: backend.spec.endpoint.description, endpoint: backend.spec.checkEndpoint,
                 inMaintenance: backend.admin == .maint, nextStart: now + offset)
         }
         for backend in snapshot.backends {
@@ -293,6 +295,13 @@ private struct ProbeLoop {
                 scheduled[backend.id]?.nextStart = now
             }
             scheduled[backend.id]?.inMaintenance = inMaintenance
+            // `check-port`/`check-address` changed by a reload: check the new target from now on.
+            if let entry = scheduled[backend.id], entry.endpoint != backend.spec.checkEndpoint {
+                scheduled[backend.id]?.endpoint = backend.spec.checkEndpoint
+                scheduled[backend.id]?.address = nil
+                if let probe = probes.removeValue(forKey: backend.id) { closeDescriptor(probe.fd) }
+                scheduled[backend.id]?.nextStart = now
+            }
         }
         let ids = Set(snapshot.backends.map(\.id))
         for id in scheduled.keys where !ids.contains(id) {

@@ -496,6 +496,10 @@ public final class Instance: Sendable {
         stats.commit = build.commit
         stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
         stats.proxyHeaderErrors = proxyHeaderErrorTotals() // PROXY protocol
+        // Source port exhaustion (issue 13), as of each worker's last tick.
+        stats.sourcePortExhausted = Int(context.figures.collect().reduce(UInt64(0)) { total, worker in
+            worker.listeners.values.reduce(total) { $0 &+ $1.sourcePortExhausted }
+        })
         return stats
     }
 

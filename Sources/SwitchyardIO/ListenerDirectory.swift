@@ -110,6 +110,8 @@ final class ServicePicker {
     /// The worker's copy of the snapshot's balancer over the backups, if any.
     var backupBalancer: (any Balancer)?
     private(set) var needsClientKey: Bool
+    /// Where this worker's rotation through the service's `source` addresses is (issue 13).
+    var nextSource = 0
 
     init(registry: BackendRegistry) {
         self.registry = registry

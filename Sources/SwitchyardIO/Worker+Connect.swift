@@ -126,6 +126,7 @@ extension Worker {
             return
         }
         Socket.configureStream(fd)
+        guard bindSourceAddress(fd, connection: connection, backend: backend, address: address, settings: settings) else { return }
         if let timeout = settings.backendTimeout { _ = Socket.setDeadPeerTimeout(fd, timeout) }
         connection.backendFD = fd
         connection.backendEndpoint = backend.spec.endpoint
@@ -167,8 +168,11 @@ extension Worker {
         let id = connection.backendID
         releaseBackendSlot(connection)
         connection.backendID = -1
-        connection.service?.snapshot.connectObserver?(id, false, reason)
-        warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
+        // No free local port is this host's shortage, not the backend's failure (SourceAddresses.swift).
+        if !recordSourcePortExhaustion(connection, result: result) {
+            connection.service?.snapshot.connectObserver?(id, false, reason)
+            warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
+        }
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
     }
 

@@ -52,6 +52,10 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("With --accept-proxy: only these peers may send a header; anyone else is closed. Without it any peer may claim any client address.", valueName: "CIDR[,CIDR...]"),
             transform: ArgumentValue.cidrList)
     var acceptProxyFrom: [CIDR]?
+    // Many connections to one backend (issue 13).
+    @Option(help: ArgumentHelp("Local addresses to connect to backends from, comma-separated and used in rotation (IP_BIND_ADDRESS_NO_PORT: the kernel picks the port at connect time); each one adds a full ephemeral port range towards every backend. Default: the kernel chooses.", valueName: "ADDR[,ADDR...]"),
+            transform: SourceAddresses.parse)
+    var source: [IPAddress]?
 
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
@@ -160,6 +164,7 @@ struct Serve: ParsableCommand {
         if healthExpect != nil { given.append("--health-expect") }
         if healthExpectMatch != nil { given.append("--health-expect-match") }
         if noHealthCheck { given.append("--no-health-check") }
+        if source != nil { given.append("--source") }  // Source addresses (issue 13).
         return given
     }
 
@@ -234,6 +239,7 @@ struct Serve: ParsableCommand {
         service.sendProxy = sendProxy
         service.acceptProxy = acceptProxy
         service.acceptProxyFrom = acceptProxyFrom ?? []
+        if let source { service.source = source }  // Source addresses (issue 13).
         do {
             service.health = noHealthCheck ? nil : try healthConfiguration()
         } catch {

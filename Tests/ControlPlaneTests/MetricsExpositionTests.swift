@@ -24,6 +24,7 @@ enum KnownFigures {
         figures.bytesFromClients = 100
         figures.bytesToClients = 2000
         figures.starvedReceives = 3
+        figures.sourcePortExhausted = 4
         for value in connectValues { figures.connectTime.record(nanoseconds: value) }
         return figures
     }
@@ -116,6 +117,8 @@ enum KnownFigures {
                         ["switchyard_queued_total{\(listenerLabels)} 0"])
         lines += family("switchyard_starved_receives_total", "counter", "Receives that found the provided-buffer pool empty and waited.",
                         ["switchyard_starved_receives_total{\(listenerLabels)} 3"])
+        lines += family("switchyard_source_port_exhausted_total", "counter", "Backend connects that found no free local port (EADDRNOTAVAIL) and tried another backend.",
+                        ["switchyard_source_port_exhausted_total{\(listenerLabels)} 4"])
         lines += family("switchyard_session_duration_seconds", "histogram", "Client connection lifetimes, accept to close.",
                         histogramLines("switchyard_session_duration_seconds", listenerLabels, sessionValues))
         lines += family("switchyard_connect_duration_seconds", "histogram", "Time taken by successful backend connects.",

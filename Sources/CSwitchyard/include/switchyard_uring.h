@@ -27,6 +27,13 @@
 // IOSQE_* are enum-derived macros Swift does not import.
 static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
 
+// IP_BIND_ADDRESS_NO_PORT (Linux 4.2, ip(7)): bind(2) fixes the source address only and the
+// port is chosen at connect(2), per destination. glibc 2.22+ has it; define it where it does not.
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+static const int swy_IP_BIND_ADDRESS_NO_PORT = IP_BIND_ADDRESS_NO_PORT;
+
 // Names hidden behind _GNU_SOURCE; defined in shim.c, which sets it.
 extern const unsigned int swy_POLLRDHUP;
 int swy_pipe2_nonblocking(int fds[2]);

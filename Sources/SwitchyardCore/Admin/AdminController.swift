@@ -376,10 +376,14 @@ public struct AdminController: Sendable {
         let rows = rows(of: selected)
         if json {
             let objects = rows.map { row in
-                JSONText.object([
+                // Health check on another address (issue 13): `check` names it only when it differs.
+                let check: [(String, String)] = row.state.spec.checksElsewhere
+                    ? [("check", JSONText.string(row.state.spec.checkEndpoint.description))] : []
+                return JSONText.object([
                     ("id", "\(row.state.id)"),
                     ("service", JSONText.string(row.service)),
                     ("address", JSONText.string(row.state.spec.endpoint.description)),
+                ] + check + [
                     ("weight", "\(row.state.spec.weight)"),
                     ("state", JSONText.string(row.state.displayedState.rawValue)),
                     ("health", JSONText.string(row.state.health.isUp ? "up" : "down")),
@@ -472,6 +476,7 @@ public struct AdminController: Sendable {
             ("backends_selectable", "\(selectable)", "backends taking new connections \(selectable)"),
             ("version", JSONText.string(stats.version), "version \(stats.version)"),
             ("commit", JSONText.string(stats.commit), "commit \(stats.commit)"),
+            ("source_port_exhausted", "\(stats.sourcePortExhausted)", "connects without a free local port \(stats.sourcePortExhausted)"),
         ] + Self.proxyHeaderErrorFields(stats)
         if json {
             return .success([JSONText.object(fields.map { ($0.0, $0.1) })])

@@ -20,6 +20,8 @@ public struct ProcessStats: Sendable, Equatable {
     /// Clients of `accept-proxy` listeners closed for their header, by `ProxyHeaderFailure.rawValue`
     /// (all services); empty when no service accepts PROXY headers.
     public var proxyHeaderErrors: [UInt64] = []
+    /// Backend connects that found no free local port (issue 13, `source`).
+    public var sourcePortExhausted = 0
 
     public init(
         uptime: Duration, workers: Int, relayMode: String, balance: String,

@@ -18,6 +18,12 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     /// Ramp from a small share to the full weight over this long after coming up or being
     /// added; nil: the service's `slow-start`.
     public var slowStart: Duration?
+    // Health check on another address (issue 13, `check-port` / `check-address`).
+    /// The port health checks connect to instead of the backend's (an agent, such as Patroni's
+    /// REST API on 8008); nil checks the backend's own port.
+    public var checkPort: UInt16?
+    /// The host health checks connect to instead of the backend's; nil checks the backend's host.
+    public var checkAddress: String?
 
     // PROXY protocol.
     /// `send-proxy` of this backend; nil takes the service's.
@@ -30,8 +36,8 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         self.sendProxy = sendProxy
     }
 
-    /// Parses `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D]`, weight from 0
-    /// to 256 (0: configured but never picked).
+    /// Parses `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D][,check-port=N]
+    /// [,check-address=HOST]`, weight from 0 to 256 (0: configured but never picked).
     public init(parsing text: String) throws(ConfigError) {
         let fields = text.split(separator: ",", omittingEmptySubsequences: false)
         let endpoint = try Endpoint(parsing: String(fields[0]))
@@ -49,8 +55,13 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
                 maxConnections = try BackendSpec.parseConnectionLimit(String(pair[1]), context: context)
             case ("slow-start", 2):
                 slowStart = try BackendSpec.parseSlowStart(String(pair[1]), context: context)
+            // Health check on another address (issue 13).
+            case ("check-port", 2):
+                checkPort = try BackendSpec.parseCheckPort(String(pair[1]), context: context)
+            case ("check-address", 2):
+                checkAddress = try BackendSpec.parseCheckAddress(String(pair[1]), context: context)
             default:
-                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, backup, max-connections=N or slow-start=D)")
+                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, backup, max-connections=N, slow-start=D, check-port=N or check-address=HOST)")
             }
         }
     }
@@ -79,6 +90,40 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         return duration
     }
 
+    /// Where health checks connect: `check-address`/`check-port` where given, else the backend.
+    /// The backend's resolved address is kept when the host is the backend's own.
+    public var checkEndpoint: Endpoint {
+        guard checkPort != nil || checkAddress != nil else { return endpoint }
+        var target = endpoint
+        if let checkAddress, checkAddress != endpoint.host { target = Endpoint(host: checkAddress, port: endpoint.port) }
+        if let checkPort { target.port = checkPort }
+        return target
+    }
+
+    /// Whether checks go somewhere other than the backend itself (`show backends` shows where).
+    public var checksElsewhere: Bool { checkEndpoint.description != endpoint.description }
+
+    /// Parses a `check-port`: 1 to 65535. A nil `context` leaves the message without a prefix
+    /// (the file's decoder names the key itself).
+    public static func parseCheckPort(_ text: String, context: String?) throws(ConfigError) -> UInt16 {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let port = UInt16(text), port != 0 else {
+            throw ConfigError("\(context.map { "\($0): check-port " } ?? "")'\(text)' must be a number from 1 to 65535")
+        }
+        return port
+    }
+
+    /// Parses a `check-address`: an IP address (IPv6 with or without brackets) or a hostname.
+    public static func parseCheckAddress(_ text: String, context: String?) throws(ConfigError) -> String {
+        var host = Substring(text)
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        let valid = !host.isEmpty && (IPAddress(String(host)) != nil
+            || (!host.contains(":") && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-_".contains($0)) }))
+        guard valid else {
+            throw ConfigError("\(context.map { "\($0): check-address " } ?? "")'\(text)' is not an IP address or hostname (give the port as check-port)")
+        }
+        return String(host)
+    }
+
     /// Parses a weight from 0 to `maximumWeight`.
     public static func parseWeight(_ text: String, context: String) throws(ConfigError) -> Int {
         guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
@@ -93,6 +138,8 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         if backup { text += ",backup" }
         if let maxConnections { text += ",max-connections=\(maxConnections)" }
         if let slowStart { text += ",slow-start=\(slowStart.shortDescription)" }
+        if let checkAddress { text += ",check-address=\(checkAddress)" }
+        if let checkPort { text += ",check-port=\(checkPort)" }
         return text
     }
 }

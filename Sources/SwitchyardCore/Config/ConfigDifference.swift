@@ -118,10 +118,15 @@ public struct ConfigDifference: Equatable, Sendable {
                 lines.append("\(name): backend \(endpoint) removed (drains, then disappears once its connections end)")
             }
             for backend in change.changedBackends {
+                // Health check on another address (issue 13): a moved check has a line of its own.
+                let checkMoved = backend.old.checkEndpoint != backend.new.checkEndpoint
                 if backend.old.weight != backend.new.weight {
                     lines.append("\(name): backend \(backend.new.endpoint) weight \(backend.old.weight) -> \(backend.new.weight)")
-                } else if backend.old.description != backend.new.description {
+                } else if !checkMoved && backend.old.description != backend.new.description {
                     lines.append("\(name): backend \(backend.old) -> \(backend.new)")
+                }
+                if checkMoved {
+                    lines.append("\(name): backend \(backend.new.endpoint) checked at \(backend.old.checkEndpoint) -> \(backend.new.checkEndpoint)")
                 }
                 // PROXY protocol.
                 if backend.old.sendProxy != backend.new.sendProxy {

@@ -193,6 +193,7 @@ struct RawService: Decodable {
         // PROXY protocol.
         "send-proxy", "accept-proxy", "accept-proxy-timeout", "accept-proxy-from",
     ]
+        + ["source"]  // Many connections to one backend (issue 13).
 
     var listen: [Endpoint]?
     var balance: BalanceAlgorithm?
@@ -217,6 +218,8 @@ struct RawService: Decodable {
     var acceptProxy: Bool?
     var acceptProxyTimeout: Duration?
     var acceptProxyFrom: [CIDR]?
+    /// `source: ADDR[,ADDR...]` or a list (issue 13).
+    var source: [IPAddress]?
 
     init() {}
 
@@ -291,6 +294,14 @@ struct RawService: Decodable {
         acceptProxy = try container.value("accept-proxy")
         acceptProxyTimeout = try container.duration("accept-proxy-timeout") ?? nil
         acceptProxyFrom = try container.parsedList("accept-proxy-from") { (text) throws(ConfigError) in try CIDR(parsing: text) }
+        // Many connections to one backend (issue 13): one text `ADDR[,ADDR...]` or a list of addresses.
+        if container.contains(ConfigKey("source")) {
+            if (try? container.decode(String.self, forKey: ConfigKey("source"))) != nil {
+                source = try container.parsed("source", SourceAddresses.parse)
+            } else {
+                source = try container.parsedList("source", SourceAddresses.parseOne)
+            }
+        }
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -324,6 +335,7 @@ struct RawService: Decodable {
         result.acceptProxy = acceptProxy ?? defaults.acceptProxy
         result.acceptProxyTimeout = acceptProxyTimeout ?? defaults.acceptProxyTimeout
         result.acceptProxyFrom = acceptProxyFrom ?? defaults.acceptProxyFrom
+        result.source = source ?? defaults.source  // Source addresses (issue 13).
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -355,6 +367,7 @@ struct RawService: Decodable {
         if let acceptProxy { service.acceptProxy = acceptProxy }
         if let acceptProxyTimeout { service.acceptProxyTimeout = acceptProxyTimeout }
         service.acceptProxyFrom = acceptProxyFrom ?? []
+        if let source { service.source = source }  // Source addresses (issue 13).
         if routeBySNI != nil { service.health = nil }
         return service
     }
@@ -422,6 +435,7 @@ struct RawHealth: Decodable {
 /// One backend: `HOST:PORT[,weight=N]` as on the command line, or a mapping with `address`.
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
+        + ["check-port", "check-address"]  // Health check on another address (issue 13).
 
     var spec: BackendSpec
 
@@ -458,5 +472,12 @@ struct RawBackend: Decodable {
         }
         // PROXY protocol.
         spec.sendProxy = try container.choice("send-proxy", ProxyProtocolVersion.self)
+        // Health check on another address (issue 13).
+        spec.checkPort = try container.parsed("check-port") { (text) throws(ConfigError) in
+            try BackendSpec.parseCheckPort(text, context: nil)
+        }
+        spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
+            try BackendSpec.parseCheckAddress(text, context: nil)
+        }
     }
 }

@@ -196,6 +196,9 @@ public struct ServiceConfiguration: Equatable, Sendable {
     public var queueTimeout = ServiceSettings.defaultQueueTimeout
     /// The ramp of every backend without its own `slow-start`; nil: none.
     public var slowStart: Duration?
+    // Many connections to one backend (issue 13, `source`).
+    /// Local addresses backend connections are made from, in rotation; empty lets the kernel choose.
+    public var source: [IPAddress] = []
 
     // PROXY protocol.
     /// `send-proxy`: the header every backend of the service gets (a backend's own overrides it).
@@ -220,6 +223,7 @@ public struct ServiceConfiguration: Equatable, Sendable {
         // PROXY protocol.
         settings.sendProxy = sendProxy
         settings.acceptProxy = acceptProxy ? AcceptProxySettings(timeout: acceptProxyTimeout, trusted: acceptProxyFrom) : nil
+        settings.sourceAddresses = source  // Source addresses (issue 13).
         return settings
     }
 
@@ -290,6 +294,7 @@ public struct ServiceConfiguration: Equatable, Sendable {
                 throw ConfigIssue(path: base + [.key("health")], error.message)
             }
         }
+        try validateSource(base: base)  // Source addresses (issue 13).
         var seen = Set<String>()
         for (index, backend) in backends.enumerated() where !seen.insert(backend.endpoint.description).inserted {
             throw ConfigIssue(path: base + [.key("backends"), .index(index)],
@@ -371,6 +376,9 @@ public struct ServiceSettings: Equatable, Sendable {
     public var sendProxy: ProxyProtocolVersion?
     /// Set when the service's listeners require a PROXY header from every client.
     public var acceptProxy: AcceptProxySettings?
+    // Many connections to one backend (issue 13).
+    /// `source`: local addresses to bind backend sockets to, in rotation; empty: the kernel chooses.
+    public var sourceAddresses: [IPAddress] = []
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
                 sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil,

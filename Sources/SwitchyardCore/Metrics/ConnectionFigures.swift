@@ -33,6 +33,9 @@ public struct ConnectionFigures: Sendable, Equatable {
     public var starvedReceives: UInt64 = 0
     /// Clients that waited in the service's queue (every backend at its `max-connections`).
     public var queued: UInt64 = 0
+    /// Backend connects that found no free local port (`EADDRNOTAVAIL`: the ephemeral ports
+    /// towards that backend, from that source address, are all in use); issue 13.
+    public var sourcePortExhausted: UInt64 = 0
     /// How long sessions lasted, accept to close.
     public var sessionDuration = LatencyHistogram()
     /// How long successful backend connects took.
@@ -103,6 +106,7 @@ public struct ConnectionFigures: Sendable, Equatable {
         for index in 0..<ProxyHeaderFailure.allCases.count {
             proxyHeaderErrorsByCause[index] &+= other.proxyHeaderErrorsByCause[index]
         }
+        sourcePortExhausted &+= other.sourcePortExhausted
         sessionDuration.merge(other.sessionDuration)
         connectTime.merge(other.connectTime)
     }
@@ -122,6 +126,7 @@ public struct ConnectionFigures: Sendable, Equatable {
             && lhs.bytesFromClients == rhs.bytesFromClients && lhs.bytesToClients == rhs.bytesToClients
             && lhs.acceptBackoffs == rhs.acceptBackoffs && lhs.starvedReceives == rhs.starvedReceives
             && lhs.queued == rhs.queued
+            && lhs.sourcePortExhausted == rhs.sourcePortExhausted
             && lhs.sessionDuration == rhs.sessionDuration && lhs.connectTime == rhs.connectTime
     }
 }
