@@ -1,0 +1,254 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+extension EndToEnd {
+    /// `source` / `--source` (issue 13): backend connections are made from the given local
+    /// addresses in rotation, and running out of ephemeral ports is a counted error that tries
+    /// another backend, never a spin.
+    @Suite struct SourceAddresses {
+        @Test func backendConnectionsComeFromEverySourceAddressInTurn() throws {
+            let backend = try PeerReportingBackend()
+            // One worker: its rotation alone decides, so 10 clients split exactly 5 and 5.
+            let proxy = try AdminProxy(workers: 1, options: ["--source", "127.0.0.2,127.0.0.3"], backends: [backend.endpoint.description])
+            var peers: [String: Int] = [:]
+            for client in 0..<10 {
+                let (connection, peer) = try IdentifiedClients.connect(to: proxy.listen)
+                defer { connection.close() }
+                try connection.verifyEchoStream(seed: 0x50_0CE + UInt64(client), count: 64 << 10, timeout: 10)
+                peers[peer, default: 0] += 1
+            }
+            #expect(peers == ["127.0.0.2": 5, "127.0.0.3": 5], "\(peers)")
+        }
+
+        @Test func aSourceListInTheFileIsUsedAndAnIPv6BackendWithOnlyIPv4SourcesIsRefused() throws {
+            let backend = try PeerReportingBackend()
+            let listen = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: """
+                services:
+                  main:
+                    listen: ["\(listen)"]
+                    health: off
+                    source: [127.0.0.4]
+                    backends: ["\(backend.endpoint)"]
+
+                """, listen: [listen])
+            for _ in 0..<3 {
+                let (connection, peer) = try IdentifiedClients.connect(to: listen)
+                connection.close()
+                #expect(peer == "127.0.0.4")
+            }
+
+            let folder = try ConfiguredProxy.makeFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let path = folder + "/bad.yaml"
+            try ConfiguredProxy.write("services:\n  main:\n    listen: [\"127.0.0.1:1\"]\n    source: 127.0.0.4\n    backends: [\"[::1]:5432\"]\n", to: path)
+            let check = try SwitchyardProcess(arguments: ["check-config", path])
+            #expect(check.waitForExit(timeout: 10) == 1)
+            #expect(check.standardError.contains("bad.yaml:5:16: backend [::1]:5432 is IPv6 but source lists only IPv4 addresses (127.0.0.4)"),
+                    "\(check.standardError)")
+            _ = proxy
+        }
+
+        /// The proxy runs in a namespace of its own whose ephemeral range is 4 ports
+        /// (`net.ipv4.ip_local_port_range = 40000 40003`), so from one source address it can
+        /// hold at most 4 connections to each backend.
+        @Test(.enabled(if: NetworkLab.isAvailable, "network namespaces cannot be created here"))
+        func exhaustedEphemeralPortsAreACountedErrorThatTriesAnotherBackendAndNeverSpins() throws {
+            let lab = try NetworkLab()
+            let namespace = try lab.namespace("ports")
+            // Fixed ports outside the range-to-be, so that nothing but backend connects uses it.
+            let backends = try namespace.run {
+                [try TestBackend(.identify(name: "b1"), host: "127.0.0.1", port: 41_000),
+                 try TestBackend(.identify(name: "b2"), host: "127.0.0.1", port: 41_001)]
+            }
+            let listen = TCPEndpoint(host: "127.0.0.1", port: 41_002)
+            let admin = AdminSocket(path: SwitchyardProcess.temporaryAdminSocketPath())
+            defer { unlink(admin.path) }
+            let proxy = try namespace.run {
+                let process = try SwitchyardProcess(arguments: [
+                    "serve", "--listen", listen.description, "--workers", "1", "--no-health-check", "--balance", "round-robin",
+                    "--source", "127.0.0.2", "--admin-socket", admin.path, backends[0].endpoint.description, backends[1].endpoint.description,
+                ], listenEndpoints: [listen])
+                try process.waitUntilReady(timeout: 10)
+                return process
+            }
+            defer { proxy.kill() }
+            try Shell.run("/usr/sbin/ip", ["netns", "exec", namespace.name, "/usr/sbin/sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40003"])
+            func exhausted() -> Int? { try? admin.send("show stats json").jsonObject()["source_port_exhausted"] as? Int }
+
+            // 8 clients fit: 4 ports towards each backend. A client whose first pick is full is
+            // sent to the other, so whatever the order each backend ends with exactly 4.
+            var clients: [PortBoundClient] = []
+            var reached: [String: Int] = [:]
+            for index in 0..<8 {
+                let client = try namespace.run { try PortBoundClient(from: 50_000 + UInt16(index), to: listen) }
+                reached[try client.receiveLine(), default: 0] += 1
+                clients.append(client)
+            }
+            #expect(reached == ["b1": 4, "b2": 4], "\(reached); stderr:\n\(proxy.standardError)")
+            // The count is published on the worker's next tick.
+            usleep(1_200_000)
+            let before = try #require(exhausted())
+            #expect(before <= 4)
+
+            // The 9th finds both backends full: it is closed, and both attempts are counted.
+            let ninth = try namespace.run { try PortBoundClient(from: 50_100, to: listen) }
+            #expect(ninth.readsEndOfFile(timeout: 3), "the 9th client was not closed")
+            let counted = eventually(timeout: 3, interval: 0.05) { exhausted() == before + 2 }
+            #expect(counted, "source_port_exhausted went from \(before) to \(String(describing: exhausted()))")
+
+            // No spin: over one second the proxy uses almost no CPU.
+            let startCPU = try #require(ProcessCPU.seconds(of: proxy.pid))
+            usleep(1_000_000)
+            let usedCPU = try #require(ProcessCPU.seconds(of: proxy.pid)) - startCPU
+            #expect(usedCPU < 0.2, "the proxy used \(usedCPU) s of CPU in 1 s after the exhaustion")
+
+            // The open connections are untouched: every byte still crosses both ways.
+            for (index, client) in clients.enumerated() {
+                try client.verifyEcho(seed: 0xE0_0000 + UInt64(index), count: 256 << 10)
+            }
+            #expect(proxy.standardError.contains("no free local port to connect to backend"), "stderr:\n\(proxy.standardError)")
+            #expect(!proxy.standardError.contains("is down"), "a local port shortage was held against a backend:\n\(proxy.standardError)")
+            for client in clients { client.close() }
+            _ = backends
+        }
+    }
+}
+
+/// A backend that writes the client's address as it sees it (the proxy's source address) and
+/// a newline on accept, then echoes; so `IdentifiedClients.connect` reads the peer address.
+final class PeerReportingBackend: Sendable {
+    let endpoint: TCPEndpoint
+    private let listenerFD: Int32
+
+    init(host: String = Sockets.ipv4Loopback) throws {
+        let (fd, port) = try Sockets.makeListener(host: host)
+        listenerFD = fd
+        endpoint = TCPEndpoint(host: host, port: port)
+        // Ends when deinit shuts the listener down (accept then fails); the thread closes it.
+        let thread = Thread { [fd] in
+            defer { close(fd) }
+            while true {
+                var storage = sockaddr_in()
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let client = withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
+                }
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+                inet_ntop(AF_INET, &storage.sin_addr, &text, socklen_t(text.count))
+                let line = String(cString: text) + "\n"
+                let worker = Thread {
+                    defer { close(client) }
+                    _ = try? Sockets.setOption(client, SOL_SOCKET, SO_RCVTIMEO, Sockets.timeval(seconds: 10))
+                    guard (try? Array(line.utf8).withUnsafeBytes({ try Sockets.sendAll(client, $0) })) != nil else { return }
+                    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                    while true {
+                        let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+                        if n <= 0 {
+                            shutdown(client, Int32(SHUT_WR))
+                            return
+                        }
+                        guard (try? buffer.withUnsafeBytes({ try Sockets.sendAll(client, UnsafeRawBufferPointer(rebasing: $0[0..<n])) })) != nil else { return }
+                    }
+                }
+                worker.stackSize = 1 << 20
+                worker.start()
+            }
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit {
+        shutdown(listenerFD, Int32(SHUT_RDWR))
+    }
+}
+
+/// A client socket bound to an explicit local port before it connects, so that it takes no
+/// port of a namespace's (tiny) ephemeral range. Every call is bounded by socket timeouts.
+final class PortBoundClient: @unchecked Sendable {
+    let fd: Int32
+
+    init(from port: UInt16, to endpoint: TCPEndpoint, timeout: Double = 3) throws {
+        fd = try Sockets.makeTCPSocket(for: endpoint.host)
+        do {
+            try Sockets.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, Sockets.timeval(seconds: timeout))
+            try Sockets.setOption(fd, SOL_SOCKET, SO_SNDTIMEO, Sockets.timeval(seconds: timeout))
+            _ = try TCPEndpoint(host: endpoint.host, port: port).withSocketAddress { address, length in
+                try systemCall("bind") { bind(fd, address, length) }
+            }
+            _ = try endpoint.withSocketAddress { address, length in
+                try systemCall("connect") { connect(fd, address, length) }
+            }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    private var closed = false
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+
+    /// One line, without its newline, read byte by byte.
+    func receiveLine(limit: Int = 256) throws -> String {
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.count < limit {
+            let n = recv(fd, &byte, 1, 0)
+            guard n == 1 else { throw HarnessError("connection ended or timed out after '\(String(decoding: line, as: UTF8.self))'") }
+            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+        throw HarnessError("no newline within \(limit) bytes")
+    }
+
+    /// Whether the peer closes the connection (EOF or reset) with no byte before it, within `timeout`.
+    func readsEndOfFile(timeout: Double) -> Bool {
+        _ = try? Sockets.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, Sockets.timeval(seconds: timeout))
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        return n == 0 || (n < 0 && errno == ECONNRESET)
+    }
+
+    /// Sends `count` generated bytes in chunks and checks each comes back unchanged (an echo backend).
+    func verifyEcho(seed: UInt64, count: Int) throws {
+        var generator = DeterministicBytes(seed: seed)
+        var remaining = count
+        while remaining > 0 {
+            let chunk = generator.next(min(remaining, 16 << 10))
+            try chunk.withUnsafeBytes { try Sockets.sendAll(fd, $0) }
+            var echoed: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: chunk.count)
+            while echoed.count < chunk.count {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, chunk.count - echoed.count, 0) }
+                guard n > 0 else { throw HarnessError("echo ended after \(count - remaining + echoed.count) of \(count) bytes") }
+                echoed += buffer[0..<n]
+            }
+            guard echoed == chunk else { throw HarnessError("echoed bytes differ at offset \(count - remaining)") }
+            remaining -= chunk.count
+        }
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
+enum ProcessCPU {
+    static func seconds(of pid: pid_t) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
