@@ -334,3 +334,42 @@ private let pinnedShares: [[Int]] = [[254, 240, 249, 257], [32, 30, 8, 30], [295
         }
     }
 }
+
+// Issue 13: the end-to-end test's condition (LeastLatencyTests.swift), half the SYNs to one
+// backend dropped, as a recorded sequence.
+extension LeastLatencyBalancerTests {
+    /// Two equal backends, 100 new clients a second, each open 50 ms. For 6 s every other connect
+    /// to backend 0 waits for a SYN retransmission (the sequence alternates a fast connect and a
+    /// `slowConnects` one); its fast connects in between must not win its share back.
+    @Test func aBackendWithHalfItsSynsDroppedKeepsAlmostNoShareUntilItsConnectsAreAllFast() {
+        var simulation = Simulation(weights: [1, 1])
+        var halfDropped = false
+        let connectTime = { (backend: Int, n: Int) -> UInt64 in
+            let fast = fastConnects[(n + backend) % fastConnects.count]
+            guard halfDropped && backend == 0 && n % 2 == 1 else { return fast * 1_000 }
+            return slowConnects[(n / 2) % slowConnects.count] * 1_000
+        }
+        let gap = 10 * millisecond
+        let healthy = simulation.run(count: 300, gap: gap, hold: 50 * millisecond, connectTime: connectTime)
+        halfDropped = true
+        let firstSeconds = simulation.run(count: 200, gap: gap, hold: 50 * millisecond, connectTime: connectTime)
+        let restDropped = simulation.run(count: 400, gap: gap, hold: 50 * millisecond, connectTime: connectTime)
+        halfDropped = false
+        let fastAgain = simulation.run(count: 1_400, gap: gap, hold: 50 * millisecond, connectTime: connectTime)
+        let lastSeconds = simulation.run(count: 200, gap: gap, hold: 50 * millisecond, connectTime: connectTime)
+
+        let shares = [healthy, firstSeconds, restDropped, fastAgain, lastSeconds].map { counts($0, backends: 2) }
+        #expect((100...200).contains(shares[0][0]), "healthy: \(shares[0])")
+        // Its first slow connect lands after a second; from then on it is avoided.
+        #expect(shares[1][0] <= 60, "first 2 s with dropped SYNs: \(shares[1])")
+        #expect(shares[2][0] <= 8, "last 4 s with dropped SYNs: \(shares[2])")
+        // Fast again: back once its slow estimate has decayed (well within the 14 s given).
+        let back = fastAgain.firstIndex(of: 0).map { Double($0) / 100 }
+        #expect(back != nil && back! < 12, "first pick of backend 0 after \(back ?? -1) s fast")
+        #expect((70...130).contains(shares[4][0]), "last 2 s: \(shares[4])")
+        #expect(shares == pinnedHalfDroppedShares, "\(shares)")
+    }
+}
+
+/// Per-phase pick counts of `aBackendWithHalfItsSynsDroppedKeepsAlmostNoShareUntilItsConnectsAreAllFast`.
+private let pinnedHalfDroppedShares: [[Int]] = [[150, 150], [18, 182], [0, 400], [451, 949], [101, 99]]
