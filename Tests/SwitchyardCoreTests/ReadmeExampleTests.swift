@@ -23,3 +23,25 @@ import Testing
     #expect(configuration.service(named: "pg-replicas")?.backends.map(\.weight) == [2, 1])
     #expect(configuration.service(named: "pg-primary")?.balance == .leastConnections)
 }
+
+/// README's Patroni example (check-port) and source example must stay valid files (issue 13).
+@Test func theReadmeCheckPortAndSourceExamplesAreValid() throws {
+    var root = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { root.deleteLastPathComponent() }
+    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+    func firstYAML(after heading: String) throws -> String {
+        let section = try #require(readme.range(of: heading))
+        let rest = readme[section.upperBound...]
+        let start = try #require(rest.range(of: "```yaml\n"))
+        let end = try #require(rest[start.upperBound...].range(of: "```\n"))
+        return String(rest[start.upperBound..<end.lowerBound])
+    }
+    let patroni = try ConfigFile.parse(try firstYAML(after: "### Checking another address"), file: "README.md")
+    let primary = try #require(patroni.service(named: "pg-primary"))
+    #expect(primary.backends.map(\.checkEndpoint.description) == ["10.0.0.1:8008", "10.0.0.2:8008"])
+    #expect(primary.health?.send == Array("GET /primary HTTP/1.1\r\nHost: patroni\r\nConnection: close\r\n\r\n".utf8))
+    #expect(primary.health?.expect == Array("HTTP/1.1 200".utf8))
+
+    let sources = try ConfigFile.parse(try firstYAML(after: "## Source addresses"), file: "README.md")
+    #expect(sources.service(named: "cache")?.source.map(\.description) == ["10.0.0.100", "10.0.0.101", "10.0.0.102"])
+}
