@@ -55,6 +55,19 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "config file mixed with --balance", namedValue: "--balance cannot be mixed") { _, _ in
             ["serve", "--config", "/nonexistent.yaml", "--balance", "weighted"]
         },
+        // Source addresses (issue 13).
+        InvalidInvocation(testDescription: "source with a port", namedValue: "'127.0.0.2:80' is not an IP address") { listen, backend in
+            ["serve", "--listen", listen, "--source", "127.0.0.2:80", backend]
+        },
+        InvalidInvocation(testDescription: "IPv6 backend with only IPv4 sources", namedValue: "is IPv6 but source lists only IPv4") { listen, _ in
+            ["serve", "--listen", listen, "--source", "127.0.0.2", "[::1]:5432"]
+        },
+        InvalidInvocation(testDescription: "config file mixed with --source", namedValue: "--source cannot be mixed") { _, _ in
+            ["serve", "--config", "/nonexistent.yaml", "--source", "127.0.0.2"]
+        },
+        InvalidInvocation(testDescription: "check-port out of range", namedValue: "check-port '0'") { listen, backend in
+            ["serve", "--listen", listen, "\(backend),check-port=0"]
+        },
         InvalidInvocation(testDescription: "config file that does not exist", namedValue: "/nonexistent.yaml: no such file") { _, _ in
             ["serve", "--config", "/nonexistent.yaml"]
         },
