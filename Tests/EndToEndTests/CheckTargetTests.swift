@@ -70,5 +70,39 @@ extension EndToEnd {
             let accepted = nodes.map(\.acceptedCount).reduce(0, +)
             #expect(accepted <= 24 + 1, "the nodes accepted \(accepted) connections for 24 clients: checks reached them")
         }
+
+        @Test func aReloadThatMovesTheCheckChecksTheNewTargetAtOnce() throws {
+            let node = try TestBackend(.identify(name: "a"))
+            let replica = try HealthAgent(primary: false)
+            let primary = try HealthAgent(primary: true)
+            let listen = try Sockets.freeEndpoint()
+            func yaml(checkPort: UInt16) -> String {
+                """
+                services:
+                  main:
+                    listen: ["\(listen)"]
+                    health: {interval: 1s, timeout: 500ms, rise: 1, fall: 1, send: "GET /primary HTTP/1.0\\r\\n\\r\\n", expect: "HTTP/1.1 200", expect-match: prefix}
+                    backends: [{address: "\(node.endpoint)", check-port: \(checkPort)}]
+
+                """
+            }
+            let proxy = try ConfiguredProxy(yaml: yaml(checkPort: replica.endpoint.port), listen: [listen])
+            let name = node.endpoint.description
+            #expect(eventually(timeout: 5, interval: 0.05) { (try? proxy.admin.backends())?[name]?["health"] as? String == "down" })
+
+            try proxy.rewrite(yaml(checkPort: primary.endpoint.port))
+            let reload = try proxy.admin.send("reload")
+            #expect(reload.description.contains("main: backend \(name) checked at 127.0.0.1:\(replica.endpoint.port) -> 127.0.0.1:\(primary.endpoint.port)"),
+                    "\(reload)")
+            // At once, not a 1 s interval later.
+            let reloaded = Date()
+            #expect(eventually(timeout: 3, interval: 0.02) { (try? proxy.admin.backends())?[name]?["health"] as? String == "up" })
+            #expect(Date().timeIntervalSince(reloaded) < 0.8, "up only after \(Date().timeIntervalSince(reloaded)) s")
+            #expect(try proxy.admin.backends()[name]?["check"] as? String == primary.endpoint.description)
+            let (connection, backend) = try IdentifiedClients.connect(to: listen)
+            defer { connection.close() }
+            #expect(backend == "a")
+            try connection.verifyEchoStream(seed: 0xC4EC, count: 32 << 10, timeout: 5)
+        }
     }
 }
