@@ -75,7 +75,16 @@ extension EndToEnd {
                 return process
             }
             defer { proxy.kill() }
-            try Shell.run("/usr/sbin/ip", ["netns", "exec", namespace.name, "/usr/sbin/sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40003"])
+            // sysctl net.ipv4.ip_local_port_range, written from a thread inside the namespace
+            // (/proc/sys/net shows the writer's namespace), so no other one is touched.
+            let range = try namespace.run { () throws -> String in
+                let path = "/proc/sys/net/ipv4/ip_local_port_range"
+                try "40000 40003\n".write(toFile: path, atomically: false, encoding: .utf8)
+                return try String(contentsOfFile: path, encoding: .utf8)
+            }
+            try #require(range.split(whereSeparator: \.isWhitespace) == ["40000", "40003"], "range is \(range)")
+            let outside = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+            try #require(!outside.hasPrefix("40000"), "the test's own namespace got the tiny range: \(outside)")
             func exhausted() -> Int? { try? admin.send("show stats json").jsonObject()["source_port_exhausted"] as? Int }
 
             // 8 clients fit: 4 ports towards each backend. A client whose first pick is full is
