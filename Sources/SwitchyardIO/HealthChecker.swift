@@ -232,6 +232,9 @@ private struct ProbeLoop {
     private var scheduled: [Int: Scheduled] = [:]
     private var probes: [Int: Probe] = [:]
     private var snapshotVersion: UInt64 = 0
+    /// The service's `source` addresses: checks connect from them too, in turn (issue 13).
+    private var sources: [IPAddress] = []
+    private var nextSource = 0
     /// Backends whose hostname is being resolved on a lookup thread.
     private var lookupsInFlight: Set<Int> = []
 
@@ -280,6 +283,7 @@ private struct ProbeLoop {
     private mutating func adoptSnapshot(now: ContinuousClock.Instant) {
         guard let snapshot = checker.registry.snapshotIfNewer(than: snapshotVersion) else { return }
         snapshotVersion = snapshot.version
+        sources = snapshot.settings.sourceAddresses
         let added = snapshot.backends.filter { scheduled[$0.id] == nil }
         for (position, backend) in added.enumerated() {
             let offset = config.interval * (Double(position) / Double(added.count))
@@ -370,6 +374,21 @@ private struct ProbeLoop {
         guard fd >= 0 else {
             finish(id: id, .failure(reason: "socket: \(errnoPhrase(Glibc.errno))"))
             return
+        }
+        // With `source`, a check leaves from the same addresses as the clients' connects, so a
+        // backend (or firewall) that admits only those sees its checks too.
+        if !sources.isEmpty, let target = address.ipAddress {
+            guard let source = SourceBinding.next(of: sources, reaching: target, turn: &nextSource) else {
+                closeDescriptor(fd)
+                finish(id: id, .failure(reason: "source has no \(target.isIPv6 ? "IPv6" : "IPv4") address to check \(entry.endpoint) from"))
+                return
+            }
+            let code = SourceBinding.bind(fd, to: source)
+            if code != 0 {
+                closeDescriptor(fd)
+                finish(id: id, .failure(reason: "bind to source \(source): \(errnoPhrase(code))"))
+                return
+            }
         }
         let result = address.withSockaddr { connect(fd, $0, $1) }
         let code = Glibc.errno

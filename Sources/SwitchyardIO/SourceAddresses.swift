@@ -22,32 +22,12 @@ extension Worker {
                            settings: ServiceSettings) -> Bool {
         let sources = settings.sourceAddresses
         guard !sources.isEmpty, let picker = connection.service else { return true }
-        var matching = 0
-        for source in sources where source.isIPv6 == address.isIPv6 { matching += 1 }
-        guard matching > 0 else {
+        guard let chosen = SourceBinding.next(of: sources, reaching: address, turn: &picker.nextSource) else {
             warnOccasionally("source-family", "backend \(backend.spec.endpoint) is \(address.isIPv6 ? "IPv6" : "IPv4") but source has no \(address.isIPv6 ? "IPv6" : "IPv4") address; skipping it")
             return abandonSourceBind(fd, connection: connection)
         }
-        // The n-th source address of the right family, n rotating per worker and service.
-        var wanted = picker.nextSource % matching
-        picker.nextSource = (picker.nextSource &+ 1) & Int.max
-        var chosen = sources[0]
-        for source in sources where source.isIPv6 == address.isIPv6 {
-            if wanted == 0 {
-                chosen = source
-                break
-            }
-            wanted -= 1
-        }
-        var on: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_IP), swy_IP_BIND_ADDRESS_NO_PORT, &on, socklen_t(MemoryLayout<Int32>.size))
-        var storage = sockaddr_storage()
-        let length = SocketAddress.fill(&storage, address: chosen, port: 0)
-        let bound = withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound != 0 else { return true }
-        let code = swy_errno()
+        let code = SourceBinding.bind(fd, to: chosen)
+        guard code != 0 else { return true }
         if code == EADDRINUSE {
             // Only without IP_BIND_ADDRESS_NO_PORT would bind need a port; count it the same way.
             connection.listener?.figures.sourcePortExhausted &+= 1
@@ -78,5 +58,36 @@ extension Worker {
         connection.listener?.figures.sourcePortExhausted &+= 1
         warnOccasionally("source-ports", "no free local port to connect to backend \(connection.backendEndpoint?.description ?? "?") (EADDRNOTAVAIL): the ephemeral ports are exhausted (net.ipv4.ip_local_port_range; more source addresses help); trying another backend")
         return true
+    }
+}
+
+/// Choosing and binding a source address; shared by the workers and the health checker.
+enum SourceBinding {
+    /// The next of `sources` with `address`'s family, in turn (`turn` advances on every call);
+    /// nil when none has that family.
+    static func next(of sources: [IPAddress], reaching address: IPAddress, turn: inout Int) -> IPAddress? {
+        var matching = 0
+        for source in sources where source.isIPv6 == address.isIPv6 { matching += 1 }
+        guard matching > 0 else { return nil }
+        var wanted = turn % matching
+        turn = (turn &+ 1) & Int.max
+        for source in sources where source.isIPv6 == address.isIPv6 {
+            if wanted == 0 { return source }
+            wanted -= 1
+        }
+        return nil
+    }
+
+    /// Binds the unconnected socket `fd` to `source` with `IP_BIND_ADDRESS_NO_PORT`, so that the
+    /// port is chosen at connect time, per destination. Returns 0, or the errno of bind(2).
+    static func bind(_ fd: Int32, to source: IPAddress) -> Int32 {
+        var on: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_IP), swy_IP_BIND_ADDRESS_NO_PORT, &on, socklen_t(MemoryLayout<Int32>.size))
+        var storage = sockaddr_storage()
+        let length = SocketAddress.fill(&storage, address: source, port: 0)
+        let result = withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        }
+        return result == 0 ? 0 : swy_errno()
     }
 }

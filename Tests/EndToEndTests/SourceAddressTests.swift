@@ -22,6 +22,19 @@ extension EndToEnd {
             #expect(peers == ["127.0.0.2": 5, "127.0.0.3": 5], "\(peers)")
         }
 
+        @Test func healthChecksLeaveFromTheSourceAddressesToo() throws {
+            let backend = try PeerReportingBackend()
+            let proxy = try AdminProxy(workers: 1, healthChecks: true,
+                                       options: ["--source", "127.0.0.5", "--health-interval", "50ms", "--rise", "1"],
+                                       backends: [backend.endpoint.description])
+            #expect(eventually(timeout: 5, interval: 0.05) { backend.acceptedPeers.count >= 6 }, "\(backend.acceptedPeers)")
+            let (connection, peer) = try IdentifiedClients.connect(to: proxy.listen)
+            connection.close()
+            #expect(peer == "127.0.0.5")
+            #expect(Set(backend.acceptedPeers) == ["127.0.0.5"], "\(backend.acceptedPeers)")
+            #expect(try proxy.admin.backends()[backend.endpoint.description]?["health"] as? String == "up")
+        }
+
         @Test func aSourceListInTheFileIsUsedAndAnIPv6BackendWithOnlyIPv4SourcesIsRefused() throws {
             let backend = try PeerReportingBackend()
             let listen = try Sockets.freeEndpoint()
@@ -131,13 +144,23 @@ extension EndToEnd {
 final class PeerReportingBackend: Sendable {
     let endpoint: TCPEndpoint
     private let listenerFD: Int32
+    private let peers = PeerList()
+
+    /// The peer address of every connection accepted so far, health checks included.
+    var acceptedPeers: [String] { peers.all }
+
+    private final class PeerList: Sendable {
+        private let list = Mutex<[String]>([])
+        func add(_ peer: String) { list.withLock { $0.append(peer) } }
+        var all: [String] { list.withLock { $0 } }
+    }
 
     init(host: String = Sockets.ipv4Loopback) throws {
         let (fd, port) = try Sockets.makeListener(host: host)
         listenerFD = fd
         endpoint = TCPEndpoint(host: host, port: port)
         // Ends when deinit shuts the listener down (accept then fails); the thread closes it.
-        let thread = Thread { [fd] in
+        let thread = Thread { [fd, peers] in
             defer { close(fd) }
             while true {
                 var storage = sockaddr_in()
@@ -151,6 +174,7 @@ final class PeerReportingBackend: Sendable {
                 }
                 var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                 inet_ntop(AF_INET, &storage.sin_addr, &text, socklen_t(text.count))
+                peers.add(String(cString: text))
                 let line = String(cString: text) + "\n"
                 let worker = Thread {
                     defer { close(client) }
