@@ -242,7 +242,7 @@ public final class Instance: Sendable {
             logger.info("service \(service.name) listening on \(listening.joined(separator: ", ")); balance \(service.balance); backends: \(backends.joined(separator: ", ")); \(health)")
         }
         logger.info("switchyard \(build) listening on \(Self.unique(entries.map(\.endpoint.description)).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
-        if let admin { logger.info("admin socket: \(admin.socketPath)") }
+        if let admin { logger.info("admin socket: \(admin.socketPath)") } else { logger.info("no admin socket (admin-socket off)") }
     }
 
     // MARK: - Listeners

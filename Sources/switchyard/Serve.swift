@@ -128,7 +128,7 @@ struct Serve: ParsableCommand {
     @Flag(help: "Do not run health checks: every backend stays up unless drained or in maintenance.")
     var noHealthCheck = false
 
-    @Option(help: ArgumentHelp("Path of the admin UNIX socket. Defaults to $XDG_RUNTIME_DIR/switchyard.sock, else /tmp/switchyard-UID.sock.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Path of the admin UNIX socket, or off for none (as --no-admin-socket). Defaults to $XDG_RUNTIME_DIR/switchyard.sock, else /tmp/switchyard-UID.sock.", valueName: "PATH"))
     var adminSocket: String?
 
     @Flag(help: "Do not open the admin socket.")
@@ -220,7 +220,10 @@ struct Serve: ParsableCommand {
         if let metrics { global.metrics = metrics }
         if let accessLog { global.accessLog = accessLog }
         if let accessLogFormat { global.accessLogFormat = accessLogFormat }
-        if let adminSocket { global.adminSocket = adminSocket }
+        // `off` means none, as the file's `admin-socket: off` does (a socket named "off" is ./off).
+        if let adminSocket {
+            if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
+        }
         if noAdminSocket { global.adminSocketEnabled = false }
         return global
     }

@@ -172,6 +172,22 @@ extension EndToEnd {
             #expect(!FileManager.default.fileExists(atPath: path), "the socket file is still there after SIGTERM")
         }
 
+        @Test func adminSocketOffOnTheCommandLineOpensNoSocket() throws {
+            let backend = try TestBackend(.echo)
+            let listen = try Sockets.freeEndpoint()
+            let stray = FileManager.default.currentDirectoryPath + "/off"
+            try #require(!FileManager.default.fileExists(atPath: stray), "remove \(stray) left by an older build first")
+            let proxy = try SwitchyardProcess(
+                arguments: ["serve", "--listen", listen.description, "--admin-socket", "off", "--no-health-check", backend.endpoint.description],
+                listenEndpoints: [listen])
+            try proxy.waitUntilReady(timeout: 10)
+            let connection = try TCPConnection(to: listen)
+            try connection.roundTrip(Array("admin off\n".utf8))
+            #expect(!FileManager.default.fileExists(atPath: stray), "--admin-socket off created a socket named off")
+            #expect(eventually(timeout: 3, interval: 0.05) { proxy.standardError.contains("no admin socket (admin-socket off)") },
+                    "\(proxy.standardError)")
+        }
+
         @Test func adminClientExitsZeroOnOKOneOnErrorReplyTwoWhenNothingListens() throws {
             let backend = try TestBackend(.echo)
             let proxy = try AdminProxy(backends: [backend.endpoint.description])
