@@ -119,10 +119,6 @@ extension Worker {
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
-            if endOfStreamWasReset(connection, direction) {
-                perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
-                return
-            }
             if connection.firstEnd == nil { connection.firstEnd = direction }
             let queued = connection.direction(direction).bytesQueued
             perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
@@ -199,12 +195,15 @@ extension Worker {
         resumeIfQuiet(connection, direction)
     }
 
-    /// Whether the end of stream just read from `direction`'s source was a reset whose error a
-    /// send to that socket took first (see `Socket.wasReset`); once this side has shut its
-    /// writing down there, nothing else takes the error and the end is what it says.
+    /// Whether an end of stream that the splice relay just read from `direction`'s source was
+    /// really a reset whose error a ring send to that socket took first (see `Socket.wasReset`).
+    /// Only a send still in flight can have done so unseen: a send completes, error and all, in
+    /// the kernel before the reset's end of stream is read there, so the copy relay's receive
+    /// sees that completion first; a splice write fails at once, in the same loop turn.
     func endOfStreamWasReset(_ connection: Connection, _ direction: Direction) -> Bool {
         let towardSource: Direction = direction == .clientToBackend ? .backendToClient : .clientToBackend
-        return !connection.machine.endForwarded(towardSource) && Socket.wasReset(connection.endpoints(direction).source)
+        return connection.direction(towardSource).sending && !connection.machine.endForwarded(towardSource)
+            && Socket.wasReset(connection.endpoints(direction).source)
     }
 
     /// Once a direction has nothing in flight and nothing queued: moves it to a pipe if it
