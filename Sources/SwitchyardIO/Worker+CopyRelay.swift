@@ -122,6 +122,8 @@ extension Worker {
             connection.listener?.figures.starvedReceives &+= 1
             connection.withDirection(direction) { $0.starved = true }
             starved.append((connection.slot, connection.generation, direction))
+            // The ring ran dry: post more spares (up to every buffer) before re-arming.
+            buffers.ringRanDry()
             // Buffers may have come back between the kernel's ENOBUFS and this completion; with
             // none returned later the direction would wait for ever.
             feedStarved()
@@ -215,7 +217,7 @@ extension Worker {
 
     /// Re-arms receives that found no provided buffer, oldest first, while buffers are free.
     func feedStarved() {
-        while starvedHead < starved.count && buffers.lent < Int(buffers.count) {
+        while starvedHead < starved.count && buffers.posted > 0 {
             let (slot, generation, direction) = starved[starvedHead]
             starvedHead += 1
             let connection = connections[Int(slot)]
