@@ -174,14 +174,26 @@ def idle_connections(port: int, pid: int, count: int) -> float:
 # ------------------------------------------------------------------------------------------
 # load balancers
 
-def start_lb(kind: str, listen: int, backends: list[int], tmp: str, binary: str, extra: list[str]) -> subprocess.Popen:
+def starved_receives(metrics_port: int) -> float:
+    """Sum of switchyard_starved_receives_total (receives that found no provided buffer)."""
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        body = b""
+        while chunk := sock.recv(65536):
+            body += chunk
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode(errors="replace").splitlines()
+               if line.startswith("switchyard_starved_receives_total"))
+
+
+def start_lb(kind: str, listen: int, backends: list[int], tmp: str, binary: str, extra: list[str],
+             metrics_port: int) -> subprocess.Popen:
     if kind == "haproxy":
         config = os.path.join(tmp, "haproxy.cfg")
         servers = "\n".join(f"    server s{i} 127.0.0.1:{port}" for i, port in enumerate(backends))
         with open(config, "w") as f:
             f.write(f"""global
     nbthread 2
-    maxconn 10000
+    maxconn 8000
     tune.bufsize 65536
 defaults
     mode tcp
@@ -197,11 +209,18 @@ backend be
 """)
         argv = ["haproxy", "-db", "-f", config]
     else:
-        argv = [binary, "serve", "--listen", f"127.0.0.1:{listen}", "--no-admin-socket", *extra,
+        argv = [binary, "serve", "--listen", f"127.0.0.1:{listen}", "--no-admin-socket",
+                "--metrics", f"127.0.0.1:{metrics_port}", *extra,
                 *[f"127.0.0.1:{port}" for port in backends]]
     logfile = open(os.path.join(tmp, f"{kind}.log"), "w")
     proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_listening(listen, proc)
+    try:
+        wait_listening(listen, proc)
+    except RuntimeError as exc:
+        stop(proc)
+        with open(logfile.name, errors="replace") as f:
+            tail = " / ".join(f.read().strip().splitlines()[-2:])
+        raise RuntimeError(f"{exc}: {tail}") from None
     return proc
 
 
@@ -224,18 +243,21 @@ def one_run(kind: str, args, run: int, tmp: str) -> dict:
         for port, echo in zip(backends, echoes):
             wait_listening(port, echo)
         listen = free_port()
-        proc = start_lb(kind, listen, backends, tmp, args.bin, shlex.split(args.switchyard_args))
+        metrics_port = free_port()
+        proc = start_lb(kind, listen, backends, tmp, args.bin, shlex.split(args.switchyard_args), metrics_port)
         time.sleep(1)
         start = status_kib(proc.pid, "VmRSS")
         count, moved = burst(listen, args.clients, args.burst, seed=run + 1)
         peak = status_kib(proc.pid, "VmHWM")
+        starved = starved_receives(metrics_port) if kind == "switchyard" else float("nan")
         time.sleep(args.settle)
         after = status_kib(proc.pid, "VmRSS")
         per_conn = idle_connections(listen, proc.pid, args.conns) if args.conns else float("nan")
         if proc.poll() is not None:
             raise RuntimeError(f"{kind} died")
         return {"start": start / 1024, "peak": peak / 1024, "after": after / 1024,
-                "bar": 2 * start / 1024 + 8, "echoes": count, "gib": moved / 2**30, "kib_per_conn": per_conn}
+                "bar": 2 * start / 1024 + 8, "echoes": count, "gib": moved / 2**30, "kib_per_conn": per_conn,
+                "starved_per_gib": starved / max(moved / 2**30, 1e-9)}
     finally:
         if proc is not None:
             stop(proc)
@@ -276,10 +298,10 @@ def main() -> int:
                 log(f"{kind} run {run + 1}: start {result['start']:.1f} MiB, peak {result['peak']:.1f}, "
                     f"after {args.settle:.0f} s {result['after']:.1f} "
                     f"(bar {result['bar']:.1f}), {result['echoes']} echoes / {result['gib']:.2f} GiB, "
-                    f"idle {result['kib_per_conn']:.2f} KiB/conn")
+                    f"idle {result['kib_per_conn']:.2f} KiB/conn, {result['starved_per_gib']:.0f} starved receives/GiB")
     print(f"| LB ({args.runs} runs, medians) | idle start MiB | peak MiB | {args.settle:.0f} s after MiB "
-          f"| bar (2x start + 8) | within bar | idle KiB/conn ({args.conns}) |")
-    print("|---|---|---|---|---|---|---|")
+          f"| bar (2x start + 8) | within bar | idle KiB/conn ({args.conns}) | starved receives/GiB |")
+    print("|---|---|---|---|---|---|---|---|")
     failed = False
     for kind, runs in results.items():
         med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
@@ -287,7 +309,7 @@ def main() -> int:
         failed |= kind == "switchyard" and not ok
         name = kind + (f" {args.switchyard_args}" if kind == "switchyard" and args.switchyard_args else "")
         print(f"| {name} | {med['start']:.1f} | {med['peak']:.1f} | {med['after']:.1f} | {med['bar']:.1f} "
-              f"| {'yes' if ok else 'NO'} | {med['kib_per_conn']:.2f} |")
+              f"| {'yes' if ok else 'NO'} | {med['kib_per_conn']:.2f} | {med['starved_per_gib']:.0f} |")
     return 1 if failed else 0
 
 

@@ -11,7 +11,9 @@ import SwitchyardCore
 /// so the buffers in use are the recently used, cache-warm ones. When a receive finds the ring
 /// empty the worker calls `ringRanDry()` and more are posted; on each tick the target shrinks
 /// toward what the last period needed, posted buffers beyond it are taken back (`retractExcess`),
-/// and spares unused for `releaseAfter` have their pages released with `MADV_DONTNEED`.
+/// and spares unused for `releaseAfter` have their pages released with `MADV_DONTNEED`. Once the
+/// kernel has taken no buffer for `releaseAfter`, the few still posted have their pages released
+/// too (`releasePostedPages`: out of the ring, released, posted again).
 ///
 /// Memory: the ring and the buffers are anonymous `MAP_NORESERVE` mappings, so a buffer costs
 /// resident memory only once data has been received into it; idle connections hold none, and
@@ -52,6 +54,12 @@ final class ProvidedBuffers {
     private var now: Int64 = 0
     /// Buffers whose pages were released, in total (for tests and figures).
     private(set) var releasedTotal = 0
+    /// Whether a buffer that may hold resident pages (a recycled one) has been posted since the
+    /// posted buffers' pages were last released.
+    private var postedMayBeResident = false
+    /// Buffers the kernel handed out since the last tick, and the last tick that saw any.
+    private var takenSinceTick = 0
+    private var lastBusyTick: Int64 = 0
 
     /// Spares whose pages may be resident (everything not yet released).
     var residentSpares: Int { spareCount - releasedBelow }
@@ -99,10 +107,12 @@ final class ProvidedBuffers {
         var clock = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &clock)
         now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
+        lastBusyTick = now
         var head: UInt16 = 0
         canRetract = ring.flags & IORING_SETUP_DEFER_TASKRUN != 0
             && swy_buf_ring_head(ring.fd, UInt32(group), &head) == 0 && head == 0
         topUp()
+        postedMayBeResident = false  // never touched yet
     }
 
     deinit {
@@ -124,6 +134,7 @@ final class ProvidedBuffers {
     func took(_ id: UInt16) {
         lent += 1
         posted -= 1
+        takenSinceTick &+= 1
         policy.noteLowWater(posted)
     }
 
@@ -156,9 +167,35 @@ final class ProvidedBuffers {
             releasedBelow += 1
             releasedTotal += 1
         }
+        if takenSinceTick > 0 {
+            takenSinceTick = 0
+            lastBusyTick = now
+        } else if postedMayBeResident && policy.shouldRelease(pushedAt: lastBusyTick, now: now) {
+            releasePostedPages()
+        }
     }
 
     // MARK: Internals
+
+    /// After a quiet `releaseAfter`, the buffers still posted are the last ones recycled, and
+    /// resident. Takes every one of them out of the ring for a moment (tail back to the
+    /// kernel's head), releases their pages, and posts them again unchanged: between two waits
+    /// on the ring the kernel cannot observe it (see the type's comment), and no buffer is
+    /// released while posted.
+    private func releasePostedPages() {
+        guard canRetract else { return }
+        var head: UInt16 = 0
+        guard swy_buf_ring_head(ringFD, UInt32(group), &head) == 0, Int(tail &- head) == posted else { return }
+        swy_buf_ring_set_tail(bufferRing, head)
+        var slot = head
+        while slot != tail {
+            _ = madvise(address(of: slotBuffer[Int(slot) & Int(mask)]), size, MADV_DONTNEED)
+            releasedTotal += 1
+            slot &+= 1
+        }
+        swy_buf_ring_set_tail(bufferRing, tail)
+        postedMayBeResident = false
+    }
 
     @inline(__always)
     private func post(_ id: UInt16) {
@@ -167,6 +204,7 @@ final class ProvidedBuffers {
         slotBuffer[Int(tail) & Int(mask)] = id
         tail &+= 1
         posted += 1
+        postedMayBeResident = true
     }
 
     @inline(__always)

@@ -8,19 +8,20 @@ import Testing
         #expect(BufferPostingPolicy(capacity: 1024, floor: 0).target == 1, "the floor is at least one buffer")
     }
 
-    @Test func aDryRingDoublesTheTargetUpToThePool() {
-        var policy = BufferPostingPolicy(capacity: 256)
+    @Test func eachStarvedReceiveAddsAStepUpToThePool() {
+        var policy = BufferPostingPolicy(capacity: 64)
+        #expect(policy.growthStep == 8, "a quarter of the floor")
         var targets: [Int] = []
-        for _ in 0..<5 {
+        for _ in 0..<6 {
             policy.ringRanDry()
             targets.append(policy.target)
         }
-        #expect(targets == [64, 128, 256, 256, 256])
+        #expect(targets == [40, 48, 56, 64, 64, 64])
     }
 
     @Test func aQuietWorkerHalvesItsTargetEachTickDownToTheFloor() {
-        var policy = BufferPostingPolicy(capacity: 1024)
-        for _ in 0..<5 { policy.ringRanDry() }
+        var policy = BufferPostingPolicy(capacity: 1024, growthStep: 992)
+        policy.ringRanDry()
         #expect(policy.target == 1024)
         _ = policy.tick(posted: 1024)  // the period in which it starved keeps its target
         var targets: [Int] = []
@@ -31,15 +32,14 @@ import Testing
     @Test func aPeriodThatStarvedKeepsItsTarget() {
         var policy = BufferPostingPolicy(capacity: 1024)
         policy.ringRanDry()
-        #expect(policy.tick(posted: 64) == 64)
-        policy.noteLowWater(0)
+        #expect(policy.tick(posted: 40) == 40)
         policy.ringRanDry()
-        #expect(policy.tick(posted: 128) == 128)
+        #expect(policy.tick(posted: 48) == 48)
     }
 
     @Test func buffersTakenDuringThePeriodStayInTheTarget() {
-        var policy = BufferPostingPolicy(capacity: 1024)
-        for _ in 0..<3 { policy.ringRanDry() }  // 256
+        var policy = BufferPostingPolicy(capacity: 1024, growthStep: 224)
+        policy.ringRanDry()  // 256
         _ = policy.tick(posted: 256)
         // The kernel took buffers down to 16 posted: 240 were needed, 16 were not.
         policy.noteLowWater(100)

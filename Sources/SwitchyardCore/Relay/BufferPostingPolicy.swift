@@ -8,8 +8,11 @@
 /// cold, then have their pages released. This type is the decision; `ProvidedBuffers` in
 /// SwitchyardIO applies it.
 ///
-/// - `ringRanDry()` when a receive found the ring empty (`-ENOBUFS`): the target doubles, up to
-///   `capacity`, so a burst gets the buffers it needs within a few receives.
+/// - `ringRanDry()` when a receive found the ring empty (`-ENOBUFS`): the target grows by
+///   `growthStep`, up to `capacity`. Every starved direction reports once, so the target grows
+///   with the number of directions receiving at once, not exponentially: doubling per report
+///   took a 1,024-buffer pool to every buffer within one batch of completions, and the kernel
+///   then filled (touched) most of them.
 /// - `noteLowWater(_:)` with the posted count each time the kernel takes a buffer; `tick()` once
 ///   per worker tick: buffers that stayed posted through a whole period without starving anyone
 ///   were not needed, and half of them leave the target (never below `floor`).
@@ -20,6 +23,8 @@ public struct BufferPostingPolicy: Sendable, Equatable {
     public let capacity: Int
     /// The fewest buffers kept posted: enough for the receives of a quiet worker.
     public let floor: Int
+    /// Buffers added to the target each time a receive finds the ring empty.
+    public let growthStep: Int
     /// Milliseconds a spare buffer waits unused before its pages are released.
     public let releaseAfter: Int64
     /// How many buffers should be posted now.
@@ -32,22 +37,24 @@ public struct BufferPostingPolicy: Sendable, Equatable {
     /// The default wait before a spare's pages are released: 5 s.
     public static let defaultReleaseAfter: Int64 = 5_000
 
-    /// `capacity` must be positive; `floor` is clamped to `1...capacity`.
-    public init(capacity: Int, floor: Int = BufferPostingPolicy.defaultFloor,
+    /// `capacity` must be positive; `floor` is clamped to `1...capacity`; `growthStep`
+    /// defaults to a quarter of the floor (at least one).
+    public init(capacity: Int, floor: Int = BufferPostingPolicy.defaultFloor, growthStep: Int? = nil,
                 releaseAfter: Int64 = BufferPostingPolicy.defaultReleaseAfter) {
         precondition(capacity > 0, "a buffer pool needs at least one buffer")
         self.capacity = capacity
         self.floor = min(max(floor, 1), capacity)
+        self.growthStep = max(1, growthStep ?? self.floor / 4)
         self.releaseAfter = releaseAfter
         target = self.floor
         lowWater = self.floor
     }
 
-    /// A receive found no posted buffer: post twice as many (up to every buffer).
+    /// A receive found no posted buffer: post `growthStep` more (up to every buffer).
     public mutating func ringRanDry() {
         starvedThisPeriod = true
         lowWater = 0
-        target = min(capacity, target * 2)
+        target = min(capacity, target + growthStep)
     }
 
     /// Records the posted count after the kernel took a buffer (the lowest of a period counts).
