@@ -52,6 +52,8 @@ final class ProvidedBuffers {
     private var releasedBelow = 0
     /// The worker's clock at its last tick (milliseconds), the push time of new spares.
     private var now: Int64 = 0
+    /// Whether multishot receives may carry a byte limit (probed at start; kernel 6.16+).
+    private(set) var receiveLimitSupported = false
     /// Buffers whose pages were released, in total (for tests and figures).
     private(set) var releasedTotal = 0
     /// Whether a buffer that may hold resident pages (a recycled one) has been posted since the
@@ -113,6 +115,7 @@ final class ProvidedBuffers {
             && swy_buf_ring_head(ring.fd, UInt32(group), &head) == 0 && head == 0
         topUp()
         postedMayBeResident = false  // never touched yet
+        receiveLimitSupported = ring.supportsReceiveLimit(buffers: self)
     }
 
     deinit {

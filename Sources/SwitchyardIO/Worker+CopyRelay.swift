@@ -16,11 +16,17 @@ extension Worker {
 
     func armReceive(_ connection: Connection, _ direction: Direction) {
         let source = connection.endpoints(direction).source
-        connection.withDirection(direction) { state in
+        let held = connection.withDirection(direction) { state -> Int in
             state.receiving = true
             state.receiveCancelled = false
+            return (state.buffer == nil ? 0 : 1) + state.queue.count
         }
-        submit(.receiveMultishot(socket: source, group: buffers.group), for: connection, kind: direction.receiveKind)
+        // The kernel keeps filling buffers until a cancel lands, so a direction could take far
+        // more than the queue limit (issue 16): the receive ends itself once the bytes of the
+        // buffers it may still hold have arrived. Not while sniffing, which keeps every byte.
+        let limit = buffers.receiveLimitSupported && !connection.sniffing
+            ? UInt32(max(1, Self.queueLimit + 1 - held) * buffers.size) : 0
+        submit(.receiveMultishot(socket: source, group: buffers.group, limit: limit), for: connection, kind: direction.receiveKind)
     }
 
     /// Asks the kernel to end `direction`'s multishot receive; its last completion says when.
@@ -108,6 +114,9 @@ extension Worker {
             if queued >= Self.queueLimit
                 || (configuration.mode == .auto && fullReads >= configuration.spliceAfterFullReads) {
                 pauseReceive(connection, direction)
+            } else if ended && !connection.direction(direction).receiveCancelled {
+                // The receive's byte limit ended it (see armReceive) and there is room: go on.
+                armReceive(connection, direction)
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }

@@ -36,14 +36,17 @@ extension EndToEnd {
             let peak = peakKiB(of: proxy.pid) ?? -1
 
             // A memory bound, not a timing: the wait is only how long the proxy may take to
-            // release (a few ticks to shrink the target, then 5 s for spares), polled.
-            let bound = start + 32 * 1024
+            // release (a few ticks to shrink the target, then 5 s for spares), polled. Right
+            // after such a burst the debug binary holds about start + 30 MiB (before issue 16:
+            // start + 64 MiB, for good); once released, about start + 3 MiB.
+            let bound = start + 16 * 1024
             var after = Int.max
             let settled = eventually(timeout: 30, interval: 0.5) {
                 after = ProcessMetrics.residentKiB(of: proxy.pid) ?? Int.max
                 return after <= bound
             }
-            #expect(settled, "RSS \(after) KiB after the burst, over start \(start) KiB + 32 MiB (peak \(peak) KiB)")
+            print("memory after burst: start \(start) KiB, peak \(peak) KiB, after \(after) KiB")
+            #expect(settled, "RSS \(after) KiB after the burst, over start \(start) KiB + 16 MiB (peak \(peak) KiB)")
             #expect(proxy.isRunning, "stderr:\n\(proxy.standardError)")
 
             // The buffers released are usable again: a second, smaller burst is served intact.
