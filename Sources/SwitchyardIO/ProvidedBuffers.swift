@@ -17,8 +17,8 @@ import SwitchyardCore
 ///
 /// Memory: the ring and the buffers are anonymous `MAP_NORESERVE` mappings, so a buffer costs
 /// resident memory only once data has been received into it; idle connections hold none, and
-/// after a burst the resident set falls back to the posted target. A buffer posted in the ring
-/// or lent to a direction is never released (the kernel may write into a posted one).
+/// a few seconds after a burst none stays resident. No buffer is released while it is in the
+/// ring (the kernel may write into it) or lent to a direction.
 ///
 /// Thread ownership: the worker thread that owns `ring`. Taking posted buffers back relies on
 /// `IORING_SETUP_DEFER_TASKRUN`: the kernel then fills buffers only inside that thread's
