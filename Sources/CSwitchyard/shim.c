@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include "include/switchyard_uring.h"
 
 int swy_spawn_close_from(void *actions, int from) {
@@ -47,3 +48,27 @@ int swy_window_size(int fd, unsigned short *rows, unsigned short *columns) {
     *columns = size.ws_col;
     return 0;
 }
+
+// From the kernel's include/uapi/linux/io_uring.h (6.8+): liburing 2.3 predates them.
+enum { SWY_IORING_REGISTER_PBUF_STATUS = 26 };
+struct swy_io_uring_buf_status {
+    __u32 buf_group;
+    __u32 head;
+    __u32 resv[8];
+};
+
+int swy_buf_ring_head(int ring_fd, unsigned int group, unsigned short *head) {
+    struct swy_io_uring_buf_status status;
+    memset(&status, 0, sizeof status);
+    status.buf_group = group;
+    long result = syscall(__NR_io_uring_register, ring_fd, SWY_IORING_REGISTER_PBUF_STATUS, &status, 1);
+    if (result < 0) return -errno;
+    *head = (unsigned short)status.head;
+    return 0;
+}
+
+void swy_buf_ring_set_tail(struct io_uring_buf_ring *ring, unsigned short tail) {
+    io_uring_smp_store_release(&ring->tail, tail);
+}
+
+unsigned short swy_buf_ring_tail(const struct io_uring_buf_ring *ring) { return ring->tail; }

@@ -13,8 +13,10 @@ enum RingOperation {
     case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
     /// Multishot receive: one completion per chunk, each in a buffer from group `group`, until
     /// an error, end of stream, an empty buffer pool (-ENOBUFS) or a cancel ends it (a completion
-    /// without `IORING_CQE_F_MORE`).
-    case receiveMultishot(socket: Int32, group: UInt16)
+    /// without `IORING_CQE_F_MORE`). A nonzero `limit` also ends it once that many bytes have
+    /// been received (kernel 6.16+; see `Ring.supportsReceiveLimit`), its last completion
+    /// carrying data.
+    case receiveMultishot(socket: Int32, group: UInt16, limit: UInt32)
     /// Cancels the one operation submitted with `userData`.
     case cancel(userData: UInt64)
     /// Send `length` bytes without raising SIGPIPE.
@@ -90,10 +92,12 @@ final class Ring {
             io_uring_prep_multishot_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
         case let .connect(socket, address, length):
             io_uring_prep_connect(sqe, socket, address, length)
-        case let .receiveMultishot(socket, group):
+        case let .receiveMultishot(socket, group, limit):
             io_uring_prep_recv_multishot(sqe, socket, nil, 0, 0)
             sqe.pointee.flags |= UInt8(swy_IOSQE_BUFFER_SELECT)
             sqe.pointee.buf_group = group
+            // The kernel's UAPI names this field `optlen` (6.16+); liburing 2.3 only `file_index`.
+            sqe.pointee.file_index = limit
         case let .cancel(userData):
             io_uring_prep_cancel64(sqe, userData, 0)
         case let .send(socket, bytes, length):

@@ -16,11 +16,17 @@ extension Worker {
 
     func armReceive(_ connection: Connection, _ direction: Direction) {
         let source = connection.endpoints(direction).source
-        connection.withDirection(direction) { state in
+        let held = connection.withDirection(direction) { state -> Int in
             state.receiving = true
             state.receiveCancelled = false
+            return (state.buffer == nil ? 0 : 1) + state.queue.count
         }
-        submit(.receiveMultishot(socket: source, group: buffers.group), for: connection, kind: direction.receiveKind)
+        // The kernel keeps filling buffers until a cancel lands, so a direction could take far
+        // more than the queue limit (issue 16): the receive ends itself once the bytes of the
+        // buffers it may still hold have arrived. Not while sniffing, which keeps every byte.
+        let limit = buffers.receiveLimitSupported && !connection.sniffing
+            ? UInt32(max(1, Self.queueLimit + 1 - held) * buffers.size) : 0
+        submit(.receiveMultishot(socket: source, group: buffers.group, limit: limit), for: connection, kind: direction.receiveKind)
     }
 
     /// Asks the kernel to end `direction`'s multishot receive; its last completion says when.
@@ -116,6 +122,9 @@ extension Worker {
             if queued >= Self.queueLimit
                 || (configuration.mode == .auto && fullReads >= configuration.spliceAfterFullReads) {
                 pauseReceive(connection, direction)
+            } else if ended && !connection.direction(direction).receiveCancelled {
+                // The receive's byte limit ended it (see armReceive) and there is room: go on.
+                armReceive(connection, direction)
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
@@ -126,6 +135,8 @@ extension Worker {
             connection.listener?.figures.starvedReceives &+= 1
             connection.withDirection(direction) { $0.starved = true }
             starved.append((connection.slot, connection.generation, direction))
+            // The ring ran dry: post more spares (up to every buffer) before re-arming.
+            buffers.ringRanDry()
             // Buffers may have come back between the kernel's ENOBUFS and this completion; with
             // none returned later the direction would wait for ever.
             feedStarved()
@@ -222,7 +233,7 @@ extension Worker {
 
     /// Re-arms receives that found no provided buffer, oldest first, while buffers are free.
     func feedStarved() {
-        while starvedHead < starved.count && buffers.lent < Int(buffers.count) {
+        while starvedHead < starved.count && buffers.posted > 0 {
             let (slot, generation, direction) = starved[starvedHead]
             starvedHead += 1
             let connection = connections[Int(slot)]

@@ -20,6 +20,7 @@ extension Worker {
         flushCounters()
         publishFigures()
         pipes.trim()
+        buffers.tick(now: now)
         for picker in pickers.values where picker.registry.queue.count > 0 { grantFreeSlots(picker) }
         for connection in connections where connection.inUse && !connection.machine.isClosing {
             if let deadline = connection.queueDeadline {

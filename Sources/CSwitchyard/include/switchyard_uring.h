@@ -54,6 +54,16 @@ int swy_window_size(int fd, unsigned short *rows, unsigned short *columns);
 /// every descriptor from `from` on. `actions` is a posix_spawn_file_actions_t.
 int swy_spawn_close_from(void *actions, int from);
 
+/// The kernel's head of provided-buffer group `group` (IORING_REGISTER_PBUF_STATUS, kernel 6.8+;
+/// liburing 2.3 names neither the opcode nor its argument, so shim.c spells the UAPI values).
+/// 0 with `*head` set, or -errno (EINVAL on kernels without it).
+int swy_buf_ring_head(int ring_fd, unsigned int group, unsigned short *head);
+/// Stores the tail of a provided-buffer ring with release ordering (io_uring_buf_ring_advance
+/// only adds to it).
+void swy_buf_ring_set_tail(struct io_uring_buf_ring *ring, unsigned short tail);
+/// The tail of a provided-buffer ring as userspace last published it.
+unsigned short swy_buf_ring_tail(const struct io_uring_buf_ring *ring);
+
 /// The errno of the calling thread (Swift's `errno` is fine too; this keeps the funnel in one place).
 int swy_errno(void);
 
