@@ -511,10 +511,10 @@ class Workload:
 
 
 WORKLOADS = [
-    Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
-    Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
-    Workload("bulk-4", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
-    Workload("bulk-4-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
     Workload("latency", "latency", "sockperf", ("p50_us", False), "cpu_us_per_exchange",
              ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores", "lb_user_pct"]),
     Workload("conn-close", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
@@ -645,10 +645,19 @@ def w_idle(ctx: Ctx, run: Running) -> dict:
             "rss_after_mib": after / 1024, "kib_per_conn": (after - before) / n if n else float("nan")}
 
 
+def tcp_retransmitted_segments() -> int:
+    """The host's TcpRetransSegs (/proc/net/snmp): every run is on loopback, so the delta over a
+    run counts the retransmissions of the client's, the LB's and the backend's sockets alike."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("RetransSegs")])
+
+
 def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
     port = run.port
     pids = run.pids()
     user0, system0 = cpu_split(pids)
+    retrans0 = tcp_retransmitted_segments()
     t0 = time.monotonic()
     if w.group == "bulk":
         res = w_iperf(ctx, port, 4 if w.name.startswith("bulk-4") else 1, w.name.endswith("-R"))
@@ -663,6 +672,7 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
     else:
         raise ValueError(w.name)
     res["wall_s"] = time.monotonic() - t0
+    res["retrans"] = tcp_retransmitted_segments() - retrans0
     pids = sorted(set(pids) | set(run.pids()))
     if pids:
         user1, system1 = cpu_split(pids)
