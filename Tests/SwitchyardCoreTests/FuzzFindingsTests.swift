@@ -29,6 +29,14 @@ import Testing
         #expect(try Duration(parsing: "0.5us") == .nanoseconds(500))
     }
 
+    /// FuzzBackendSpec: `slow-start=0.2560256h` parsed to 921,692.16 ms but was written back as
+    /// `921692ms`, a different backend. A slow-start window is now whole milliseconds.
+    @Test func aSlowStartWithAFractionOfAMillisecondReadsBackAsParsed() throws {
+        let spec = try BackendSpec(parsing: "w.086d:2256,slow-start=0.2560256h")
+        #expect(spec.slowStart == .milliseconds(921_692))
+        #expect(try BackendSpec(parsing: spec.description) == spec)
+    }
+
     @Test(arguments: ["8784.0001h", "31622400001ms", "99999999999999999999s", ".s", "1..5s", "1.5.s"])
     func durationsPastTheLimitOrMalformedAreRefused(text: String) {
         #expect(throws: ConfigError.self) { try Duration(parsing: text) }

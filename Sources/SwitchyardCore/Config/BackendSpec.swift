@@ -87,7 +87,9 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         guard duration <= .seconds(3600) else {
             throw ConfigError("\(context): slow-start '\(text)' must be at most 1h")
         }
-        return duration
+        // Whole milliseconds, as the backend is written back (state file, `show`), so that what
+        // is read back is what was parsed.
+        return .milliseconds(duration.milliseconds)
     }
 
     /// Where health checks connect: `check-address`/`check-port` where given, else the backend.
