@@ -86,32 +86,9 @@ extension Worker {
         stats?.connectLatency.record(nanoseconds: finished &- connection.connectStartedAt, now: finished)
     }
 
-    /// The client's address and the wall clock, when the access log wants them.
+    /// The client's address, when the access log wants it (`socketAddress`, which allocates nothing).
     static func peerAddress(_ fd: Int32) -> PeerAddress {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let got = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
-        }
-        guard got == 0 else { return .unknown }
-        let family = Int32(storage.ss_family)
-        return withUnsafeBytes(of: &storage) { raw -> PeerAddress in
-            switch family {
-            case AF_INET:
-                let address = raw.load(as: sockaddr_in.self)
-                let bytes = withUnsafeBytes(of: address.sin_addr) { Array($0) }
-                return PeerAddress(ipv4: bytes[0], bytes[1], bytes[2], bytes[3], port: UInt16(bigEndian: address.sin_port))
-            case AF_INET6:
-                let address = raw.load(as: sockaddr_in6.self)
-                var bytes = InlineArray<16, UInt8>(repeating: 0)
-                withUnsafeBytes(of: address.sin6_addr) { source in
-                    for index in 0..<16 { bytes[index] = source[index] }
-                }
-                return PeerAddress(ipv6: bytes, port: UInt16(bigEndian: address.sin6_port))
-            default:
-                return .unknown
-            }
-        }
+        socketAddress(fd, peer: true)
     }
 
     static func wallClockNanoseconds() -> Int64 {
