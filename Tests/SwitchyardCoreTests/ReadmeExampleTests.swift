@@ -45,3 +45,19 @@ import Testing
     let sources = try ConfigFile.parse(try firstYAML(after: "## Source addresses"), file: "README.md")
     #expect(sources.service(named: "cache")?.source.map(\.description) == ["10.0.0.100", "10.0.0.101", "10.0.0.102"])
 }
+
+/// README's backups / max-connections / slow-start example must stay a valid file (issue 13).
+@Test func theReadmeBackupQueueAndSlowStartExampleIsValid() throws {
+    var root = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { root.deleteLastPathComponent() }
+    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+    let section = try #require(readme.range(of: "## Backups, connection limits and slow start"))
+    let rest = readme[section.upperBound...]
+    let start = try #require(rest.range(of: "```yaml\n"))
+    let end = try #require(rest[start.upperBound...].range(of: "```\n"))
+    let configuration = try ConfigFile.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md")
+    let pg = try #require(configuration.service(named: "pg"))
+    #expect(pg.queueSize == 200 && pg.queueTimeout == .seconds(3) && pg.slowStart == .seconds(30))
+    #expect(pg.backends.map(\.maxConnections) == [100, 100, nil])
+    #expect(pg.backends.map(\.backup) == [false, false, true])
+}
