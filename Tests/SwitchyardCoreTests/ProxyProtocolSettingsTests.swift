@@ -241,14 +241,7 @@ extension ProxyHeaderFailure {
 
 /// README's PROXY protocol example must stay a valid file.
 @Test func theReadmeProxyProtocolExampleIsValid() throws {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
-    let section = try #require(readme.range(of: "## PROXY protocol"))
-    let rest = readme[section.upperBound...]
-    let start = try #require(rest.range(of: "```yaml\n"))
-    let end = try #require(rest[start.upperBound...].range(of: "```\n"))
-    let configuration = try ConfigFile.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md")
+    let configuration = try readmeExample(after: "## PROXY protocol")
     let edge = try #require(configuration.service(named: "edge"))
     #expect(edge.settings.acceptProxy == AcceptProxySettings(timeout: .seconds(3), trusted: [try CIDR(parsing: "10.0.0.0/8")]))
     #expect(edge.settings.sendProxy == .v2)

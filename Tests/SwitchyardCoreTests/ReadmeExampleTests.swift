@@ -2,18 +2,22 @@ import Foundation
 import Testing
 @testable import SwitchyardCore
 
-/// README's configuration example must stay a valid file: it is what a newcomer copies.
-@Test func theReadmeConfigurationExampleIsValid() throws {
+/// The first ```yaml block after `heading` in the repository's README, parsed as a configuration
+/// file: README's examples are what a newcomer copies, so each must stay valid.
+func readmeExample(after heading: String) throws -> Configuration {
     var root = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { root.deleteLastPathComponent() }
     let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
-    let section = try #require(readme.range(of: "## Configuration file"))
+    let section = try #require(readme.range(of: heading), "README has no '\(heading)'")
     let rest = readme[section.upperBound...]
-    let start = try #require(rest.range(of: "```yaml\n"))
+    let start = try #require(rest.range(of: "```yaml\n"), "no yaml block after '\(heading)'")
     let end = try #require(rest[start.upperBound...].range(of: "```\n"))
-    let yaml = String(rest[start.upperBound..<end.lowerBound])
+    return try ConfigFile.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md")
+}
 
-    let configuration = try ConfigFile.parse(yaml, file: "README.md")
+/// README's configuration example must stay a valid file: it is what a newcomer copies.
+@Test func theReadmeConfigurationExampleIsValid() throws {
+    let configuration = try readmeExample(after: "## Configuration file")
 
     #expect(configuration.services.map(\.name) == ["pg-primary", "pg-replicas", "redis"])
     let redis = try #require(configuration.service(named: "redis"))
@@ -26,36 +30,19 @@ import Testing
 
 /// README's Patroni example (check-port) and source example must stay valid files (issue 13).
 @Test func theReadmeCheckPortAndSourceExamplesAreValid() throws {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
-    func firstYAML(after heading: String) throws -> String {
-        let section = try #require(readme.range(of: heading))
-        let rest = readme[section.upperBound...]
-        let start = try #require(rest.range(of: "```yaml\n"))
-        let end = try #require(rest[start.upperBound...].range(of: "```\n"))
-        return String(rest[start.upperBound..<end.lowerBound])
-    }
-    let patroni = try ConfigFile.parse(try firstYAML(after: "### Checking another address"), file: "README.md")
+    let patroni = try readmeExample(after: "### Checking another address")
     let primary = try #require(patroni.service(named: "pg-primary"))
     #expect(primary.backends.map(\.checkEndpoint.description) == ["10.0.0.1:8008", "10.0.0.2:8008"])
     #expect(primary.health?.send == Array("GET /primary HTTP/1.1\r\nHost: patroni\r\nConnection: close\r\n\r\n".utf8))
     #expect(primary.health?.expect == Array("HTTP/1.1 200".utf8))
 
-    let sources = try ConfigFile.parse(try firstYAML(after: "## Source addresses"), file: "README.md")
+    let sources = try readmeExample(after: "## Source addresses")
     #expect(sources.service(named: "cache")?.source.map(\.description) == ["10.0.0.100", "10.0.0.101", "10.0.0.102"])
 }
 
 /// README's backups / max-connections / slow-start example must stay a valid file (issue 13).
 @Test func theReadmeBackupQueueAndSlowStartExampleIsValid() throws {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
-    let section = try #require(readme.range(of: "## Backups, connection limits and slow start"))
-    let rest = readme[section.upperBound...]
-    let start = try #require(rest.range(of: "```yaml\n"))
-    let end = try #require(rest[start.upperBound...].range(of: "```\n"))
-    let configuration = try ConfigFile.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md")
+    let configuration = try readmeExample(after: "## Backups, connection limits and slow start")
     let pg = try #require(configuration.service(named: "pg"))
     #expect(pg.queueSize == 200 && pg.queueTimeout == .seconds(3) && pg.slowStart == .seconds(30))
     #expect(pg.backends.map(\.maxConnections) == [100, 100, nil])
