@@ -35,21 +35,9 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case let .v4(a, b, c, d):
             return "\(a).\(b).\(c).\(d)"
         case let .v6(bytes):
-            var groups: [UInt16] = []
-            for i in stride(from: 0, to: 16, by: 2) {
-                groups.append(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]))
-            }
-            // RFC 5952: compress the longest run (length >= 2) of zero groups.
-            var bestStart = -1, bestLength = 0, runStart = -1
-            for i in 0...8 {
-                if i < 8 && groups[i] == 0 {
-                    if runStart < 0 { runStart = i }
-                } else if runStart >= 0 {
-                    if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
-                    runStart = -1
-                }
-            }
-            if bestLength < 2 { bestStart = -1 }
+            var groups = InlineArray<8, UInt16>(repeating: 0)
+            for i in 0..<8 { groups[i] = UInt16(bytes[2 * i]) << 8 | UInt16(bytes[2 * i + 1]) }
+            let (bestStart, bestLength) = IPAddress.compressedRun(groups)
             var text = ""
             var i = 0
             while i < 8 {
@@ -64,6 +52,21 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
             }
             return text
         }
+    }
+
+    /// RFC 5952: the longest run of zero groups (the first of equal ones) that `::` replaces,
+    /// as (start, length); start is -1 when no run of at least two groups exists.
+    static func compressedRun(_ groups: InlineArray<8, UInt16>) -> (start: Int, length: Int) {
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8 && groups[i] == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                runStart = -1
+            }
+        }
+        return bestLength < 2 ? (-1, 0) : (bestStart, bestLength)
     }
 
     static func parseV4(_ text: Substring) -> (UInt8, UInt8, UInt8, UInt8)? {

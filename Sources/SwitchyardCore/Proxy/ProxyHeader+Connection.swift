@@ -163,16 +163,7 @@ extension ProxyHeader {
         for index in 0..<8 {
             groups[index] = UInt16(address.bytes[2 * index]) << 8 | UInt16(address.bytes[2 * index + 1])
         }
-        var bestStart = -1, bestLength = 0, runStart = -1
-        for index in 0...8 {
-            if index < 8 && groups[index] == 0 {
-                if runStart < 0 { runStart = index }
-            } else if runStart >= 0 {
-                if index - runStart > bestLength { bestStart = runStart; bestLength = index - runStart }
-                runStart = -1
-            }
-        }
-        if bestLength < 2 { bestStart = -1 }
+        let (bestStart, bestLength) = IPAddress.compressedRun(groups)
         var index = 0
         var wroteGroup = false
         while index < 8 {
