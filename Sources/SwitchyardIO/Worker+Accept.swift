@@ -59,7 +59,7 @@ extension Worker {
             connection.clientKey = Socket.peerAddressKey(clientFD)
         }
         if accessLog != nil {
-            connection.client = Worker.peerAddress(clientFD)
+            connection.client = Worker.socketAddress(clientFD, peer: true)
             connection.acceptedWallClock = Worker.wallClockNanoseconds()
         }
         if let acceptProxy = settings.acceptProxy {

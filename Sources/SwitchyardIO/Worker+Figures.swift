@@ -86,11 +86,6 @@ extension Worker {
         stats?.connectLatency.record(nanoseconds: finished &- connection.connectStartedAt, now: finished)
     }
 
-    /// The client's address, when the access log wants it (`socketAddress`, which allocates nothing).
-    static func peerAddress(_ fd: Int32) -> PeerAddress {
-        socketAddress(fd, peer: true)
-    }
-
     static func wallClockNanoseconds() -> Int64 {
         var time = Glibc.timespec()
         clock_gettime(CLOCK_REALTIME, &time)
