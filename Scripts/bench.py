@@ -313,6 +313,14 @@ def build_switchyard() -> str:
 class Backends:
     ports: dict[str, int]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # the HTTP backend listens on HTTP_POOL ports: conn-close-3 balances over all of them
+    pools: dict[str, list[int]] = field(default_factory=dict)
+
+    def pool(self, name: str, size: int) -> list[int]:
+        ports = self.pools.get(name, [self.ports[name]])
+        if size > len(ports):
+            raise ValueError(f"backend {name} has {len(ports)} ports, {size} wanted")
+        return ports[:size]
 
     def pids(self) -> list[int]:
         out = []
@@ -323,6 +331,7 @@ class Backends:
 
 
 HTTP_BODY = "switchyard-bench-body-0123456789abcdefghijklmnopqrstuvwxyz\n"  # 64 bytes
+HTTP_POOL = 3  # ports the nginx HTTP backend listens on (one server process, like three backends)
 
 
 def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
@@ -330,6 +339,8 @@ def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
     be = Backends(dict(zip(names, free_ports(len(names), 21000))))
     for name in names:
         port = be.ports[name]
+        if name == "http":
+            be.pools[name] = [port] + [p for p in free_ports(HTTP_POOL + 2, 22000) if p != port][:HTTP_POOL - 1]
         if name == "iperf3":
             argv = ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)]
         elif name == "http":
@@ -353,8 +364,7 @@ http {{
     keepalive_requests 10000000;
     client_header_timeout 300s;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{ default_type text/plain; return 200 "{HTTP_BODY.strip()}\\n"; }}
+{"".join(f"        listen 127.0.0.1:{p} backlog=4096;{chr(10)}" for p in be.pools[name])}        location / {{ default_type text/plain; return 200 "{HTTP_BODY.strip()}\\n"; }}
     }}
 }}
 """)
@@ -369,7 +379,8 @@ http {{
             raise ValueError(name)
         be.procs[name] = PROCS.start(f"backend-{name}", argv, tmp)
     for name in names:
-        wait_listening(be.ports[name], be.procs[name])
+        for p in be.pools.get(name, [be.ports[name]]):
+            wait_listening(p, be.procs[name])
     log("backends up: " + ", ".join(f"{n}:{p}" for n, p in be.ports.items()))
     return be
 
@@ -418,10 +429,11 @@ class Running:
         return descendants(self.proc.pid)
 
 
-def start_lb(lb: LB, pinned: bool, backend_port: int, listen_port: int, tmp: str, maxconn: int,
+def start_lb(lb: LB, pinned: bool, backend_ports: list[int], listen_port: int, tmp: str, maxconn: int,
              hard_nofile: int, switchyard_bin: str | None) -> Running:
+    """Starts `lb` balancing round-robin over `backend_ports` (one or more 127.0.0.1 ports)."""
     if lb.kind == "direct":
-        return Running(lb, backend_port, None)
+        return Running(lb, backend_ports[0], None)
     cpus = {1} if pinned else None
     if lb.kind == "haproxy":
         conf = os.path.join(tmp, f"{lb.name}.cfg")
@@ -444,8 +456,8 @@ frontend fe
     default_backend be
 
 backend be
-    server s1 127.0.0.1:{backend_port}
-""")
+    balance roundrobin
+{"".join(f"    server s{i + 1} 127.0.0.1:{p}{chr(10)}" for i, p in enumerate(backend_ports))}""")
         argv = ["haproxy", "-db", "-f", conf]
     elif lb.kind == "nginx":
         conf = os.path.join(tmp, f"{lb.name}.conf")
@@ -459,9 +471,11 @@ error_log {tmp}/{lb.name}.err warn;
 load_module {NGINX_STREAM_MODULE};
 events {{ worker_connections {hard_nofile}; }}
 stream {{
+    upstream be {{
+{"".join(f"        server 127.0.0.1:{p};{chr(10)}" for p in backend_ports)}    }}
     server {{
         listen 127.0.0.1:{listen_port} backlog=4096;
-        proxy_pass 127.0.0.1:{backend_port};
+        proxy_pass be;
         proxy_connect_timeout 5s;
         proxy_timeout 10m;
     }}
@@ -479,7 +493,7 @@ stream {{
             start_scraper(metrics_port)
         if "log" in lb.observe:
             argv += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
-        argv += [f"127.0.0.1:{backend_port}"]
+        argv += [f"127.0.0.1:{p}" for p in backend_ports]
     else:
         raise ValueError(lb.kind)
     proc = PROCS.start(lb.name, argv, tmp, cpus)
@@ -508,6 +522,7 @@ class Workload:
     primary: tuple[str, bool]          # metric, higher is better
     cost: str | None                   # LB CPU metric (lower is better)
     columns: list[str]
+    pool: int = 1                      # backends the LB balances over (ports of `backend`)
 
 
 WORKLOADS = [
@@ -518,6 +533,8 @@ WORKLOADS = [
     Workload("latency", "latency", "sockperf", ("p50_us", False), "cpu_us_per_exchange",
              ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores", "lb_user_pct"]),
     Workload("conn-close", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
+    Workload("conn-close-3", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"],
+             pool=HTTP_POOL),
     Workload("keepalive", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
     Workload("redis-set", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
     Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
@@ -663,8 +680,8 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
         res = w_iperf(ctx, port, 4 if w.name.startswith("bulk-4") else 1, w.name.endswith("-R"))
     elif w.name == "latency":
         res = w_sockperf(ctx, port)
-    elif w.name in ("conn-close", "keepalive"):
-        res = w_wrk(ctx, port, w.name == "conn-close")
+    elif w.name in ("conn-close", "conn-close-3", "keepalive"):
+        res = w_wrk(ctx, port, w.name.startswith("conn-close"))
     elif w.name.startswith("redis-"):
         res = w_redis(ctx, port, w.name.split("-", 1)[1])
     elif w.name == "idle-conns":
@@ -929,8 +946,8 @@ def main() -> int:
                               "time": time.time()}
                     run = None
                     try:
-                        run = start_lb(lb, pinned, backends.ports[w.backend], next(lb_ports), tmp, maxconn, hard,
-                                       switchyard_bin)
+                        run = start_lb(lb, pinned, backends.pool(w.backend, w.pool), next(lb_ports), tmp, maxconn,
+                                       hard, switchyard_bin)
                         sample["metrics"] = run_workload(w, ctx, run)
                         m = sample["metrics"]
                         log(f"[{done}/{total}] rep {rep} {w.name:10} {lb.name:22} " + " ".join(

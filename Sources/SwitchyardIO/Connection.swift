@@ -13,6 +13,8 @@ struct RelayDirection {
     /// A cancel was submitted for that receive (the queue is full, or the direction streams).
     var receiveCancelled = false
     var sending = false
+    /// That send's entry, while it may still be waiting in the submission queue.
+    var queuedSend: Ring.QueuedEntry?
     /// The provided buffer being sent, and how far the send got.
     var buffer: UInt16?
     var sent = 0

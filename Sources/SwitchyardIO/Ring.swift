@@ -19,8 +19,9 @@ enum RingOperation {
     case receiveMultishot(socket: Int32, group: UInt16, limit: UInt32)
     /// Cancels the one operation submitted with `userData`.
     case cancel(userData: UInt64)
-    /// Send `length` bytes without raising SIGPIPE.
-    case send(socket: Int32, bytes: UnsafeRawPointer, length: UInt32)
+    /// Send `length` bytes without raising SIGPIPE. `more` adds `MSG_MORE`: the bytes wait in the
+    /// socket for the `shutdown(2)` or `close(2)` that follows at once, and leave with its FIN.
+    case send(socket: Int32, bytes: UnsafeRawPointer, length: UInt32, more: Bool)
     /// One-shot readiness poll (`POLLIN`/`POLLOUT`, plus `POLLRDHUP`).
     case poll(fd: Int32, events: UInt32)
     /// A relative timer; completes with -ETIME when it fires.
@@ -40,6 +41,15 @@ final class Ring {
     /// Flags the ring was created with (DEFER_TASKRUN is dropped on kernels that lack it).
     let flags: UInt32
     private var completions: [UnsafeMutablePointer<io_uring_cqe>?]
+    /// How many times queued entries were handed to the kernel: an entry queued since the last
+    /// time is still only in this process's memory, and may be changed (see `addMoreFlag`).
+    private var handOvers: UInt64 = 0
+
+    /// A queued entry, recognised as unsubmitted by the hand-over it was queued in.
+    struct QueuedEntry {
+        fileprivate let sqe: UnsafeMutablePointer<io_uring_sqe>
+        fileprivate let handOver: UInt64
+    }
 
     /// Creates a ring with `entries` submission slots and a completion queue `completionFactor`
     /// times larger, so bursts of completions do not overflow.
@@ -78,9 +88,11 @@ final class Ring {
 
     /// Queues `operation`; submitted by the next `submitAndWait`. When the submission queue is
     /// full, pending entries are submitted first so no operation is ever dropped.
-    func submit(_ operation: RingOperation, userData: UInt64) {
+    @discardableResult
+    func submit(_ operation: RingOperation, userData: UInt64) -> QueuedEntry {
         var sqe = io_uring_get_sqe(ring)
         if sqe == nil {
+            handOvers &+= 1
             _ = io_uring_submit(ring)
             sqe = io_uring_get_sqe(ring)
         }
@@ -100,8 +112,8 @@ final class Ring {
             sqe.pointee.file_index = limit
         case let .cancel(userData):
             io_uring_prep_cancel64(sqe, userData, 0)
-        case let .send(socket, bytes, length):
-            io_uring_prep_send(sqe, socket, bytes, Int(length), Int32(MSG_NOSIGNAL))
+        case let .send(socket, bytes, length, more):
+            io_uring_prep_send(sqe, socket, bytes, Int(length), Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0))
         case let .poll(fd, events):
             io_uring_prep_poll_add(sqe, fd, events)
         case let .timeout(timespec):
@@ -112,11 +124,24 @@ final class Ring {
             io_uring_prep_cancel_fd(sqe, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
         }
         io_uring_sqe_set_data64(sqe, userData)
+        return QueuedEntry(sqe: sqe, handOver: handOvers)
+    }
+
+    /// Adds `MSG_MORE` to the send queued as `entry` (tagged `userData`) if the kernel has not
+    /// read it yet; false when it has (or the slot now holds another entry). With no SQPOLL
+    /// thread the kernel reads entries only inside `io_uring_enter`, so this is race-free.
+    @discardableResult
+    func addMoreFlag(_ entry: QueuedEntry, userData: UInt64) -> Bool {
+        guard entry.handOver == handOvers, entry.sqe.pointee.user_data == userData,
+              entry.sqe.pointee.opcode == UInt8(IORING_OP_SEND.rawValue) else { return false }
+        entry.sqe.pointee.msg_flags |= UInt32(MSG_MORE)
+        return true
     }
 
     /// Submits queued entries and waits for at least one completion. EINTR and EBUSY (completion
     /// queue momentarily full) return normally; the caller drains and calls again.
     func submitAndWait() throws(SystemCallError) {
+        handOvers &+= 1
         let result = io_uring_submit_and_wait(ring, 1)
         if result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN {
             throw SystemCallError(call: "io_uring_enter", errno: -result)

@@ -137,7 +137,7 @@ extension Worker {
         let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
         withUnsafePointer(to: &connection.backendAddress) { storage in
             storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
+                _ = submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
             }
         }
         connection.connectDeadline = now + settings.connectTimeout.milliseconds

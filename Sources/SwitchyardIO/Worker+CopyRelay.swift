@@ -129,7 +129,13 @@ extension Worker {
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
             if connection.firstEnd == nil { connection.firstEnd = direction }
-            let queued = connection.direction(direction).bytesQueued
+            let state = connection.direction(direction)
+            if state.sending, state.queue.isEmpty, let entry = state.queuedSend {
+                // The send in flight is the last before the end is forwarded: if the kernel has
+                // not read it yet, its bytes wait for the FIN and leave in one segment with it.
+                ring.addMoreFlag(entry, userData: connection.userData(direction.sendKind))
+            }
+            let queued = state.bytesQueued
             perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
         } else if result == -ENOBUFS {
             connection.listener?.figures.starvedReceives &+= 1
@@ -153,11 +159,17 @@ extension Worker {
     func submitSend(_ connection: Connection, _ direction: Direction) {
         let state = connection.direction(direction)
         guard let id = state.buffer else { return }
-        connection.withDirection(direction) { $0.sending = true }
-        submit(.send(socket: connection.endpoints(direction).destination,
-                     bytes: UnsafeRawPointer(buffers.address(of: id) + state.sent),
-                     length: UInt32(state.received - state.sent)),
-               for: connection, kind: direction.sendKind)
+        // The last bytes before a forwarded end wait for its FIN (`shutdown` or `close` follows
+        // this send's completion at once) and leave with it: a segment fewer per connection.
+        let last = state.queue.isEmpty && connection.machine.sourceEnded(direction)
+        let entry = submit(.send(socket: connection.endpoints(direction).destination,
+                                 bytes: UnsafeRawPointer(buffers.address(of: id) + state.sent),
+                                 length: UInt32(state.received - state.sent), more: last),
+                           for: connection, kind: direction.sendKind)
+        connection.withDirection(direction) {
+            $0.sending = true
+            $0.queuedSend = entry
+        }
     }
 
     func handleSend(_ connection: Connection, _ direction: Direction, result: Int32) {
@@ -165,6 +177,7 @@ extension Worker {
         var bufferToRecycle: UInt16?
         connection.withDirection(direction) { state in
             state.sending = false
+            state.queuedSend = nil
             if result > 0 { state.sent += Int(result) }
             if result <= 0 || state.sent >= state.received || connection.machine.isClosing {
                 bufferToRecycle = state.buffer

@@ -182,9 +182,11 @@ final class Worker {
         }
     }
 
-    func submit(_ operation: RingOperation, for connection: Connection, kind: RingOperationKind) {
-        ring.submit(operation, userData: connection.userData(kind))
+    @discardableResult
+    func submit(_ operation: RingOperation, for connection: Connection, kind: RingOperationKind) -> Ring.QueuedEntry {
+        let entry = ring.submit(operation, userData: connection.userData(kind))
         connection.machine.operationSubmitted()
+        return entry
     }
 
     // MARK: Logging
