@@ -398,6 +398,7 @@ class LB:
     splice: bool = False  # haproxy: option splice-auto
     relay: str = ""      # switchyard: auto | copy | splice
     observe: str = ""    # switchyard: "" | metrics | metrics+log (the observability overhead runs)
+    args: tuple[str, ...] = ()  # switchyard: further flags (the buffer-size comparison)
 
 
 def all_lbs(n: int) -> list[LB]:
@@ -414,6 +415,9 @@ def all_lbs(n: int) -> list[LB]:
     # Observability overhead: metrics scraped every second, and metrics plus a JSON access log.
     lbs.append(LB("switchyard-auto-1w-metrics", "switchyard", 1, True, relay="auto", observe="metrics"))
     lbs.append(LB("switchyard-auto-1w-metrics-log", "switchyard", 1, True, relay="auto", observe="metrics+log"))
+    # Issue 16's buffer-size option: 16 KiB provided buffers instead of the default 64 KiB.
+    for mode in ("auto", "copy"):
+        lbs.append(LB(f"switchyard-{mode}-1w-16k", "switchyard", 1, True, relay=mode, args=("--buffer-size", "16")))
     return lbs
 
 
@@ -493,6 +497,7 @@ stream {{
             start_scraper(metrics_port)
         if "log" in lb.observe:
             argv += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
+        argv += list(lb.args)
         argv += [f"127.0.0.1:{p}" for p in backend_ports]
     else:
         raise ValueError(lb.kind)
