@@ -48,12 +48,12 @@ final class ChaosBackend: Sendable {
         var nextConnection = 1
         var open: [Int: Connection] = [:]
         var closed: [Int: CloseRecord] = [:]
-        var runningThreads = 0
         var kills = 0
         var finished = false
     }
 
     private let state = Mutex(State())
+    private let threads = PeerThreads(stackSize: 1 << 19)
 
     /// Listens on a free loopback port (or `port`).
     init(name: String, host: String = Sockets.ipv4Loopback, port: UInt16 = 0) throws {
@@ -64,7 +64,7 @@ final class ChaosBackend: Sendable {
             $0.listenerFD = fd
             $0.listening = true
         }
-        startThread { [self] in acceptLoop(fd) }
+        threads.start { [self] in acceptLoop(fd) }
     }
 
     deinit { shutDown() }
@@ -123,25 +123,14 @@ final class ChaosBackend: Sendable {
             $0.listenerFD = fd
             $0.listening = true
         }
-        startThread { [self] in acceptLoop(fd) }
+        threads.start { [self] in acceptLoop(fd) }
     }
 
     /// Stops for good and waits (bounded) for every thread.
     func shutDown(timeout: Double = 3) {
         state.withLock { $0.finished = true }
         stop()
-        let deadline = Date().addingTimeInterval(timeout)
-        while state.withLock({ $0.runningThreads }) > 0 && Date() < deadline { usleep(5_000) }
-    }
-
-    private func startThread(_ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.runningThreads += 1 }
-        let thread = Thread { [self] in
-            body()
-            state.withLock { $0.runningThreads -= 1 }
-        }
-        thread.stackSize = 1 << 19
-        thread.start()
+        threads.waitUntilDone(timeout: timeout)
     }
 
     private func acceptLoop(_ listener: Int32) {
@@ -163,7 +152,7 @@ final class ChaosBackend: Sendable {
                 Self.closeWithReset(fd)
                 break
             }
-            startThread { [self] in serve(fd, number: number) }
+            threads.start { [self] in serve(fd, number: number) }
         }
         close(listener)
     }

@@ -10,11 +10,11 @@ import SwitchyardCore
 final class ProxyHeaderBackend: Sendable {
     let endpoint: TCPEndpoint
     private let state: Mutex<State>
+    private let threads = PeerThreads()
 
     private struct State {
         var listenerFD: Int32
         var connectionFDs: Set<Int32> = []
-        var runningThreads = 0
         var stopped = false
         var headers: [ProxyHeader] = []
     }
@@ -23,7 +23,7 @@ final class ProxyHeaderBackend: Sendable {
         let (fd, port) = try Sockets.makeListener(host: host)
         endpoint = TCPEndpoint(host: host, port: port)
         state = Mutex(State(listenerFD: fd))
-        startThread { [self] in acceptLoop(fd) }
+        threads.start { [self] in acceptLoop(fd) }
     }
 
     deinit { stop() }
@@ -38,17 +38,7 @@ final class ProxyHeaderBackend: Sendable {
             shutdown(state.listenerFD, Int32(SHUT_RDWR))
             for fd in state.connectionFDs { shutdown(fd, Int32(SHUT_RDWR)) }
         }
-        _ = eventually(timeout: timeout, interval: 0.005) { state.withLock { $0.runningThreads == 0 } }
-    }
-
-    private func startThread(_ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.runningThreads += 1 }
-        let thread = Thread { [self] in
-            body()
-            state.withLock { $0.runningThreads -= 1 }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
+        threads.waitUntilDone(timeout: timeout)
     }
 
     private func acceptLoop(_ listener: Int32) {
@@ -68,7 +58,7 @@ final class ProxyHeaderBackend: Sendable {
                 close(fd)
                 break
             }
-            startThread { [self] in
+            threads.start { [self] in
                 serve(fd)
                 state.withLock { _ = $0.connectionFDs.remove(fd) }
                 close(fd)

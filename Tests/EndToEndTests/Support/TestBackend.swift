@@ -68,16 +68,16 @@ private final class Server: Sendable {
         /// Accepted connections still open; a connection thread removes its fd before closing it.
         var connectionFDs: Set<Int32> = []
         var acceptedCount = 0
-        var runningThreads = 0
         var isStopped = false
     }
 
     private let state: Mutex<State>
+    private let threads = PeerThreads()
 
     init(behavior: BackendBehavior, listenerFD: Int32) {
         self.behavior = behavior
         self.state = Mutex(State(listenerFD: listenerFD))
-        startThread { [self] in acceptLoop(listener: listenerFD) }
+        threads.start { [self] in acceptLoop(listener: listenerFD) }
     }
 
     /// Connections accepted so far.
@@ -99,20 +99,7 @@ private final class Server: Sendable {
             return Array(state.connectionFDs)
         }
         for fd in silentFDs { close(fd) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while state.withLock({ $0.runningThreads }) > 0 && Date() < deadline {
-            usleep(5_000)
-        }
-    }
-
-    private func startThread(_ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.runningThreads += 1 }
-        let thread = Thread { [self] in
-            body()
-            state.withLock { $0.runningThreads -= 1 }
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
+        threads.waitUntilDone(timeout: timeout)
     }
 
     private func acceptLoop(listener: Int32) {
@@ -135,7 +122,7 @@ private final class Server: Sendable {
                 break
             }
             if case .silent = behavior { continue }
-            startThread { [self] in
+            threads.start { [self] in
                 serve(fd)
                 state.withLock { _ = $0.connectionFDs.remove(fd) }
                 close(fd)
