@@ -93,13 +93,7 @@ func badCheckOptionsAreRefusedByName(_ text: String, _ message: String) {
      "unknown key 'check-adress' in a backend; did you mean 'check-address'?"),
 ])
 func badSourceAndCheckKeysNameTheLineAndColumn(_ text: String, _ line: Int, _ column: Int, _ message: String) {
-    do {
-        let configuration = try ConfigFile.parse(text, file: "bad.yaml")
-        Issue.record("accepted: \(configuration)")
-    } catch {
-        #expect(error.message.contains(message), "message: \(error.message)")
-        #expect((error.line, error.column) == (line, column), "\(error)")
-    }
+    expectConfigFileError(text, line: line, column: column, message: message)
 }
 
 @Test func aReloadThatMovesOnlyTheCheckSaysSo() throws {

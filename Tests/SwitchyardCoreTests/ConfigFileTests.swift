@@ -160,15 +160,7 @@ services:
      "send: 'PING\\q': unknown escape"),
 ])
 func badFilesNameTheLineAndColumnAndWhatWasExpected(_ text: String, _ line: Int, _ column: Int, _ message: String) {
-    do {
-        let configuration = try ConfigFile.parse(text, file: "bad.yaml")
-        Issue.record("accepted: \(configuration)")
-    } catch {
-        #expect(error.file == "bad.yaml")
-        #expect(error.message.contains(message), "message: \(error.message)")
-        #expect((error.line, error.column) == (line, column), "\(error)")
-        #expect(error.description.hasPrefix("bad.yaml:\(error.line):\(error.column): "))
-    }
+    expectConfigFileError(text, line: line, column: column, message: message)
 }
 
 @Test func nearestKeyOnlySuggestsCloseNames() {

@@ -205,13 +205,7 @@ extension ProxyHeaderFailure {
          "did you mean 'send-proxy'?"),
     ])
     func badProxyProtocolKeysNameTheLineAndColumn(_ text: String, _ line: Int, _ column: Int, _ message: String) {
-        do {
-            let configuration = try ConfigFile.parse(text, file: "bad.yaml")
-            Issue.record("accepted: \(configuration)")
-        } catch {
-            #expect(error.message.contains(message), "message: \(error.message)")
-            #expect((error.line, error.column) == (line, column), "\(error)")
-        }
+        expectConfigFileError(text, line: line, column: column, message: message)
     }
 
     @Test func aReloadReportsChangedProxySettingsAndCarriesThem() throws {
