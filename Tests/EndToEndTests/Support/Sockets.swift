@@ -199,12 +199,18 @@ final class TCPConnection: @unchecked Sendable {
     private var isClosed = false
 
     /// Connects to `endpoint`. `timeout` bounds the connect (SO_SNDTIMEO applies to connect
-    /// on Linux) and every later send and receive unless changed.
-    init(to endpoint: TCPEndpoint, timeout: Double = 5) throws {
+    /// on Linux) and every later send and receive unless changed. With `localPort` the socket
+    /// is bound to that port first, so it takes none of the ephemeral range.
+    init(to endpoint: TCPEndpoint, timeout: Double = 5, localPort: UInt16? = nil) throws {
         fd = try Sockets.makeTCPSocket(for: endpoint.host)
         do {
             try Sockets.setOption(fd, SOL_SOCKET, SO_SNDTIMEO, Sockets.timeval(seconds: timeout))
             try Sockets.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, Sockets.timeval(seconds: timeout))
+            if let localPort {
+                _ = try TCPEndpoint(host: endpoint.host, port: localPort).withSocketAddress { address, length in
+                    try systemCall("bind") { bind(fd, address, length) }
+                }
+            }
             _ = try endpoint.withSocketAddress { address, length in
                 try systemCall("connect") { connect(fd, address, length) }
             }
