@@ -27,6 +27,8 @@ import threading
 import time
 import zlib
 
+import bench  # Scripts/bench.py, beside this file: the HAProxy configuration
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
 
@@ -189,24 +191,8 @@ def start_lb(kind: str, listen: int, backends: list[int], tmp: str, binary: str,
              metrics_port: int) -> subprocess.Popen:
     if kind == "haproxy":
         config = os.path.join(tmp, "haproxy.cfg")
-        servers = "\n".join(f"    server s{i} 127.0.0.1:{port}" for i, port in enumerate(backends))
         with open(config, "w") as f:
-            f.write(f"""global
-    nbthread 2
-    maxconn 8000
-    tune.bufsize 65536
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
-frontend fe
-    bind 127.0.0.1:{listen}
-    default_backend be
-backend be
-    balance roundrobin
-{servers}
-""")
+            f.write(bench.haproxy_config(2, 8000, listen, backends))
         argv = ["haproxy", "-db", "-f", config]
     else:
         argv = [binary, "serve", "--listen", f"127.0.0.1:{listen}", "--no-admin-socket",

@@ -433,6 +433,32 @@ class Running:
         return descendants(self.proc.pid)
 
 
+def haproxy_config(threads: int, maxconn: int, listen_port: int, backend_ports: list[int], splice: bool = False) -> str:
+    """HAProxy `mode tcp` on 127.0.0.1:listen_port, round-robin over 127.0.0.1 backend ports,
+    64 KiB buffers (as Switchyard's); `splice` adds `option splice-auto`. Also Scripts/bench-memory's."""
+    servers = "".join(f"    server s{i + 1} 127.0.0.1:{p}\n" for i, p in enumerate(backend_ports))
+    return f"""global
+    nbthread {threads}
+    maxconn {maxconn}
+{f"    maxpipes {HAPROXY_MAXPIPES}" if splice else ""}
+    tune.bufsize 65536
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+{"    option splice-auto" if splice else ""}
+
+frontend fe
+    bind 127.0.0.1:{listen_port}
+    default_backend be
+
+backend be
+    balance roundrobin
+{servers}"""
+
+
 def start_lb(lb: LB, pinned: bool, backend_ports: list[int], listen_port: int, tmp: str, maxconn: int,
              hard_nofile: int, switchyard_bin: str | None) -> Running:
     """Starts `lb` balancing round-robin over `backend_ports` (one or more 127.0.0.1 ports)."""
@@ -442,26 +468,7 @@ def start_lb(lb: LB, pinned: bool, backend_ports: list[int], listen_port: int, t
     if lb.kind == "haproxy":
         conf = os.path.join(tmp, f"{lb.name}.cfg")
         with open(conf, "w") as f:
-            f.write(f"""global
-    nbthread {lb.threads}
-    maxconn {maxconn}
-{f"    maxpipes {HAPROXY_MAXPIPES}" if lb.splice else ""}
-    tune.bufsize 65536
-
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
-{"    option splice-auto" if lb.splice else ""}
-
-frontend fe
-    bind 127.0.0.1:{listen_port}
-    default_backend be
-
-backend be
-    balance roundrobin
-{"".join(f"    server s{i + 1} 127.0.0.1:{p}{chr(10)}" for i, p in enumerate(backend_ports))}""")
+            f.write(haproxy_config(lb.threads, maxconn, listen_port, backend_ports, splice=lb.splice))
         argv = ["haproxy", "-db", "-f", conf]
     elif lb.kind == "nginx":
         conf = os.path.join(tmp, f"{lb.name}.conf")
