@@ -37,11 +37,14 @@ public struct ConnectionStateMachine: Sendable {
         case administrative
 
         /// Whether the peer should see a reset rather than a clean end: a stream cut short
-        /// must not look like a complete one.
+        /// must not look like a complete one. An idle timeout cuts a session neither side ended
+        /// (a paused reader's download with bytes still on their way, say), so it resets too. A
+        /// close for another reason resets as well when bytes are still queued either way
+        /// (the worker checks that, see `Worker.beginClose`).
         public var resetsPeers: Bool {
             switch self {
-            case .finished, .noBackend, .idleTimeout: false
-            case .clientError, .backendError, .administrative: true
+            case .finished, .noBackend: false
+            case .clientError, .backendError, .idleTimeout, .administrative: true
             }
         }
 

@@ -35,16 +35,39 @@ struct RelayDirection {
     /// Bytes moved and not yet added to the shared counters.
     var unflushedBytes = 0
 
+    // Parking (Worker+Parking.swift).
+    /// Bytes taken out of provided buffers into the direction's own memory: a sniffed
+    /// ClientHello, or what a stalled destination had not taken when the pool ran short. They
+    /// go before `buffer` and `queue`; the receive stays paused while any are left.
+    var parked: ParkedBytes?
+    /// The send in flight is sending `parked`, not `buffer`.
+    var sendingParked = false
+    /// The send in flight was cancelled to park what it holds (see `Worker.parkStalledDirections`).
+    var parking = false
+    /// When the direction's send last completed with bytes or was submitted (monotonic ms).
+    var sendProgressAt: Int64 = 0
+
     /// Whether bytes read from the source are still waiting to be delivered.
-    var bytesQueued: Bool { buffer != nil || !queue.isEmpty || pipeBytes > 0 }
+    var bytesQueued: Bool { buffer != nil || !queue.isEmpty || pipeBytes > 0 || parked != nil }
 
     /// Back to the state of a new connection, keeping the queue's storage for the next one.
+    /// The caller has given back the parked bytes (`Worker.unpark`).
     mutating func reset() {
+        precondition(parked == nil, "parked bytes not given back before a reset")
         var queue = self.queue
         queue.removeAll(keepingCapacity: true)
         self = RelayDirection()
         self.queue = queue
     }
+}
+
+/// Bytes a direction holds in memory of its own (malloc'd, exactly `count` bytes), sent from
+/// `sent` on. Owned by one direction of one connection, on the worker's thread.
+struct ParkedBytes {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+    var sent = 0
+    var remaining: Int { count - sent }
 }
 
 /// A received buffer waiting for the send ahead of it.

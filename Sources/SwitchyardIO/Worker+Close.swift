@@ -17,7 +17,7 @@ extension Worker {
                     pump(connection, direction)
                     continue
                 }
-                if held.buffer != nil {
+                if held.buffer != nil || held.parked != nil {
                     // Client bytes kept (read for SNI routing, or before a redispatch): they go
                     // first, and the receive goes on (or resumes once they are sent).
                     submitSend(connection, direction)
@@ -40,7 +40,9 @@ extension Worker {
 
     func beginClose(_ connection: Connection, reason: ConnectionStateMachine.CloseReason) {
         logger.trace("closing connection", metadata: ["slot": "\(connection.slot)", "reason": "\(reason)"])
-        if reason.resetsPeers {
+        // A cut with bytes still queued either way is a reset whatever its reason: the peer
+        // must not take what it got for the whole stream.
+        if reason.resetsPeers || connection.directions.0.bytesQueued || connection.directions.1.bytesQueued {
             if connection.clientFD >= 0 { Socket.setResetOnClose(connection.clientFD) }
             if connection.backendFD >= 0 { Socket.setResetOnClose(connection.backendFD) }
         }
@@ -59,6 +61,7 @@ extension Worker {
     /// Frees a closed slot: every operation on it has completed.
     func release(_ connection: Connection) {
         for direction in Direction.allCases {
+            unpark(connection, direction)
             connection.withDirection(direction) { state in
                 if let id = state.buffer {
                     buffers.recycle(id)

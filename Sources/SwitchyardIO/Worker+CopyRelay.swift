@@ -98,8 +98,10 @@ extension Worker {
             }
             return
         }
-        if direction == .backendToClient, result == 0 || (result < 0 && result != -ENOBUFS && result != -ECANCELED),
-           redispatchIfUntouched(connection, reason: result == 0 ? "closed" : Errno.describeResult(result)) {
+        // A reset before any byte is a failed attempt; an orderly close is the backend's answer
+        // (an authentication or header timeout, say) and reaches the client as it came.
+        if direction == .backendToClient, result < 0, result != -ENOBUFS, result != -ECANCELED,
+           redispatchIfUntouched(connection, reason: Errno.describeResult(result)) {
             if let bufferID { buffers.recycle(bufferID) }
             return
         }
@@ -113,13 +115,14 @@ extension Worker {
                     state.buffer = bufferID
                     state.sent = 0
                     state.received = Int(result)
-                    return (true, 0, state.fullReads)
+                    // Parked bytes may be on their way: this buffer goes after them.
+                    return (!state.sending, 0, state.fullReads)
                 }
                 state.queue.append(QueuedBuffer(id: bufferID, length: Int(result)))
                 return (false, state.queue.count, state.fullReads)
             }
             if startSend { submitSend(connection, direction) }
-            if queued >= Self.queueLimit
+            if queued >= Self.queueLimit || connection.direction(direction).parked != nil
                 || (configuration.mode == .auto && fullReads >= configuration.spliceAfterFullReads) {
                 pauseReceive(connection, direction)
             } else if ended && !connection.direction(direction).receiveCancelled {
@@ -130,7 +133,7 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             if connection.firstEnd == nil { connection.firstEnd = direction }
             let state = connection.direction(direction)
-            if state.sending, state.queue.isEmpty, let entry = state.queuedSend {
+            if state.sending, state.queue.isEmpty, !(state.sendingParked && state.buffer != nil), let entry = state.queuedSend {
                 // The send in flight is the last before the end is forwarded: if the kernel has
                 // not read it yet, its bytes wait for the FIN and leave in one segment with it.
                 ring.addMoreFlag(entry, userData: connection.userData(direction.sendKind))
@@ -146,6 +149,8 @@ extension Worker {
             // Buffers may have come back between the kernel's ENOBUFS and this completion; with
             // none returned later the direction would wait for ever.
             feedStarved()
+            // Directions stalled on a client that does not read give theirs back (Worker+Parking).
+            parkStalledDirections()
         } else if result == -ECANCELED {
             if let bufferID { buffers.recycle(bufferID) }
             resumeIfQuiet(connection, direction)
@@ -156,51 +161,84 @@ extension Worker {
         }
     }
 
+    /// Sends what `direction` holds next: its parked bytes, else the unsent rest of `buffer`.
     func submitSend(_ connection: Connection, _ direction: Direction) {
         let state = connection.direction(direction)
-        guard let id = state.buffer else { return }
+        let bytes: UnsafeRawPointer
+        let length: Int
+        let fromParked = state.parked != nil
+        if let parked = state.parked {
+            bytes = UnsafeRawPointer(parked.base + parked.sent)
+            length = parked.remaining
+        } else if let id = state.buffer {
+            bytes = UnsafeRawPointer(buffers.address(of: id) + state.sent)
+            length = state.received - state.sent
+        } else {
+            return
+        }
         // The last bytes before a forwarded end wait for its FIN (`shutdown` or `close` follows
         // this send's completion at once) and leave with it: a segment fewer per connection.
-        let last = state.queue.isEmpty && connection.machine.sourceEnded(direction)
-        let entry = submit(.send(socket: connection.endpoints(direction).destination,
-                                 bytes: UnsafeRawPointer(buffers.address(of: id) + state.sent),
-                                 length: UInt32(state.received - state.sent), more: last),
+        let last = (!fromParked || state.buffer == nil) && state.queue.isEmpty && connection.machine.sourceEnded(direction)
+        let entry = submit(.send(socket: connection.endpoints(direction).destination, bytes: bytes,
+                                 length: UInt32(length), more: last),
                            for: connection, kind: direction.sendKind)
         connection.withDirection(direction) {
             $0.sending = true
+            $0.sendingParked = fromParked
             $0.queuedSend = entry
+            $0.sendProgressAt = now
         }
     }
 
     func handleSend(_ connection: Connection, _ direction: Direction, result: Int32) {
-        var finished = false
+        let before = connection.direction(direction)
+        let fromParked = before.sendingParked
+        // A send cancelled so that its bytes could be parked (Worker+Parking) moved nothing.
+        let cancelledToPark = before.parking && result == -ECANCELED
+        let failed = result <= 0 && !cancelledToPark
+        let progress = result > 0 ? Int(result) : 0
         var bufferToRecycle: UInt16?
+        var parkedSent = false
         connection.withDirection(direction) { state in
             state.sending = false
+            state.sendingParked = false
+            state.parking = false
             state.queuedSend = nil
-            if result > 0 { state.sent += Int(result) }
-            if result <= 0 || state.sent >= state.received || connection.machine.isClosing {
-                bufferToRecycle = state.buffer
-                state.buffer = nil
-                finished = true
+            if progress > 0 { state.sendProgressAt = now }
+            if fromParked {
+                state.parked!.sent += progress
+                parkedSent = state.parked!.remaining == 0
+            } else {
+                state.sent += progress
+                if failed || state.sent >= state.received || connection.machine.isClosing {
+                    bufferToRecycle = state.buffer
+                    state.buffer = nil
+                }
             }
+        }
+        if fromParked {
+            parkedBytes -= progress
+            if parkedSent || failed || connection.machine.isClosing { unpark(connection, direction) }
         }
         if let bufferToRecycle {
             buffers.recycle(bufferToRecycle)
             feedStarved()
         }
         guard !connection.machine.isClosing else { return }
-        if result <= 0 {
+        if failed {
             logger.debug("send failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
             perform(connection.machine.failed(clientSide: !direction.sourceIsClient), on: connection)
             return
         }
-        guard finished else {
-            submitSend(connection, direction)
-            return
+        // Bytes that left count as activity for the idle timeout, a short send's too.
+        if progress > 0 { connection.lastActivity = now }
+        if before.parking {
+            // Stalled while buffers were short: what this send had not sent and everything
+            // queued behind it move to memory of the direction's own, and the buffers go back.
+            parkHeldBuffers(connection, direction)
         }
-        connection.lastActivity = now
         let next = connection.withDirection(direction) { state -> Bool in
+            if state.parked != nil || state.buffer != nil { return true }
             guard !state.queue.isEmpty else { return false }
             let queued = state.queue.removeFirst()
             state.buffer = queued.id
@@ -234,7 +272,7 @@ extension Worker {
     /// streams (auto mode), else re-arms its receive if that was paused or ended.
     func resumeIfQuiet(_ connection: Connection, _ direction: Direction) {
         let state = connection.direction(direction)
-        guard !state.receiving, !state.sending, state.buffer == nil, state.queue.isEmpty, !state.starved,
+        guard !state.receiving, !state.sending, state.buffer == nil, state.queue.isEmpty, state.parked == nil, !state.starved,
               !connection.machine.sourceEnded(direction), !connection.machine.isClosing else { return }
         if configuration.mode == .auto && state.fullReads >= configuration.spliceAfterFullReads {
             if startSplicing(connection, direction) { return }

@@ -2,11 +2,13 @@ import CSwitchyard
 import Glibc
 import SwitchyardCore
 
-// Sending a client to another backend when its backend resets or closes right after the
-// connect, before a single byte has moved either way: nothing was exchanged, so the session
-// can start again elsewhere exactly as after a failed connect. A client whose backend went away
-// after bytes moved is reset (a cut stream must never look complete), and so is one for which
-// no other backend is left.
+// Sending a client to another backend when its backend resets right after the connect, before
+// a single byte has moved either way: nothing was exchanged, so the session can start again
+// elsewhere exactly as after a failed connect, and the backend is counted as failing. A client
+// whose backend reset after bytes moved is reset (a cut stream must never look complete), and
+// so is one for which no other backend is left. An orderly close is not a failure: a backend
+// that closes a silent client (a database's authentication timeout, a server's header timeout)
+// has answered, and its end reaches the client as it came.
 extension Worker {
     /// Whether nothing has moved on `connection` in either direction.
     func nothingExchanged(_ connection: Connection) -> Bool {
@@ -43,6 +45,7 @@ extension Worker {
         connection.backendFD = -1
         connection.backendID = -1
         connection.backendName = nil
+        unpark(connection, .backendToClient)
         connection.withDirection(.backendToClient) { state in
             if let pipe = state.pipe { pipes.give(pipe, empty: state.pipeBytes == 0) }
             state.reset()
@@ -51,6 +54,8 @@ extension Worker {
             state.receiving = false
             state.receiveCancelled = false
             state.sending = false
+            state.sendingParked = false
+            state.parking = false
             state.awaitingReadable = false
             state.awaitingWritable = false
             state.starved = false

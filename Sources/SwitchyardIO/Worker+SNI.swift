@@ -3,9 +3,12 @@ import Glibc
 import SwitchyardCore
 
 // Routing by the server name of a TLS ClientHello (`route-by-sni`). The client's first bytes
-// are received into provided buffers and kept; the pure `ClientHelloReader` reads them without
-// consuming anything; once it has an answer the connection takes the named service's picker,
-// connects, and the kept bytes go to the backend first, unchanged. Nothing is ever decrypted.
+// are received into provided buffers and copied at once into the pure `ClientHelloReader`, which
+// keeps every byte fed (at most its 16 KiB limit plus one receive), and the buffers go back: a
+// client trickling its ClientHello a byte at a time holds no shared buffer. Once the reader has
+// an answer the connection takes the named service's picker, its bytes are parked (see
+// Worker+Parking.swift), it connects, and they go to the backend first, unchanged. Nothing is
+// ever decrypted.
 extension Worker {
     /// A routing listener's new client: read its ClientHello before choosing a service.
     /// `receiveArmed`: the client's receive is already armed (it was reading a PROXY header).
@@ -22,8 +25,31 @@ extension Worker {
         guard connection.sniffing, var reader = connection.helloReader else { return }
         let result = reader.feed(bytes)
         connection.helloReader = reader
-        if case .needMoreData = result { return }
+        giveBackHeldClientBuffers(connection)
+        if case .needMoreData = result {
+            // A multishot receive can end with data (no F_MORE); the rest still has to come.
+            if !connection.direction(.clientToBackend).receiving { armReceive(connection, .clientToBackend) }
+            return
+        }
         routeByServerName(connection, result)
+    }
+
+    /// The provided buffers that hold the client's bytes go back: the reader has a copy.
+    private func giveBackHeldClientBuffers(_ connection: Connection) {
+        let ids = connection.withDirection(.clientToBackend) { state -> (UInt16?, Int) in
+            defer {
+                state.buffer = nil
+                state.sent = 0
+                state.received = 0
+            }
+            return (state.buffer, state.queue.count)
+        }
+        if let id = ids.0 { buffers.recycle(id) }
+        if ids.1 > 0 {
+            for queued in connection.direction(.clientToBackend).queue { buffers.recycle(queued.id) }
+            connection.withDirection(.clientToBackend) { $0.queue.removeAll(keepingCapacity: true) }
+        }
+        feedStarved()
     }
 
     /// The client closed, or `sni-timeout` passed, before the reader had an answer.
@@ -37,7 +63,14 @@ extension Worker {
     func routeByServerName(_ connection: Connection, _ result: ClientHelloResult) {
         connection.sniffing = false
         connection.sniDeadline = nil
+        let reader = connection.helloReader
         connection.helloReader = nil
+        // What the client sent so far goes to the backend first, from memory of its own.
+        if let received = reader?.received, !received.isEmpty,
+           !received.withUnsafeBytes({ park(connection, .clientToBackend, appending: [$0]) }) {
+            perform(connection.machine.close(.clientError), on: connection)
+            return
+        }
         guard let table = connection.service?.snapshot.sniRoutes else {
             perform(connection.machine.close(.noBackend), on: connection)
             return

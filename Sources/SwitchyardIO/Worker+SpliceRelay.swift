@@ -53,9 +53,9 @@ extension Worker {
                     state.pipeBytes += moved
                     state.unflushedBytes += moved
                     progressed = true
-                } else if moved == 0 || moved != -Int(EAGAIN),
+                } else if moved < 0 && moved != -Int(EAGAIN),
                           direction == .backendToClient, state.pipeBytes == 0,
-                          redispatchIfUntouched(connection, reason: moved == 0 ? "closed" : Errno.describeResult(Int32(moved))) {
+                          redispatchIfUntouched(connection, reason: Errno.describeResult(Int32(moved))) {
                     connection.withDirection(direction) { $0 = state }
                     return
                 } else if moved == 0 && endOfStreamWasReset(connection, direction) {

@@ -21,6 +21,7 @@ extension Worker {
         publishFigures()
         pipes.trim()
         buffers.tick(now: now)
+        parkStalledDirections(force: true)
         for picker in pickers.values where picker.registry.queue.count > 0 { grantFreeSlots(picker) }
         for connection in connections where connection.inUse && !connection.machine.isClosing {
             if let deadline = connection.queueDeadline {

@@ -43,6 +43,10 @@ final class Worker {
     /// Directions waiting for a provided buffer, oldest first: (slot, generation, direction).
     var starved: [(UInt32, UInt32, Direction)] = []
     var starvedHead = 0
+    /// Bytes parked in directions' own memory (Worker+Parking.swift), and the last scan for
+    /// stalled directions (monotonic milliseconds).
+    var parkedBytes = 0
+    var lastParkingScan: Int64 = 0
 
     /// Milliseconds on the monotonic clock, refreshed once per loop turn.
     var now: Int64 = 0

@@ -98,11 +98,13 @@ import Testing
         #expect(failedResult2 == .none, "the first reason wins")
     }
 
-    @Test func idleTimeoutClosesWithoutReset() {
+    /// An idle timeout cuts a session neither side ended: the peers see a reset, never an end
+    /// that looks complete (issue 27: a paused reader's download ended in a clean EOF).
+    @Test func idleTimeoutClosesWithAReset() {
         var machine = relaying()
         let closeResult = machine.close(.idleTimeout)
         #expect(closeResult == .close(.idleTimeout))
-        #expect(!Machine.CloseReason.idleTimeout.resetsPeers)
+        #expect(Machine.CloseReason.idleTimeout.resetsPeers)
         #expect(!Machine.CloseReason.finished.resetsPeers)
     }
 

@@ -31,6 +31,9 @@ public struct ConnectionFigures: Sendable, Equatable {
     public var acceptBackoffs: UInt64 = 0
     /// Receives that found the provided-buffer pool empty (ENOBUFS) and had to wait.
     public var starvedReceives: UInt64 = 0
+    /// Times a stalled direction's bytes left the shared provided buffers for memory of its own
+    /// (a destination that stopped reading while buffers were short).
+    public var parkedDirections: UInt64 = 0
     /// Clients that waited in the service's queue (every backend at its `max-connections`).
     public var queued: UInt64 = 0
     /// Backend connects that found no free local port (`EADDRNOTAVAIL`: the ephemeral ports
@@ -102,6 +105,7 @@ public struct ConnectionFigures: Sendable, Equatable {
         bytesToClients &+= other.bytesToClients
         acceptBackoffs &+= other.acceptBackoffs
         starvedReceives &+= other.starvedReceives
+        parkedDirections &+= other.parkedDirections
         queued &+= other.queued
         for index in 0..<ProxyHeaderFailure.allCases.count {
             proxyHeaderErrorsByCause[index] &+= other.proxyHeaderErrorsByCause[index]
@@ -125,6 +129,7 @@ public struct ConnectionFigures: Sendable, Equatable {
             && lhs.connectFailures == rhs.connectFailures && lhs.connectRetries == rhs.connectRetries
             && lhs.bytesFromClients == rhs.bytesFromClients && lhs.bytesToClients == rhs.bytesToClients
             && lhs.acceptBackoffs == rhs.acceptBackoffs && lhs.starvedReceives == rhs.starvedReceives
+            && lhs.parkedDirections == rhs.parkedDirections
             && lhs.queued == rhs.queued
             && lhs.sourcePortExhausted == rhs.sourcePortExhausted
             && lhs.sessionDuration == rhs.sessionDuration && lhs.connectTime == rhs.connectTime

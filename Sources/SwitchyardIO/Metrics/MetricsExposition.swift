@@ -90,6 +90,7 @@ public enum MetricsExposition {
         listenerCounter("switchyard_accept_backoffs_total", "Times accepting paused for 100 ms because descriptors ran out (EMFILE or ENFILE).") { $0.acceptBackoffs }
         listenerCounter("switchyard_queued_total", "Clients that waited in the service's queue because every backend was at its max-connections.") { $0.queued }
         listenerCounter("switchyard_starved_receives_total", "Receives that found the provided-buffer pool empty and waited.") { $0.starvedReceives }
+        listenerCounter("switchyard_parked_directions_total", "Times a stalled direction's bytes moved out of the shared provided buffers into memory of its own.") { $0.parkedDirections }
         listenerCounter("switchyard_source_port_exhausted_total", "Backend connects that found no free local port (EADDRNOTAVAIL) and tried another backend.") { $0.sourcePortExhausted }
         out.histogram("switchyard_session_duration_seconds", "Client connection lifetimes, accept to close.",
                       listeners.map { ($0.labels, $0.figures.sessionDuration) })

@@ -16,6 +16,9 @@ enum BackendBehavior: Sendable {
     case sinkThenReply
     /// Accepts and holds the connection, never reading or writing, until stopped.
     case silent
+    /// Closes (FIN) a connection whose client sends nothing for `seconds` (a database's
+    /// authentication timeout, a server's header timeout); echoes one that speaks in time.
+    case closeWhenSilent(seconds: Double)
 }
 
 /// An in-process TCP backend on the loopback interface, served by blocking sockets on its
@@ -149,6 +152,9 @@ private final class Server: Sendable {
                 try sinkThenReply(fd)
             case .silent:
                 break
+            case .closeWhenSilent(let seconds):
+                var request = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&request, 1, Int32(seconds * 1000)) > 0 { try echo(fd) }
             }
         } catch {
             // The peer went away or the backend was stopped: the connection just ends.
