@@ -6,7 +6,9 @@ For --minutes N it runs a mixed load through one proxy on loopback:
   - ping-pong: persistent connections exchanging 64-byte messages, every reply checked;
   - churn: short connections (connect, 100 bytes back and forth, close);
   - admin: show stats / show backends / drain / ready / weight on the admin socket;
-  - health flaps: one backend stops (its connections reset) for 3 s every 15 s.
+  - health flaps: one backend stops (its connections reset) for 3 s every 15 s. A churn
+    session whose shutdown(SHUT_WR) finds its connection already reset (ENOTCONN) counts as
+    reset, not failed, when a flap's stop fell while it ran.
 Every second it samples the proxy's resident memory, open descriptors and CPU, and writes
 soak.csv, soak.png (matplotlib) and verdict.txt into the output folder. Exit 0 when memory and
 descriptors stay flat, no byte is corrupted and no cut stream ends cleanly; 1 otherwise.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -122,6 +125,25 @@ class EchoBackend:
                 self.connections.discard(connection)
                 self.killed.discard(connection)
             connection.close()
+
+
+class FlapTimes:
+    """When the flapping backend was stopped (its connections reset): a reset a session meets
+    is the flap's only if a stop fell while the session ran."""
+
+    SLACK = 1.0  # seconds either side: the reset reaches the client a moment after the stop
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stops: list[float] = []
+
+    def stopped(self) -> None:
+        with self.lock:
+            self.stops.append(time.monotonic())
+
+    def during(self, start: float, end: float) -> bool:
+        with self.lock:
+            return any(start - self.SLACK <= stop <= end + self.SLACK for stop in self.stops)
 
 
 # ---------------------------------------------------------------- counters
@@ -262,10 +284,11 @@ def pingpong_loop(proxy_port: int, until: float, seed: int, counters: Counters) 
         s.close()
 
 
-def churn_loop(proxy_port: int, until: float, seed: int, counters: Counters) -> None:
+def churn_loop(proxy_port: int, until: float, seed: int, counters: Counters, flaps: FlapTimes) -> None:
     rng = random.Random(seed)
     while time.monotonic() < until:
         message = rng.randbytes(100)
+        started = time.monotonic()
         try:
             with socket.create_connection(("127.0.0.1", proxy_port), timeout=SOCKET_TIMEOUT) as s:
                 s.sendall(message)
@@ -285,8 +308,13 @@ def churn_loop(proxy_port: int, until: float, seed: int, counters: Counters) -> 
         except (ConnectionResetError, BrokenPipeError):
             counters.add("reset_sessions")
         except OSError as error:
-            counters.add("failed_sessions", sample=f"churn: {error}")
-            time.sleep(0.2)
+            # ENOTCONN from shutdown(SHUT_WR): the connection was already reset (the proxy passed
+            # on its backend's reset) before the client half-closed it; a reset, if a flap's.
+            if error.errno == errno.ENOTCONN and flaps.during(started, time.monotonic()):
+                counters.add("reset_sessions")
+            else:
+                counters.add("failed_sessions", sample=f"churn: {error}")
+                time.sleep(0.2)
         time.sleep(0.01)
 
 
@@ -325,11 +353,12 @@ def admin_loop(path: str, backends: list[str], until: float, counters: Counters)
         time.sleep(1.0)
 
 
-def flap_loop(backend: EchoBackend, until: float, counters: Counters) -> None:
+def flap_loop(backend: EchoBackend, until: float, counters: Counters, flaps: FlapTimes) -> None:
     next_flap = time.monotonic() + 10
     while time.monotonic() < until:
         time.sleep(0.2)
         if time.monotonic() >= next_flap and time.monotonic() + 4 < until:
+            flaps.stopped()
             backend.stop()
             counters.add("flaps")
             time.sleep(3)
@@ -433,6 +462,7 @@ def main() -> int:
         log(f"seed {seed}; proxy pid {proxy.pid} on 127.0.0.1:{proxy_port}; {args.minutes} min; output in {args.out}")
 
         counters = Counters()
+        flaps = FlapTimes()
         started = time.monotonic()
         until = started + args.minutes * 60
         threads = []
@@ -441,9 +471,9 @@ def main() -> int:
         for i in range(3):
             threads.append(threading.Thread(target=pingpong_loop, args=(proxy_port, until, seed + 10 + i, counters), daemon=True))
         for i in range(2):
-            threads.append(threading.Thread(target=churn_loop, args=(proxy_port, until, seed + 20 + i, counters), daemon=True))
+            threads.append(threading.Thread(target=churn_loop, args=(proxy_port, until, seed + 20 + i, counters, flaps), daemon=True))
         threads.append(threading.Thread(target=admin_loop, args=(admin_path, names, until, counters), daemon=True))
-        threads.append(threading.Thread(target=flap_loop, args=(backends[2], until, counters), daemon=True))
+        threads.append(threading.Thread(target=flap_loop, args=(backends[2], until, counters, flaps), daemon=True))
         for thread in threads:
             thread.start()
 

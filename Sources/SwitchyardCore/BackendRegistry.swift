@@ -208,15 +208,30 @@ public final class BackendRegistry: Sendable {
     }
 
     private func publish(_ change: (inout State) -> Bool) {
-        let snapshot: BackendSnapshot? = state.withLock { state in
-            guard change(&state) else { return nil }
+        publish { (state: inout State) -> ((), Bool) in ((), change(&state)) }
+    }
+
+    /// The one publish path: applies `change` under the state lock and, when it reports a
+    /// change, builds the next version's snapshot and publishes it before the lock is released.
+    /// Publishing under the lock keeps snapshots in version order: two updates on different
+    /// threads can never leave the older one published over the newer one (issue 27), so a
+    /// change acknowledged to its caller stays visible. Workers never take this lock; they read
+    /// `published`, whose own lock is only ever taken inside this one (never the reverse).
+    /// Observers run after the lock is released.
+    private func publish<R, E: Error>(_ change: (inout State) throws(E) -> (R, Bool)) throws(E) -> R {
+        let (result, changed) = try state.withLock { (state: inout State) throws(E) -> (R, Bool) in
+            let (result, changed) = try change(&state)
+            guard changed else { return (result, false) }
             state.version += 1
-            return state.snapshot(service: service)
+            let snapshot = state.snapshot(service: service)
+            published.withLock { $0 = snapshot }
+            publishedVersion.store(snapshot.version, ordering: .releasing)
+            return (result, true)
         }
-        guard let snapshot else { return }
-        published.withLock { $0 = snapshot }
-        publishedVersion.store(snapshot.version, ordering: .releasing)
-        for observer in onPublish.withLock({ $0 }) { observer() }
+        if changed {
+            for observer in onPublish.withLock({ $0 }) { observer() }
+        }
+        return result
     }
 
     /// The current snapshot.
@@ -242,7 +257,7 @@ public final class BackendRegistry: Sendable {
     public func update<R>(
         _ change: (inout [BackendState], _ makeID: () -> Int) throws(RegistryError) -> R
     ) throws(RegistryError) -> R {
-        let (result, snapshot, changed) = try state.withLock { (state: inout State) throws(RegistryError) -> (R, BackendSnapshot?, Bool) in
+        try publish { (state: inout State) throws(RegistryError) -> (R, Bool) in
             var backends = state.backends
             var nextID = state.nextID
             let result = try change(&backends) {
@@ -251,18 +266,10 @@ public final class BackendRegistry: Sendable {
             }
             state.nextID = nextID
             Self.startRamps(&backends, previous: state.backends, settings: state.settings)
-            let changed = !Self.same(backends, state.backends)
-            guard changed else { return (result, nil, false) }
+            guard !Self.same(backends, state.backends) else { return (result, false) }
             state.backends = backends
-            state.version += 1
-            return (result, state.snapshot(service: service), true)
+            return (result, true)
         }
-        if changed, let snapshot {
-            published.withLock { $0 = snapshot }
-            publishedVersion.store(snapshot.version, ordering: .releasing)
-            for observer in onPublish.withLock({ $0 }) { observer() }
-        }
-        return result
     }
 
     /// Slow start: a backend that became selectable, or was added, starts its ramp now.

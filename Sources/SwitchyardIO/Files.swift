@@ -32,10 +32,10 @@ func readTextFile(_ path: String, limit: Int = 16 << 20) throws(SystemCallError)
 
 /// Replaces the file at `path` with `contents` so that a reader (or a crash) sees either the old
 /// file or the new one whole: write a temporary file beside it, fsync, rename(2), fsync the folder.
+/// The result has mode 0600.
 func writeFileAtomically(_ path: String, contents: String) throws(SystemCallError) {
     let temporary = "\(path).tmp.\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw SystemCallError(call: "open \(temporary)", errno: swy_errno()) }
+    let fd = try createPrivateFile(temporary)
     var bytes = Array(contents.utf8)
     var offset = 0
     while offset < bytes.count {
@@ -67,4 +67,26 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
         _ = fsync(directory)
         close(directory)
     }
+}
+
+/// Creates `path` as a new file of mode 0600, open for writing, and returns its descriptor.
+///
+/// O_EXCL|O_NOFOLLOW: a file or symlink already there is never opened, so whoever can write in
+/// the folder cannot make the caller write through a symlink of theirs or keep a file that
+/// others can read. Such a leftover (a crash's temporary file, or a planted link) is unlinked
+/// (which removes a link, never its target) and the create tried once more; if something is
+/// there again, the call fails with EEXIST rather than race on.
+func createPrivateFile(_ path: String) throws(SystemCallError) -> Int32 {
+    let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    var fd = open(path, flags, 0o600)
+    if fd < 0 && swy_errno() == EEXIST {
+        guard unlink(path) == 0 || swy_errno() == ENOENT else {
+            throw SystemCallError(call: "unlink stale \(path)", errno: swy_errno())
+        }
+        fd = open(path, flags, 0o600)
+    }
+    guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: swy_errno()) }
+    // The umask may have taken bits away, never added any; 0600 exactly, whatever it is.
+    _ = fchmod(fd, 0o600)
+    return fd
 }

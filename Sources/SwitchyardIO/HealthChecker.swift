@@ -13,6 +13,8 @@ import SwitchyardCore
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
 /// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
 /// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
+/// A probe that gets no socket because descriptors ran out (EMFILE, ENFILE) is no verdict on its
+/// backend: the rest of that round is skipped too, with a rate-limited warning (`SkippedProbes`).
 ///
 /// Threads: `start`/`stop` from the owner's thread; `recordConnectResult` and `lastCheckText`
 /// from any thread; everything in `ProbeLoop` only on the checker thread.
@@ -237,6 +239,11 @@ private struct ProbeLoop {
     private var nextSource = 0
     /// Backends whose hostname is being resolved on a lookup thread.
     private var lookupsInFlight: Set<Int> = []
+    /// Probes skipped for want of a descriptor, for the rate-limited warning.
+    private var skippedProbes = SkippedProbes()
+    /// The errno (EMFILE, ENFILE) of a probe of the current round that found no descriptor: the
+    /// round's other probes are skipped without trying. nil while descriptors are to be had.
+    private var roundOutOfDescriptors: Int32?
 
     init(checker: HealthChecker) {
         self.checker = checker
@@ -346,14 +353,30 @@ private struct ProbeLoop {
     }
 
     private mutating func startDueProbes(now: ContinuousClock.Instant) {
+        roundOutOfDescriptors = nil
         for (id, entry) in scheduled where entry.nextStart <= now && probes[id] == nil {
             // Keep the phase of the schedule; after a long stall start again from now, not in a burst.
             var next = entry.nextStart + config.interval
             if next <= now { next = now + config.interval }
             scheduled[id]?.nextStart = next
             if entry.inMaintenance { continue }
-            startProbe(id: id, now: now)
+            if let code = roundOutOfDescriptors {
+                skipForWantOfDescriptors(code: code, now: now)
+            } else {
+                startProbe(id: id, now: now)
+            }
         }
+    }
+
+    /// A probe that could not have a socket: no verdict, and a warning now and then.
+    private mutating func skipForWantOfDescriptors(code: Int32, now: ContinuousClock.Instant) {
+        roundOutOfDescriptors = code
+        guard let count = skippedProbes.skipped(at: now) else { return }
+        let interval = skippedProbes.warningInterval.shortDescription
+        checker.logger.warning("""
+            health checks skipped: socket: \(errnoPhrase(code)) (\(count) probe\(count == 1 ? "" : "s") since the last \
+            warning); no backend's state changes; warned at most every \(interval)
+            """)
     }
 
     private mutating func startProbe(id: Int, now: ContinuousClock.Instant) {
@@ -372,7 +395,13 @@ private struct ProbeLoop {
         guard let address = entry.address else { return }
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
-            finish(id: id, .failure(reason: "socket: \(errnoPhrase(Glibc.errno))"))
+            let code = Glibc.errno
+            // Out of descriptors is this process's shortage, not the backend's failure.
+            if code == EMFILE || code == ENFILE {
+                skipForWantOfDescriptors(code: code, now: now)
+            } else {
+                finish(id: id, .failure(reason: "socket: \(errnoPhrase(code))"))
+            }
             return
         }
         // With `source`, a check leaves from the same addresses as the clients' connects, so a

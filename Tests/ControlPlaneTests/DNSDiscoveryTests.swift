@@ -232,6 +232,29 @@ private let honourTTL = DNSRefreshPolicy(minimumTTL: .milliseconds(100), maximum
         #expect(quiet.status(of: id)?.backends == nil)
     }
 
+    @Test func aRefusedAAAAQueryKeepsTheARecordsTheSameServerGaveAndTheReverse() throws {
+        // One server answers A and REFUSES AAAA; another answers AAAA and REFUSES A.
+        let refusesAAAA = try FakeDNSServer { query, _ in
+            query.questions[0].type == .a ? [FakeAnswer.response(to: query, answers: [(nil, .a, 60, [127, 0, 0, 9])])]
+                : [FakeAnswer.response(to: query, rcode: 5)]
+        }
+        let refusesA = try FakeDNSServer { query, _ in
+            query.questions[0].type == .aaaa
+                ? [FakeAnswer.response(to: query, answers: [(nil, .aaaa, 60, [UInt8](repeating: 0, count: 15) + [1])])]
+                : [FakeAnswer.response(to: query, rcode: 5)]
+        }
+        for (server, expected) in [(refusesAAAA, ["127.0.0.9:80"]), (refusesA, ["[::1]:80"])] {
+            let dns = try discovery([server.endpoint])
+            let log = ChangeLog()
+            let id = dns.watch(.addresses(name: name("web.test"), port: 80), policy: honourTTL, onChange: log.handler)
+            try dns.start()
+            defer { dns.stop() }
+            #expect(log.wait(for: expected, within: .seconds(3)) != nil, "set \(log.lastSet), status \(String(describing: dns.status(of: id)))")
+            #expect(dns.status(of: id)?.backends?.map(\.description) == expected)
+            #expect(dns.status(of: id)?.failures == 0)
+        }
+    }
+
     @Test func srvTargetsWithoutGlueAreAskedForTheirAddresses() throws {
         let fake = try FakeDNSServer { query, _ in
             let question = query.questions[0]

@@ -71,6 +71,47 @@ extension EndToEnd {
             #expect(recovered, "no client was served within 5 s after descriptors were freed")
         }
     
+        /// A health probe that cannot get a socket says nothing about its backend: the round is
+        /// skipped with one warning, and no backend goes down (before, every one did).
+        @Test func healthChecksSkipTheirRoundWhileOutOfDescriptorsAndNoBackendGoesDown() throws {
+            let backends = try [TestBackend(.echo), TestBackend(.echo)]
+            // `fall 1`: a single probe recorded as failed would take its backend down, and
+            // `rise 100` would keep it down for the rest of the test. `--accept-proxy`: a client
+            // that sends nothing holds one descriptor (no backend socket yet) for 3 s, so silent
+            // clients take every descriptor there is, whatever the process holds of its own.
+            let proxy = try SwitchyardProcess(
+                relay: .copy,
+                options: ["--max-connections", "500", "--no-admin-socket", "--accept-proxy", "--health-interval", "50ms",
+                          "--health-timeout", "1s", "--rise", "100", "--fall", "1"],
+                backends: backends.map(\.endpoint.description),
+                descriptorLimit: 40)
+            let warning = "health checks skipped"
+
+            // More silent clients than descriptors: those not accepted wait in the backlog.
+            let silent = (0..<60).compactMap { _ in try? TCPConnection(to: proxy.listen, timeout: 2) }
+            #expect(silent.count == 60)
+            // Out of descriptors for long enough that probes were due many times over.
+            // (Silent clients are closed after 3 s; those in the backlog take their place.)
+            let warned = eventually(timeout: 5) { proxy.standardError.contains(warning) }
+            usleep(500_000)
+            let log = proxy.standardError
+            for connection in silent { connection.close() }
+
+            #expect(warned, "no probe ran out of descriptors; stderr:\n\(log)")
+            #expect(log.components(separatedBy: warning).count - 1 == 1, "not one warning; stderr:\n\(log)")
+            #expect(!log.contains(" is down"), "a backend went down; stderr:\n\(log)")
+            // A client is served once descriptors are free again (with every backend down it
+            // would be closed).
+            let served = eventually(timeout: 5) {
+                guard let client = try? TCPConnection(to: proxy.listen, timeout: 1) else { return false }
+                defer { client.close() }
+                guard (try? client.send("PROXY TCP4 127.0.0.9 127.0.0.1 4000 80\r\n")) != nil else { return false }
+                return (try? client.roundTrip(Array("after".utf8), timeout: 1)) != nil
+            }
+            #expect(served, "no client was served within 5 s after descriptors were freed")
+            #expect(!proxy.standardError.contains(" is down"), "stderr:\n\(proxy.standardError)")
+        }
+
         @Test func sigtermWhileOutOfDescriptorsStillExitsZero() throws {
             let backend = try TestBackend(.echo)
             let proxy = try SwitchyardProcess(

@@ -315,6 +315,17 @@ private let malformedV2: [(String, [UInt8], ProxyHeaderError)] = {
         ("CRC32C of 3 bytes", v2(0x21, 0x11, ipv4Block + tlv(0x03, [0, 0, 0])), .v2ChecksumMismatch),
         ("CRC32C of 5 bytes", v2(0x21, 0x11, ipv4Block + tlv(0x03, [0, 0, 0, 0, 0])), .v2ChecksumMismatch),
         ("CRC32C that does not match", v2(0x21, 0x11, ipv4Block + tlv(0x03, [1, 2, 3, 4])), .v2ChecksumMismatch),
+        // One CRC32C at most: each would re-check the whole header. The second is refused before
+        // any checksum is computed, whatever the values.
+        ("two CRC32C TLVs", v2(0x21, 0x11, ipv4Block + tlv(0x03, [1, 2, 3, 4]) + tlv(0x03, [1, 2, 3, 4])),
+         .v2SecondChecksum(offset: 35)),
+        ("a second CRC32C after another TLV", v2(0x21, 0x11, ipv4Block + tlv(0x03, [0, 0, 0, 0]) + tlv(0x04, [1]) + tlv(0x03, [0, 0, 0, 0])),
+         .v2SecondChecksum(offset: 39)),
+        ("a second CRC32C of the wrong length", v2(0x21, 0x11, ipv4Block + tlv(0x03, [0, 0, 0, 0]) + tlv(0x03, [0])),
+         .v2SecondChecksum(offset: 35)),
+        ("a LOCAL header of 1,000 CRC32C TLVs",
+         v2(0x20, 0x00, Array([[UInt8]](repeating: tlv(0x03, [0, 0, 0, 0]), count: 1000).joined())),
+         .v2SecondChecksum(offset: 23)),
     ]
     return cases
 }()

@@ -87,7 +87,8 @@ private let encoderPairs: [(String, String)] = [
         #expect(ProxyHeaderFailure(.tooLong(length: 20000, maximum: 16384)) == .oversized)
         for error: ProxyHeaderError in [.v1BadLineEnding, .v1UnknownProtocol, .v1MalformedFields, .v1BadAddress, .v1BadPort,
                                         .v2UnsupportedVersion(3), .v2UnsupportedCommand(2), .v2UnsupportedFamily(0x40),
-                                        .v2AddressesTruncated(family: 0x11, length: 3), .v2MalformedTLV(offset: 28), .v2ChecksumMismatch] {
+                                        .v2AddressesTruncated(family: 0x11, length: 3), .v2MalformedTLV(offset: 28), .v2ChecksumMismatch,
+                                        .v2SecondChecksum(offset: 35)] {
             #expect(ProxyHeaderFailure(error) == .malformed, "\(error)")
         }
         #expect(ProxyHeaderFailure.allCases.map(\.label) == ["missing", "malformed", "oversized", "timeout", "untrusted"])

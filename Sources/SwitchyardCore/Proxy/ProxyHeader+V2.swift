@@ -12,7 +12,8 @@
 /// 0x32), and its length must cover that family's addresses. For LOCAL the family byte is not
 /// checked, because the specification says it is ignored. The bytes after the addresses must be
 /// whole TLVs, each inside the header; a CRC32C TLV (type 0x03) must be 4 bytes and match the
-/// header (section 2.2.3). When a LOCAL header's family byte is not a known one, the address
+/// header (section 2.2.3), and there may be only one: each would re-check the whole header, so
+/// a header of thousands would cost a worker thousands of passes over 64 KiB. When a LOCAL header's family byte is not a known one, the address
 /// length is unknown, so its remaining bytes are skipped unread.
 extension ProxyHeader {
     static func parseV2(_ bytes: Span<UInt8>, maximumLength: Int) -> ProxyHeaderParseResult {
@@ -69,7 +70,7 @@ extension ProxyHeader {
 
         // TLVs: whole ones, each inside the header.
         var offset = 16 + addressLength
-        var checksumOffsets: [Int] = []
+        var checksumOffset: Int?
         while offset < total {
             guard offset + 3 <= total else { return .invalid(.v2MalformedTLV(offset: offset)) }
             let type = bytes[offset]
@@ -79,13 +80,14 @@ extension ProxyHeader {
             var value = [UInt8](repeating: 0, count: valueLength)
             for i in 0..<valueLength { value[i] = bytes[valueStart + i] }
             if type == TLV.crc32c {
+                guard checksumOffset == nil else { return .invalid(.v2SecondChecksum(offset: offset)) }
                 guard valueLength == 4 else { return .invalid(.v2ChecksumMismatch) }
-                checksumOffsets.append(valueStart)
+                checksumOffset = valueStart
             }
             header.tlvs.append(TLV(type: type, value: value))
             offset = valueStart + valueLength
         }
-        for valueStart in checksumOffsets {
+        if let valueStart = checksumOffset {
             let expected = UInt32(bytes[valueStart]) << 24 | UInt32(bytes[valueStart + 1]) << 16
                 | UInt32(bytes[valueStart + 2]) << 8 | UInt32(bytes[valueStart + 3])
             var crc = CRC32C()

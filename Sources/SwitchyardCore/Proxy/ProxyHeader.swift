@@ -173,6 +173,8 @@ public enum ProxyHeaderError: Error, Hashable, Sendable, CustomStringConvertible
     case v2MalformedTLV(offset: Int)
     /// v2: a CRC32C TLV that is not 4 bytes or does not match the header.
     case v2ChecksumMismatch
+    /// v2: a second CRC32C TLV, at this offset from the header's start (one is allowed).
+    case v2SecondChecksum(offset: Int)
 
     public var description: String {
         switch self {
@@ -204,6 +206,8 @@ public enum ProxyHeaderError: Error, Hashable, Sendable, CustomStringConvertible
             return "PROXY v2 TLV at byte \(offset) runs past the end of the header"
         case .v2ChecksumMismatch:
             return "PROXY v2 header's CRC32C does not match its bytes"
+        case let .v2SecondChecksum(offset):
+            return "PROXY v2 header has a second CRC32C TLV at byte \(offset)"
         }
     }
 }

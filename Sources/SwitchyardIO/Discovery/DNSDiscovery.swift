@@ -59,6 +59,9 @@ public struct DNSWatchStatus: Hashable, Sendable {
 /// (clamped by its `DNSRefreshPolicy`: `dns-min-ttl`, `dns-max-ttl`). A failed resolution
 /// (timeout, SERVFAIL or another error code, a malformed answer, NXDOMAIN or no address at all)
 /// keeps the last known set, is logged and counted, and is retried with exponential back-off.
+/// When only one address family's question of a name fails (a server that answers A and
+/// REFUSES AAAA), the other family's addresses are used (`DNSAddressLookup`) and the failure is
+/// logged once, not every time it recurs.
 /// The callback runs only when the set changed, never for an unchanged one.
 ///
 /// Queries go straight to the configured servers over UDP, and over TCP when an answer is
@@ -192,6 +195,8 @@ private final class Resolution {
     var inFlight: [DNSExchange] = []
     /// Answers by question, for the targets' phase.
     var answers: [DNSQuestion: DNSReply] = [:]
+    /// A and AAAA questions no server answered, and why.
+    var failures: [DNSQuestion: DNSResolutionFailure] = [:]
     /// The SRV answer, once it came.
     var serviceReply: DNSReply?
     var messagesSent = 0
@@ -202,6 +207,15 @@ private final class Resolution {
         case let .addresses(name, _): pending = [(name, .a), (name, .aaaa)]
         case let .service(name): pending = [(name, .srv)]
         }
+    }
+
+    /// What the A and AAAA questions of `name` gave, combined.
+    func addressLookup(of name: DNSName) -> DNSAddressLookup {
+        DNSAddressLookup([DNSRecordType.a, .aaaa].compactMap { type in
+            let question = DNSQuestion(name: name, type: type)
+            if let reply = answers[question] { return (type, DNSFamilyAnswer(reply)) }
+            return failures[question].map { (type, .failed($0)) }
+        })
     }
 
     func closeAll() {
@@ -217,6 +231,9 @@ private struct DiscoveryLoop {
         var target: DNSDiscoveryTarget
         var state: DNSWatchState
         var resolution: Resolution?
+        /// The address families that failed in the last resolution while others answered, as
+        /// logged; a warning is written only when this changes.
+        var familiesFailing: String?
     }
 
     let discovery: DNSDiscovery
@@ -309,8 +326,12 @@ private struct DiscoveryLoop {
         resolution.inFlight.removeAll { $0 === exchange }
         resolution.messagesSent += exchange.messagesSent
         switch outcome {
+        case let .failed(failure) where exchange.type == .a || exchange.type == .aaaa:
+            // One family failing does not discard the other's addresses; `conclude` decides.
+            resolution.failures[DNSQuestion(name: exchange.name, type: exchange.type)] = describe(failure, exchange)
+            askPending(resolution, of: id, now: now)
         case let .failed(failure):
-            // Any question that fails fails the whole resolution: half an answer is not a set.
+            // A failed SRV question fails the whole resolution: half an answer is not a set.
             for other in resolution.inFlight { resolution.messagesSent += other.messagesSent }
             resolution.closeAll()
             record(.failed(describe(failure, exchange)), for: id, resolution: resolution, now: now)
@@ -355,21 +376,28 @@ private struct DiscoveryLoop {
     /// Every question is answered: build the set.
     private mutating func conclude(_ resolution: Resolution, of id: DNSDiscovery.WatchID, now: ContinuousClock.Instant) {
         var ttl = UInt32.max
+        var failure: DNSResolutionFailure?
+        var familiesFailing: [String] = []
         func addresses(of name: DNSName) -> [IPAddress] {
-            var found: [IPAddress] = []
-            for type in [DNSRecordType.a, .aaaa] {
-                guard let reply = resolution.answers[DNSQuestion(name: name, type: type)] else { continue }
-                found += reply.addresses
-                if let minimum = reply.minimumTTL { ttl = min(ttl, minimum) }
+            switch resolution.addressLookup(of: name) {
+            case let .failed(reason):
+                // Every family of the name failed: so does the resolution, as before.
+                failure = failure ?? reason
+                return []
+            case let .found(found, minimumTTL, _, failedFamilies):
+                if let minimumTTL { ttl = min(ttl, minimumTTL) }
+                for (type, reason) in failedFamilies.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                    familiesFailing.append("\(name) \(type): \(reason)")
+                }
+                return found
             }
-            return found
         }
         let backends: [DNSBackend]
         let emptyReason: String
         switch resolution.target {
         case let .addresses(name, port):
             backends = DNSBackendSet.addresses(addresses(of: name), port: port)
-            let nameError = resolution.answers.values.contains { $0.outcome == .nameError }
+            let nameError = if case .found(_, _, nameError: true, _) = resolution.addressLookup(of: name) { true } else { false }
             emptyReason = nameError ? "NXDOMAIN" : "no A or AAAA records"
         case .service:
             guard let reply = resolution.serviceReply else { return }
@@ -385,10 +413,28 @@ private struct DiscoveryLoop {
             emptyReason = reply.outcome == .nameError ? "NXDOMAIN"
                 : reply.services.isEmpty ? "no SRV records" : "no address for any SRV target"
         }
+        if let failure {
+            record(.failed(failure), for: id, resolution: resolution, now: now)
+            return
+        }
+        noteFamiliesFailing(familiesFailing, of: id)
         let resolutionResult: DNSResolution = backends.isEmpty
             ? .failed(.empty(emptyReason))
             : .resolved(backends, minimumTTL: ttl == .max ? 0 : ttl)
         record(resolutionResult, for: id, resolution: resolution, now: now)
+    }
+
+    /// Logs when the set of address families failing beside answering ones changes.
+    private mutating func noteFamiliesFailing(_ failing: [String], of id: DNSDiscovery.WatchID) {
+        guard let entry = entries[id] else { return }
+        let text = failing.isEmpty ? nil : failing.joined(separator: "; ")
+        guard text != entry.familiesFailing else { return }
+        entries[id]?.familiesFailing = text
+        if let text {
+            discovery.logger.warning("dns \(entry.target): \(text); using the addresses of the family that answered")
+        } else {
+            discovery.logger.notice("dns \(entry.target): every address family answers again")
+        }
     }
 
     /// Feeds the result into the watch's state, publishes the status, logs, and calls back when
