@@ -31,6 +31,8 @@ public final class Instance: Sendable {
     let rates = Mutex(ConnectionRates())
     /// The metrics listener, while one runs.
     let metricsServer = Mutex<MetricsServer?>(nil)
+    /// The read-only admin socket (`admin-socket-readonly`), while one runs.
+    let readOnlyAdmin = Mutex<AdminServer?>(nil)
     let reloadLock = Mutex(())
     private let descriptorLimit: Int
     /// `takeover` and `takeover commit` as the running process, and whether it was taken over.
@@ -117,6 +119,13 @@ public final class Instance: Sendable {
 
         // The admin socket comes first: a live instance holding it must stop this one early.
         let admin = try handover == nil ? startAdminServer(global) : adoptAdminServer(handover!)
+        // A process taking over makes its read-only socket once the running one let go of it.
+        do {
+            if handover == nil { try startReadOnlyAdminServer(global) }
+        } catch {
+            admin?.stop()
+            throw error
+        }
         // Metrics listen before clients can connect (a listening socket completes their
         // handshakes from listen(2) on, before any worker runs), so a scrape never finds the
         // port closed while the service answers.
@@ -157,7 +166,14 @@ public final class Instance: Sendable {
             runtime.registry.addPublishObserver { waker.wake() }
         }
         do {
-            if let handover { try commitTakeover(handover, server: server, admin: admin) }
+            if let handover {
+                try commitTakeover(handover, server: server, admin: admin)
+                do {
+                    try startReadOnlyAdminServer(global)
+                } catch {
+                    logger.error("took over without the read-only admin socket: \(error.message)")
+                }
+            }
             try admin?.start()
             try context.accessLog?.start()
         } catch let error as ConfigError {
@@ -177,6 +193,7 @@ public final class Instance: Sendable {
         metricsServer.withLock { $0 }?.stop()
         context.accessLog?.stop()
         admin?.stop()
+        readOnlyAdmin.withLock { $0 }?.stop()
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
@@ -224,11 +241,26 @@ public final class Instance: Sendable {
 
     private func startAdminServer(_ global: GlobalSettings) throws(ConfigError) -> AdminServer? {
         guard global.adminSocketEnabled else { return nil }
-        let path = global.adminSocket ?? AdminSocketPath.current()
         do {
-            return try AdminServer(socketPath: path, controller: adminController(), takeover: TakeoverHandler(instance: self))
+            let path = if let given = global.adminSocket { given } else { try AdminSocketPath.current(creatingDirectory: true) }
+            return try AdminServer(socketPath: path, controller: adminController(), takeover: TakeoverHandler(instance: self),
+                                   access: AdminSocketAccess(global, readOnly: false))
         } catch {
             throw ConfigError("\(error)")
+        }
+    }
+
+    /// Makes and starts the read-only admin socket, if the configuration has one.
+    private func startReadOnlyAdminServer(_ global: GlobalSettings) throws(ConfigError) {
+        guard let path = global.adminSocketReadOnly else { return }
+        do {
+            let server = try AdminServer(socketPath: path, controller: adminController(), access: AdminSocketAccess(global, readOnly: true))
+            try server.start()
+            readOnlyAdmin.withLock { $0 = server }
+        } catch let error as AdminSocketError {
+            throw ConfigError("read-only admin socket: \(error)")
+        } catch {
+            throw ConfigError("read-only admin socket: \(error)")
         }
     }
 
@@ -243,6 +275,7 @@ public final class Instance: Sendable {
         }
         logger.info("switchyard \(build) listening on \(Self.unique(entries.map(\.endpoint.description)).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
         if let admin { logger.info("admin socket: \(admin.socketPath)") } else { logger.info("no admin socket (admin-socket off)") }
+        if let readOnly = readOnlyAdmin.withLock({ $0 }) { logger.info("read-only admin socket: \(readOnly.socketPath)") }
     }
 
     // MARK: - Listeners
