@@ -248,6 +248,9 @@ public final class AdminServer: Sendable {
             }
             return
         }
+        if let server = UnixSocket.peerCredentials(probe), !AdminAccess.trusts(peerUserID: server.userID, ownUserID: geteuid()) {
+            throw AdminSocketError("the admin socket path \(path) is served by pid \(server.processID) of uid \(server.userID), another user; choose a path in a directory only this user can write to (--admin-socket)")
+        }
         throw AdminSocketError("another switchyard is already serving the admin socket \(path); stop it or choose another --admin-socket")
     }
 }

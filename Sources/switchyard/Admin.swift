@@ -23,6 +23,8 @@ struct Admin: ParsableCommand {
     var words: [String] = []
 
     func validate() throws {
+        // The words are captured as they come, flags included: `admin --help` is asked here.
+        if let first = words.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         if words.isEmpty { throw ValidationError("a COMMAND is required; 'switchyard admin help' lists them") }
     }
 

@@ -143,6 +143,12 @@ extension EndToEnd {
             #expect(taker.waitForExit(timeout: 15) == 1)
             #expect(taker.standardError.hasPrefix("switchyard: error: takeover failed: \(refusal)"), "\(taker.standardError)")
             #expect(taker.standardError.contains("runs as uid 65534"), "\(taker.standardError)")
+
+            // Nor does serve start on it as if it were its own.
+            let server = try SwitchyardProcess(arguments: ["serve", "--config", config])
+            #expect(server.waitForExit(timeout: 15) == 1)
+            #expect(server.standardError.hasPrefix("switchyard: error: the admin socket path \(path) is served by pid "), "\(server.standardError)")
+            #expect(server.standardError.hasSuffix(" of uid 65534, another user; choose a path in a directory only this user can write to (--admin-socket)\n"), "\(server.standardError)")
         }
 
         @Test func aPeerOfAnotherUserGrantedTheSocketMayShowButNotChange() throws {
