@@ -151,12 +151,17 @@ extension EndToEnd {
             #expect(server.standardError.hasSuffix(" of uid 65534, another user; choose a path in a directory only this user can write to (--admin-socket)\n"), "\(server.standardError)")
         }
 
-        @Test func aPeerOfAnotherUserGrantedTheSocketMayShowButNotChange() throws {
+        /// The socket granted to everyone (0666), or to a group (0660, by name) the other user's
+        /// process has as its own.
+        @Test(arguments: [(["--admin-socket-mode", "0666"], 0o666 as UInt32, 0 as UInt32),
+                          (["--admin-socket-mode", "0660", "--admin-socket-group", "nogroup"], 0o660, 65534)])
+        func aPeerOfAnotherUserGrantedTheSocketMayShowButNotChange(options: [String], mode: UInt32, group: UInt32) throws {
             let a = try TestBackend(.identify(name: "a"))
-            let proxy = try AdminProxy(options: ["--admin-socket-mode", "0666"], backends: [a.endpoint.description])
+            let proxy = try AdminProxy(options: options, backends: [a.endpoint.description])
             var status = stat()
             try #require(lstat(proxy.admin.path, &status) == 0)
-            #expect(status.st_mode & 0o777 == 0o666)
+            #expect(status.st_mode & 0o777 == mode)
+            #expect(status.st_gid == group)
 
             let binary = try SwitchyardProcess.binaryURL().path
             func runAsOtherUser(_ words: [String]) throws -> (status: Int32, output: String) {
@@ -174,6 +179,16 @@ extension EndToEnd {
             #expect(try proxy.admin.backends()[a.endpoint.description]?["state"] as? String == "ready")
             // Root (the server's own user) still may.
             #expect(try proxy.admin.send("drain \(a.endpoint)").isOK)
+        }
+
+        @Test func withoutAGrantAnotherUserCannotConnectAtAll() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let proxy = try AdminProxy(backends: [a.endpoint.description])
+            let binary = try SwitchyardProcess.binaryURL().path
+            let (program, arguments) = Self.asOtherUser(binary, ["admin", "--socket", proxy.admin.path, "show", "stats"])
+            let client = try SwitchyardProcess.runTool(program, arguments)
+            #expect(client.status == 2)
+            #expect(client.output == "switchyard admin: connect \(proxy.admin.path): Permission denied (EACCES)\n")
         }
 
         @Test func theReadOnlySocketAnswersShowAndHelpAndRefusesEverythingElseEvenToRoot() throws {
