@@ -132,7 +132,7 @@ public final class Instance: Sendable {
         do {
             if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
         } catch {
-            admin?.stop()
+            stopAdminSockets(admin)
             throw error
         }
         // Health checkers start before the workers: starting one publishes the snapshot that
@@ -142,7 +142,7 @@ public final class Instance: Sendable {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
         } catch {
             metricsServer.withLock { $0 }?.stop()
-            admin?.stop()
+            stopAdminSockets(admin)
             throw ConfigError("cannot start health checks: \(error)")
         }
         let server = Server(context: context)
@@ -157,7 +157,7 @@ public final class Instance: Sendable {
                 for entry in entries { Self.closeDescriptors(entry) }
             }
             metricsServer.withLock { $0 }?.stop()
-            admin?.stop()
+            stopAdminSockets(admin)
             throw error
         }
         let waker = server.waker
@@ -179,7 +179,7 @@ public final class Instance: Sendable {
         } catch let error as ConfigError {
             throw error
         } catch {
-            admin?.stop()
+            stopAdminSockets(admin)
             throw ConfigError("cannot start the control threads: \(error)")
         }
         logStartup(configuration, admin: admin)
@@ -188,12 +188,11 @@ public final class Instance: Sendable {
         serve()
         // Taken over: the admin socket is the new process's, but clients already connected
         // here may watch this one drain.
-        if !takeover.committed { admin?.stop() }
+        if !takeover.committed { stopAdminSockets(admin) }
         server.stop(grace: global.shutdownGrace)
         metricsServer.withLock { $0 }?.stop()
         context.accessLog?.stop()
-        admin?.stop()
-        readOnlyAdmin.withLock { $0 }?.stop()
+        stopAdminSockets(admin)
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
@@ -248,6 +247,12 @@ public final class Instance: Sendable {
         } catch {
             throw ConfigError("\(error)")
         }
+    }
+
+    /// Stops the admin socket and the read-only one: startup failed, or shutdown.
+    private func stopAdminSockets(_ admin: AdminServer?) {
+        admin?.stop()
+        readOnlyAdmin.withLock { $0 }?.stop()
     }
 
     /// Makes and starts the read-only admin socket, if the configuration has one.

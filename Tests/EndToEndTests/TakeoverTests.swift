@@ -276,6 +276,28 @@ extension EndToEnd {
             #expect(new.waitForExit(timeout: 10) == 0)
         }
 
+        /// The read-only socket is not handed over: the old process stops serving it at the
+        /// commit and the new one opens it at the same path.
+        @Test func theReadOnlyAdminSocketMovesToTheNewProcess() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let listen = try Sockets.freeEndpoint()
+            let folder = try ConfiguredProxy.makeFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let readOnly = AdminSocket(path: folder + "/monitor.sock")
+            let yaml = "admin-socket-readonly: \(readOnly.path)\n" + Self.config(workers: 1, listen: [listen], backends: [a])
+            let old = try ConfiguredProxy(yaml: yaml, listen: [listen], folder: folder)
+            #expect(try readOnly.stats()["pid"] as? Int == Int(old.process.pid))
+            let newConfig = folder + "/new.yaml"
+            try ConfiguredProxy.write("admin-socket: \(old.admin.path)\n" + yaml, to: newConfig)
+            let new = try SwitchyardProcess(arguments: ["serve", "--config", newConfig, "--takeover"], listenEndpoints: [listen])
+            let moved = eventually(timeout: 15) { (try? readOnly.stats()["pid"] as? Int) == Int(new.pid) }
+            #expect(moved, "new: \(new.standardError)\nold: \(old.process.standardError)")
+            #expect(try readOnly.send("drain main/\(a.endpoint)").status == "ERROR: read-only admin socket")
+            new.terminate()
+            #expect(new.waitForExit(timeout: 10) == 0)
+            #expect(access(readOnly.path, F_OK) != 0)
+        }
+
         /// The metrics port moves too: the new process listens next to the old one (both have
         /// SO_REUSEPORT), which stops its metrics at the commit; another instance on the port is
         /// still refused.
