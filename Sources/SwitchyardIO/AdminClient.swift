@@ -7,7 +7,8 @@ public enum AdminClient {
     /// Sends one command and returns the reply without its terminating empty line, e.g.
     /// `(true, "OK\nremoved 10.0.0.5:80")`. `ok` is whether the status line is `OK`.
     /// Blocks until the reply is complete (a `wait` command can take its whole timeout).
-    /// Throws an `AdminSocketError` naming the path and the failed call. With `timeout`, a
+    /// Throws an `AdminSocketError` naming the path and the failed call, or saying that the
+    /// server runs as another user than this process's or root (`AdminAccess`). With `timeout`, a
     /// reply (or a write) that takes longer throws too, so a stopped process cannot hang a
     /// caller that must stay responsive (`admin top`).
     public static func send(command: String, socketPath: String, timeout: Duration? = nil) throws(AdminSocketError) -> (ok: Bool, reply: String) {
@@ -34,6 +35,8 @@ public enum AdminClient {
             let hint = error.errno == ENOENT || error.errno == ECONNREFUSED ? " (is switchyard serving with this --admin-socket?)" : ""
             throw AdminSocketError("\(error.description)\(hint)")
         }
+        // Nothing is sent to, nor believed from, a server of another user (it could be anyone's).
+        try UnixSocket.checkServer(fd, path: socketPath)
         let request = Array((command + "\n").utf8)
         var offset = 0
         while offset < request.count {

@@ -18,6 +18,10 @@ public final class AdminServer: Sendable {
     static let waitPollInterval: Int32 = 20
 
     public let socketPath: String
+    /// The socket file's mode and group, and whether it serves only `show` and `help`.
+    public let access: AdminSocketAccess
+    /// The effective uid of this process: peers of this uid or root may change things.
+    let serverUserID = geteuid()
     let controller: AdminController
     let logger: Logger
     let listenFD: Int32
@@ -29,15 +33,17 @@ public final class AdminServer: Sendable {
     /// the takeover is committed, nor once this process handed the socket over.
     private let ownsPath: Atomic<Bool>
 
-    /// Creates the socket at `socketPath` (mode 0600, and never wider, not even for a moment) and
-    /// listens; serving starts with `start()`.
+    /// Creates the socket at `socketPath` (with `access.mode` and `access.groupID`, 0600 and the
+    /// process's group by default, and never wider, not even for a moment) and listens; serving
+    /// starts with `start()`.
     ///
     /// A stale socket file (nothing accepts on it: connect fails with ECONNREFUSED) is replaced.
     /// Throws when a live process accepts on it, when the path exists and is not a socket, or
     /// when a system call fails (the message names it, the path and the errno text).
     public init(socketPath: String, controller: AdminController, takeover: (any AdminTakeoverHandler)? = nil,
-                logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
+                access: AdminSocketAccess = AdminSocketAccess(), logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
         self.socketPath = socketPath
+        self.access = access
         self.controller = controller
         self.takeover = takeover
         self.logger = logger
@@ -56,7 +62,7 @@ public final class AdminServer: Sendable {
             throw AdminSocketError(error.description)
         }
         do {
-            try Self.bindPrivately(fd, at: socketPath, address: address)
+            try Self.bindPrivately(fd, at: socketPath, address: address, access: access)
         } catch {
             closeDescriptor(fd)
             throw error
@@ -71,6 +77,7 @@ public final class AdminServer: Sendable {
     public init(adopting listening: Int32, socketPath: String, controller: AdminController,
                 takeover: (any AdminTakeoverHandler)? = nil, logger: Logger = Logger(label: "switchyard.admin")) throws(AdminSocketError) {
         self.socketPath = socketPath
+        access = AdminSocketAccess()
         self.controller = controller
         self.takeover = takeover
         self.logger = logger
@@ -93,11 +100,16 @@ public final class AdminServer: Sendable {
     /// Whether this process handed its admin socket to a new process (`takeover commit`).
     public var handedOver: Bool { relinquished.load(ordering: .acquiring) }
     private let relinquished = Atomic<Bool>(false)
+    /// The process that took over (`takeover commit`), 0 before; from then on it owns the
+    /// state file and the backends, so this one refuses every command but `show` and `help`.
+    var successor: Int32 { successorID.load(ordering: .acquiring) }
+    private let successorID = Atomic<Int32>(0)
 
     /// Stops accepting on the admin socket and closes this process's descriptor of it, leaving
     /// the file, which now belongs to the process that took over. Clients already connected
     /// are still served. Admin thread only (the loop polls `listenFD`).
-    fileprivate func relinquishListener() {
+    fileprivate func relinquishListener(to successor: Int32) {
+        successorID.store(successor, ordering: .releasing)
         ownsPath.store(false, ordering: .releasing)
         relinquished.store(true, ordering: .releasing)
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -135,6 +147,14 @@ public final class AdminServer: Sendable {
         closeOnce()
     }
 
+    /// Ends the admin thread and closes the socket, leaving the file for a process that took
+    /// over and serves the same path (the read-only socket, which is not handed over: the new
+    /// process replaces the file, no longer served, once this one stopped).
+    public func stopLeavingPath() {
+        ownsPath.store(false, ordering: .releasing)
+        stop()
+    }
+
     private func closeOnce() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         closeDescriptor(listenFD)
@@ -153,7 +173,7 @@ public final class AdminServer: Sendable {
     /// place with link(2), which fails with EEXIST rather than replace a socket another process
     /// put at `path` meanwhile (rename(2) would replace it). The private name and directory are
     /// removed on every path out.
-    private static func bindPrivately(_ fd: Int32, at path: String, address: sockaddr_un) throws(AdminSocketError) {
+    private static func bindPrivately(_ fd: Int32, at path: String, address: sockaddr_un, access: AdminSocketAccess) throws(AdminSocketError) {
         let directory: String
         if let slash = path.lastIndex(of: "/") {
             directory = slash == path.startIndex ? "/" : String(path[..<slash])
@@ -179,9 +199,12 @@ public final class AdminServer: Sendable {
         let privateAddress = try UnixSocket.address(privatePath)  // fits: checked above
         do {
             try systemCall("bind \(privatePath)") { UnixSocket.withAddress(privateAddress) { bind(fd, $0, $1) } }
-            // Only this user can reach the private directory, so this tightens the mode before
-            // the socket has a name anyone else could use.
-            try systemCall("chmod \(privatePath)") { chmod(privatePath, 0o600) }
+            // Only this user can reach the private directory, so this sets the group and mode
+            // before the socket has a name anyone else could use.
+            if let group = access.groupID {
+                try systemCall("chown \(privatePath) to gid \(group)") { chown(privatePath, uid_t.max, group) }
+            }
+            try systemCall("chmod \(privatePath)") { chmod(privatePath, mode_t(access.mode)) }
             try systemCall("listen \(privatePath)") { listen(fd, 64) }
         } catch {
             throw AdminSocketError(error.description)
@@ -225,6 +248,9 @@ public final class AdminServer: Sendable {
             }
             return
         }
+        if let server = UnixSocket.peerCredentials(probe), !AdminAccess.trusts(peerUserID: server.userID, ownUserID: geteuid()) {
+            throw AdminSocketError("the admin socket path \(path) is served by pid \(server.processID) of uid \(server.userID), another user; choose a path in a directory only this user can write to (--admin-socket)")
+        }
         throw AdminSocketError("another switchyard is already serving the admin socket \(path); stop it or choose another --admin-socket")
     }
 }
@@ -233,6 +259,9 @@ public final class AdminServer: Sendable {
 private struct ServeLoop {
     private struct Client {
         let fd: Int32
+        /// The peer's effective uid when it connected (SO_PEERCRED); nil when unknown, which
+        /// is trusted with `show` and `help` only.
+        let peerUserID: UInt32?
         var input: [UInt8] = []
         var output: [UInt8] = []
         var wait: AdminController.PendingWait?
@@ -254,6 +283,13 @@ private struct ServeLoop {
     private var pendingTakeover: (fd: Int32, deadline: ContinuousClock.Instant)?
     /// How long the process taking over may take from the handover to the commit.
     static let takeoverTimeout = Duration.seconds(60)
+    /// Accepting pauses until then after accept(2) failed for want of descriptors or memory
+    /// (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection stays in the backlog and the socket
+    /// stays readable, so polling it at once would spin. The workers pause as long.
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    static let acceptBackoff = Duration.milliseconds(100)
+    /// When the last warning about a failed accept was logged (at most one a second).
+    private var lastAcceptWarning: ContinuousClock.Instant?
 
     init(server: AdminServer) {
         self.server = server
@@ -264,7 +300,8 @@ private struct ServeLoop {
         while !server.isStopping {
             pollSet.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: server.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
-            let accepting = clients.count < AdminServer.maximumClients
+            if let until = acceptPausedUntil, clock.now >= until { acceptPausedUntil = nil }
+            let accepting = clients.count < AdminServer.maximumClients && acceptPausedUntil == nil
             // A handed-over socket is no longer ours to poll (poll(2) skips negative fds).
             pollSet.append(pollfd(fd: server.handedOver ? -1 : server.listenFD, events: Int16(accepting ? POLLIN : 0), revents: 0))
             for client in clients.values {
@@ -274,7 +311,11 @@ private struct ServeLoop {
                 pollSet.append(pollfd(fd: client.fd, events: Int16(events), revents: 0))
             }
             let waiting = clients.values.contains { $0.wait != nil }
-            let timeout: Int32 = waiting ? AdminServer.waitPollInterval : pendingTakeover != nil ? 1000 : -1
+            var timeout: Int32 = waiting ? AdminServer.waitPollInterval : pendingTakeover != nil ? 1000 : -1
+            if let until = acceptPausedUntil {
+                let pause = Int32(clamping: (until - clock.now).nanosecondsClamped / 1_000_000 + 1)
+                timeout = timeout < 0 ? pause : min(timeout, pause)
+            }
             let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), timeout)
             if ready < 0 {
                 let code = Glibc.errno
@@ -304,11 +345,24 @@ private struct ServeLoop {
             if fd < 0 {
                 let code = Glibc.errno
                 if code == EINTR || code == ECONNABORTED { continue }
-                if code != EAGAIN { server.logger.error("admin accept: \(errnoText(code))") }
+                if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) {
+                    acceptPausedUntil = clock.now + ServeLoop.acceptBackoff
+                    warnAboutAccept("admin accept: \(errnoText(code)); retrying in \(ServeLoop.acceptBackoff.shortDescription)")
+                } else if code != EAGAIN {
+                    warnAboutAccept("admin accept: \(errnoText(code))")
+                }
                 return
             }
-            clients[fd] = Client(fd: fd)
+            clients[fd] = Client(fd: fd, peerUserID: UnixSocket.peerCredentials(fd)?.userID)
         }
+    }
+
+    /// Logs `message` as a warning, at most once a second.
+    private mutating func warnAboutAccept(_ message: String) {
+        let now = clock.now
+        if let last = lastAcceptWarning, now - last < .seconds(1) { return }
+        lastAcceptWarning = now
+        server.logger.warning("\(message)")
     }
 
     private mutating func readFrom(_ fd: Int32) {
@@ -359,8 +413,12 @@ private struct ServeLoop {
             }
             // Invalid UTF-8 becomes U+FFFD, which the parser refuses as not printable ASCII.
             let text = String(decoding: line, as: UTF8.self)
-            if let pending = pendingTakeover, pending.fd != fd, let command = try? AdminCommand(parsing: text),
-               command.changesHandedOverState {
+            let command = try? AdminCommand(parsing: text)
+            if let refusal = refusal(of: command, from: client) {
+                reply(.failure(refusal), to: &client)
+                continue
+            }
+            if let pending = pendingTakeover, pending.fd != fd, let command, command.changesHandedOverState {
                 reply(.failure("a takeover is in progress (a new switchyard is starting on these listeners); try again once it has finished"), to: &client)
                 continue
             }
@@ -373,6 +431,24 @@ private struct ServeLoop {
                 takeover(step, fd: fd, client: &client)
             }
         }
+    }
+
+    /// Why `command` is not carried out for `client`, or nil when it may be: this socket is
+    /// read-only, this process was taken over, or the peer is neither the server's user nor
+    /// root (`AdminAccess`). `show` and `help` are answered to anyone who can connect; a line
+    /// that does not parse goes on to get its error.
+    private func refusal(of command: AdminCommand?, from client: Client) -> String? {
+        guard let command, !command.isReadOnly else { return nil }
+        if server.access.readOnly { return AdminAccess.readOnlyRefusal }
+        let successor = server.successor
+        if successor != 0 { return AdminAccess.handedOverRefusal(successor: successor) }
+        guard let peer = client.peerUserID else {
+            return "the peer's credentials are unknown (SO_PEERCRED failed); only show and help are answered"
+        }
+        if !AdminAccess.trusts(peerUserID: peer, ownUserID: server.serverUserID) {
+            return AdminAccess.untrustedRefusal(peerUserID: peer, serverUserID: server.serverUserID)
+        }
+        return nil
     }
 
     private func reply(_ answer: AdminReply, to client: inout Client) {
@@ -415,7 +491,7 @@ private struct ServeLoop {
             client.receivedHandover = false
             pendingTakeover = nil
             let answer = handler.commit(peer: fd)
-            if answer.ok { server.relinquishListener() }
+            if answer.ok { server.relinquishListener(to: UnixSocket.peerCredentials(fd)?.processID ?? -1) }
             reply(answer, to: &client)
         }
     }

@@ -191,6 +191,11 @@ extension Instance {
             defer { server = nil }
             return server
         }?.stop()
+        // The read-only socket is not handed over: the new process makes its own at the path.
+        readOnlyAdmin.withLock { server -> AdminServer? in
+            defer { server = nil }
+            return server
+        }?.stopLeavingPath()
         let open = context.openConnections.load(ordering: .relaxed)
         let grace = state.withLock { $0.configuration.global.shutdownGrace }.shortDescription
         logger.notice("taken over by pid \(successor): no longer accepting; \(open) connection(s) open, grace \(grace)")
@@ -206,11 +211,7 @@ extension Instance {
 
     /// The process at the other end of a UNIX socket (SO_PEERCRED), 0 when unknown.
     static func peerProcess(_ fd: Int32) -> Int32 {
-        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }, read as three words.
-        var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
-        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return 0 }
-        return credentials.0
+        UnixSocket.peerCredentials(fd)?.processID ?? 0
     }
 
     /// The listen address behind `entry` as the configuration wrote it (a port 0 was bound to
@@ -278,6 +279,12 @@ final class TakeoverSession {
             try systemCall("connect \(path)") { UnixSocket.withAddress(address) { connect(fd, $0, $1) } }
         } catch {
             throw HandoverError("cannot reach the running switchyard: \(error) (is it serving this --admin-socket?)")
+        }
+        // Its state lines would become this process's: only a server of this user or root.
+        do {
+            try UnixSocket.checkServer(fd, path: path)
+        } catch {
+            throw HandoverError(error.message)
         }
         do {
             try sendLine("takeover", over: fd)
@@ -416,7 +423,16 @@ extension Instance {
         guard global.adminSocketEnabled else {
             throw ConfigError("--takeover reaches the running switchyard through its admin socket; it cannot be used with the admin socket off")
         }
-        let path = global.adminSocket ?? AdminSocketPath.current()
+        let path: String
+        if let given = global.adminSocket {
+            path = given
+        } else {
+            do {
+                path = try AdminSocketPath.current()
+            } catch {
+                throw ConfigError(error.message)
+            }
+        }
         let session: TakeoverSession
         do {
             session = try TakeoverSession.open(path: path)

@@ -31,6 +31,8 @@ public final class Instance: Sendable {
     let rates = Mutex(ConnectionRates())
     /// The metrics listener, while one runs.
     let metricsServer = Mutex<MetricsServer?>(nil)
+    /// The read-only admin socket (`admin-socket-readonly`), while one runs.
+    let readOnlyAdmin = Mutex<AdminServer?>(nil)
     let reloadLock = Mutex(())
     private let descriptorLimit: Int
     /// `takeover` and `takeover commit` as the running process, and whether it was taken over.
@@ -117,13 +119,20 @@ public final class Instance: Sendable {
 
         // The admin socket comes first: a live instance holding it must stop this one early.
         let admin = try handover == nil ? startAdminServer(global) : adoptAdminServer(handover!)
+        // A process taking over makes its read-only socket once the running one let go of it.
+        do {
+            if handover == nil { try startReadOnlyAdminServer(global) }
+        } catch {
+            admin?.stop()
+            throw error
+        }
         // Metrics listen before clients can connect (a listening socket completes their
         // handshakes from listen(2) on, before any worker runs), so a scrape never finds the
         // port closed while the service answers.
         do {
             if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
         } catch {
-            admin?.stop()
+            stopAdminSockets(admin)
             throw error
         }
         // Health checkers start before the workers: starting one publishes the snapshot that
@@ -133,7 +142,7 @@ public final class Instance: Sendable {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
         } catch {
             metricsServer.withLock { $0 }?.stop()
-            admin?.stop()
+            stopAdminSockets(admin)
             throw ConfigError("cannot start health checks: \(error)")
         }
         let server = Server(context: context)
@@ -148,7 +157,7 @@ public final class Instance: Sendable {
                 for entry in entries { Self.closeDescriptors(entry) }
             }
             metricsServer.withLock { $0 }?.stop()
-            admin?.stop()
+            stopAdminSockets(admin)
             throw error
         }
         let waker = server.waker
@@ -157,13 +166,20 @@ public final class Instance: Sendable {
             runtime.registry.addPublishObserver { waker.wake() }
         }
         do {
-            if let handover { try commitTakeover(handover, server: server, admin: admin) }
+            if let handover {
+                try commitTakeover(handover, server: server, admin: admin)
+                do {
+                    try startReadOnlyAdminServer(global)
+                } catch {
+                    logger.error("took over without the read-only admin socket: \(error.message)")
+                }
+            }
             try admin?.start()
             try context.accessLog?.start()
         } catch let error as ConfigError {
             throw error
         } catch {
-            admin?.stop()
+            stopAdminSockets(admin)
             throw ConfigError("cannot start the control threads: \(error)")
         }
         logStartup(configuration, admin: admin)
@@ -172,11 +188,11 @@ public final class Instance: Sendable {
         serve()
         // Taken over: the admin socket is the new process's, but clients already connected
         // here may watch this one drain.
-        if !takeover.committed { admin?.stop() }
+        if !takeover.committed { stopAdminSockets(admin) }
         server.stop(grace: global.shutdownGrace)
         metricsServer.withLock { $0 }?.stop()
         context.accessLog?.stop()
-        admin?.stop()
+        stopAdminSockets(admin)
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
     }
@@ -224,11 +240,32 @@ public final class Instance: Sendable {
 
     private func startAdminServer(_ global: GlobalSettings) throws(ConfigError) -> AdminServer? {
         guard global.adminSocketEnabled else { return nil }
-        let path = global.adminSocket ?? AdminSocketPath.current()
         do {
-            return try AdminServer(socketPath: path, controller: adminController(), takeover: TakeoverHandler(instance: self))
+            let path = if let given = global.adminSocket { given } else { try AdminSocketPath.current(creatingDirectory: true) }
+            return try AdminServer(socketPath: path, controller: adminController(), takeover: TakeoverHandler(instance: self),
+                                   access: AdminSocketAccess(global, readOnly: false))
         } catch {
             throw ConfigError("\(error)")
+        }
+    }
+
+    /// Stops the admin socket and the read-only one: startup failed, or shutdown.
+    private func stopAdminSockets(_ admin: AdminServer?) {
+        admin?.stop()
+        readOnlyAdmin.withLock { $0 }?.stop()
+    }
+
+    /// Makes and starts the read-only admin socket, if the configuration has one.
+    private func startReadOnlyAdminServer(_ global: GlobalSettings) throws(ConfigError) {
+        guard let path = global.adminSocketReadOnly else { return }
+        do {
+            let server = try AdminServer(socketPath: path, controller: adminController(), access: AdminSocketAccess(global, readOnly: true))
+            try server.start()
+            readOnlyAdmin.withLock { $0 = server }
+        } catch let error as AdminSocketError {
+            throw ConfigError("read-only admin socket: \(error)")
+        } catch {
+            throw ConfigError("read-only admin socket: \(error)")
         }
     }
 
@@ -243,6 +280,7 @@ public final class Instance: Sendable {
         }
         logger.info("switchyard \(build) listening on \(Self.unique(entries.map(\.endpoint.description)).joined(separator: ", ")); \(context.workerCount) worker(s), relay \(global.relay), max \(context.configuration.maxConnections) connections\(configFile.map { "; configuration \($0)" } ?? "")")
         if let admin { logger.info("admin socket: \(admin.socketPath)") } else { logger.info("no admin socket (admin-socket off)") }
+        if let readOnly = readOnlyAdmin.withLock({ $0 }) { logger.info("read-only admin socket: \(readOnly.socketPath)") }
     }
 
     // MARK: - Listeners

@@ -7,26 +7,35 @@ struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send one command to a running switchyard's admin socket and print the reply.",
         discussion: """
-        Commands: help; show backends [json]; show stats [json]; drain BACKEND; ready BACKEND; \
-        maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; remove BACKEND; \
-        wait BACKEND TIMEOUT; shutdown BACKEND. Exits 0 when the reply is OK, 1 when it is an \
-        error, 2 when the socket cannot be reached. 'top' is a live full-screen view of the \
-        backends, refreshed every second; q quits.
+        Commands: help; show backends [SERVICE] [json]; show services [json]; show stats [json]; \
+        drain BACKEND; ready BACKEND; maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; \
+        remove BACKEND; wait BACKEND TIMEOUT; shutdown BACKEND; reload. Exits 0 when the reply \
+        is OK, 1 when it is an error, 2 when the socket cannot be reached or is served by \
+        another user than this one or root. 'top' is a live full-screen view of the backends, \
+        refreshed every second; q quits.
         """
     )
 
-    @Option(help: ArgumentHelp("Path of the admin socket; the same default as `serve`.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Path of the admin socket. The same default as `serve`: /run/switchyard/admin.sock for root, else $XDG_RUNTIME_DIR/switchyard.sock.", valueName: "PATH"))
     var socket: String?
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments.", valueName: "COMMAND"))
     var words: [String] = []
 
     func validate() throws {
+        // The words are captured as they come, flags included: `admin --help` is asked here.
+        if let first = words.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         if words.isEmpty { throw ValidationError("a COMMAND is required; 'switchyard admin help' lists them") }
     }
 
     func run() throws {
-        let path = socket ?? AdminSocketPath.current()
+        let path: String
+        do {
+            path = if let socket { socket } else { try AdminSocketPath.current(option: "--socket") }
+        } catch {
+            writeError("switchyard admin: \(error)\n")
+            Glibc.exit(2)
+        }
         if words.count == 1 && words[0].lowercased() == "top" {
             AdminTop.run(socketPath: path)
         }

@@ -128,8 +128,22 @@ struct Serve: ParsableCommand {
     @Flag(help: "Do not run health checks: every backend stays up unless drained or in maintenance.")
     var noHealthCheck = false
 
-    @Option(help: ArgumentHelp("Path of the admin UNIX socket, or off for none (as --no-admin-socket). Defaults to $XDG_RUNTIME_DIR/switchyard.sock, else /tmp/switchyard-UID.sock.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Path of the admin UNIX socket, or off for none (as --no-admin-socket). Defaults to /run/switchyard/admin.sock for root (the directory is made with mode 0700) and to $XDG_RUNTIME_DIR/switchyard.sock for other users; without XDG_RUNTIME_DIR another user must give a path.", valueName: "PATH"))
     var adminSocket: String?
+
+    @Option(help: ArgumentHelp("Permission bits of the admin socket files, in octal (connecting needs write permission): 0660 lets the socket's group connect. Peers that are neither this user nor root may only use show and help. Default: 0600.", valueName: "MODE"),
+            transform: { (text: String) throws -> UInt32 in try AdminAccess.parseSocketMode(text) })
+    var adminSocketMode: UInt32?
+
+    @Option(help: ArgumentHelp("Group of the admin socket files, by name or gid, for use with --admin-socket-mode. Default: the process's group.", valueName: "GROUP"),
+            transform: { (text: String) throws -> String in
+                try AdminAccess.checkSocketGroup(text)
+                return text
+            })
+    var adminSocketGroup: String?
+
+    @Option(help: ArgumentHelp("Also serve a second admin socket at this path that answers only show and help (anything else: ERROR: read-only admin socket), for monitoring users; it takes --admin-socket-mode and --admin-socket-group too. Off by default.", valueName: "PATH"))
+    var adminSocketReadonly: String?
 
     @Flag(help: "Do not open the admin socket.")
     var noAdminSocket = false
@@ -225,6 +239,9 @@ struct Serve: ParsableCommand {
             if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
         }
         if noAdminSocket { global.adminSocketEnabled = false }
+        if let adminSocketMode { global.adminSocketMode = adminSocketMode }
+        if let adminSocketGroup { global.adminSocketGroup = adminSocketGroup }
+        if let adminSocketReadonly { global.adminSocketReadOnly = adminSocketReadonly }
         return global
     }
 

@@ -71,6 +71,12 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "config file that does not exist", namedValue: "/nonexistent.yaml: no such file") { _, _ in
             ["serve", "--config", "/nonexistent.yaml"]
         },
+        InvalidInvocation(testDescription: "admin socket mode not octal", namedValue: "'0689' is not an octal file mode") { listen, backend in
+            ["serve", "--listen", listen, "--admin-socket-mode", "0689", backend]
+        },
+        InvalidInvocation(testDescription: "admin socket mode locking the owner out", namedValue: "mode 0066 must let the owner read and write") { listen, backend in
+            ["serve", "--listen", listen, "--admin-socket-mode", "0066", backend]
+        },
     ]
 }
 
@@ -94,6 +100,16 @@ extension EndToEnd {
             #expect(
                 lines.first?.lowercased().contains(invocation.namedValue.lowercased()) == true,
                 "stderr does not name '\(invocation.namedValue)':\n\(stderr)")
+        }
+
+        @Test func adminHelpListsEveryCommand() throws {
+            let run = try AdminSocket.runClient(["--help"])
+            #expect(run.exitStatus == 0, "\(run)")
+            // The help is wrapped to the terminal's width: compare with single spaces.
+            let text = run.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            for command in ["show backends [SERVICE] [json]", "show services [json]", "show stats [json]", "reload", "USAGE: switchyard admin"] {
+                #expect(text.contains(command), "\(command): \(run)")
+            }
         }
     }
 }

@@ -15,6 +15,21 @@ extension EndToEnd {
             return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
 
+        /// Opens 40 echo clients through `proxy` (run with `descriptorLimit: 40`), one at a time,
+        /// and returns those that were served: the proxy has no descriptor left after them.
+        private func holdClientsUntilDescriptorsRunOut(_ proxy: SwitchyardProcess) -> [TCPConnection] {
+            var held: [TCPConnection] = []
+            for index in 0..<40 {
+                guard let connection = try? TCPConnection(to: proxy.listen, timeout: 1) else { continue }
+                if (try? connection.roundTrip(Array("client \(index)".utf8), timeout: 0.3)) != nil {
+                    held.append(connection)
+                } else {
+                    connection.close()
+                }
+            }
+            return held
+        }
+
         @Test(arguments: [RelayMode.copy, .splice])
         func runningOutOfDescriptorsNeitherSpinsNorBreaksOpenConnectionsAndRecovers(relay: RelayMode) throws {
             let backend = try TestBackend(.echo)
@@ -112,6 +127,33 @@ extension EndToEnd {
             #expect(!proxy.standardError.contains(" is down"), "stderr:\n\(proxy.standardError)")
         }
 
+        /// A client waiting on the admin socket while accept(2) fails with EMFILE: the admin
+        /// thread pauses and retries as the workers do (one warning a second), rather than
+        /// polling a socket that stays readable; the client is answered once descriptors free up.
+        @Test func theAdminThreadBacksOffWhileOutOfDescriptors() throws {
+            let backend = try TestBackend(.echo)
+            let proxy = try SwitchyardProcess(
+                relay: .copy, options: ["--max-connections", "500", "--no-health-check"],
+                backends: [backend.endpoint.description], descriptorLimit: 40)
+            let path = try #require(proxy.adminSocketPath)
+            let held = holdClientsUntilDescriptorsRunOut(proxy)
+            // The admin connection completes in the backlog; accepting it needs a descriptor.
+            let waiting = try AdminConnection(path: path, timeout: 10)
+            try waiting.send(line: "show stats json")
+            usleep(200_000)
+            let before = try #require(cpuSeconds(of: proxy.pid))
+            usleep(1_000_000)
+            let after = try #require(cpuSeconds(of: proxy.pid))
+            #expect(proxy.isRunning)
+            #expect(after - before < 0.3, "the proxy used \(after - before) CPU-s in 1 s while a client waited on the admin socket")
+            let warnings = proxy.standardError.components(separatedBy: "admin accept:").count - 1
+            #expect(warnings >= 1 && warnings <= 5, "\(warnings) admin accept warnings; stderr:\n\(proxy.standardError)")
+
+            for connection in held { connection.close() }
+            let reply = try waiting.readReply(timeout: 5)
+            #expect(try reply.jsonObject()["pid"] as? Int == Int(proxy.pid))
+        }
+
         @Test func sigtermWhileOutOfDescriptorsStillExitsZero() throws {
             let backend = try TestBackend(.echo)
             let proxy = try SwitchyardProcess(
@@ -119,15 +161,7 @@ extension EndToEnd {
                 options: ["--max-connections", "500", "--no-health-check", "--no-admin-socket", "--shutdown-grace", "1s"],
                 backends: [backend.endpoint.description],
                 descriptorLimit: 40)
-            var held: [TCPConnection] = []
-            for index in 0..<40 {
-                guard let connection = try? TCPConnection(to: proxy.listen, timeout: 1) else { continue }
-                if (try? connection.roundTrip(Array("client \(index)".utf8), timeout: 0.3)) != nil {
-                    held.append(connection)
-                } else {
-                    connection.close()
-                }
-            }
+            let held = holdClientsUntilDescriptorsRunOut(proxy)
             // Accepting may be paused (backing off after EMFILE) with no accept armed: the
             // listener must still be closed and the process must still exit.
             proxy.terminate()

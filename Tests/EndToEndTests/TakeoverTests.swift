@@ -236,6 +236,68 @@ extension EndToEnd {
             #expect(client.backendName == "a")
         }
 
+        /// Once the new process committed, the old one (still serving the clients that were
+        /// connected to its admin socket) refuses every change and `reload`, naming the new
+        /// process: it can no longer change backends nor overwrite the new process's state file.
+        @Test func afterTheCommitTheOldProcessRefusesChangesNamingTheNewProcess() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let b = try TestBackend(.identify(name: "b"))
+            let listen = try Sockets.freeEndpoint()
+            let folder = try ConfiguredProxy.makeFolder()
+            let stateFile = folder + "/state"
+            let yaml = "state-file: \(stateFile)\n" + Self.config(workers: 1, listen: [listen], backends: [a, b])
+            let old = try ConfiguredProxy(yaml: yaml, listen: [listen], folder: folder)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            try #require(old.admin.send("drain main/\(b.endpoint)").isOK)
+            let oldAdmin = try old.admin.connect()
+            // Keeps the old process draining (it exits once its last connection ended).
+            let held = try IdentifiedClient(through: listen)
+            let newConfig = folder + "/new.yaml"
+            try ConfiguredProxy.write("admin-socket: \(old.admin.path)\n" + yaml, to: newConfig)
+            let new = try SwitchyardProcess(arguments: ["serve", "--config", newConfig, "--takeover"], listenEndpoints: [listen])
+            let committed = eventually(timeout: 15) { (try? old.admin.stats()["pid"] as? Int) == Int(new.pid) }
+            try #require(committed, "no takeover within 15 s; new: \(new.standardError)\nold: \(old.process.standardError)")
+            let stateAfterCommit = try String(contentsOfFile: stateFile, encoding: .utf8)
+
+            let refusal = "ERROR: handed over to pid \(new.pid)"
+            for command in ["ready main/\(b.endpoint)", "drain main/\(a.endpoint)", "weight main/\(a.endpoint) 7",
+                            "maint main/\(a.endpoint)", "remove main/\(b.endpoint)", "add main/127.0.0.1:9", "reload"] {
+                #expect(try oldAdmin.command(command).status == refusal, "\(command)")
+            }
+            #expect(try oldAdmin.command("show stats").isOK)
+            #expect(try String(contentsOfFile: stateFile, encoding: .utf8) == stateAfterCommit)
+            let backends = try old.admin.backends()
+            #expect(backends[a.endpoint.description]?["state"] as? String == "ready", "\(backends)")
+            #expect(backends[b.endpoint.description]?["state"] as? String == "drain", "\(backends)")
+            oldAdmin.close()
+            held.close()
+            #expect(old.process.waitForExit(timeout: 10) == 0, "\(old.process.standardError)")
+            new.terminate()
+            #expect(new.waitForExit(timeout: 10) == 0)
+        }
+
+        /// The read-only socket is not handed over: the old process stops serving it at the
+        /// commit and the new one opens it at the same path.
+        @Test func theReadOnlyAdminSocketMovesToTheNewProcess() throws {
+            let a = try TestBackend(.identify(name: "a"))
+            let listen = try Sockets.freeEndpoint()
+            let folder = try ConfiguredProxy.makeFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let readOnly = AdminSocket(path: folder + "/monitor.sock")
+            let yaml = "admin-socket-readonly: \(readOnly.path)\n" + Self.config(workers: 1, listen: [listen], backends: [a])
+            let old = try ConfiguredProxy(yaml: yaml, listen: [listen], folder: folder)
+            #expect(try readOnly.stats()["pid"] as? Int == Int(old.process.pid))
+            let newConfig = folder + "/new.yaml"
+            try ConfiguredProxy.write("admin-socket: \(old.admin.path)\n" + yaml, to: newConfig)
+            let new = try SwitchyardProcess(arguments: ["serve", "--config", newConfig, "--takeover"], listenEndpoints: [listen])
+            let moved = eventually(timeout: 15) { (try? readOnly.stats()["pid"] as? Int) == Int(new.pid) }
+            #expect(moved, "new: \(new.standardError)\nold: \(old.process.standardError)")
+            #expect(try readOnly.send("drain main/\(a.endpoint)").status == "ERROR: read-only admin socket")
+            new.terminate()
+            #expect(new.waitForExit(timeout: 10) == 0)
+            #expect(access(readOnly.path, F_OK) != 0)
+        }
+
         /// The metrics port moves too: the new process listens next to the old one (both have
         /// SO_REUSEPORT), which stops its metrics at the commit; another instance on the port is
         /// still refused.

@@ -86,10 +86,3 @@ func badAdminCommandsSayWhatIsWrong(_ line: String, _ message: String) {
     #expect(JSONText.string("café") == "\"café\"")
     #expect(JSONText.object([("a", "1"), ("b", JSONText.array(["true", "\"x\""]))]) == "{\"a\":1,\"b\":[true,\"x\"]}")
 }
-
-@Test func defaultSocketPathPrefersTheRuntimeDirectory() {
-    #expect(AdminSocketPath.defaultPath(runtimeDirectory: "/run/user/1000", userID: 1000) == "/run/user/1000/switchyard.sock")
-    #expect(AdminSocketPath.defaultPath(runtimeDirectory: "/run/user/1000/", userID: 1000) == "/run/user/1000/switchyard.sock")
-    #expect(AdminSocketPath.defaultPath(runtimeDirectory: nil, userID: 1000) == "/tmp/switchyard-1000.sock")
-    #expect(AdminSocketPath.defaultPath(runtimeDirectory: "", userID: 0) == "/tmp/switchyard-0.sock")
-}

@@ -93,12 +93,16 @@ struct RawConfigFile: Decodable {
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
     ]
+        + ["admin-socket-mode", "admin-socket-group", "admin-socket-readonly"]  // Admin socket access (issue 27).
     static let keys = globalKeys + ["defaults", "services"]
 
     var workers: Int?
     var relay: RelayMode?
     /// `off` disables the socket.
     var adminSocket: String?
+    var adminSocketMode: UInt32?
+    var adminSocketGroup: String?
+    var adminSocketReadOnly: String?
     var maxConnections: Int?
     var shutdownGrace: Duration?
     var bufferSize: Int?
@@ -120,6 +124,12 @@ struct RawConfigFile: Decodable {
         workers = try container.value("workers")
         relay = try container.choice("relay", RelayMode.self)
         adminSocket = try container.value("admin-socket")
+        adminSocketMode = try container.parsed("admin-socket-mode", AdminAccess.parseSocketMode)
+        adminSocketGroup = try container.parsed("admin-socket-group") { (text) throws(ConfigError) -> String in
+            try AdminAccess.checkSocketGroup(text)
+            return text
+        }
+        adminSocketReadOnly = try container.value("admin-socket-readonly")
         maxConnections = try container.value("max-connections")
         shutdownGrace = try container.duration("shutdown-grace") ?? nil
         bufferSize = try container.value("buffer-size")
@@ -164,6 +174,9 @@ struct RawConfigFile: Decodable {
         if let adminSocket {
             if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
         }
+        if let adminSocketMode { global.adminSocketMode = adminSocketMode }
+        global.adminSocketGroup = adminSocketGroup
+        global.adminSocketReadOnly = adminSocketReadOnly
         global.maxConnections = maxConnections
         if let shutdownGrace { global.shutdownGrace = shutdownGrace }
         if let bufferSize { global.bufferSize = bufferSize }

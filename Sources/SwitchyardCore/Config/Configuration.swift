@@ -74,6 +74,12 @@ public struct GlobalSettings: Equatable, Sendable {
     public var adminSocket: String?
     /// False: no admin socket (`--no-admin-socket`, `admin-socket: off`).
     public var adminSocketEnabled = true
+    /// Permission bits of the admin socket files (`admin-socket-mode`, octal); connecting needs write.
+    public var adminSocketMode = AdminAccess.defaultSocketMode
+    /// Group of the admin socket files (`admin-socket-group`: a name or gid); nil: the process's.
+    public var adminSocketGroup: String?
+    /// A second socket that serves only `show` and `help` (`admin-socket-readonly`); nil: none.
+    public var adminSocketReadOnly: String?
     /// Most client connections open at once; nil means what the descriptor limit allows.
     public var maxConnections: Int?
     public var shutdownGrace: Duration = .seconds(30)
@@ -111,6 +117,9 @@ public struct GlobalSettings: Equatable, Sendable {
         note("relay", relay, other.relay) { $0.rawValue }
         note("admin-socket", adminSocketEnabled ? adminSocket ?? "default" : "off",
              other.adminSocketEnabled ? other.adminSocket ?? "default" : "off") { $0 }
+        note("admin-socket-mode", adminSocketMode, other.adminSocketMode) { "0" + String($0, radix: 8) }
+        note("admin-socket-group", adminSocketGroup, other.adminSocketGroup) { $0 ?? "default" }
+        note("admin-socket-readonly", adminSocketReadOnly, other.adminSocketReadOnly) { $0 ?? "none" }
         note("max-connections", maxConnections, other.maxConnections) { $0.map(String.init) ?? "auto" }
         note("buffer-size", bufferSize, other.bufferSize) { "\($0)" }
         note("buffers", buffers, other.buffers) { "\($0)" }
@@ -148,6 +157,12 @@ public struct GlobalSettings: Equatable, Sendable {
         }
         if let adminSocket, adminSocket.isEmpty {
             throw ConfigIssue(path: [.key("admin-socket")], "admin-socket is empty: give a path or off")
+        }
+        if let adminSocketReadOnly, adminSocketReadOnly.isEmpty {
+            throw ConfigIssue(path: [.key("admin-socket-readonly")], "admin-socket-readonly is empty: give a path")
+        }
+        if let adminSocketReadOnly, adminSocketEnabled, adminSocketReadOnly == adminSocket {
+            throw ConfigIssue(path: [.key("admin-socket-readonly")], "admin-socket-readonly \(adminSocketReadOnly) is the admin socket's path: give it a path of its own")
         }
         if let accessLog, accessLog.isEmpty {
             throw ConfigIssue(path: [.key("access-log")], "access-log is empty: give stderr or a file path")

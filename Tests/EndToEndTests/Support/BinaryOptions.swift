@@ -2,7 +2,6 @@
 enum BinaryOptions {
     /// Whether `switchyard serve --help` lists `option` (such as `--backend-timeout`).
     static func serveAccepts(_ option: String) -> Bool {
-        // binaryURL() resolves .build/debug from the file that calls it, which must be in Support/.
         guard let binary = try? SwitchyardProcess.binaryURL(),
               let help = try? Shell.run(binary.path, ["serve", "--help"]) else { return false }
         return help.contains(option + " ")

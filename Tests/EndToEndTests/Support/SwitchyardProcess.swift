@@ -36,11 +36,13 @@ final class SwitchyardProcess: Sendable {
         }
     }
     var pid: pid_t { process.processIdentifier }
+    /// This file's path, from which `binaryURL` finds the package.
+    static let harnessFile = #filePath
     var isRunning: Bool { process.isRunning }
 
     /// The path of the binary under test: `SWITCHYARD_BIN`, else `.build/debug/switchyard`
-    /// in the package containing this file.
-    static func binaryURL(filePath: String = #filePath) throws -> URL {
+    /// in the package containing this file (whichever file calls).
+    static func binaryURL(filePath: String = harnessFile) throws -> URL {
         if let path = ProcessInfo.processInfo.environment["SWITCHYARD_BIN"], !path.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw HarnessError("SWITCHYARD_BIN=\(path) is not an executable file")
