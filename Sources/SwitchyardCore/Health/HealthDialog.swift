@@ -35,6 +35,31 @@ public protocol HealthDialog: Sendable {
     var progress: String { get }
 }
 
+/// A dialog that sends one request (or nothing) once connected and judges the reply as it
+/// grows: the HTTP, PostgreSQL and MySQL checks.
+public protocol ReplyJudgingDialog: HealthDialog {
+    /// Sent once connected; nil: the server speaks first.
+    var request: [UInt8]? { get }
+    /// Everything read so far.
+    var reply: [UInt8] { get set }
+    /// Pass, fail, or `.receive` for more; `closed`: the backend closed after `reply`.
+    func verdict(closed: Bool) -> HealthDialogAction
+}
+
+extension ReplyJudgingDialog {
+    public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
+        switch event {
+        case .connected: return request.map { .send($0) } ?? .receive
+        case .sent: return .receive
+        case let .received(bytes):
+            reply += bytes
+            return verdict(closed: false)
+        case .closed:
+            return verdict(closed: true)
+        }
+    }
+}
+
 /// Printable text of reply bytes for messages: ASCII kept, others escaped, at most 80 bytes.
 public func healthPrintable(_ bytes: some Collection<UInt8>) -> String {
     var text = ""

@@ -1,11 +1,10 @@
 /// The `http` check: one request (`Connection: close`), then the status line's code must lie in
 /// `status` and, when `body` is set, the body must contain it.
-public struct HTTPHealthDialog: HealthDialog {
-    public let request: [UInt8]
+public struct HTTPHealthDialog: ReplyJudgingDialog {
+    public let request: [UInt8]?
     public let status: ClosedRange<Int>
     public let body: [UInt8]?
-    private var reply: [UInt8] = []
-    private var sent = false
+    public var reply: [UInt8] = []
 
     public init(method: String = "GET", path: String = "/", host: String, status: ClosedRange<Int> = 200...399, body: String? = nil) {
         request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n".utf8)
@@ -24,24 +23,10 @@ public struct HTTPHealthDialog: HealthDialog {
     }
 
     public var progress: String {
-        sent ? "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); read '\(healthPrintable(reply))'" : "sending the request"
+        "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); read '\(healthPrintable(reply))'"
     }
 
-    public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
-        switch event {
-        case .connected: return .send(request)
-        case .sent:
-            sent = true
-            return .receive
-        case let .received(bytes):
-            reply += bytes
-            return verdict(closed: false)
-        case .closed:
-            return verdict(closed: true)
-        }
-    }
-
-    private func verdict(closed: Bool) -> HealthDialogAction {
+    public func verdict(closed: Bool) -> HealthDialogAction {
         guard let lineEnd = HealthStepScript.endOfFirst([0x0D, 0x0A], in: reply) else {
             if closed || reply.count >= HealthCheckConfig.maximumReply { return .fail("no HTTP status line: '\(healthPrintable(reply))'") }
             return .receive

@@ -3,9 +3,10 @@
 /// on an error response ('E', whose message is shown: a wrong database name, too many clients,
 /// starting up or shutting down) or anything else. No password is ever sent; once the verdict
 /// is known the checker closes the connection.
-public struct PostgresHealthDialog: HealthDialog {
+public struct PostgresHealthDialog: ReplyJudgingDialog {
     public let startup: [UInt8]
-    private var reply: [UInt8] = []
+    public var request: [UInt8]? { startup }
+    public var reply: [UInt8] = []
 
     public init(user: String, database: String?) {
         var body: [UInt8] = [0x00, 0x03, 0x00, 0x00]  // protocol 3.0
@@ -23,19 +24,7 @@ public struct PostgresHealthDialog: HealthDialog {
 
     public var progress: String { "waiting for the startup reply; read '\(healthPrintable(reply))'" }
 
-    public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
-        switch event {
-        case .connected: return .send(startup)
-        case .sent: return .receive
-        case let .received(bytes):
-            reply += bytes
-            return verdict(closed: false)
-        case .closed:
-            return verdict(closed: true)
-        }
-    }
-
-    private func verdict(closed: Bool) -> HealthDialogAction {
+    public func verdict(closed: Bool) -> HealthDialogAction {
         var offset = 0
         while reply.count - offset >= 5 {
             let type = reply[offset]
@@ -81,25 +70,15 @@ public struct PostgresHealthDialog: HealthDialog {
 
 /// The `mysql` check (MySQL and MariaDB): the server's greeting packet must be protocol 10; an
 /// error packet instead (too many connections, a blocked host) is down, with its message.
-public struct MySQLHealthDialog: HealthDialog {
-    private var reply: [UInt8] = []
+public struct MySQLHealthDialog: ReplyJudgingDialog {
+    public var request: [UInt8]? { nil }
+    public var reply: [UInt8] = []
 
     public init() {}
 
     public var progress: String { "waiting for the server greeting; read '\(healthPrintable(reply))'" }
 
-    public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
-        switch event {
-        case .connected, .sent: return .receive
-        case let .received(bytes):
-            reply += bytes
-            return verdict(closed: false)
-        case .closed:
-            return verdict(closed: true)
-        }
-    }
-
-    private func verdict(closed: Bool) -> HealthDialogAction {
+    public func verdict(closed: Bool) -> HealthDialogAction {
         guard reply.count >= 5 else {
             return closed ? .fail("closed before a greeting; read '\(healthPrintable(reply))'") : .receive
         }
