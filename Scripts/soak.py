@@ -22,7 +22,8 @@ traffic:
   - a flood: 200 source addresses (127.0.1.1 to 127.0.1.200) opening 6 connections each every
     10 s, against `max-connections-per-source: 4` when the binary knows that key (found with
     `switchyard check-config`; without it the flood is served in full).
-Every hostile loop is bounded in count and by its phase's end. The report gives, for the calm
+Every hostile loop is bounded in count and by its phase's end. The mix runs in a process of its
+own, so that its loops do not slow the normal clients' Python down. The report gives, for the calm
 and the hostile phases apart, the normal traffic's failures (must be 0) and its ping-pong and
 churn latency (p50, p99).
 
@@ -41,7 +42,9 @@ import csv
 import errno
 import hashlib
 import json
+import multiprocessing
 import os
+import queue
 import random
 import resource
 import selectors
@@ -243,9 +246,19 @@ class Counters:
             if sample is not None and len(self.samples) < 20:
                 self.samples.append(f"{key}: {sample}")
 
+    # Keys that hold the largest value seen rather than a sum.
+    MAXIMA = {"hostile_flood_most_served_by_one_source"}
+
     def maximum(self, key: str, value: int) -> None:
         with self.lock:
             self.values[key] = max(self.values.get(key, 0), value)
+
+    def merge(self, values: dict, samples: list) -> None:
+        """Adds another process's counters."""
+        with self.lock:
+            for key, value in values.items():
+                self.values[key] = max(self.values.get(key, 0), value) if key in self.MAXIMA else self.values.get(key, 0) + value
+            self.samples += samples[:max(0, 20 - len(self.samples))]
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -771,6 +784,23 @@ def flood(proxy_port: int, counters: Counters, end: float) -> None:
         sleep_until(min(end, began + FLOOD_EVERY))
 
 
+def hostile_process(schedule: Schedule, proxy_port: int, download_port: int, seed: int, results) -> None:
+    """Runs the hostile mix in a process of its own (so that its loops do not hold the normal
+    clients' interpreter lock: the normal traffic's latency is the proxy's, not the harness's),
+    then puts its counters' values and first failures on `results`."""
+    counters = Counters()
+    threads = [threading.Thread(target=in_hostile_phases, args=(schedule, body), daemon=True) for body in (
+        lambda end: nonreaders(proxy_port, download_port, counters, end),
+        lambda end: tricklers(proxy_port, counters, seed + 30, end),
+        lambda end: abandoners(proxy_port, counters, seed + 40, end),
+        lambda end: flood(proxy_port, counters, end))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, schedule.until - time.monotonic()) + SOCKET_TIMEOUT)
+    results.put((counters.snapshot(), counters.samples))
+
+
 # ---------------------------------------------------------------- sampling and verdict
 
 def proc_sample(pid: int) -> tuple[int, int, int] | None:
@@ -900,6 +930,7 @@ def main() -> int:
         f.write(proxy_config(admin_path, proxy_port, names, (download_port, download.port) if download else None,
                              PER_SOURCE_LIMIT if limited else None))
     proxy_log = open(os.path.join(args.out, "proxy.log"), "w")
+    hostile = None
     proxy = subprocess.Popen([args.binary, "serve", "--config", config_path],
                              stdin=subprocess.DEVNULL, stdout=proxy_log, stderr=subprocess.STDOUT)
     try:
@@ -939,11 +970,11 @@ def main() -> int:
         threads.append(threading.Thread(target=admin_loop, args=(admin_path, names, until, counters), daemon=True))
         threads.append(threading.Thread(target=flap_loop, args=(backends[2], until, counters, flaps), daemon=True))
         if args.hostile:
-            for body in (lambda end: nonreaders(proxy_port, download_port, counters, end),
-                         lambda end: tricklers(proxy_port, counters, seed + 30, end),
-                         lambda end: abandoners(proxy_port, counters, seed + 40, end),
-                         lambda end: flood(proxy_port, counters, end)):
-                threads.append(threading.Thread(target=in_hostile_phases, args=(schedule, body), daemon=True))
+            context = multiprocessing.get_context("spawn")
+            hostile_results = context.Queue()
+            hostile = context.Process(target=hostile_process, args=(schedule, proxy_port, download_port, seed, hostile_results),
+                                      daemon=True)
+            hostile.start()
         for thread in threads:
             thread.start()
 
@@ -970,6 +1001,13 @@ def main() -> int:
                 next_report += 30
         for thread in threads:
             thread.join(SOCKET_TIMEOUT + 5)
+        if hostile is not None:
+            try:
+                values, samples = hostile_results.get(timeout=SOCKET_TIMEOUT + 20)
+                counters.merge(values, samples)
+            except queue.Empty:
+                counters.add("hostile_mix_lost", sample="the hostile mix's process reported nothing")
+            hostile.join(5)
         for backend in backends:
             if not backend.listening:
                 backend.start()
@@ -990,6 +1028,8 @@ def main() -> int:
         except (OSError, ValueError, IndexError, KeyError):
             open_connections = None
     finally:
+        if hostile is not None and hostile.is_alive():
+            hostile.kill()
         if proxy.poll() is None:
             proxy.send_signal(signal.SIGTERM)
             try:
