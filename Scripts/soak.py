@@ -915,8 +915,9 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
 
     # The flood alone holds FLOOD_SOURCES * FLOOD_PER_SOURCE sockets at once.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     backends = [EchoBackend(f"b{i}") for i in range(1, 4)]
     names = [f"127.0.0.1:{b.port}" for b in backends]
