@@ -64,9 +64,9 @@ extension EndToEnd {
             _ = proxy
         }
 
-        /// The proxy runs in a namespace of its own whose ephemeral range is 4 ports
-        /// (`net.ipv4.ip_local_port_range = 40000 40003`), so from one source address it can
-        /// hold at most 4 connections to each backend.
+        /// The proxy runs in a namespace of its own whose ephemeral range is shrunk to 4 ports
+        /// (`net.ipv4.ip_local_port_range`), so from one source address it can hold at most 4
+        /// connections to each backend.
         @Test(.enabled(if: NetworkLab.isAvailable, "network namespaces cannot be created here"))
         func exhaustedEphemeralPortsAreACountedErrorThatTriesAnotherBackendAndNeverSpins() throws {
             let lab = try NetworkLab()
@@ -88,50 +88,66 @@ extension EndToEnd {
                 return process
             }
             defer { proxy.kill() }
-            // sysctl net.ipv4.ip_local_port_range, written from a thread inside the namespace
-            // (/proc/sys/net shows the writer's namespace), so no other one is touched.
-            let range = try namespace.run { () throws -> String in
-                let path = "/proc/sys/net/ipv4/ip_local_port_range"
-                try "40000 40003\n".write(toFile: path, atomically: false, encoding: .utf8)
-                return try String(contentsOfFile: path, encoding: .utf8)
-            }
-            try #require(range.split(whereSeparator: \.isWhitespace) == ["40000", "40003"], "range is \(range)")
-            let outside = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
-            try #require(!outside.hasPrefix("40000"), "the test's own namespace got the tiny range: \(outside)")
-            func exhausted() -> Int? { try? admin.send("show stats json").jsonObject()["source_port_exhausted"] as? Int }
+            let slow = EndToEnd.sanitizerSlowdown
+            func stats() -> [String: Any]? { try? admin.send("show stats json").jsonObject() }
+            func exhausted() -> Int? { stats()?["source_port_exhausted"] as? Int }
 
-            // 8 clients fit: 4 ports towards each backend. A client whose first pick is full is
-            // sent to the other, so whatever the order each backend ends with exactly 4.
+            // The readiness probe went through the proxy to b1. Its session must be over before
+            // the range shrinks: a slow proxy (a sanitizer's) would otherwise connect it after,
+            // from one of the 4 ports, and leave that port in TIME_WAIT, so that b1 could take
+            // only 3 of the clients below and one of them was closed ("EOF after 0 of 1 bytes",
+            // under ThreadSanitizer and once under AddressSanitizer).
+            let probeEnded = eventually(timeout: 5 * slow, interval: 0.05) {
+                guard let figures = stats() else { return false }
+                return (figures["total_connections"] as? Int ?? 0) >= 1 && figures["open_connections"] as? Int == 0
+            }
+            try #require(probeEnded, "the readiness probe's session did not end: \(String(describing: stats()))")
+            // sysctl net.ipv4.ip_local_port_range, written from a thread inside the namespace
+            // (/proc/sys/net shows the writer's namespace), so no other one is touched. The 4
+            // ports lie above the namespace's range so far, so the probe's port is not one of them.
+            let path = "/proc/sys/net/ipv4/ip_local_port_range"
+            let (previous, range) = try namespace.run { () throws -> (String, String) in
+                let previous = try String(contentsOfFile: path, encoding: .utf8)
+                try "61000 61003\n".write(toFile: path, atomically: false, encoding: .utf8)
+                return (previous, try String(contentsOfFile: path, encoding: .utf8))
+            }
+            try #require(range.split(whereSeparator: \.isWhitespace) == ["61000", "61003"], "range is \(range)")
+            let previousHigh = previous.split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) }
+            try #require(previousHigh.map { $0 < 61_000 } == true, "the namespace's range was \(previous)")
+            let outside = try String(contentsOfFile: path, encoding: .utf8)
+            try #require(!outside.hasPrefix("61000"), "the test's own namespace got the tiny range: \(outside)")
+
+            // 8 clients fit, 4 ports towards each backend. One worker and round-robin: the picks
+            // alternate, so each backend takes 4 and no connect finds its ports used up.
             var clients: [TCPConnection] = []
             var reached: [String: Int] = [:]
             for index in 0..<8 {
-                let client = try namespace.run { try TCPConnection(to: listen, timeout: 3, localPort: 50_000 + UInt16(index)) }
-                reached[try client.receiveLine(), default: 0] += 1
+                let client = try namespace.run { try TCPConnection(to: listen, timeout: 3 * slow, localPort: 50_000 + UInt16(index)) }
+                reached[try client.receiveLine(timeout: 3 * slow), default: 0] += 1
                 clients.append(client)
             }
             #expect(reached == ["b1": 4, "b2": 4], "\(reached); stderr:\n\(proxy.standardError)")
-            // The count is published on the worker's next tick.
-            usleep(1_200_000)
-            let before = try #require(exhausted())
-            #expect(before <= 4)
+            #expect(exhausted() == 0, "a connect of the first 8 found no free port; stderr:\n\(proxy.standardError)")
 
-            // The 9th finds both backends full: it is closed, and both attempts are counted.
-            let ninth = try namespace.run { try TCPConnection(to: listen, timeout: 3, localPort: 50_100) }
-            let ninthOutcome = ninth.readToEnd(timeout: 3)
+            // The 9th finds both backends full: it is closed, and both attempts are counted (on
+            // the worker's next tick, so however late it comes the count ends at 2, not more).
+            let ninth = try namespace.run { try TCPConnection(to: listen, timeout: 3 * slow, localPort: 50_100) }
+            let ninthOutcome = ninth.readToEnd(timeout: 3 * slow)
             #expect(ninthOutcome.end.isClosed && ninthOutcome.checksum.byteCount == 0,
                     "the 9th client was not closed: \(ninthOutcome.end), \(ninthOutcome.checksum.byteCount) bytes")
-            let counted = eventually(timeout: 3, interval: 0.05) { exhausted() == before + 2 }
-            #expect(counted, "source_port_exhausted went from \(before) to \(String(describing: exhausted()))")
+            let counted = eventually(timeout: 3 * slow, interval: 0.05) { exhausted() == 2 }
+            #expect(counted, "source_port_exhausted is \(String(describing: exhausted())), not 2")
 
             // No spin: over one second the proxy uses almost no CPU.
             let startCPU = try #require(ProcessCPU.seconds(of: proxy.pid))
             usleep(1_000_000)
             let usedCPU = try #require(ProcessCPU.seconds(of: proxy.pid)) - startCPU
             #expect(usedCPU < 0.2, "the proxy used \(usedCPU) s of CPU in 1 s after the exhaustion")
+            #expect(exhausted() == 2, "the 9th client's connects were retried: source_port_exhausted is \(String(describing: exhausted()))")
 
             // The open connections are untouched: every byte still crosses both ways.
             for (index, client) in clients.enumerated() {
-                try client.verifyEchoStream(seed: 0xE0_0000 + UInt64(index), count: 256 << 10, timeout: 10)
+                try client.verifyEchoStream(seed: 0xE0_0000 + UInt64(index), count: 256 << 10, timeout: 10 * slow)
             }
             #expect(proxy.standardError.contains("no free local port to connect to backend"), "stderr:\n\(proxy.standardError)")
             #expect(!proxy.standardError.contains("is down"), "a local port shortage was held against a backend:\n\(proxy.standardError)")
