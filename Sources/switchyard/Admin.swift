@@ -7,7 +7,7 @@ struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send one command to a running switchyard's admin socket and print the reply.",
         discussion: """
-        Commands: help; show backends [json]; show stats [json]; drain BACKEND; ready BACKEND; \
+        Commands: help; show backends [json]; show stats [json]; show sources [SERVICE] [json]; drain BACKEND; ready BACKEND; \
         maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; remove BACKEND; \
         wait BACKEND TIMEOUT; shutdown BACKEND. Exits 0 when the reply is OK, 1 when it is an \
         error, 2 when the socket cannot be reached. 'top' is a live full-screen view of the \

@@ -71,6 +71,16 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "config file that does not exist", namedValue: "/nonexistent.yaml: no such file") { _, _ in
             ["serve", "--config", "/nonexistent.yaml"]
         },
+        // Per-client controls.
+        InvalidInvocation(testDescription: "rate without /s", namedValue: "'10'") { listen, backend in
+            ["serve", "--listen", listen, "--connection-rate-per-source", "10", backend]
+        },
+        InvalidInvocation(testDescription: "burst without a rate", namedValue: "connection-burst-per-source needs connection-rate-per-source") { listen, backend in
+            ["serve", "--listen", listen, "--connection-burst-per-source", "5", backend]
+        },
+        InvalidInvocation(testDescription: "deny with a host bit set", namedValue: "10.0.0.0/8") { listen, backend in
+            ["serve", "--listen", listen, "--deny", "10.0.0.1/8", backend]
+        },
     ]
 }
 
