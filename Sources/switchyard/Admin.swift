@@ -22,6 +22,8 @@ struct Admin: ParsableCommand {
     var words: [String] = []
 
     func validate() throws {
+        // The words are passed through untouched, so `--help` would reach the socket as a command.
+        if words == ["--help"] || words == ["-h"] { throw CleanExit.helpRequest(self) }
         if words.isEmpty { throw ValidationError("a COMMAND is required; 'switchyard admin help' lists them") }
     }
 

@@ -40,6 +40,10 @@ extension EndToEnd {
             #expect(byAddress["127.0.0.9"]?["refusals"] as? Int == 1, "\(sources)")
             let table = try service.proxy.admin.send("show sources")
             #expect(table.isOK && table.description.contains("SOURCE"), "\(table)")
+            let cli = try service.proxy.admin.runClient(["show", "sources", "web"])
+            #expect(cli.exitStatus == 0 && cli.standardOutput.contains("127.0.0.3"), "\(cli)")
+            let help = try AdminSocket.runClient(["--help"])
+            #expect(help.exitStatus == 0 && help.standardOutput.contains("show sources"), "\(help)")
         }
 
         @Test func ipv6ClientsAreAllowedAndDeniedByIPv6Blocks() throws {
