@@ -23,8 +23,6 @@ struct SourceTicket {
 ///
 /// Thread ownership: the worker's thread.
 final class WorkerSourceControl {
-    /// The table's number of each service, by registry (the table takes a lock to tell it).
-    var serviceNumbers: [ObjectIdentifier: UInt32] = [:]
     /// Listener slots whose accept is paused for `max-connection-rate`, and when each may
     /// resume (microseconds of the monotonic clock).
     var pausedUntil: [Int: Int64] = [:]
@@ -132,12 +130,12 @@ extension Worker {
         }
     }
 
+    /// The service's number in the table, asked once per worker and service (it takes a lock).
     private func sourceServiceNumber(_ service: ServicePicker) -> UInt32 {
-        let key = ObjectIdentifier(service.registry)
-        if let number = sourceControl.serviceNumbers[key] { return number }
-        let number = context.sourceTable.number(forService: service.registry.service)
-        sourceControl.serviceNumbers[key] = number
-        return number
+        if service.sourceTableNumber == 0 {
+            service.sourceTableNumber = context.sourceTable.number(forService: service.registry.service)
+        }
+        return service.sourceTableNumber
     }
 
     /// Closes a client refused at accept (it never had a slot): counted, logged, reset or closed.
