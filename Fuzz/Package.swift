@@ -10,6 +10,7 @@ import PackageDescription
 let fuzzTargets = [
     "FuzzAdminCommand",
     "FuzzBackendSpec",
+    "FuzzClientControls",
     "FuzzClientHello",
     "FuzzConfigFile",
     "FuzzDNSMessage",
@@ -17,6 +18,7 @@ let fuzzTargets = [
     "FuzzEndpoint",
     "FuzzHealthEscapes",
     "FuzzProxyHeader",
+    "FuzzSourceTable",
 ]
 
 let package = Package(

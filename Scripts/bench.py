@@ -415,6 +415,12 @@ def all_lbs(n: int) -> list[LB]:
     # Observability overhead: metrics scraped every second, and metrics plus a JSON access log.
     lbs.append(LB("switchyard-auto-1w-metrics", "switchyard", 1, True, relay="auto", observe="metrics"))
     lbs.append(LB("switchyard-auto-1w-metrics-log", "switchyard", 1, True, relay="auto", observe="metrics+log"))
+    # Issue 27's per-client controls, with limits no client here reaches: what allow + deny + a
+    # per-source concurrency and rate limit cost per request (compare with switchyard-auto-*).
+    controls = ("--allow", "127.0.0.0/8,::1", "--deny", "192.0.2.0/24", "--max-connections-per-source", "100000000",
+                "--connection-rate-per-source", "100000000/s")
+    for w in (1, n):
+        lbs.append(LB(f"switchyard-auto-{w}w-controls", "switchyard", w, w == 1, relay="auto", args=controls))
     # Issue 16's buffer-size option: 16 KiB provided buffers instead of the default 64 KiB.
     for mode in ("auto", "copy"):
         lbs.append(LB(f"switchyard-{mode}-1w-16k", "switchyard", 1, True, relay=mode, args=("--buffer-size", "16")))

@@ -26,6 +26,8 @@ public enum RingOperationKind: UInt8, CaseIterable, Sendable {
     /// on a socket that another process (systemd, or the one taking over) may share, since
     /// shutdown(2) would stop the socket for every holder.
     case acceptCancel
+    /// The end of a pause in accepting that a listener's `max-connection-rate` asked for.
+    case acceptPause
 }
 
 /// The 64-bit `user_data` of a submission: slot (32 bits), generation (24 bits), kind (8 bits).

@@ -135,6 +135,8 @@ final class Connection {
     var clientFromProxyHeader = false
     /// The header the chosen backend gets: its own `send-proxy`, else its service's; nil for none.
     var sendProxy: ProxyProtocolVersion?
+    /// Where the source table counts this connection open (per-client controls); nil when not.
+    var sourceTicket: SourceTicket?
     /// Bytes moved each way over the connection's life (the access log's figures).
     var bytesUp: UInt64 = 0
     var bytesDown: UInt64 = 0
@@ -237,6 +239,7 @@ final class Connection {
         proxyAddressesKnown = false
         clientFromProxyHeader = false
         sendProxy = nil
+        sourceTicket = nil
         bytesUp = 0
         bytesDown = 0
         machine = ConnectionStateMachine()

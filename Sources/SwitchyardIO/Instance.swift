@@ -54,6 +54,7 @@ public final class Instance: Sendable {
         relay.bufferSize = global.bufferSize * 1024
         relay.buffersPerWorker = UInt32(global.buffers)
         relay.pipeSize = global.pipeSize * 1024
+        relay.sourceTableSize = global.sourceTableSize
         // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve. Pipes are
         // only for directions that stream, so they get a small share (1/64) of the limit;
         // beyond it a direction keeps copying.
@@ -506,7 +507,8 @@ public final class Instance: Sendable {
             processStats: { [self] in processStats() },
             resolve: resolve,
             reload: { [self] in reload() },
-            recordChange: { [self] service, command in recordChange(service: service, command) })
+            recordChange: { [self] service, command in recordChange(service: service, command) },
+            sources: { [self] service in sourceRows(service: service) })
     }
 
     private func adminServices() -> [AdminService] {

@@ -9,6 +9,8 @@ import Glibc
 enum RingOperation {
     /// Multishot accept; accepted sockets are non-blocking and close-on-exec.
     case acceptMultishot(listener: Int32)
+    /// One accept (a listener paced by `max-connection-rate` takes one client at a time).
+    case accept(listener: Int32)
     /// Connect a non-blocking socket (the worker's tick enforces the deadline).
     case connect(socket: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
     /// Multishot receive: one completion per chunk, each in a buffer from group `group`, until
@@ -102,6 +104,8 @@ final class Ring {
         switch operation {
         case let .acceptMultishot(listener):
             io_uring_prep_multishot_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+        case let .accept(listener):
+            io_uring_prep_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
         case let .connect(socket, address, length):
             io_uring_prep_connect(sqe, socket, address, length)
         case let .receiveMultishot(socket, group, limit):

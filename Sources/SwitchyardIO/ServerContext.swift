@@ -16,6 +16,8 @@ public struct RelayConfiguration: Sendable {
     public var pipesPerWorker: Int = 256
     /// In `auto`, consecutive full-buffer reads after which a direction switches to splice.
     public var spliceAfterFullReads: Int = 4
+    /// Entries of the per-source table (`source-table-size`).
+    public var sourceTableSize = GlobalSettings.defaultSourceTableSize
 
     public init() {}
 }
@@ -50,6 +52,9 @@ public final class ServerContext: Sendable {
     public let figures: PublishedFigures<WorkerFigures>
     /// The access log, when one is configured; each worker has its own queue to it.
     public let accessLog: AccessLogWriter?
+    /// Per-client controls: the per-source counts and every listener's `max-connection-rate`.
+    public let sourceTable: SourceTable
+    let acceptPacers = AcceptPacers()
 
     public init(configuration: RelayConfiguration, workers: Int, logger: Logger, accessLog: AccessLogWriter? = nil) {
         self.configuration = configuration
@@ -57,6 +62,7 @@ public final class ServerContext: Sendable {
         self.figures = PublishedFigures(workers: workers, initial: WorkerFigures())
         self.accessLog = accessLog
         self.listeners = ListenerDirectory(workers: workers)
+        self.sourceTable = SourceTable(entries: configuration.sourceTableSize)
         self.logger = logger
         self.startedAt = .now
     }

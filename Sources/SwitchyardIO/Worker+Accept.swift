@@ -8,7 +8,10 @@ extension Worker {
     func armAccept(_ slot: Int) {
         let listener = listeners[slot]
         listener.acceptArmed = true
-        ring.submit(.acceptMultishot(listener: listener.fd),
+        // max-connection-rate: one client at a time, so that pacing can stop after any of them
+        // (a multishot accept takes the whole backlog in one go).
+        let paced = listener.service.snapshot.settings.clientControls.maxConnectionRate != nil
+        ring.submit(paced ? .accept(listener: listener.fd) : .acceptMultishot(listener: listener.fd),
                     userData: UserData(slot: UInt32(slot), generation: 0, kind: .accept).packed)
     }
 
@@ -19,6 +22,9 @@ extension Worker {
             listener.acceptArmed = false
             if stopping || listener.retired {
                 closeListener(slot)
+            } else if result >= 0 || acceptPaused(slot) {
+                // Re-armed by `admitAtAccept` once max-connection-rate has had its say about
+                // this client, or by the pause's timer.
             } else if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(-result) {
                 listener.figures.acceptBackoffs &+= 1
                 if !acceptBackoffArmed {
@@ -40,9 +46,11 @@ extension Worker {
         // the kernel has handed to this process and to no other.
         let clientFD = result
         listener.figures.accepted &+= 1
+        guard case let .admitted(sourceTicket) = admitAtAccept(listener: slot, clientFD: clientFD) else { return }
         let open = context.openConnections.add(1, ordering: .relaxed).newValue
         if open > configuration.maxConnections {
             context.openConnections.subtract(1, ordering: .relaxed)
+            releaseSource(sourceTicket)
             listener.figures.recordClose(.refused)
             close(clientFD)
             warnOccasionally("maxconn", "--max-connections \(configuration.maxConnections) reached; closing new clients")
@@ -51,6 +59,7 @@ extension Worker {
         context.totalConnections.add(1, ordering: .relaxed)
         let connection = takeSlot()
         connection.begin(clientFD: clientFD, listener: listener, now: now)
+        connection.sourceTicket = sourceTicket
         openHere += 1
         adoptSnapshotIfNewer(listener.service)
         let settings = listener.service.snapshot.settings

@@ -84,6 +84,7 @@ extension Worker {
         connection.clientFD = -1
         connection.backendFD = -1
         releaseBackendSlot(connection)
+        releaseSource(connection)
         if connection.queued { leaveQueue(connection) }
         connection.inUse = false
         connection.service = nil

@@ -103,6 +103,7 @@ extension Worker {
             // connection's own peer is the client.
             connection.clientKey = Socket.peerAddressKey(connection.clientFD)
         }
+        guard admitProxiedClient(connection) else { return }
         let settings = service.snapshot.settings
         if settings.routing != nil {
             startSniffing(connection, timeout: settings.sniTimeout, receiveArmed: connection.direction(.clientToBackend).receiving)

@@ -33,6 +33,8 @@ final class Worker {
     var backendConnectTime: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
     /// This worker's queue to the access-log thread, when there is an access log.
     let accessLog: AccessLogQueue?
+    /// Per-client controls: this worker's view of the source table and its paused listeners.
+    let sourceControl = WorkerSourceControl()
     let wakeFD: Int32
     /// Every worker's wake-up eventfd, this one's included (index: worker).
     let peerWakeFDs: [Int32]
@@ -148,6 +150,9 @@ final class Worker {
         case .acceptCancel:
             // The accept's own completion (-ECANCELED, no F_MORE) closes the listener.
             return
+        case .acceptPause:
+            resumePausedAccepts()
+            return
         default:
             break
         }
@@ -174,7 +179,7 @@ final class Worker {
         case .backendReadable: handleReadiness(connection, .backendToClient, readable: true, result: result)
         case .backendWritable: handleReadiness(connection, .clientToBackend, readable: false, result: result)
         case .clientWritable: handleReadiness(connection, .backendToClient, readable: false, result: result)
-        case .accept, .acceptBackoff, .acceptCancel, .wake, .tick: break
+        case .accept, .acceptBackoff, .acceptCancel, .acceptPause, .wake, .tick: break
         }
         // A multishot operation completes for good only with the completion that lacks F_MORE.
         if flags & IORING_CQE_F_MORE == 0 {

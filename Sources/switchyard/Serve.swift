@@ -57,6 +57,9 @@ struct Serve: ParsableCommand {
             transform: SourceAddresses.parse)
     var source: [IPAddress]?
 
+    @OptionGroup(title: "Per-client controls")
+    var clientControls: ClientControlOptions
+
     @Option(help: "Most client connections open at once; further clients are closed at once. Defaults to what the descriptor limit allows.")
     var maxConnections: Int?
 
@@ -179,7 +182,7 @@ struct Serve: ParsableCommand {
         if healthExpectMatch != nil { given.append("--health-expect-match") }
         if noHealthCheck { given.append("--no-health-check") }
         if source != nil { given.append("--source") }  // Source addresses (issue 13).
-        return given
+        return given + clientControls.given
     }
 
     func validate() throws {
@@ -234,6 +237,7 @@ struct Serve: ParsableCommand {
         if let metrics { global.metrics = metrics }
         if let accessLog { global.accessLog = accessLog }
         if let accessLogFormat { global.accessLogFormat = accessLogFormat }
+        if let size = clientControls.sourceTableSize { global.sourceTableSize = size }
         // `off` means none, as the file's `admin-socket: off` does (a socket named "off" is ./off).
         if let adminSocket {
             if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
@@ -260,6 +264,7 @@ struct Serve: ParsableCommand {
         service.acceptProxy = acceptProxy
         service.acceptProxyFrom = acceptProxyFrom ?? []
         if let source { service.source = source }  // Source addresses (issue 13).
+        service.clientControls = clientControls.controls
         do {
             service.health = noHealthCheck ? nil : try healthConfiguration()
         } catch {

@@ -101,6 +101,11 @@ enum KnownFigures {
         ]
         lines += family("switchyard_connections_closed_total", "counter", "Client connections that ended after being served, by cause.",
                         closed.map { "switchyard_connections_closed_total{\(listenerLabels),cause=\"\($0.0)\"} \($0.1)" })
+        lines += family("switchyard_connections_rejected_total", "counter",
+                        "Client connections refused by a per-client control: deny, not_allowed (outside allow), source_limit (max-connections-per-source) or source_rate (connection-rate-per-source).",
+                        ["deny", "not_allowed", "source_limit", "source_rate"].map { "switchyard_connections_rejected_total{\(listenerLabels),reason=\"\($0)\"} 0" })
+        lines += family("switchyard_accept_rate_pauses_total", "counter", "Times the listener paused accepting for its max-connection-rate (clients waited in the backlog).",
+                        ["switchyard_accept_rate_pauses_total{\(listenerLabels)} 0"])
         lines += family("switchyard_connect_attempts_total", "counter", "Backend connects started, retries included.",
                         ["switchyard_connect_attempts_total{\(listenerLabels)} 5"])
         lines += family("switchyard_connect_failures_total", "counter", "Backend connects that failed or timed out.",
@@ -117,6 +122,8 @@ enum KnownFigures {
                         ["switchyard_queued_total{\(listenerLabels)} 0"])
         lines += family("switchyard_starved_receives_total", "counter", "Receives that found the provided-buffer pool empty and waited.",
                         ["switchyard_starved_receives_total{\(listenerLabels)} 3"])
+        lines += family("switchyard_parked_directions_total", "counter", "Times a stalled direction's bytes moved out of the shared provided buffers into memory of its own.",
+                        ["switchyard_parked_directions_total{\(listenerLabels)} 0"])
         lines += family("switchyard_source_port_exhausted_total", "counter", "Backend connects that found no free local port (EADDRNOTAVAIL) and tried another backend.",
                         ["switchyard_source_port_exhausted_total{\(listenerLabels)} 4"])
         lines += family("switchyard_session_duration_seconds", "histogram", "Client connection lifetimes, accept to close.",

@@ -77,6 +77,16 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "admin socket mode locking the owner out", namedValue: "mode 0066 must let the owner read and write") { listen, backend in
             ["serve", "--listen", listen, "--admin-socket-mode", "0066", backend]
         },
+        // Per-client controls.
+        InvalidInvocation(testDescription: "rate without /s", namedValue: "'10'") { listen, backend in
+            ["serve", "--listen", listen, "--connection-rate-per-source", "10", backend]
+        },
+        InvalidInvocation(testDescription: "burst without a rate", namedValue: "connection-burst-per-source needs connection-rate-per-source") { listen, backend in
+            ["serve", "--listen", listen, "--connection-burst-per-source", "5", backend]
+        },
+        InvalidInvocation(testDescription: "deny with a host bit set", namedValue: "10.0.0.0/8") { listen, backend in
+            ["serve", "--listen", listen, "--deny", "10.0.0.1/8", backend]
+        },
     ]
 }
 

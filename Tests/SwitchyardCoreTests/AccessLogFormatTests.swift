@@ -7,14 +7,16 @@ import Testing
 
     static func record(_ cause: TerminationCause) -> AccessLogRecord {
         // Causes where no backend was ever connected carry no backend and no connect time.
-        let connected = ![.connectFailure, .noBackend, .refused, .queueFull, .queueTimeout].contains(cause)
+        // Refused and rejected ones (per-client controls) never got that far and took no time.
+        let closedAtAccept = cause == .refused || cause.rejectionReason != nil
+        let connected = ![.connectFailure, .noBackend, .queueFull, .queueTimeout].contains(cause) && !closedAtAccept
         return AccessLogRecord(
             acceptedAtNanoseconds: acceptedAt,
             client: PeerAddress(ipv4: 10, 0, 1, 2, port: 33313),
             listener: "127.0.0.1:6379", service: "default",
             backend: connected ? "10.0.0.5:6379" : nil,
             connectNanoseconds: connected ? 215_400 : nil,
-            durationNanoseconds: cause == .refused ? 0 : 5_007_113_900,
+            durationNanoseconds: closedAtAccept ? 0 : 5_007_113_900,
             bytesFromClient: connected ? 212 : 0, bytesToClient: connected ? 1024 : 0,
             retries: cause == .connectFailure ? 2 : 0, cause: cause)
     }
@@ -32,6 +34,10 @@ import Testing
         .adminShutdown: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 admin_shutdown -\n",
         .gracefulStop: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 graceful_stop -\n",
         .refused: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/0.000 0/0 0 refused -\n",
+        .rejectedDeny: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/0.000 0/0 0 rejected_deny -\n",
+        .rejectedNotAllowed: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/0.000 0/0 0 rejected_not_allowed -\n",
+        .rejectedSourceLimit: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/0.000 0/0 0 rejected_source_limit -\n",
+        .rejectedSourceRate: "2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/- -/0.000 0/0 0 rejected_source_rate -\n",
     ]
 
     static let expectedJSON: [TerminationCause: String] = [
@@ -47,6 +53,10 @@ import Testing
         .adminShutdown: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"admin_shutdown","server_name":null}"# + "\n",
         .gracefulStop: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,"duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,"cause":"graceful_stop","server_name":null}"# + "\n",
         .refused: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":0.000,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"refused","server_name":null}"# + "\n",
+        .rejectedDeny: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":0.000,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"rejected_deny","server_name":null}"# + "\n",
+        .rejectedNotAllowed: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":0.000,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"rejected_not_allowed","server_name":null}"# + "\n",
+        .rejectedSourceLimit: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":0.000,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"rejected_source_limit","server_name":null}"# + "\n",
+        .rejectedSourceRate: #"{"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,"listener":"127.0.0.1:6379","service":"default","backend":null,"connect_ms":null,"duration_ms":0.000,"bytes_from_client":0,"bytes_to_client":0,"retries":0,"cause":"rejected_source_rate","server_name":null}"# + "\n",
     ]
 
     @Test(arguments: TerminationCause.allCases)

@@ -188,6 +188,7 @@ import Testing
         #expect(TerminationCause.allCases.map(\.label) == [
             "client_close", "backend_close", "client_reset", "backend_reset", "connect_failure",
             "no_backend", "idle_timeout", "admin_shutdown", "graceful_stop", "refused", "queue_full", "queue_timeout",
+            "rejected_deny", "rejected_not_allowed", "rejected_source_limit", "rejected_source_rate",
         ])
         for cause in TerminationCause.allCases {
             #expect(TerminationCause(label: cause.label) == cause)

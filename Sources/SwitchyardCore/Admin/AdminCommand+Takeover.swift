@@ -35,7 +35,7 @@ extension AdminCommand {
     public var changesHandedOverState: Bool {
         switch self {
         case .drain, .ready, .maint, .weight, .add, .remove, .reload: true
-        case .help, .showBackends, .showServices, .showStats, .wait, .shutdown, .takeover: false
+        case .help, .showBackends, .showServices, .showStats, .showSources, .wait, .shutdown, .takeover: false
         }
     }
 }

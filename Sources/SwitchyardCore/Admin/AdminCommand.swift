@@ -8,6 +8,8 @@ public enum AdminCommand: Sendable, Equatable {
     case showBackends(service: String?, json: Bool)
     case showServices(json: Bool)
     case showStats(json: Bool)
+    /// `show sources [SERVICE] [json]`: the busiest sources of the per-client controls.
+    case showSources(service: String?, json: Bool)
     case drain(BackendName)
     case ready(BackendName)
     case maint(BackendName)
@@ -34,6 +36,7 @@ public enum AdminCommand: Sendable, Equatable {
         "show backends [SERVICE] [json]  backends (of one service): state, health, weight, connections, bytes",
         "show services [json]          every service: listeners, algorithm, backends, connections",
         "show stats [json]             process totals: uptime, workers, connections, bytes",
+        "show sources [SERVICE] [json]  busiest client sources: open connections, connection rate, refusals",
         "drain BACKEND                 no new connections; open ones finish",
         "ready BACKEND                 take new connections again (after drain or maint)",
         "maint BACKEND                 no new connections and no health checks",
@@ -81,7 +84,7 @@ public enum AdminCommand: Sendable, Equatable {
             try expectArguments(0, usage: "help")
             self = .help
         case "show":
-            let showUsage = "show backends [SERVICE] [json], show services [json] or show stats [json]"
+            let showUsage = "show backends [SERVICE] [json], show services [json], show stats [json] or show sources [SERVICE] [json]"
             guard let what = arguments.first?.lowercased() else {
                 throw AdminCommandError("missing arguments; usage: \(showUsage)")
             }
@@ -89,14 +92,14 @@ public enum AdminCommand: Sendable, Equatable {
             let json = rest.last?.lowercased() == "json"
             if json { rest.removeLast() }
             switch what {
-            case "backends":
+            case "backends", "sources":
                 guard rest.count <= 1 else {
-                    throw AdminCommandError("too many arguments; usage: show backends [SERVICE] [json]")
+                    throw AdminCommandError("too many arguments; usage: show \(what) [SERVICE] [json]")
                 }
                 if let service = rest.first, !ServiceConfiguration.isValidName(service) {
-                    throw AdminCommandError("'\(service)' is not a service name; usage: show backends [SERVICE] [json]")
+                    throw AdminCommandError("'\(service)' is not a service name; usage: show \(what) [SERVICE] [json]")
                 }
-                self = .showBackends(service: rest.first, json: json)
+                self = what == "sources" ? .showSources(service: rest.first, json: json) : .showBackends(service: rest.first, json: json)
             case "services", "stats":
                 if let extra = rest.first {
                     throw rest.count == 1 && !json

@@ -76,6 +76,8 @@ public struct AdminController: Sendable {
     /// Told of every change the state file keeps (drain, ready, maint, weight, add, remove),
     /// after it was applied, with the service it applied to.
     public let recordChange: @Sendable (_ service: String, _ command: AdminCommand) -> Void
+    /// The busiest sources of the per-client controls (of one service, or all when nil).
+    public let sources: @Sendable (_ service: String?) -> [SourceRow]
 
     public init(
         services: @escaping @Sendable () -> [AdminService],
@@ -84,8 +86,10 @@ public struct AdminController: Sendable {
         reload: @escaping @Sendable () -> AdminReply = {
             .failure("this instance was started without --config: there is no file to reload")
         },
-        recordChange: @escaping @Sendable (String, AdminCommand) -> Void = { _, _ in }
+        recordChange: @escaping @Sendable (String, AdminCommand) -> Void = { _, _ in },
+        sources: @escaping @Sendable (String?) -> [SourceRow] = { _ in [] }
     ) {
+        self.sources = sources
         self.services = services
         self.processStats = processStats
         self.resolve = resolve
@@ -149,6 +153,8 @@ public struct AdminController: Sendable {
             return .reply(showServices(json: json))
         case let .showStats(json):
             return .reply(showStats(json: json))
+        case let .showSources(service, json):
+            return .reply(showSources(service: service, json: json))
         case let .drain(name):
             return .reply(setAdmin(.drain, of: name, command: command))
         case let .ready(name):

@@ -92,6 +92,7 @@ struct RawConfigFile: Decodable {
     static let globalKeys = [
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
+        "source-table-size",
     ]
         + ["admin-socket-mode", "admin-socket-group", "admin-socket-readonly"]  // Admin socket access (issue 27).
     static let keys = globalKeys + ["defaults", "services"]
@@ -114,6 +115,7 @@ struct RawConfigFile: Decodable {
     var metrics: Endpoint?
     var accessLog: String?
     var accessLogFormat: AccessLogFormat?
+    var sourceTableSize: Int?
     var defaults: RawService?
     /// In file order.
     var services: [(name: String, service: RawService)] = []
@@ -145,6 +147,7 @@ struct RawConfigFile: Decodable {
         metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
         accessLog = try container.value("access-log")
         accessLogFormat = try container.choice("access-log-format", AccessLogFormat.self)
+        sourceTableSize = try container.value("source-table-size")
         defaults = try container.value("defaults")
         if defaults?.listen != nil {
             throw DecodingError.dataCorrupted(DecodingError.Context(
@@ -188,6 +191,7 @@ struct RawConfigFile: Decodable {
         global.metrics = metrics
         global.accessLog = accessLog
         if let accessLogFormat { global.accessLogFormat = accessLogFormat }
+        if let sourceTableSize { global.sourceTableSize = sourceTableSize }
         var built: [ServiceConfiguration] = []
         for (name, raw) in services {
             built.append(try raw.merged(over: defaults).service(named: name))
@@ -207,6 +211,8 @@ struct RawService: Decodable {
         "send-proxy", "accept-proxy", "accept-proxy-timeout", "accept-proxy-from",
     ]
         + ["source"]  // Many connections to one backend (issue 13).
+        + RawClientControls.keys
+
 
     var listen: [Endpoint]?
     var balance: BalanceAlgorithm?
@@ -233,6 +239,7 @@ struct RawService: Decodable {
     var acceptProxyFrom: [CIDR]?
     /// `source: ADDR[,ADDR...]` or a list (issue 13).
     var source: [IPAddress]?
+    var clientControls = RawClientControls()
 
     init() {}
 
@@ -315,6 +322,7 @@ struct RawService: Decodable {
                 source = try container.parsedList("source", SourceAddresses.parseOne)
             }
         }
+        clientControls = try RawClientControls(container)
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -349,6 +357,7 @@ struct RawService: Decodable {
         result.acceptProxyTimeout = acceptProxyTimeout ?? defaults.acceptProxyTimeout
         result.acceptProxyFrom = acceptProxyFrom ?? defaults.acceptProxyFrom
         result.source = source ?? defaults.source  // Source addresses (issue 13).
+        result.clientControls = clientControls.merged(over: defaults.clientControls)
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -381,6 +390,7 @@ struct RawService: Decodable {
         if let acceptProxyTimeout { service.acceptProxyTimeout = acceptProxyTimeout }
         service.acceptProxyFrom = acceptProxyFrom ?? []
         if let source { service.source = source }  // Source addresses (issue 13).
+        service.clientControls = clientControls.controls
         if routeBySNI != nil { service.health = nil }
         return service
     }

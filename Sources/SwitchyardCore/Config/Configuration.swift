@@ -99,8 +99,13 @@ public struct GlobalSettings: Equatable, Sendable {
     /// `stderr` or a file path for one line per closed connection; nil: no access log.
     public var accessLog: String?
     public var accessLogFormat: AccessLogFormat = .text
+    /// Entries of the per-source table the services' per-client controls share (fixed memory).
+    public var sourceTableSize = GlobalSettings.defaultSourceTableSize
 
     public init() {}
+
+    public static let defaultSourceTableSize = 65_536
+    public static let sourceTableSizeRange = 64...16_777_216
 
     public static let workerRange = 1...256
     public static let bufferSizeRange = 4...1024
@@ -129,6 +134,7 @@ public struct GlobalSettings: Equatable, Sendable {
         note("metrics", metrics, other.metrics) { $0?.description ?? "off" }
         note("access-log", accessLog, other.accessLog) { $0 ?? "off" }
         note("access-log-format", accessLogFormat, other.accessLogFormat) { $0.rawValue }
+        note("source-table-size", sourceTableSize, other.sourceTableSize) { "\($0)" }
         note("resolvers", resolvers, other.resolvers) { $0.isEmpty ? "/etc/resolv.conf" : $0.map(\.description).joined(separator: ",") }
         return changes
     }
@@ -166,6 +172,10 @@ public struct GlobalSettings: Equatable, Sendable {
         }
         if let accessLog, accessLog.isEmpty {
             throw ConfigIssue(path: [.key("access-log")], "access-log is empty: give stderr or a file path")
+        }
+        if !Self.sourceTableSizeRange.contains(sourceTableSize) {
+            throw ConfigIssue(path: [.key("source-table-size")],
+                              "source-table-size \(sourceTableSize) must be from \(Self.sourceTableSizeRange.lowerBound) to \(Self.sourceTableSizeRange.upperBound)")
         }
         for (index, resolver) in resolvers.enumerated() where resolver.address == nil {
             throw ConfigIssue(path: [.key("resolvers"), .index(index)], "resolvers: '\(resolver)' must be an IP address and port")
@@ -224,6 +234,8 @@ public struct ServiceConfiguration: Equatable, Sendable {
     public var acceptProxyTimeout: Duration = AcceptProxySettings.defaultTimeout
     /// `accept-proxy-from`: who may send one; empty means anyone.
     public var acceptProxyFrom: [CIDR] = []
+    /// `allow`, `deny`, the per-source limits, `max-connection-rate` and `reject-with`.
+    public var clientControls = ClientControls()
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -239,6 +251,7 @@ public struct ServiceConfiguration: Equatable, Sendable {
         settings.sendProxy = sendProxy
         settings.acceptProxy = acceptProxy ? AcceptProxySettings(timeout: acceptProxyTimeout, trusted: acceptProxyFrom) : nil
         settings.sourceAddresses = source  // Source addresses (issue 13).
+        settings.clientControls = clientControls
         return settings
     }
 
@@ -263,6 +276,11 @@ public struct ServiceConfiguration: Equatable, Sendable {
         }
         if acceptProxyTimeout <= .zero {
             throw ConfigIssue(path: base + [.key("accept-proxy-timeout")], "accept-proxy-timeout must be longer than 0")
+        }
+        do {
+            try clientControls.validate()
+        } catch {
+            throw ConfigIssue(path: base + error.path, error.message)
         }
         guard !listen.isEmpty || routedTo else {
             throw ConfigIssue(path: base + [.key("listen")], "service '\(name)' has no listen address (and no route-by-sni names it)")
@@ -394,6 +412,8 @@ public struct ServiceSettings: Equatable, Sendable {
     // Many connections to one backend (issue 13).
     /// `source`: local addresses to bind backend sockets to, in rotation; empty: the kernel chooses.
     public var sourceAddresses: [IPAddress] = []
+    /// `allow`, `deny`, the per-source limits, `max-connection-rate` and `reject-with`.
+    public var clientControls = ClientControls()
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
                 sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil,

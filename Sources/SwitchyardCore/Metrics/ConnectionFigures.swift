@@ -9,14 +9,14 @@
 /// and publishing it is a memcpy of about 1.7 KiB.
 ///
 /// Accounting: every accepted connection is refused at once or ends with one served cause, so
-/// `accepted == refused + closed(served causes) + open` holds within one worker's copy.
+/// `accepted == refused + rejected + closed(served causes) + open` holds within one worker's copy.
 ///
 /// Thread safety: a plain value; one thread mutates its own copy.
 public struct ConnectionFigures: Sendable, Equatable {
     /// Connections accept(2) returned, refused ones included.
     public var accepted: UInt64 = 0
     /// Closed connections by cause, indexed by `TerminationCause.rawValue`.
-    private var closedByCause = InlineArray<12, UInt64>(repeating: 0)
+    private var closedByCause = InlineArray<16, UInt64>(repeating: 0)
     /// Backend connects started (the first and every retry).
     public var connectAttempts: UInt64 = 0
     /// Backend connects that failed (refused, unreachable, timed out).
@@ -39,6 +39,8 @@ public struct ConnectionFigures: Sendable, Equatable {
     /// Backend connects that found no free local port (`EADDRNOTAVAIL`: the ephemeral ports
     /// towards that backend, from that source address, are all in use); issue 13.
     public var sourcePortExhausted: UInt64 = 0
+    /// Times a listener paused accepting for `max-connection-rate`.
+    public var acceptRatePauses: UInt64 = 0
     /// How long sessions lasted, accept to close.
     public var sessionDuration = LatencyHistogram()
     /// How long successful backend connects took.
@@ -56,10 +58,11 @@ public struct ConnectionFigures: Sendable, Equatable {
         closedByCause[cause.rawValue] &+= 1
     }
 
-    /// Counts one finished session: its cause and how long it lasted.
+    /// Counts one finished session: its cause and how long it lasted (a rejected connection
+    /// was no session: its duration is not recorded).
     public mutating func recordClose(_ cause: TerminationCause, sessionNanoseconds: Int64) {
         recordClose(cause)
-        sessionDuration.record(nanoseconds: sessionNanoseconds)
+        if cause.rejectionReason == nil { sessionDuration.record(nanoseconds: sessionNanoseconds) }
     }
 
     // PROXY protocol.
@@ -80,6 +83,16 @@ public struct ConnectionFigures: Sendable, Equatable {
     /// Connections closed at accept because `--max-connections` were open.
     public var refused: UInt64 { closed(.refused) }
 
+    /// Connections refused by a per-client control for `reason`.
+    public func rejected(_ reason: RejectionReason) -> UInt64 {
+        closed(reason.cause)
+    }
+
+    /// Connections refused by any per-client control.
+    public var rejectedTotal: UInt64 {
+        RejectionReason.allCases.reduce(0) { $0 &+ rejected($1) }
+    }
+
     /// Served connections that have ended, whatever the cause.
     public var closedTotal: UInt64 {
         TerminationCause.servedCases.reduce(0) { $0 &+ closed($1) }
@@ -88,7 +101,7 @@ public struct ConnectionFigures: Sendable, Equatable {
     /// Connections accepted, not refused and not yet closed. Zero if a caller's counts are
     /// inconsistent (never negative).
     public var open: UInt64 {
-        let ended = refused &+ closedTotal
+        let ended = refused &+ rejectedTotal &+ closedTotal
         return accepted >= ended ? accepted - ended : 0
     }
 
@@ -111,6 +124,7 @@ public struct ConnectionFigures: Sendable, Equatable {
             proxyHeaderErrorsByCause[index] &+= other.proxyHeaderErrorsByCause[index]
         }
         sourcePortExhausted &+= other.sourcePortExhausted
+        acceptRatePauses &+= other.acceptRatePauses
         sessionDuration.merge(other.sessionDuration)
         connectTime.merge(other.connectTime)
     }
@@ -131,7 +145,7 @@ public struct ConnectionFigures: Sendable, Equatable {
             && lhs.acceptBackoffs == rhs.acceptBackoffs && lhs.starvedReceives == rhs.starvedReceives
             && lhs.parkedDirections == rhs.parkedDirections
             && lhs.queued == rhs.queued
-            && lhs.sourcePortExhausted == rhs.sourcePortExhausted
+            && lhs.sourcePortExhausted == rhs.sourcePortExhausted && lhs.acceptRatePauses == rhs.acceptRatePauses
             && lhs.sessionDuration == rhs.sessionDuration && lhs.connectTime == rhs.connectTime
     }
 }

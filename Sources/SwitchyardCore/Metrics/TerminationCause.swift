@@ -29,6 +29,14 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
     case queueFull
     /// Waited `queue-timeout` in the queue without a backend slot coming free.
     case queueTimeout
+    /// Refused by a per-client control (`ClientControls`): `deny` lists the client, `allow` does
+    /// not, its source holds `max-connections-per-source`, or it exceeded
+    /// `connection-rate-per-source`. Counted in `switchyard_connections_rejected_total`, not in
+    /// the closed family.
+    case rejectedDeny
+    case rejectedNotAllowed
+    case rejectedSourceLimit
+    case rejectedSourceRate
 
     /// The label value: `client_close`, `backend_close`, ...
     public var label: String {
@@ -45,6 +53,8 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
         case .refused: "refused"
         case .queueFull: "queue_full"
         case .queueTimeout: "queue_timeout"
+        case .rejectedDeny, .rejectedNotAllowed, .rejectedSourceLimit, .rejectedSourceRate:
+            "rejected_\(rejectionReason!.label)"
         }
     }
 
@@ -56,7 +66,18 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
         self = cause
     }
 
-    /// The causes of connections that were served (accepted and not refused), as exported in
-    /// `switchyard_connections_closed_total`.
-    public static let servedCases: [TerminationCause] = allCases.filter { $0 != .refused }
+    /// The per-client control that refused the connection; nil for every other cause.
+    public var rejectionReason: RejectionReason? {
+        switch self {
+        case .rejectedDeny: .deny
+        case .rejectedNotAllowed: .notAllowed
+        case .rejectedSourceLimit: .sourceLimit
+        case .rejectedSourceRate: .sourceRate
+        default: nil
+        }
+    }
+
+    /// The causes of connections that were served (accepted, neither refused nor rejected), as
+    /// exported in `switchyard_connections_closed_total`.
+    public static let servedCases: [TerminationCause] = allCases.filter { $0 != .refused && $0.rejectionReason == nil }
 }

@@ -82,6 +82,15 @@ public enum MetricsExposition {
                             (listener.labels + [("cause", cause.label)], listener.figures.closed(cause))
                         }
                     })
+        // Per-client controls.
+        out.counter("switchyard_connections_rejected_total",
+                    "Client connections refused by a per-client control: deny, not_allowed (outside allow), source_limit (max-connections-per-source) or source_rate (connection-rate-per-source).",
+                    listeners.flatMap { listener in
+                        RejectionReason.allCases.map { reason in
+                            (listener.labels + [("reason", reason.label)], listener.figures.rejected(reason))
+                        }
+                    })
+        listenerCounter("switchyard_accept_rate_pauses_total", "Times the listener paused accepting for its max-connection-rate (clients waited in the backlog).") { $0.acceptRatePauses }
         listenerCounter("switchyard_connect_attempts_total", "Backend connects started, retries included.") { $0.connectAttempts }
         listenerCounter("switchyard_connect_failures_total", "Backend connects that failed or timed out.") { $0.connectFailures }
         listenerCounter("switchyard_connect_retries_total", "Backend connects started after a failed one for the same client.") { $0.connectRetries }

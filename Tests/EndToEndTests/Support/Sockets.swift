@@ -200,14 +200,15 @@ final class TCPConnection: @unchecked Sendable {
 
     /// Connects to `endpoint`. `timeout` bounds the connect (SO_SNDTIMEO applies to connect
     /// on Linux) and every later send and receive unless changed. With `localPort` the socket
-    /// is bound to that port first, so it takes none of the ephemeral range.
-    init(to endpoint: TCPEndpoint, timeout: Double = 5, localPort: UInt16? = nil) throws {
+    /// is bound to that port first, so it takes none of the ephemeral range; with `localHost`
+    /// it is bound to that address (a client from 127.0.0.2, 127.0.0.3, ...).
+    init(to endpoint: TCPEndpoint, timeout: Double = 5, localPort: UInt16? = nil, localHost: String? = nil) throws {
         fd = try Sockets.makeTCPSocket(for: endpoint.host)
         do {
             try Sockets.setOption(fd, SOL_SOCKET, SO_SNDTIMEO, Sockets.timeval(seconds: timeout))
             try Sockets.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, Sockets.timeval(seconds: timeout))
-            if let localPort {
-                _ = try TCPEndpoint(host: endpoint.host, port: localPort).withSocketAddress { address, length in
+            if localPort != nil || localHost != nil {
+                _ = try TCPEndpoint(host: localHost ?? endpoint.host, port: localPort ?? 0).withSocketAddress { address, length in
                     try systemCall("bind") { bind(fd, address, length) }
                 }
             }
