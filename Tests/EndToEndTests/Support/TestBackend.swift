@@ -33,16 +33,31 @@ final class TestBackend: Sendable {
     private let server: Server
 
     /// Starts listening on `host:port` (port 0 picks a free port).
-    init(_ behavior: BackendBehavior, host: String = Sockets.ipv4Loopback, port: UInt16 = 0) throws {
-        let (fd, boundPort) = try Sockets.makeListener(host: host, port: port)
-        self.behavior = behavior
-        self.endpoint = TCPEndpoint(host: host, port: boundPort)
-        self.server = Server(behavior: behavior, listenerFD: fd)
+    convenience init(_ behavior: BackendBehavior, host: String = Sockets.ipv4Loopback, port: UInt16 = 0) throws {
+        try self.init(behavior, host: host, listener: Sockets.makeListener(host: host, port: port))
     }
 
     /// Starts a backend listening on `endpoint`, which must be free (for example a dead address).
+    /// A dead address's port came from the ephemeral range, so a proxy's connect to it may have
+    /// taken that very port as its own for a moment (a self-connect): binding is retried for up
+    /// to 3 s while the port is in use.
     convenience init(_ behavior: BackendBehavior, at endpoint: TCPEndpoint) throws {
-        try self.init(behavior, host: endpoint.host, port: endpoint.port)
+        let deadline = Date().addingTimeInterval(3)
+        var listener: (fd: Int32, port: UInt16)?
+        while listener == nil {
+            do {
+                listener = try Sockets.makeListener(host: endpoint.host, port: endpoint.port)
+            } catch let error as SocketError where error.code == EADDRINUSE && Date() < deadline {
+                usleep(50_000)
+            }
+        }
+        try self.init(behavior, host: endpoint.host, listener: listener!)
+    }
+
+    private init(_ behavior: BackendBehavior, host: String, listener: (fd: Int32, port: UInt16)) throws {
+        self.behavior = behavior
+        self.endpoint = TCPEndpoint(host: host, port: listener.port)
+        self.server = Server(behavior: behavior, listenerFD: listener.fd)
     }
 
     deinit { server.stop() }
