@@ -92,14 +92,14 @@ final class ChaosBackend: Sendable {
     /// Closes the listener and resets every open connection; returns how many there were.
     @discardableResult
     func stop() -> Int {
-        let listener: Int32 = state.withLock { state in
-            guard state.listening else { return -1 }
+        state.withLock { state in
+            guard state.listening else { return }
             state.listening = false
-            defer { state.listenerFD = -1 }
-            return state.listenerFD
+            // shutdown wakes the accept thread, which closes the listener, under this lock: so
+            // the number is never shut down after the close (it may be another socket's by then).
+            if state.listenerFD >= 0 { shutdown(state.listenerFD, Int32(SHUT_RDWR)) }
+            state.listenerFD = -1
         }
-        // shutdown wakes the accept thread, which closes the listener.
-        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }
         return reset()
     }
 
@@ -154,7 +154,7 @@ final class ChaosBackend: Sendable {
             }
             threads.start { [self] in serve(fd, number: number) }
         }
-        close(listener)
+        state.withLock { _ in close(listener) }
     }
 
     private static func closeWithReset(_ fd: Int32) {
