@@ -28,6 +28,8 @@ public enum RingOperationKind: UInt8, CaseIterable, Sendable {
     case acceptCancel
     /// The end of a pause in accepting that a listener's `max-connection-rate` asked for.
     case acceptPause
+    /// The next scan for stalled directions to park while receives wait for buffers.
+    case parkingScan
 }
 
 /// The 64-bit `user_data` of a submission: slot (32 bits), generation (24 bits), kind (8 bits).

@@ -45,12 +45,13 @@ extension Instance {
         let published = context.figures.collect()
         var byListener: [Int: ConnectionFigures] = [:]
         var connectTimes: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
-        var buffersInUse = 0, pipesInUse = 0
+        var buffersInUse = 0, pipesInUse = 0, parkedBytes = 0
         for worker in published {
             for (id, figures) in worker.listeners { byListener[id, default: ConnectionFigures()].merge(figures) }
             for (key, histogram) in worker.backendConnectTime { connectTimes[key, default: LatencyHistogram()].merge(histogram) }
             buffersInUse += worker.buffersInUse
             pipesInUse += worker.pipesInUse
+            parkedBytes += worker.parkedBytes
         }
         // Listeners a reload removed keep their counts in the workers; show the current ones.
         let listeners = entries.map { entry in
@@ -77,6 +78,7 @@ extension Instance {
             build: build, process: ProcessFigures.current(), listeners: listeners, backends: backends,
             providedBuffers: Int(relay.buffersPerWorker) * context.workerCount, providedBuffersInUse: buffersInUse,
             pipesInUse: pipesInUse, accessLogDroppedLines: context.accessLog?.droppedLines ?? 0)
+        sample.parkedBytes = parkedBytes
         // PROXY protocol.
         for runtime in services.values where runtime.registry.snapshot().settings.acceptProxy != nil {
             sample.acceptProxyServices.insert(runtime.name)

@@ -16,6 +16,8 @@ public struct RelayConfiguration: Sendable {
     public var pipesPerWorker: Int = 256
     /// In `auto`, consecutive full-buffer reads after which a direction switches to splice.
     public var spliceAfterFullReads: Int = 4
+    /// Bytes one worker may park (`parked-memory`); nil: 64 MiB or the pool's size if larger.
+    public var parkedMemory: Int?
     /// Entries of the per-source table (`source-table-size`).
     public var sourceTableSize = GlobalSettings.defaultSourceTableSize
 

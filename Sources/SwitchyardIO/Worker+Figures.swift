@@ -18,6 +18,7 @@ public struct WorkerFigures: Sendable {
     public var sniRoutes: [Int: [String: UInt64]] = [:]
     public var buffersInUse = 0
     public var pipesInUse = 0
+    public var parkedBytes = 0
 
     public init() {}
 }
@@ -34,6 +35,7 @@ extension Worker {
         published.backendConnectTime = backendConnectTime
         published.buffersInUse = buffers.lent
         published.pipesInUse = pipes.lent
+        published.parkedBytes = parkedBytes
         context.figures.publish(worker: index, published)
     }
 

@@ -28,8 +28,9 @@ extension Worker {
     /// Scans for stalled directions happen at most this often when receives starve.
     static let parkingScanInterval: Int64 = 10
 
-    /// The most a worker parks: 64 MiB, or the pool's own size when that is larger.
-    var parkingCeiling: Int { max(64 << 20, Int(buffers.count) * buffers.size) }
+    /// The most a worker parks: `parked-memory`, by default 64 MiB or the pool's own size when
+    /// that is larger.
+    var parkingCeiling: Int { configuration.parkedMemory ?? max(64 << 20, Int(buffers.count) * buffers.size) }
 
     /// Whether the shared pool is short enough that stalled directions should give theirs back.
     var buffersUnderPressure: Bool {
@@ -104,19 +105,35 @@ extension Worker {
 
     /// When buffers are short: cancels the sends of directions stalled for `stallAge` that hold
     /// provided buffers, so that `handleSend` parks them. `force` scans even if one ran lately.
+    /// While receives wait for buffers and a holder is not yet old enough, one timer brings the
+    /// next scan `stallAge` later rather than at the next tick (up to a second away).
     func parkStalledDirections(force: Bool = false) {
         guard buffersUnderPressure, force || now - lastParkingScan >= Self.parkingScanInterval,
               parkedBytes < parkingCeiling else { return }
         lastParkingScan = now
+        var youngHolders = false
         for connection in connections where connection.inUse && !connection.machine.isClosing && !connection.redispatching {
             for direction in Direction.allCases {
                 let state = connection.direction(direction)
-                guard state.sending, !state.sendingParked, !state.parking, state.buffer != nil,
-                      now - state.sendProgressAt >= Self.stallAge else { continue }
+                guard state.sending, !state.sendingParked, !state.parking, state.buffer != nil else { continue }
+                guard now - state.sendProgressAt >= Self.stallAge else {
+                    youngHolders = true
+                    continue
+                }
                 connection.withDirection(direction) { $0.parking = true }
                 pauseReceive(connection, direction)
                 submit(.cancel(userData: connection.userData(direction.sendKind)), for: connection, kind: .cancel)
             }
         }
+        if youngHolders, starvedHead < starved.count, !parkingScanArmed {
+            parkingScanArmed = true
+            ring.submit(.timeout(parkingScanDelay), userData: UserData(slot: 0, generation: 0, kind: .parkingScan).packed)
+        }
+    }
+
+    /// The timer `parkStalledDirections` armed has fired.
+    func parkingScanDue() {
+        parkingScanArmed = false
+        parkStalledDirections(force: true)
     }
 }

@@ -49,6 +49,7 @@ final class Worker {
     /// stalled directions (monotonic milliseconds).
     var parkedBytes = 0
     var lastParkingScan: Int64 = 0
+    var parkingScanArmed = false
 
     /// Milliseconds on the monotonic clock, refreshed once per loop turn.
     var now: Int64 = 0
@@ -59,6 +60,7 @@ final class Worker {
     // Memory the kernel reads from or writes to while operations are in flight.
     let tickInterval: UnsafeMutablePointer<__kernel_timespec>
     let backoffInterval: UnsafeMutablePointer<__kernel_timespec>
+    let parkingScanDelay: UnsafeMutablePointer<__kernel_timespec>
     let wakeBuffer: UnsafeMutablePointer<UInt64>
 
     /// Builds the worker on its own thread; it takes its listeners from `context.listeners`.
@@ -79,6 +81,8 @@ final class Worker {
         tickInterval.initialize(to: Worker.timespec(.seconds(1)))
         backoffInterval = .allocate(capacity: 1)
         backoffInterval.initialize(to: Worker.timespec(.milliseconds(100)))
+        parkingScanDelay = .allocate(capacity: 1)
+        parkingScanDelay.initialize(to: Worker.timespec(.milliseconds(Worker.stallAge)))
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
     }
@@ -91,6 +95,7 @@ final class Worker {
         for listener in listeners where listener.open { close(listener.fd) }
         tickInterval.deallocate()
         backoffInterval.deallocate()
+        parkingScanDelay.deallocate()
         wakeBuffer.deallocate()
     }
 
@@ -153,6 +158,9 @@ final class Worker {
         case .acceptPause:
             resumePausedAccepts()
             return
+        case .parkingScan:
+            parkingScanDue()
+            return
         default:
             break
         }
@@ -179,7 +187,7 @@ final class Worker {
         case .backendReadable: handleReadiness(connection, .backendToClient, readable: true, result: result)
         case .backendWritable: handleReadiness(connection, .clientToBackend, readable: false, result: result)
         case .clientWritable: handleReadiness(connection, .backendToClient, readable: false, result: result)
-        case .accept, .acceptBackoff, .acceptCancel, .acceptPause, .wake, .tick: break
+        case .accept, .acceptBackoff, .acceptCancel, .acceptPause, .parkingScan, .wake, .tick: break
         }
         // A multishot operation completes for good only with the completion that lacks F_MORE.
         if flags & IORING_CQE_F_MORE == 0 {

@@ -89,6 +89,9 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Size each splice pipe is grown to with F_SETPIPE_SZ, in KiB (64 to 16384). Default: 1024.", valueName: "KiB"))
     var pipeSize: Int?
 
+    @Option(help: ArgumentHelp("Most memory one worker may hold, in MiB (1 to 65536), of stalled clients' bytes moved out of its shared receive buffers; past it a stalled direction keeps its buffers. Default: 64, or the buffer pool's size if larger.", valueName: "MiB"))
+    var parkedMemory: Int?
+
     @Option(help: "Lowest level of log line written to standard error. Default: info.")
     var logLevel: LogLevel?
 
@@ -232,6 +235,7 @@ struct Serve: ParsableCommand {
         if let bufferSize { global.bufferSize = bufferSize }
         if let buffers { global.buffers = buffers }
         if let pipeSize { global.pipeSize = pipeSize }
+        if let parkedMemory { global.parkedMemory = parkedMemory }
         if let logLevel { global.logLevel = logLevel }
         if let stateFile { global.stateFile = stateFile }
         if let metrics { global.metrics = metrics }

@@ -168,6 +168,8 @@ enum KnownFigures {
                         ["switchyard_provided_buffers_in_use 3.0"])
         lines += family("switchyard_pipes_in_use", "gauge", "Splice pipes taken from the workers' pools now.",
                         ["switchyard_pipes_in_use 2.0"])
+        lines += family("switchyard_parked_bytes", "gauge", "Bytes of stalled clients held in the workers' own memory instead of their shared receive buffers (at most parked-memory per worker).",
+                        ["switchyard_parked_bytes 0.0"])
         lines += family("switchyard_access_log_dropped_lines_total", "counter", "Access-log lines dropped because a worker's queue was full.",
                         ["switchyard_access_log_dropped_lines_total 7"])
         lines += family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",

@@ -40,6 +40,9 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "buffers not a power of two", namedValue: "--buffers 1000") { listen, backend in
             ["serve", "--listen", listen, "--buffers", "1000", backend]
         },
+        InvalidInvocation(testDescription: "parked memory out of range", namedValue: "parked-memory") { listen, backend in
+            ["serve", "--listen", listen, "--parked-memory", "0", backend]
+        },
         InvalidInvocation(testDescription: "fall out of range", namedValue: "fall 0") { listen, backend in
             ["serve", "--listen", listen, "--fall", "0", backend]
         },

@@ -102,6 +102,50 @@ extension EndToEnd {
             _ = proxy
         }
 
+        /// `parked-memory` bounds what one worker parks: twenty stalled downloads would park
+        /// about 6 MiB (five 64 KiB buffers each); with a 1 MiB ceiling the gauge never passes it,
+        /// the rest keep their buffers, and every download still arrives whole once it is read.
+        @Test func parkingStopsAtTheWorkersCeilingAndEveryDownloadStillArrives() throws {
+            let size = 16 << 20
+            let downloads = try TestBackend(.sendThenClose(byteCount: size, seed: 0xce11))
+            let big = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: """
+                metrics: \(metrics)
+                workers: 1
+                relay: copy
+                buffers: 64
+                parked-memory: 1
+                defaults: {health: off}
+                services:
+                  downloads:
+                    listen: ["\(big)"]
+                    backends: ["\(downloads.endpoint)"]
+                """, listen: [big])
+            func figure(_ name: String) throws -> Double {
+                try httpGet(metrics, "/metrics").split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            }
+            var idle: [TCPConnection] = []
+            for _ in 0..<20 { idle.append(try TCPConnection(to: big, timeout: 10)) }
+            #expect(eventually(timeout: 10, interval: 0.1) { ((try? figure("switchyard_parked_directions_total")) ?? 0) > 0 },
+                    "no direction was parked")
+            var highest = 0.0
+            for _ in 0..<10 {
+                highest = max(highest, try figure("switchyard_parked_bytes"))
+                usleep(200_000)
+            }
+            #expect(highest > 0 && highest <= Double(1 << 20), "parked \(highest) bytes against a 1 MiB ceiling")
+            for (index, client) in idle.enumerated() {
+                let received = client.readToEnd(timeout: 30)
+                #expect(received.end == .endOfFile && received.checksum == DeterministicBytes.checksum(seed: 0xce11, count: size),
+                        "download \(index) ended \(received.end) after \(received.checksum.byteCount) bytes")
+            }
+            idle.removeAll()
+            #expect(eventually(timeout: 5, interval: 0.1) { (try? figure("switchyard_parked_bytes")) == 0 },
+                    "parked bytes were not given back after every download ended")
+            _ = proxy
+        }
+
         /// A backend that closes a client who said nothing (an authentication or header timeout)
         /// has answered: the client sees that clean end, and the backend stays up.
         @Test(arguments: RelayMode.allCases)

@@ -13,6 +13,7 @@ shutdown-grace: 10s
 buffer-size: 16
 buffers: 256
 pipe-size: 512
+parked-memory: 16
 log-level: notice
 state-file: /var/lib/switchyard/state
 defaults:
@@ -52,6 +53,7 @@ services:
     #expect(global.bufferSize == 16)
     #expect(global.buffers == 256)
     #expect(global.pipeSize == 512)
+    #expect(global.parkedMemory == 16)
     #expect(global.logLevel == .notice)
     #expect(global.stateFile == "/var/lib/switchyard/state")
     #expect(configuration.services.map(\.name) == ["pg-primary", "pg-replicas"])

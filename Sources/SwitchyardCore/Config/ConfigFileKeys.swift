@@ -92,7 +92,7 @@ struct RawConfigFile: Decodable {
     static let globalKeys = [
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
-        "source-table-size",
+        "source-table-size", "parked-memory",
     ]
         + ["admin-socket-mode", "admin-socket-group", "admin-socket-readonly"]  // Admin socket access (issue 27).
     static let keys = globalKeys + ["defaults", "services"]
@@ -109,6 +109,7 @@ struct RawConfigFile: Decodable {
     var bufferSize: Int?
     var buffers: Int?
     var pipeSize: Int?
+    var parkedMemory: Int?
     var logLevel: LogLevel?
     var stateFile: String?
     var resolvers: [Endpoint]?
@@ -137,6 +138,7 @@ struct RawConfigFile: Decodable {
         bufferSize = try container.value("buffer-size")
         buffers = try container.value("buffers")
         pipeSize = try container.value("pipe-size")
+        parkedMemory = try container.value("parked-memory")
         logLevel = try container.choice("log-level", LogLevel.self)
         stateFile = try container.value("state-file")
         resolvers = try container.parsedList("resolvers") { (text) throws(ConfigError) -> Endpoint in
@@ -185,6 +187,7 @@ struct RawConfigFile: Decodable {
         if let bufferSize { global.bufferSize = bufferSize }
         if let buffers { global.buffers = buffers }
         if let pipeSize { global.pipeSize = pipeSize }
+        global.parkedMemory = parkedMemory
         if let logLevel { global.logLevel = logLevel }
         global.stateFile = stateFile
         global.resolvers = resolvers ?? []

@@ -88,6 +88,9 @@ public struct GlobalSettings: Equatable, Sendable {
     public var buffers = 1024
     /// KiB.
     public var pipeSize = 1024
+    /// MiB a worker may hold of stalled directions' bytes moved out of its provided buffers
+    /// (`parked-memory`); nil: 64 MiB, or the pool's size when that is larger.
+    public var parkedMemory: Int?
     public var logLevel: LogLevel = .info
     /// Where admin changes are kept across restarts and reloads; nil keeps none.
     public var stateFile: String?
@@ -111,6 +114,7 @@ public struct GlobalSettings: Equatable, Sendable {
     public static let bufferSizeRange = 4...1024
     public static let buffersRange = 16...32768
     public static let pipeSizeRange = 64...16384
+    public static let parkedMemoryRange = 1...65536
 
     /// The settings that a reload cannot change in a running process.
     public func restartOnlyDifferences(to other: GlobalSettings) -> [String] {
@@ -129,6 +133,7 @@ public struct GlobalSettings: Equatable, Sendable {
         note("buffer-size", bufferSize, other.bufferSize) { "\($0)" }
         note("buffers", buffers, other.buffers) { "\($0)" }
         note("pipe-size", pipeSize, other.pipeSize) { "\($0)" }
+        note("parked-memory", parkedMemory, other.parkedMemory) { $0.map(String.init) ?? "auto" }
         note("log-level", logLevel, other.logLevel) { $0.rawValue }
         note("state-file", stateFile, other.stateFile) { $0 ?? "none" }
         note("metrics", metrics, other.metrics) { $0?.description ?? "off" }
@@ -151,6 +156,9 @@ public struct GlobalSettings: Equatable, Sendable {
         }
         if !Self.pipeSizeRange.contains(pipeSize) {
             throw ConfigIssue(path: [.key("pipe-size")], "pipe-size \(pipeSize) must be from 64 to 16384 (KiB)")
+        }
+        if let parkedMemory, !Self.parkedMemoryRange.contains(parkedMemory) {
+            throw ConfigIssue(path: [.key("parked-memory")], "parked-memory \(parkedMemory) must be from 1 to 65536 (MiB)")
         }
         if let maxConnections, maxConnections < 1 {
             throw ConfigIssue(path: [.key("max-connections")], "max-connections \(maxConnections) must be at least 1")

@@ -163,6 +163,8 @@ public enum MetricsExposition {
                   [([], Double(sample.providedBuffersInUse))])
         out.gauge("switchyard_pipes_in_use", "Splice pipes taken from the workers' pools now.",
                   [([], Double(sample.pipesInUse))])
+        out.gauge("switchyard_parked_bytes", "Bytes of stalled clients held in the workers' own memory instead of their shared receive buffers (at most parked-memory per worker).",
+                  [([], Double(sample.parkedBytes))])
         out.counter("switchyard_access_log_dropped_lines_total", "Access-log lines dropped because a worker's queue was full.",
                     [([], sample.accessLogDroppedLines)])
 

@@ -78,6 +78,8 @@ public struct MetricsSample: Sendable {
     public var providedBuffersInUse: Int
     /// Splice pipes taken from the workers' pools now.
     public var pipesInUse: Int
+    /// Bytes of stalled directions parked in the workers' own memory now (see Worker+Parking).
+    public var parkedBytes: Int = 0
     /// Access-log lines dropped because a worker's queue was full.
     public var accessLogDroppedLines: UInt64
     /// `route-by-sni` counts: (service, listener, route label, connections).
