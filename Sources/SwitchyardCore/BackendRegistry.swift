@@ -30,8 +30,10 @@ public struct BackendState: Sendable {
     public let name: String
     public var health: HealthVerdict
     public var admin: AdminState
-    /// Bumped by `shutdown BACKEND`: workers close the backend's connections when it changes.
+    /// Bumped by `shutDownSessions(cause:)`: workers close the backend's connections when it changes.
     public var shutdownEpoch: Int
+    /// Why the epoch last moved: the cause its closed connections are counted under.
+    public var shutdownCause: TerminationCause = .adminShutdown
     /// A reload removed it from the configuration: it takes no new connections and disappears
     /// once its open ones have finished.
     public var removing: Bool
@@ -85,14 +87,17 @@ public final class BackendSnapshot: Sendable {
     public let settings: ServiceSettings
     /// Where workers report connect results (the service's health checker), if anywhere.
     public let connectObserver: ConnectObserver?
-    /// The prototype each worker copies; heavy tables inside are shared, not copied. It picks
-    /// among the primary backends only.
+    /// The algorithm over the first tier of primaries (`tierBalancers` has every tier; workers
+    /// copy those). Heavy tables inside are shared, not copied.
     public let balancer: any Balancer
-    /// The same algorithm over the `backup` backends, which take clients only while no primary
-    /// is selectable; nil when the service has none.
+    /// The same algorithm over the `backup` backends (the last tier); nil when the service has none.
     public let backupBalancer: (any Balancer)?
     /// Whether some primary backend is selectable.
     public let anyPrimarySelectable: Bool
+    /// The failover tiers (`priority`, backups last) and the share of clients each takes.
+    public let failover: FailoverTiers
+    /// The algorithm over each tier's members, by tier index (workers copy them).
+    public let tierBalancers: [any Balancer]
     /// Whether some backend has `max-connections` (clients may then wait in the queue).
     public let hasConnectionLimits: Bool
     /// Whether some backend was still ramping up (slow start) when this snapshot was built:
@@ -125,15 +130,22 @@ public final class BackendSnapshot: Sendable {
             let full = backend.spec.weight * Self.rampScale
             return backend.spec.weight == 0 ? 0 : max(1, Int((Double(full) * progress).rounded(.up)))
         }
-        func members(backup: Bool) -> [BalancerBackend] {
-            zip(backends, weights).map { backend, weight in
+        let failover = FailoverTiers(backends: backends, thresholdPercent: settings.failoverThreshold)
+        self.failover = failover
+        func members(_ belongs: (Int) -> Bool) -> [BalancerBackend] {
+            zip(backends, weights).enumerated().map { index, pair in
                 BalancerBackend(
-                    weight: weight, selectable: backend.selectable && backend.spec.backup == backup, stats: backend.stats,
-                    key: StableHash.hash(Array(backend.spec.endpoint.description.utf8)))
+                    weight: pair.1, selectable: pair.0.selectable && belongs(index), stats: pair.0.stats,
+                    key: StableHash.hash(Array(pair.0.spec.endpoint.description.utf8)))
             }
         }
-        self.balancer = algorithm.makeBalancer(members(backup: false))
-        self.backupBalancer = backends.contains { $0.spec.backup } ? algorithm.makeBalancer(members(backup: true)) : nil
+        let tierBalancers = failover.tiers.indices.map { tier in
+            algorithm.makeBalancer(members { failover.tierOfBackend[$0] == tier })
+        }
+        self.tierBalancers = tierBalancers
+        let firstPrimary = failover.tiers.firstIndex { $0.priority != nil }
+        self.balancer = firstPrimary.map { tierBalancers[$0] } ?? algorithm.makeBalancer(members { _ in false })
+        self.backupBalancer = failover.tiers.last?.priority == nil ? tierBalancers.last : nil
         self.anyPrimarySelectable = backends.contains { $0.selectable && !$0.spec.backup }
         self.hasConnectionLimits = backends.contains { $0.spec.maxConnections != nil }
     }
@@ -266,6 +278,7 @@ public final class BackendRegistry: Sendable {
             }
             state.nextID = nextID
             Self.startRamps(&backends, previous: state.backends, settings: state.settings)
+            SessionShutdown.mark(&backends, previous: state.backends, settings: state.settings)
             guard !Self.same(backends, state.backends) else { return (result, false) }
             state.backends = backends
             return (result, true)

@@ -100,15 +100,16 @@ final class WorkerListener {
     }
 }
 
-/// One worker's view of a service: its latest snapshot and its own copy of the balancer.
+/// One worker's view of a service: its latest snapshot and its own copies of the balancers.
 ///
 /// Thread ownership: the worker's thread; connections of the service hold a reference.
 final class ServicePicker {
     let registry: BackendRegistry
     private(set) var snapshot: BackendSnapshot
-    var balancer: any Balancer
-    /// The worker's copy of the snapshot's balancer over the backups, if any.
-    var backupBalancer: (any Balancer)?
+    /// The worker's copies of the snapshot's balancers, one per failover tier.
+    var tierBalancers: [any Balancer]
+    /// Which tier each new client goes to (failover tiers).
+    var tierChooser: TierChooser
     private(set) var needsClientKey: Bool
     /// Where this worker's rotation through the service's `source` addresses is (issue 13).
     var nextSource = 0
@@ -118,9 +119,9 @@ final class ServicePicker {
     init(registry: BackendRegistry) {
         self.registry = registry
         snapshot = registry.snapshot()
-        balancer = snapshot.balancer
-        backupBalancer = snapshot.backupBalancer
+        tierBalancers = snapshot.tierBalancers
         needsClientKey = type(of: snapshot.balancer).needsClientKey
+        tierChooser = TierChooser(snapshot.failover, byClientKey: needsClientKey)
     }
 
     /// Adopts the registry's newer snapshot, if any; returns the one it replaced.
@@ -128,9 +129,9 @@ final class ServicePicker {
         guard let newer = registry.snapshotIfNewer(than: snapshot.version) else { return nil }
         let previous = snapshot
         snapshot = newer
-        balancer = newer.balancer
-        backupBalancer = newer.backupBalancer
+        tierBalancers = newer.tierBalancers
         needsClientKey = type(of: newer.balancer).needsClientKey
+        tierChooser = TierChooser(newer.failover, byClientKey: needsClientKey)
         return previous
     }
 }

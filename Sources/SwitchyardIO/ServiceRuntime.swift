@@ -12,6 +12,9 @@ final class ServiceRuntime: Sendable {
     let registry: BackendRegistry
     private let checker = Mutex<HealthChecker?>(nil)
     private let logger: Logger
+    /// When each backend being removed was first seen so, by id, and whether `removal-grace`
+    /// already closed its sessions.
+    private let removals = Mutex<[Int: (since: ContinuousClock.Instant, closed: Bool)]>([:])
 
     /// `configuration`'s backends must be resolved.
     init(configuration: ServiceConfiguration, logger: Logger) {
@@ -56,10 +59,13 @@ final class ServiceRuntime: Sendable {
         checker.withLock { $0 }?.lastCheckText(backendID: backendID)
     }
 
-    /// Removes backends a reload took out of the configuration once their last connection
-    /// has ended; returns their names.
-    func sweepRemovedBackends() -> [String] {
+    /// Removes backends a reload (or DNS) took out of the configuration once their last
+    /// connection has ended; returns their names. Past the service's `removal-grace`, asks the
+    /// workers to close the sessions still open (`removal_grace`). Called a few times a second
+    /// by the instance's main loop, which bounds how late the grace is enforced.
+    func sweepRemovedBackends(now: ContinuousClock.Instant = .now) -> [String] {
         let snapshot = registry.snapshot()
+        enforceRemovalGrace(snapshot, now: now)
         guard snapshot.backends.contains(where: { $0.removing && $0.stats.active.load(ordering: .relaxed) == 0 }) else {
             return []
         }
@@ -68,5 +74,34 @@ final class ServiceRuntime: Sendable {
             backends.removeAll { backend in done.contains { $0.id == backend.id } }
             return done.map { $0.spec.endpoint.description }
         }) ?? []
+    }
+
+    private func enforceRemovalGrace(_ snapshot: BackendSnapshot, now: ContinuousClock.Instant) {
+        let grace = snapshot.settings.removalGrace
+        let overdue = removals.withLock { removals -> [Int] in
+            let removing = snapshot.backends.filter(\.removing)
+            removals = removals.filter { id, _ in removing.contains { $0.id == id } }
+            var overdue: [Int] = []
+            for backend in removing {
+                let entry = removals[backend.id] ?? (since: now, closed: false)
+                removals[backend.id] = entry
+                guard let grace, !entry.closed, now - entry.since >= grace, backend.stats.active.load(ordering: .relaxed) > 0 else { continue }
+                removals[backend.id]?.closed = true
+                overdue.append(backend.id)
+            }
+            return overdue
+        }
+        guard !overdue.isEmpty, let grace else { return }
+        let names = (try? registry.update { (backends, _) -> [String] in
+            var names: [String] = []
+            for index in backends.indices where overdue.contains(backends[index].id) && backends[index].removing {
+                backends[index].shutDownSessions(cause: .removalGrace)
+                names.append(backends[index].name)
+            }
+            return names
+        }) ?? []
+        for name in names {
+            logger.notice("\(name) was removed \(grace.shortDescription) ago: closing its open connections (removal_grace)")
+        }
     }
 }

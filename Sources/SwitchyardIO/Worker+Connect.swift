@@ -13,17 +13,21 @@ extension Worker {
         guard let previous = picker.adoptIfNewer() else { return }
         let newer = picker.snapshot
         if previous.settings != newer.settings { updateTickInterval() }
-        // `shutdown BACKEND`: close the connections of every backend whose epoch moved.
-        var closing: Set<Int> = []
+        // Sessions shut down (`shutdown BACKEND`, `on-down`, `on-up`, `removal-grace`): close
+        // this worker's connections to every backend whose epoch moved, with its cause.
         for backend in newer.backends {
-            if let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch {
-                closing.insert(backend.id)
+            guard let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch else {
+                continue
             }
-        }
-        if !closing.isEmpty {
+            var closed = 0
             for connection in connections where connection.inUse && connection.service === picker
-                && closing.contains(connection.backendID) {
+                && connection.backendID == backend.id && !connection.machine.isClosing {
+                connection.causeOverride = backend.shutdownCause
                 perform(connection.machine.close(.administrative), on: connection)
+                closed += 1
+            }
+            if closed > 0 {
+                logger.notice("\(picker.registry.service)/\(backend.name): closed \(closed) connection(s) with a reset (\(backend.shutdownCause))")
             }
         }
     }
@@ -69,16 +73,18 @@ extension Worker {
         case none
     }
 
-    /// The balancer's pick among the primaries, skipping backends at their limit; the backups'
-    /// only when no primary can take the client (none selectable, or every one already tried).
+    /// The pick of the tier's balancer for the tier the client falls in (failover tiers), skipping
+    /// backends at their limit; the other tiers, in order, only when no backend of that one can
+    /// take the client (none selectable, or every one already tried). A tier whose backends are
+    /// full queues the client rather than send it on.
     func choose(_ picker: ServicePicker, _ snapshot: BackendSnapshot, excluding tried: TriedBackends, clientKey: UInt64) -> Choice {
+        guard let first = picker.tierChooser.next(clientKey: clientKey) else { return .none }
         var sawFull = false
-        if let choice = pickCounting(&picker.balancer, snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
+        if let choice = pickCounting(&picker.tierBalancers[first], snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
             return choice
         }
-        if !sawFull, var backups = picker.backupBalancer {
-            defer { picker.backupBalancer = backups }
-            if let choice = pickCounting(&backups, snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
+        for tier in picker.tierBalancers.indices where tier != first && !sawFull {
+            if let choice = pickCounting(&picker.tierBalancers[tier], snapshot, excluding: tried, clientKey: clientKey, sawFull: &sawFull) {
                 return choice
             }
         }

@@ -71,19 +71,22 @@ extension Worker {
         guard queue.count > 0 else { return }
         adoptSnapshotIfNewer(picker)
         let snapshot = picker.snapshot
-        let useBackups = !snapshot.anyPrimarySelectable
-        for backend in snapshot.backends where backend.selectable && backend.spec.backup == useBackups {
-            while queue.count > 0 {
-                if let limit = backend.spec.maxConnections {
-                    guard backend.stats.reserve(limit: limit) else { break }
-                } else {
-                    backend.stats.active.add(1, ordering: .relaxed)
+        // The backends of the tiers taking clients (failover tiers), first tier first.
+        for tier in snapshot.failover.tiers where tier.share > 0 {
+            for index in tier.members where snapshot.backends[index].selectable {
+                let backend = snapshot.backends[index]
+                while queue.count > 0 {
+                    if let limit = backend.spec.maxConnections {
+                        guard backend.stats.reserve(limit: limit) else { break }
+                    } else {
+                        backend.stats.active.add(1, ordering: .relaxed)
+                    }
+                    guard let grant = queue.grantFirst(backendID: backend.id) else {
+                        backend.stats.active.subtract(1, ordering: .relaxed)
+                        return
+                    }
+                    wakeWorker(grant.entry.worker)
                 }
-                guard let grant = queue.grantFirst(backendID: backend.id) else {
-                    backend.stats.active.subtract(1, ordering: .relaxed)
-                    return
-                }
-                wakeWorker(grant.entry.worker)
             }
         }
     }

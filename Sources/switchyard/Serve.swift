@@ -76,6 +76,21 @@ struct Serve: ParsableCommand {
             transform: { (text: String) throws -> Duration in try BackendSpec.parseSlowStart(text, context: "--slow-start") })
     var slowStart: Duration?
 
+    // Failover tiers and what happens to sessions when a backend goes.
+    @Option(help: ArgumentHelp("Once less than this share of a failover tier's weight is healthy, send its clients on to the next tier in proportion (as Envoy's priority load with an overprovisioning factor). Off by default: a tier takes every client while any of it is healthy.", valueName: "P%"),
+            transform: { (text: String) throws -> Int in try FailoverTiers.parseThreshold(text) })
+    var failoverThreshold: Int?
+
+    @Option(help: "What a backend marked down by its health checks does to its open connections: none keeps them, shutdown-sessions closes them with a reset. Default: none.")
+    var onDown: OnBackendDown?
+
+    @Option(help: "What a failover tier coming back does to the connections of the tiers after it (backups): none keeps them, shutdown-backup-sessions closes them with a reset so that their clients reconnect to it. Default: none.")
+    var onUp: OnBackendUp?
+
+    @Option(help: ArgumentHelp("How long a removed backend's open connections may stay before they are closed with a reset. Off by default: they stay until they end.", valueName: "D"),
+            transform: { (text: String) throws -> Duration in try ServiceSettings.parseRemovalGrace(text) })
+    var removalGrace: Duration?
+
     @Option(help: ArgumentHelp("After SIGTERM or SIGINT, how long open connections may continue before they are closed. Default: 30s.", valueName: "D"),
             transform: ArgumentValue.duration)
     var shutdownGrace: Duration?
@@ -157,7 +172,7 @@ struct Serve: ParsableCommand {
     @Flag(help: "Take over from the switchyard serving the admin socket (a binary upgrade): receive its listening sockets and admin changes, accept on them, then let it stop accepting and drain. If any step fails, it carries on and this exits non-zero.")
     var takeover = false
 
-    @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D].", valueName: "BACKEND"),
+    @Argument(help: ArgumentHelp("The backends, as HOST:PORT[,weight=N][,priority=N][,backup][,max-connections=N][,slow-start=D].", valueName: "BACKEND"),
               transform: ArgumentValue.backend)
     var backends: [BackendSpec] = []
 
@@ -172,6 +187,11 @@ struct Serve: ParsableCommand {
         if queueSize != nil { given.append("--queue-size") }
         if queueTimeout != nil { given.append("--queue-timeout") }
         if slowStart != nil { given.append("--slow-start") }
+        // Failover tiers and sessions.
+        if failoverThreshold != nil { given.append("--failover-threshold") }
+        if onDown != nil { given.append("--on-down") }
+        if onUp != nil { given.append("--on-up") }
+        if removalGrace != nil { given.append("--removal-grace") }
         // PROXY protocol.
         if sendProxy != nil { given.append("--send-proxy") }
         if acceptProxy { given.append("--accept-proxy") }
@@ -263,6 +283,11 @@ struct Serve: ParsableCommand {
         if let queueSize { service.queueSize = queueSize }
         if let queueTimeout { service.queueTimeout = queueTimeout }
         if let slowStart, slowStart > .zero { service.slowStart = slowStart }
+        // Failover tiers and sessions.
+        service.failoverThreshold = failoverThreshold
+        if let onDown { service.onDown = onDown }
+        if let onUp { service.onUp = onUp }
+        service.removalGrace = removalGrace
         // PROXY protocol.
         service.sendProxy = sendProxy
         service.acceptProxy = acceptProxy
@@ -328,6 +353,8 @@ struct Serve: ParsableCommand {
 
 // PROXY protocol.
 extension ProxyProtocolVersion: ExpressibleByArgument {}
+extension OnBackendDown: ExpressibleByArgument {}
+extension OnBackendUp: ExpressibleByArgument {}
 
 extension ArgumentValue {
     /// `CIDR[,CIDR...]`, each as `accept-proxy-from` takes it.

@@ -95,9 +95,9 @@ enum KnownFigures {
         lines += family("switchyard_connections_refused_total", "counter", "Client connections closed at accept because --max-connections were open.",
                         ["switchyard_connections_refused_total{\(listenerLabels)} 1"])
         let closed: [(String, Int)] = [
-            ("admin_shutdown", 0), ("backend_close", 0), ("backend_reset", 1), ("client_close", 2), ("client_reset", 0),
-            ("connect_failure", 0), ("graceful_stop", 0), ("idle_timeout", 0), ("no_backend", 0), ("queue_full", 0),
-            ("queue_timeout", 0),
+            ("admin_shutdown", 0), ("backend_close", 0), ("backend_down", 0), ("backend_reset", 1), ("backup_preempted", 0),
+            ("client_close", 2), ("client_reset", 0), ("connect_failure", 0), ("graceful_stop", 0), ("idle_timeout", 0),
+            ("no_backend", 0), ("queue_full", 0), ("queue_timeout", 0), ("removal_grace", 0),
         ]
         lines += family("switchyard_connections_closed_total", "counter", "Client connections that ended after being served, by cause.",
                         closed.map { "switchyard_connections_closed_total{\(listenerLabels),cause=\"\($0.0)\"} \($0.1)" })

@@ -95,15 +95,17 @@ private func state(_ controller: AdminController, _ service: String, _ address: 
     let controller = makeController()
     _ = reply(controller, "drain 10.0.0.2:5432")
     #expect(reply(controller, "show services").body == [
-        "SERVICE      LISTEN                         BALANCE      BACKENDS  UP  SELECTABLE  ACTIVE  TOTAL",
-        "pg-primary   127.0.0.1:5000                 least-conn   2         2   2           0       0",
-        "pg-replicas  127.0.0.1:5001,127.0.0.1:5002  round-robin  2         2   1           0       0",
+        "SERVICE      LISTEN                         BALANCE      BACKENDS  UP  SELECTABLE  ACTIVE  TOTAL  TIERS",
+        "pg-primary   127.0.0.1:5000                 least-conn   2         2   2           0       0      0:100%",
+        "pg-replicas  127.0.0.1:5001,127.0.0.1:5002  round-robin  2         2   1           0       0      0:100%",
     ])
     #expect(reply(controller, "show services json").body == [
         "{\"services\":[{\"name\":\"pg-primary\",\"listen\":[\"127.0.0.1:5000\"],\"balance\":\"least-conn\",\"backends\":2,"
-            + "\"backends_up\":2,\"backends_selectable\":2,\"active\":0,\"total\":0,\"queued\":0},"
+            + "\"backends_up\":2,\"backends_selectable\":2,\"active\":0,\"total\":0,\"queued\":0,"
+            + "\"tiers\":[{\"tier\":\"0\",\"priority\":0,\"backends\":2,\"selectable\":2,\"healthy_weight\":2,\"weight\":2,\"share\":1.000,\"taking_clients\":true}]},"
             + "{\"name\":\"pg-replicas\",\"listen\":[\"127.0.0.1:5001\",\"127.0.0.1:5002\"],\"balance\":\"round-robin\","
-            + "\"backends\":2,\"backends_up\":2,\"backends_selectable\":1,\"active\":0,\"total\":0,\"queued\":0}]}",
+            + "\"backends\":2,\"backends_up\":2,\"backends_selectable\":1,\"active\":0,\"total\":0,\"queued\":0,"
+            + "\"tiers\":[{\"tier\":\"0\",\"priority\":0,\"backends\":2,\"selectable\":1,\"healthy_weight\":1,\"weight\":2,\"share\":1.000,\"taking_clients\":true}]}]}",
     ])
 }
 

@@ -189,12 +189,13 @@ import Testing
             "client_close", "backend_close", "client_reset", "backend_reset", "connect_failure",
             "no_backend", "idle_timeout", "admin_shutdown", "graceful_stop", "refused", "queue_full", "queue_timeout",
             "rejected_deny", "rejected_not_allowed", "rejected_source_limit", "rejected_source_rate",
+            "backend_down", "backup_preempted", "removal_grace",
         ])
         for cause in TerminationCause.allCases {
             #expect(TerminationCause(label: cause.label) == cause)
         }
         #expect(TerminationCause(label: "Client_Close") == nil)
         #expect(!TerminationCause.servedCases.contains(.refused))
-        #expect(TerminationCause.servedCases.count == 11)
+        #expect(TerminationCause.servedCases.count == 14)
     }
 }

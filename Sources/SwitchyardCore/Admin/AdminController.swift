@@ -183,7 +183,7 @@ public struct AdminController: Sendable {
             return poll(wait, now: now).map(Outcome.reply) ?? .wait(wait)
         case let .shutdown(name):
             return .reply(change(name, command: nil) { backend in
-                backend.shutdownEpoch += 1
+                backend.shutDownSessions(cause: .adminShutdown)
                 let open = backend.stats.active.load(ordering: .relaxed)
                 return "closing \(open) open connection\(open == 1 ? "" : "s") to \(name)"
             })
@@ -445,18 +445,35 @@ public struct AdminController: Sendable {
                     ("active", "\(active)"),
                     ("total", "\(total)"),
                     ("queued", "\(service.registry.queue.count)"),
+                    ("tiers", Self.tiersJSON(snapshot)),  // Failover tiers.
                 ] + service.details())
             }
             return .success([JSONText.object([("services", JSONText.array(objects))])])
         }
-        let header = ["SERVICE", "LISTEN", "BALANCE", "BACKENDS", "UP", "SELECTABLE", "ACTIVE", "TOTAL"]
+        let header = ["SERVICE", "LISTEN", "BALANCE", "BACKENDS", "UP", "SELECTABLE", "ACTIVE", "TOTAL", "TIERS"]
         let table = rows.map { service, snapshot, active, total in
             [service.name, service.listeners.joined(separator: ","), snapshot.algorithm.rawValue, "\(snapshot.backends.count)",
              "\(snapshot.backends.filter { $0.health.isUp }.count)", "\(snapshot.backends.filter(\.selectable).count)",
-             "\(active)", "\(total)"]
+             "\(active)", "\(total)", snapshot.failover.summary]
         }
         if table.isEmpty { return .success(["no services"]) }
         return .success(Self.aligned([header] + table))
+    }
+
+    /// Failover tiers in `show services json`: each tier with its backends, weights and share.
+    private static func tiersJSON(_ snapshot: BackendSnapshot) -> String {
+        JSONText.array(snapshot.failover.tiers.map { tier in
+            JSONText.object([
+                ("tier", JSONText.string(tier.name)),
+                ("priority", tier.priority.map { "\($0)" } ?? "null"),
+                ("backends", "\(tier.members.count)"),
+                ("selectable", "\(tier.members.filter { snapshot.backends[$0].selectable }.count)"),
+                ("healthy_weight", "\(tier.weights.healthyWeight)"),
+                ("weight", "\(tier.weights.totalWeight)"),
+                ("share", String(format3: tier.share)),
+                ("taking_clients", "\(tier.share > 0)"),
+            ])
+        })
     }
 
     private func showStats(json: Bool) -> AdminReply {

@@ -1,5 +1,5 @@
 /// One backend as given on the command line or to `add`:
-/// `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D]`.
+/// `HOST:PORT[,weight=N][,priority=N][,backup][,max-connections=N][,slow-start=D]`.
 public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public static let maximumWeight = 256
     public static let maximumConnectionLimit = 1_000_000
@@ -10,8 +10,12 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public var weightGiven: Bool
 
     // Backups, connection limits, slow start (issue 13).
-    /// Used only while no primary backend of the service is selectable.
+    /// Used only while no primary backend of the service is selectable: the last failover
+    /// tier, after every `priority`.
     public var backup = false
+    /// The failover tier (0: the first); clients reach a higher number only as the tiers
+    /// before it lose healthy capacity (`FailoverTiers`).
+    public var priority = 0
     /// At most this many connections at once, over every worker; clients past it wait in the
     /// service's queue. Nil: no limit.
     public var maxConnections: Int?
@@ -51,6 +55,8 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
                 weightGiven = true
             case ("backup", 1):
                 backup = true
+            case ("priority", 2):
+                priority = try BackendSpec.parsePriority(String(pair[1]), context: context)
             case ("max-connections", 2):
                 maxConnections = try BackendSpec.parseConnectionLimit(String(pair[1]), context: context)
             case ("slow-start", 2):
@@ -61,8 +67,28 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
             case ("check-address", 2):
                 checkAddress = try BackendSpec.parseCheckAddress(String(pair[1]), context: context)
             default:
-                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, backup, max-connections=N, slow-start=D, check-port=N or check-address=HOST)")
+                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, priority=N, backup, max-connections=N, slow-start=D, check-port=N or check-address=HOST)")
             }
+        }
+        try checkTier(context: context)
+    }
+
+    // Failover tiers.
+    public static let maximumPriority = 255
+
+    /// Parses a failover tier, 0 (the first) to `maximumPriority`.
+    public static func parsePriority(_ text: String, context: String) throws(ConfigError) -> Int {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+              (0...maximumPriority).contains(value) else {
+            throw ConfigError("\(context): priority '\(text)' must be a whole number from 0 to \(maximumPriority)")
+        }
+        return value
+    }
+
+    /// A backup is the last tier whatever its priority would be: both together are refused.
+    public func checkTier(context: String) throws(ConfigError) {
+        if backup && priority != 0 {
+            throw ConfigError("\(context): backup is the last failover tier; give it priority=N or backup, not both")
         }
     }
 
@@ -137,6 +163,7 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = weightGiven ? "\(endpoint),weight=\(weight)" : endpoint.description
+        if priority != 0 { text += ",priority=\(priority)" }
         if backup { text += ",backup" }
         if let maxConnections { text += ",max-connections=\(maxConnections)" }
         if let slowStart { text += ",slow-start=\(slowStart.shortDescription)" }

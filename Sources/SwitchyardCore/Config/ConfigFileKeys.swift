@@ -215,6 +215,7 @@ struct RawService: Decodable {
     ]
         + ["source"]  // Many connections to one backend (issue 13).
         + RawClientControls.keys
+        + ["failover-threshold", "on-down", "on-up", "removal-grace"]  // Failover tiers and sessions.
 
 
     var listen: [Endpoint]?
@@ -243,6 +244,11 @@ struct RawService: Decodable {
     /// `source: ADDR[,ADDR...]` or a list (issue 13).
     var source: [IPAddress]?
     var clientControls = RawClientControls()
+    // Failover tiers and what happens to sessions when a backend goes.
+    var failoverThreshold: Int?
+    var onDown: OnBackendDown?
+    var onUp: OnBackendUp?
+    var removalGrace: Duration?
 
     init() {}
 
@@ -326,6 +332,11 @@ struct RawService: Decodable {
             }
         }
         clientControls = try RawClientControls(container)
+        // Failover tiers and what happens to sessions when a backend goes.
+        failoverThreshold = try container.parsed("failover-threshold", FailoverTiers.parseThreshold)
+        onDown = try container.choice("on-down", OnBackendDown.self)
+        onUp = try container.choice("on-up", OnBackendUp.self)
+        removalGrace = try container.parsed("removal-grace", ServiceSettings.parseRemovalGrace)
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -361,6 +372,11 @@ struct RawService: Decodable {
         result.acceptProxyFrom = acceptProxyFrom ?? defaults.acceptProxyFrom
         result.source = source ?? defaults.source  // Source addresses (issue 13).
         result.clientControls = clientControls.merged(over: defaults.clientControls)
+        // Failover tiers and sessions.
+        result.failoverThreshold = failoverThreshold ?? defaults.failoverThreshold
+        result.onDown = onDown ?? defaults.onDown
+        result.onUp = onUp ?? defaults.onUp
+        result.removalGrace = removalGrace ?? defaults.removalGrace
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -394,6 +410,11 @@ struct RawService: Decodable {
         service.acceptProxyFrom = acceptProxyFrom ?? []
         if let source { service.source = source }  // Source addresses (issue 13).
         service.clientControls = clientControls.controls
+        // Failover tiers and sessions.
+        service.failoverThreshold = failoverThreshold
+        if let onDown { service.onDown = onDown }
+        if let onUp { service.onUp = onUp }
+        service.removalGrace = removalGrace
         if routeBySNI != nil { service.health = nil }
         return service
     }
@@ -462,6 +483,7 @@ struct RawHealth: Decodable {
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
+        + ["priority"]  // Failover tiers.
 
     var spec: BackendSpec
 
@@ -490,6 +512,15 @@ struct RawBackend: Decodable {
         // Backups, connection limits, slow start (issue 13).
         let context = "backend \(endpoint)"
         spec.backup = try container.flag("backup") ?? false
+        // Failover tiers.
+        spec.priority = try container.parsed("priority") { (text) throws(ConfigError) in
+            try BackendSpec.parsePriority(text, context: context)
+        } ?? 0
+        do {
+            try spec.checkTier(context: context)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("priority"), in: container, debugDescription: error.message)
+        }
         spec.maxConnections = try container.parsed("max-connections") { (text) throws(ConfigError) in
             try BackendSpec.parseConnectionLimit(text, context: context)
         }

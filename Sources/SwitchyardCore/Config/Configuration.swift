@@ -244,6 +244,13 @@ public struct ServiceConfiguration: Equatable, Sendable {
     public var acceptProxyFrom: [CIDR] = []
     /// `allow`, `deny`, the per-source limits, `max-connection-rate` and `reject-with`.
     public var clientControls = ClientControls()
+    // Failover tiers and what happens to sessions when a backend goes.
+    /// `failover-threshold`: a tier with less of its weight healthy spills in proportion; nil: none.
+    public var failoverThreshold: Int?
+    public var onDown = OnBackendDown.none
+    public var onUp = OnBackendUp.none
+    /// `removal-grace`: how long a removed backend's sessions may stay; nil: until they end.
+    public var removalGrace: Duration?
 
     public init(name: String, listen: [Endpoint], backends: [BackendSpec]) {
         self.name = name
@@ -260,6 +267,11 @@ public struct ServiceConfiguration: Equatable, Sendable {
         settings.acceptProxy = acceptProxy ? AcceptProxySettings(timeout: acceptProxyTimeout, trusted: acceptProxyFrom) : nil
         settings.sourceAddresses = source  // Source addresses (issue 13).
         settings.clientControls = clientControls
+        // Failover tiers and sessions.
+        settings.failoverThreshold = failoverThreshold
+        settings.onDown = onDown
+        settings.onUp = onUp
+        settings.removalGrace = removalGrace
         return settings
     }
 
@@ -422,6 +434,12 @@ public struct ServiceSettings: Equatable, Sendable {
     public var sourceAddresses: [IPAddress] = []
     /// `allow`, `deny`, the per-source limits, `max-connection-rate` and `reject-with`.
     public var clientControls = ClientControls()
+    // Failover tiers and what happens to sessions when a backend goes (SessionShutdown.swift).
+    /// `failover-threshold`, 1 to 100 (%); nil: a tier takes every client while any of it is healthy.
+    public var failoverThreshold: Int?
+    public var onDown = OnBackendDown.none
+    public var onUp = OnBackendUp.none
+    public var removalGrace: Duration?
 
     public init(connectTimeout: Duration = .seconds(5), idleTimeout: Duration? = nil, routing: SNIRouting? = nil,
                 sniTimeout: Duration = .seconds(5), backendTimeout: Duration? = nil,
@@ -448,13 +466,18 @@ public struct ServiceSettings: Equatable, Sendable {
 
     /// `queue-timeout`: a duration above 0.
     public static func parseQueueTimeout(_ text: String) throws(ConfigError) -> Duration {
+        try parsePositiveDuration(text, key: "queue-timeout")
+    }
+
+    /// A duration above 0 for `key`, whose name the error carries.
+    static func parsePositiveDuration(_ text: String, key: String) throws(ConfigError) -> Duration {
         let duration: Duration
         do {
             duration = try Duration(parsing: text)
         } catch {
-            throw ConfigError("queue-timeout '\(text)': \(error.message)")
+            throw ConfigError("\(key) '\(text)': \(error.message)")
         }
-        guard duration > .zero else { throw ConfigError("queue-timeout '\(text)' must be longer than 0") }
+        guard duration > .zero else { throw ConfigError("\(key) '\(text)' must be longer than 0") }
         return duration
     }
 

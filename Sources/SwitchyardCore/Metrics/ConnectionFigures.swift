@@ -16,7 +16,7 @@ public struct ConnectionFigures: Sendable, Equatable {
     /// Connections accept(2) returned, refused ones included.
     public var accepted: UInt64 = 0
     /// Closed connections by cause, indexed by `TerminationCause.rawValue`.
-    private var closedByCause = InlineArray<16, UInt64>(repeating: 0)
+    private var closedByCause = InlineArray<19, UInt64>(repeating: 0)
     /// Backend connects started (the first and every retry).
     public var connectAttempts: UInt64 = 0
     /// Backend connects that failed (refused, unreachable, timed out).

@@ -37,6 +37,14 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
     case rejectedNotAllowed
     case rejectedSourceLimit
     case rejectedSourceRate
+    // What happens to sessions when a backend goes (SessionShutdown.swift): each is a reset.
+    /// Its backend was marked down by health checks and the service has `on-down: shutdown-sessions`.
+    case backendDown
+    /// It was on a tier that no longer takes clients because a tier before it came back, and
+    /// the service has `on-up: shutdown-backup-sessions`.
+    case backupPreempted
+    /// Its backend was removed (reload, DNS) and `removal-grace` ran out before it ended.
+    case removalGrace
 
     /// The label value: `client_close`, `backend_close`, ...
     public var label: String {
@@ -53,6 +61,9 @@ public enum TerminationCause: Int, CaseIterable, Sendable, CustomStringConvertib
         case .refused: "refused"
         case .queueFull: "queue_full"
         case .queueTimeout: "queue_timeout"
+        case .backendDown: "backend_down"
+        case .backupPreempted: "backup_preempted"
+        case .removalGrace: "removal_grace"
         case .rejectedDeny, .rejectedNotAllowed, .rejectedSourceLimit, .rejectedSourceRate:
             "rejected_\(rejectionReason!.label)"
         }
