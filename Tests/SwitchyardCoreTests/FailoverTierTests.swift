@@ -150,6 +150,15 @@ import Testing
     }
 }
 
+/// README's failover-tier example must stay a valid file.
+@Test func theReadmeFailoverTierExampleIsValid() throws {
+    let configuration = try readmeExample(after: "### Failover tiers")
+    let pg = try #require(configuration.service(named: "pg"))
+    #expect(pg.failoverThreshold == 70 && pg.onUp == .shutdownBackupSessions)
+    #expect(pg.backends.map(\.priority) == [0, 0, 1, 0])
+    #expect(pg.backends.map(\.backup) == [false, false, false, true])
+}
+
 @Suite struct SessionShutdownTests {
     static var onDown: ServiceSettings {
         var settings = ServiceSettings()
