@@ -80,11 +80,11 @@ extension EndToEnd {
             let proxy = try ConfiguredProxy(yaml: Self.yaml(listen: listen, metrics: metrics, key: "on-down: shutdown-sessions", backends: [
                 "{address: \"\(victim.endpoint)\", check-port: \(victimCheck.endpoint.port)}", "\"\(other.endpoint)\"",
             ]), listen: [listen])
-            try #require(waitForHealth(proxy, [victim.endpoint, other.endpoint], "up"))
+            try #require(waitForHealth(proxy.admin, [victim.endpoint, other.endpoint], "up"))
             let held = try holdClients(["victim": 3, "other": 3], through: listen)
 
             victimCheck.stop()
-            try #require(waitForHealth(proxy, [victim.endpoint], "down"))
+            try #require(waitForHealth(proxy.admin, [victim.endpoint], "down"))
             Self.expectReset(held["victim"]!, "victim")
             Self.expectServed(held["other"]!, seed: 0x0D0)
             #expect(eventually(timeout: 5) { closedCount(metrics, service: "db", listener: listen, cause: "backend_down") == 3 },
@@ -101,13 +101,13 @@ extension EndToEnd {
             let proxy = try ConfiguredProxy(yaml: Self.yaml(listen: listen, metrics: metrics, key: "on-up: shutdown-backup-sessions", backends: [
                 "\"\(primary.endpoint)\"", "{address: \"\(backup.endpoint)\", backup: true}",
             ]), listen: [listen])
-            try #require(waitForHealth(proxy, [primary.endpoint, backup.endpoint], "up"))
+            try #require(waitForHealth(proxy.admin, [primary.endpoint, backup.endpoint], "up"))
             primary.stop()
-            try #require(waitForHealth(proxy, [primary.endpoint], "down"))
+            try #require(waitForHealth(proxy.admin, [primary.endpoint], "down"))
             let onBackup = try holdClients(["standby": 3], through: listen)["standby"]!
 
             try primary.start()
-            try #require(waitForHealth(proxy, [primary.endpoint], "up"))
+            try #require(waitForHealth(proxy.admin, [primary.endpoint], "up"))
             Self.expectReset(onBackup, "backup")
             #expect(try tallyBackendNames(4, through: listen) == ["primary": 4], "clients reconnect to the primary tier")
             let fresh = try holdClients(["primary": 2], through: listen)["primary"]!
@@ -126,7 +126,7 @@ extension EndToEnd {
                 Self.yaml(listen: listen, metrics: metrics, key: "removal-grace: 3s", backends: backends.map { "\"\($0.endpoint)\"" })
             }
             let proxy = try ConfiguredProxy(yaml: yaml([leaving, staying]), listen: [listen])
-            try #require(waitForHealth(proxy, [leaving.endpoint, staying.endpoint], "up"))
+            try #require(waitForHealth(proxy.admin, [leaving.endpoint, staying.endpoint], "up"))
             let held = try holdClients(["leaving": 2, "staying": 2], through: listen)
 
             try proxy.rewrite(yaml([staying]))

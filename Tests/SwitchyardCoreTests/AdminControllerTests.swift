@@ -109,11 +109,11 @@ private func backend(_ controller: AdminController, _ name: String) -> BackendSt
         "{\"backends\":[{\"id\":0,\"service\":\"default\",\"address\":\"10.0.0.1:80\",\"weight\":1,\"state\":\"ready\","
             + "\"health\":\"up\",\"selectable\":true,\"removing\":false,"
             + "\"last_check\":\"connected in 0.2ms\",\"active\":0,\"total\":0,\"failures\":0,\"bytes_to_backend\":0,"
-            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000,\"backup\":false,\"max_connections\":null,\"ramping\":false},"
+            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000,\"backup\":false,\"priority\":0,\"max_connections\":null,\"ramping\":false},"
             + "{\"id\":1,\"service\":\"default\",\"address\":\"10.0.0.2:80\",\"weight\":1,\"state\":\"drain\","
             + "\"health\":\"up\",\"selectable\":false,\"removing\":false,"
             + "\"last_check\":\"not checked yet\",\"active\":0,\"total\":0,\"failures\":0,\"bytes_to_backend\":0,"
-            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000,\"backup\":false,\"max_connections\":null,\"ramping\":false}]}",
+            + "\"bytes_from_backend\":0,\"shutdown_epoch\":0,\"connect_p50_ms\":null,\"connect_p99_ms\":null,\"conn_per_sec\":0.000,\"backup\":false,\"priority\":0,\"max_connections\":null,\"ramping\":false}]}",
     ])
 }
 

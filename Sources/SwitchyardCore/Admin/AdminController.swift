@@ -406,6 +406,7 @@ public struct AdminController: Sendable {
                     ("connect_p99_ms", BackendFiguresJSON.number(row.figures.connectP99Milliseconds)),
                     ("conn_per_sec", String(format3: row.figures.connectionsPerSecond)),
                     ("backup", "\(row.state.spec.backup)"),
+                    ("priority", "\(row.state.spec.priority)"),  // Failover tiers.
                     ("max_connections", row.state.spec.maxConnections.map { "\($0)" } ?? "null"),
                     ("ramping", "\(row.state.rampStartedAt != nil)"),
                 ])
