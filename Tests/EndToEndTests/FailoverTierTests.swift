@@ -40,7 +40,7 @@ func tierShares(_ admin: AdminSocket) throws -> [String: Double] {
 
 extension EndToEnd {
     /// Failover tiers: `priority: N` on backends (`backup: true` the last tier) and
-    /// `failover-threshold`, through the real binary with health checks every 200 ms.
+    /// `failover-threshold`, through the real binary with health checks every 200 ms (a stopped backend refuses them at once; the long timeout keeps a busy machine from failing a healthy one).
     @Suite(.timeLimit(.minutes(2))) struct FailoverTiers {
         /// Backends named `NAME` on loopback address `host`, each listening on a port of its own.
         static func backends(_ names: [String], host: String) throws -> [ChaosBackend] {
@@ -57,7 +57,7 @@ extension EndToEnd {
                   db:
                     listen: "\(listen)"
                     balance: round-robin
-                    health: {interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+                    health: {interval: 200ms, timeout: 2s, rise: 1, fall: 1}
                 \(threshold.map { "    failover-threshold: \($0)\n" } ?? "")    backends:
                 \(lines.joined(separator: "\n"))
                 """
@@ -133,7 +133,7 @@ extension EndToEnd {
             let second = try ChaosBackend(name: "second", host: "127.0.0.3")
             defer { for backend in [first, second] { backend.shutDown() } }
             let proxy = try AdminProxy(healthChecks: true, options: [
-                "--health-interval", "200ms", "--health-timeout", "200ms", "--rise", "1", "--fall", "1",
+                "--health-interval", "200ms", "--health-timeout", "2s", "--rise", "1", "--fall", "1",
                 "--failover-threshold", "100%", "--on-down", "shutdown-sessions", "--on-up", "shutdown-backup-sessions",
                 "--removal-grace", "5s",
             ], backends: ["\(first.endpoint)", "\(second.endpoint),priority=1"])

@@ -44,7 +44,7 @@ extension EndToEnd {
               db:
                 listen: "\(listen)"
                 \(key)
-                health: {interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+                health: {interval: 200ms, timeout: 2s, rise: 1, fall: 1}
                 backends: [\(backends.joined(separator: ", "))]
             """
         }
