@@ -146,5 +146,50 @@ extension EndToEnd {
                 ((try? adminBackendRows(socketPath: proxy.admin.path)) ?? []).map(\.address) == [staying.endpoint.description]
             }, "the removed backend goes once its last session ended")
         }
+
+        @Test func aBackendItsDNSNameNoLongerListsDrainsThenItsSessionsAreResetAfterTheGrace() throws {
+            let (port, backends) = try SamePortBackends.start(hosts: ["127.0.0.2", "127.0.0.3"])
+            let dns = try DnsmasqServer(hosts: ["127.0.0.2 pool.test", "127.0.0.3 pool.test"])
+            let listen = try Sockets.freeEndpoint()
+            let metrics = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: """
+                resolvers: ["\(dns.endpoint)"]
+                workers: 2
+                metrics: "\(metrics)"
+                services:
+                  pool:
+                    listen: "\(listen)"
+                    dns: pool.test:\(port)
+                    dns-min-ttl: 200ms
+                    dns-max-ttl: 1s
+                    removal-grace: 3s
+                    health: off
+                """, listen: [listen])
+            // In this order: left to deinit, teardown took 5 s more.
+            defer {
+                dns.stop()
+                for backend in backends { backend.stop() }
+                proxy.process.kill()
+            }
+            let gone = "127.0.0.2:\(port)"
+            try #require(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown) {
+                ((try? adminBackendRows(socketPath: proxy.admin.path)) ?? []).count == 2
+            })
+            let held = try holdClients(["127.0.0.2": 2, "127.0.0.3": 2], through: listen)
+
+            try dns.setHosts(["127.0.0.3 pool.test"])
+            try #require(eventually(timeout: 6 * EndToEnd.sanitizerSlowdown) {
+                ((try? adminBackendRows(socketPath: proxy.admin.path)) ?? []).contains { $0.address == gone && $0.state == "drain" }
+            }, "the vanished address does not drain")
+            for (index, client) in held["127.0.0.2"]!.enumerated() {
+                #expect(throws: Never.self) { try client.roundTrip(Array("still here \(index)\n".utf8)) }
+            }
+            Self.expectReset(held["127.0.0.2"]!, "vanished backend's")
+            Self.expectServed(held["127.0.0.3"]!, seed: 0xD45)
+            #expect(eventually(timeout: 5) { closedCount(metrics, service: "pool", listener: listen, cause: "removal_grace") == 2 })
+            #expect(eventually(timeout: 5) {
+                ((try? adminBackendRows(socketPath: proxy.admin.path)) ?? []).map(\.address) == ["127.0.0.3:\(port)"]
+            })
+        }
     }
 }
