@@ -87,3 +87,13 @@ func badTLSCheckKeysAreRefusedAtTheirPlace(text: String, line: Int, column: Int,
     #expect(CertificateExpiry.describe(notAfter: 1000, now: 1000) == "expires in 0s")
     #expect(CertificateExpiry.describe(notAfter: 1000 - 3 * 86_400, now: 1000) == "expired 3d ago")
 }
+
+@Test func theReadmeTLSCheckExampleIsValid() throws {
+    let example = try readmeExample(after: "### TLS checks")
+    let cache = try #require(example.service(named: "cache")?.health?.tls)
+    #expect(cache == HealthCheckTLS(handshakeOnly: true, serverName: "cache.internal", caFile: "/etc/ssl/internal-ca.pem"))
+    let api = try #require(example.service(named: "api"))
+    #expect(api.health?.tls.checkTLS == true)
+    #expect(api.health?.expect == Array("HTTP/1.1 200".utf8))
+    #expect(api.backends.map(\.checkTLS) == [nil, false])
+}
