@@ -581,6 +581,9 @@ private struct ProbeLoop {
                 succeed(id: id, what: "TLS handshake (\(tls.handshakeSummary(now: secondsSinceEpoch())))")
             } else {
                 connected(id: id)
+                // A server that speaks first may have sent its banner with the handshake's end:
+                // judge what is here now instead of waiting for the socket to be readable again.
+                if probes[id]?.phase == .reading { advanceTLS(id: id) }
             }
         case .sending:
             guard !tls.hasUnsentBytes else { return }

@@ -138,3 +138,41 @@ import Testing
         }
     }
 }
+
+/// The health checker's TLS checks (issue 22) against real TLS servers.
+@Suite(.serialized) struct HealthCheckerTLSTests {
+    @Test func aServerThatSpeaksFirstInsideTLSPassesAnExpectOnlyCheck() throws {
+        let folder = try TLSTestFolder()
+        try folder.makeCertificate(for: "mail.test", days: 30)
+        let port = try folder.startBannerServer(for: "mail.test", banner: "220 mail.test ready")
+        let registry = BackendRegistry(backends: [try BackendSpec(parsing: "127.0.0.1:\(port)")], algorithm: .roundRobin)
+        var config = HealthCheckConfig(interval: .milliseconds(100), timeout: .seconds(2), rise: 1, fall: 1,
+                                       expect: Array("220 ".utf8), expectMatch: .prefix)
+        config.tls = HealthCheckTLS(checkTLS: true, serverName: "mail.test")
+        let checker = try HealthChecker(registry: registry, config: config)
+        try checker.start()
+        defer { checker.stop() }
+        // The banner comes right behind the handshake: judged at once, not left for a timeout.
+        let passed = timeUntil(.seconds(5)) { checker.lastCheckText(backendID: 0)?.hasPrefix("expected reply in ") == true }
+        #expect(passed != nil, "\(checker.lastCheckText(backendID: 0) ?? "no check yet")")
+        let notAfter = try #require(checker.checkFigures(backendID: 0)?.certificateNotAfter)
+        #expect(notAfter > secondsSinceEpoch() + 29 * 86_400)
+    }
+
+    @Test func typeTLSRecordsTheExpiryAndTheHandshakeText() throws {
+        let folder = try TLSTestFolder()
+        let caFile = try folder.makeCertificate(for: "backend.test", days: 1)
+        let port = try folder.startServer(for: "backend.test")
+        let registry = BackendRegistry(backends: [try BackendSpec(parsing: "127.0.0.1:\(port)")], algorithm: .roundRobin)
+        var config = HealthCheckConfig(interval: .milliseconds(100), timeout: .seconds(2), rise: 1, fall: 1)
+        config.tls = HealthCheckTLS(handshakeOnly: true, serverName: "backend.test", caFile: caFile)
+        let checker = try HealthChecker(registry: registry, config: config)
+        try checker.start()
+        defer { checker.stop() }
+        let passed = timeUntil(.seconds(5)) { checker.lastCheckText(backendID: 0)?.hasPrefix("TLS handshake (TLSv1.3 with backend.test, certificate expires in 2") == true }
+        #expect(passed != nil, "\(checker.lastCheckText(backendID: 0) ?? "no check yet")")
+        #expect(checker.checkFigures(backendID: 0)?.lastSucceeded == true)
+        let left = try #require(checker.checkFigures(backendID: 0)?.certificateNotAfter) - secondsSinceEpoch()
+        #expect(left <= 86_400 && left > 86_400 - 600, "\(left)")
+    }
+}

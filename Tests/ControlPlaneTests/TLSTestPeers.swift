@@ -36,14 +36,19 @@ final class TLSTestFolder {
     /// Starts `openssl s_server` with `name`'s certificate on 127.0.0.1 and a port it picks;
     /// `-www` answers `GET /` with `HTTP/1.0 200 ok`. Returns the port once it listens.
     func startServer(for name: String, mode: String = "-www") throws -> UInt16 {
+        try startServer(executable: "/usr/bin/openssl", arguments: [
+            "s_server", "-accept", "127.0.0.1:0", "-cert", "\(path)/\(name)-cert.pem", "-key", "\(path)/\(name)-key.pem",
+            mode, "-naccept", "1000",
+        ])
+    }
+
+    /// Starts a server that prints `ACCEPT 127.0.0.1:PORT` once listening; returns the port.
+    private func startServer(executable: String, arguments: [String]) throws -> UInt16 {
         let output = "\(path)/server-\(servers.count).out"
         _ = FileManager.default.createFile(atPath: output, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "s_server", "-accept", "127.0.0.1:0", "-cert", "\(path)/\(name)-cert.pem", "-key", "\(path)/\(name)-key.pem",
-            mode, "-naccept", "1000",
-        ]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardOutput = handle
@@ -59,7 +64,7 @@ final class TLSTestFolder {
             return port != nil || !process.isRunning
         }
         guard let port else {
-            throw SystemCallError(call: "openssl s_server did not listen: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")", errno: ETIMEDOUT)
+            throw SystemCallError(call: "\(executable) did not listen: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")", errno: ETIMEDOUT)
         }
         return port
     }
@@ -85,5 +90,37 @@ final class TLSTestFolder {
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
+    }
+}
+
+extension TLSTestFolder {
+    /// A Python `ssl` server with `name`'s certificate on 127.0.0.1 that speaks first: once the
+    /// handshake is done it sends the line `banner` (ASCII, no quotes or backslashes) and holds
+    /// the connection open for a second. Returns its port.
+    func startBannerServer(for name: String, banner: String) throws -> UInt16 {
+        let script = """
+            import socket, ssl, sys, threading, time
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            # TLS 1.2 (the other tests' servers speak 1.3): its Finished and the banner leave
+            # back to back, and the checker may read both at once.
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain('\(path)/\(name)-cert.pem', '\(path)/\(name)-key.pem')
+            listener = socket.socket()
+            listener.bind(('127.0.0.1', 0))
+            listener.listen(16)
+            print('ACCEPT 127.0.0.1:%d' % listener.getsockname()[1], flush=True)
+            def serve(connection):
+                try:
+                    tls = context.wrap_socket(connection, server_side=True)
+                    tls.sendall(b'\(banner)\\r\\n')
+                    time.sleep(1)
+                    tls.close()
+                except Exception:
+                    connection.close()
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=serve, args=(connection,), daemon=True).start()
+            """
+        return try startServer(executable: "/usr/bin/python3", arguments: ["-c", script])
     }
 }

@@ -57,7 +57,11 @@ public final class TLSClientSession {
         guard let ssl = SSL_new(context.context) else {
             throw TLSError("SSL_new: \(TLSError.takeQueue(fallback: "out of memory"))")
         }
-        guard let incoming = BIO_new(BIO_s_mem()), let outgoing = BIO_new(BIO_s_mem()) else {
+        let incoming = BIO_new(BIO_s_mem())
+        let outgoing = BIO_new(BIO_s_mem())
+        guard let incoming, let outgoing else {
+            BIO_free(incoming)
+            BIO_free(outgoing)
             SSL_free(ssl)
             throw TLSError("BIO_new: \(TLSError.takeQueue(fallback: "out of memory"))")
         }
