@@ -97,3 +97,21 @@ func badTLSCheckKeysAreRefusedAtTheirPlace(text: String, line: Int, column: Int,
     #expect(api.health?.expect == Array("HTTP/1.1 200".utf8))
     #expect(api.backends.map(\.checkTLS) == [nil, false])
 }
+
+@Test func aReloadReportsABackendsCheckTLSChange() throws {
+    let old = try ConfigFile.parse("""
+        services:
+          a:
+            listen: [127.0.0.1:1]
+            health: {check-tls: true}
+            backends: ["127.0.0.1:2"]
+        """, file: "f")
+    let new = try ConfigFile.parse("""
+        services:
+          a:
+            listen: [127.0.0.1:1]
+            health: {check-tls: true}
+            backends: [{address: "127.0.0.1:2", check-tls: false}]
+        """, file: "f")
+    #expect(ConfigDifference(from: old, to: new).summary == ["a: backend 127.0.0.1:2 check-tls the service's -> false"])
+}
