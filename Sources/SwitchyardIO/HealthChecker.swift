@@ -11,6 +11,8 @@ import SwitchyardCore
 /// backend's `checkEndpoint`: the backend itself, or the agent its `check-port`/`check-address`
 /// name. Every backend has its own
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
+/// With `type: tls` or `check-tls` (issue 22) a TLS handshake runs on the connected socket first
+/// (`HealthProbeTLS`, HealthChecker+TLS.swift) and the check's bytes go through it.
 /// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
 /// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
 /// A probe that gets no socket because descriptors ran out (EMFILE, ENFILE) is no verdict on its
