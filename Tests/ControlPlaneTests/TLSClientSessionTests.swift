@@ -130,6 +130,36 @@ import Testing
         #expect(second.advance() == .failed("wrong version number"))
     }
 
+    @Test func randomBytesFromThePeerEndInAFailureOrAWaitNeverACrash() throws {
+        let context = try TLSContext.client(caFile: nil)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        var failures = 0
+        for round in 0..<300 {
+            let session = try TLSClientSession(context: context, serverName: "backend.test")
+            session.advance()
+            session.sendCiphertext { $0.count }
+            // Half the rounds start like a real handshake record (type 22, TLS 1.2) so that
+            // OpenSSL reads past the header into the garbage.
+            var bytes = (0..<Int(next() % 2048)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            if round % 2 == 0 { bytes = [0x16, 0x03, 0x03, UInt8(truncatingIfNeeded: next() % 64), UInt8(truncatingIfNeeded: next())] + bytes }
+            bytes.withUnsafeBytes { session.receiveCiphertext($0) }
+            if round % 3 == 0 { session.receiveEnd() }
+            switch session.advance() {
+            case .failed: failures += 1
+            case .handshaking: break
+            case .established, .closed: Issue.record("round \(round): garbage made a session")
+            }
+            #expect(session.readPlaintext().isEmpty)
+        }
+        #expect(failures > 150, "most garbage is refused at once: \(failures) of 300")
+    }
+
     @Test func anUnreadableCAFileIsAnError() {
         #expect {
             _ = try TLSContext.client(caFile: "/nonexistent/ca.pem")
