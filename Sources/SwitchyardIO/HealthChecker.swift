@@ -104,8 +104,9 @@ public final class HealthChecker: Sendable {
         }
     }
 
-    /// TLS checks (issue 22): a completed handshake's certificate expiry, for the metrics.
-    fileprivate func recordCertificate(backendID: Int, notAfter: Int64) {
+    /// TLS checks (issue 22): a completed handshake's certificate expiry, for the metrics; nil
+    /// forgets it (the backend's checks no longer use TLS).
+    fileprivate func recordCertificate(backendID: Int, notAfter: Int64?) {
         checkFigures.withLock { figures in
             var entry = figures[backendID] ?? CheckFigures(lastSeconds: 0, lastSucceeded: false, durations: LatencyHistogram())
             entry.certificateNotAfter = notAfter
@@ -323,6 +324,7 @@ private struct ProbeLoop {
         }
         for backend in snapshot.backends {
             let usesTLS = config.tls.applies(backendCheckTLS: backend.spec.checkTLS)  // Issue 22.
+            if scheduled[backend.id]?.usesTLS == true && !usesTLS { checker.recordCertificate(backendID: backend.id, notAfter: nil) }
             scheduled[backend.id]?.usesTLS = usesTLS
             let inMaintenance = backend.admin == .maint
             if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {

@@ -100,8 +100,11 @@ extension EndToEnd {
             let www = try servers.serve("www.test")
             let plainlyChecked = try servers.serve("www.test")
             let listen = try Sockets.freeEndpoint()
+            let metrics = try Sockets.freeEndpoint()
             // Two alike TLS servers: one checked inside TLS, one (check-tls: false) in plain text.
-            let proxy = try ConfiguredProxy(yaml: """
+            func yaml(wwwCheckTLS: String) -> String {
+                """
+                metrics: "\(metrics)"
                 services:
                   web:
                     listen: ["\(listen)"]
@@ -116,10 +119,12 @@ extension EndToEnd {
                       rise: 1
                       fall: 1
                     backends:
-                      - "\(www)"
+                      - {address: "\(www)", check-tls: \(wwwCheckTLS)}
                       - {address: "\(plainlyChecked)", check-tls: false}
 
-                """, listen: [listen])
+                """
+            }
+            let proxy = try ConfiguredProxy(yaml: yaml(wwwCheckTLS: "true"), listen: [listen])
             let plainName = plainlyChecked.description
             func row(_ name: String) -> (health: String, lastCheck: String)? {
                 guard let row = Self.rows(proxy)[name], let health = row["health"] as? String else { return nil }
@@ -131,6 +136,18 @@ extension EndToEnd {
             #expect(row(www.description)?.health == "up")
             #expect(row(plainName)?.lastCheck.hasPrefix("unexpected reply") == true || row(plainName)?.lastCheck.hasPrefix("connection closed") == true,
                     "\(row(plainName)?.lastCheck ?? "")")
+            let expirySeries = #"switchyard_backend_certificate_expiry_seconds{service="web",backend="\#(www)"}"#
+            #expect(metricValue(try httpGet(metrics, "/metrics"), expirySeries) != nil)
+            #expect(metricValue(try httpGet(metrics, "/metrics"), #"switchyard_backend_certificate_expiry_seconds{service="web",backend="\#(plainName)"}"#) == nil,
+                    "never checked over TLS")
+
+            // A reload turns TLS off for the first one too: checked in plain text, it goes down,
+            // and its certificate's expiry is no longer shown.
+            try proxy.rewrite(yaml(wwwCheckTLS: "false"))
+            let reload = try proxy.admin.send("reload")
+            #expect(reload.description.contains("web: backend \(www) check-tls true -> false"), "\(reload)")
+            #expect(eventually(timeout: 10) { row(www.description)?.health == "down" }, "\(Self.rows(proxy))")
+            #expect(metricValue(try httpGet(metrics, "/metrics"), expirySeries) == nil)
         }
     }
 }
