@@ -18,10 +18,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
-        // The only C: what Swift cannot import from liburing and glibc. No logic.
+        // The only C: what Swift cannot import from liburing, OpenSSL and glibc. No logic.
         .target(
             name: "CSwitchyard",
-            linkerSettings: [.linkedLibrary(":liburing.a")]
+            linkerSettings: [
+                .linkedLibrary(":liburing.a"),
+                // OpenSSL 3 (Debian's libssl-dev): TLS health checks (issue 22).
+                .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+            ]
         ),
         // Pure logic: parsing, balancing, health state, admin protocol, snapshots. No Glibc, no io_uring.
         .target(name: "SwitchyardCore", dependencies: [.product(name: "Yams", package: "Yams")]),

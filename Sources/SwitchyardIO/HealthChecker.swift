@@ -11,6 +11,8 @@ import SwitchyardCore
 /// backend's `checkEndpoint`: the backend itself, or the agent its `check-port`/`check-address`
 /// name. Every backend has its own
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
+/// With `type: tls` or `check-tls` (issue 22) a TLS handshake runs on the connected socket first
+/// (`HealthProbeTLS`, HealthChecker+TLS.swift) and the check's bytes go through it.
 /// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
 /// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
 /// A probe that gets no socket because descriptors ran out (EMFILE, ENFILE) is no verdict on its
@@ -79,6 +81,9 @@ public final class HealthChecker: Sendable {
         public var lastSeconds: Double
         public var lastSucceeded: Bool
         public var durations: LatencyHistogram
+        /// The `notAfter` (seconds since the Unix epoch) of the certificate of the backend's last
+        /// completed TLS handshake; nil without TLS checks (issue 22).
+        public var certificateNotAfter: Int64?
     }
 
     private let checkFigures = Mutex<[Int: CheckFigures]>([:])
@@ -95,6 +100,16 @@ public final class HealthChecker: Sendable {
             entry.lastSeconds = Double(nanoseconds) / 1e9
             entry.lastSucceeded = success
             entry.durations.record(nanoseconds: nanoseconds)
+            figures[backendID] = entry
+        }
+    }
+
+    /// TLS checks (issue 22): a completed handshake's certificate expiry, for the metrics; nil
+    /// forgets it (the backend's checks no longer use TLS).
+    fileprivate func recordCertificate(backendID: Int, notAfter: Int64?) {
+        checkFigures.withLock { figures in
+            var entry = figures[backendID] ?? CheckFigures(lastSeconds: 0, lastSucceeded: false, durations: LatencyHistogram())
+            entry.certificateNotAfter = notAfter
             figures[backendID] = entry
         }
     }
@@ -212,10 +227,14 @@ private struct ProbeLoop {
         var nextStart: ContinuousClock.Instant
         /// Resolved once and cached; nil until the first successful lookup.
         var address: SocketAddress?
+        /// Whether checks run inside TLS (`type: tls`, `check-tls`; issue 22).
+        var usesTLS = false
     }
 
-    private enum Phase {
+    private enum Phase: Equatable {
         case connecting
+        /// TLS checks (issue 22): connected, the TLS handshake runs.
+        case handshaking
         case sending(offset: Int)
         case reading
     }
@@ -226,6 +245,8 @@ private struct ProbeLoop {
         var reply: [UInt8] = []
         let started: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
+        /// The TLS layer once connected, for TLS checks (issue 22).
+        var tls: HealthProbeTLS?
     }
 
     let checker: HealthChecker
@@ -244,6 +265,8 @@ private struct ProbeLoop {
     /// The errno (EMFILE, ENFILE) of a probe of the current round that found no descriptor: the
     /// round's other probes are skipped without trying. nil while descriptors are to be had.
     private var roundOutOfDescriptors: Int32?
+    /// TLS checks (issue 22): the context their sessions are made from, on first use.
+    private var tlsContext = HealthTLSContext()
 
     init(checker: HealthChecker) {
         self.checker = checker
@@ -261,11 +284,12 @@ private struct ProbeLoop {
             pollIDs.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: checker.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
             for (id, probe) in probes {
-                let events: Int32
+                var events: Int32
                 switch probe.phase {
                 case .connecting, .sending: events = POLLOUT
-                case .reading: events = POLLIN
+                case .reading, .handshaking: events = POLLIN
                 }
+                if let tls = probe.tls { events = Int32(tls.pollEvents) }  // TLS checks (issue 22).
                 pollSet.append(pollfd(fd: probe.fd, events: Int16(events), revents: 0))
                 pollIDs.append(id)
             }
@@ -299,6 +323,9 @@ private struct ProbeLoop {
                 inMaintenance: backend.admin == .maint, nextStart: now + offset)
         }
         for backend in snapshot.backends {
+            let usesTLS = config.tls.applies(backendCheckTLS: backend.spec.checkTLS)  // Issue 22.
+            if scheduled[backend.id]?.usesTLS == true && !usesTLS { checker.recordCertificate(backendID: backend.id, notAfter: nil) }
+            scheduled[backend.id]?.usesTLS = usesTLS
             let inMaintenance = backend.admin == .maint
             if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {
                 // Back from maintenance (often a redeploy): distrust it until checked, at once.
@@ -432,6 +459,10 @@ private struct ProbeLoop {
     /// Handles poll events of one probe.
     private mutating func advance(probe id: Int, revents: Int32) {
         guard let probe = probes[id] else { return }
+        if probe.tls != nil, probe.phase != .connecting {  // TLS checks (issue 22).
+            advanceTLS(id: id)
+            return
+        }
         switch probe.phase {
         case .connecting:
             var error: Int32 = 0
@@ -448,10 +479,17 @@ private struct ProbeLoop {
             send(id: id, from: offset)
         case .reading:
             receive(id: id)
+        case .handshaking:
+            break
         }
     }
 
     private mutating func connected(id: Int) {
+        // TLS checks (issue 22): the handshake first; the check's steps follow it.
+        if let entry = scheduled[id], entry.usesTLS, probes[id]?.tls == nil {
+            startTLS(id: id, host: entry.endpoint.host)
+            return
+        }
         if config.send != nil {
             send(id: id, from: 0)
         } else if config.expect != nil {
@@ -463,6 +501,11 @@ private struct ProbeLoop {
 
     private mutating func send(id: Int, from offset: Int) {
         guard let probe = probes[id], let payload = config.send else { return }
+        if let tls = probe.tls {  // TLS checks (issue 22).
+            if let failure = tls.send(payload, fd: probe.fd) { return finish(id: id, .failure(reason: failure)) }
+            probes[id]?.phase = .sending(offset: 0)
+            return advanceTLS(id: id)
+        }
         let sent = payload.withUnsafeBytes { bytes in
             Glibc.send(probe.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
         }
@@ -495,14 +538,72 @@ private struct ProbeLoop {
         }
         probe.reply += chunk[0..<count]
         probes[id] = probe
-        if config.replyMatches(probe.reply) {
+        judgeReply(id: id, reply: probe.reply, closed: count == 0)
+    }
+
+    /// Passes, fails, or waits for more of `reply` (everything read so far); `closed`: the
+    /// backend closed after it.
+    private mutating func judgeReply(id: Int, reply: [UInt8], closed: Bool) {
+        if config.replyMatches(reply) {
             succeed(id: id, what: "expected reply")
-        } else if count == 0 {
-            finish(id: id, .failure(reason: probe.reply.isEmpty
+        } else if closed {
+            finish(id: id, .failure(reason: reply.isEmpty
                 ? "connection closed without a reply"
-                : "unexpected reply '\(Self.printable(probe.reply))' (then closed)"))
-        } else if !config.replyCouldStillMatch(probe.reply) {
-            finish(id: id, .failure(reason: "unexpected reply '\(Self.printable(probe.reply))'"))
+                : "unexpected reply '\(Self.printable(reply))' (then closed)"))
+        } else if !config.replyCouldStillMatch(reply) {
+            finish(id: id, .failure(reason: "unexpected reply '\(Self.printable(reply))'"))
+        }
+    }
+
+    // MARK: TLS checks (issue 22); the TLS layer itself is HealthProbeTLS (HealthChecker+TLS.swift).
+
+    /// Connected: starts the TLS handshake on the probe's socket.
+    private mutating func startTLS(id: Int, host: String) {
+        switch tlsContext.probe(for: config.tls, host: host) {
+        case let .failure(error):
+            finish(id: id, .failure(reason: "TLS: \(error.message)"))
+        case let .success(tls):
+            probes[id]?.tls = tls
+            probes[id]?.phase = .handshaking
+            advanceTLS(id: id)
+        }
+    }
+
+    /// The socket of a TLS probe is ready: moves bytes, then the handshake's end (the whole
+    /// check for `type: tls`), the check's sent bytes or its reply, as the phase expects.
+    private mutating func advanceTLS(id: Int) {
+        guard let probe = probes[id], let tls = probe.tls else { return }
+        let failure = tls.exchange(fd: probe.fd)
+        if let notAfter = tls.session.certificateNotAfter, probe.phase == .handshaking, tls.isEstablished || failure != nil {
+            checker.recordCertificate(backendID: id, notAfter: notAfter)
+        }
+        if let failure { return finish(id: id, .failure(reason: failure)) }
+        switch probe.phase {
+        case .handshaking:
+            guard tls.isEstablished else { return }
+            if config.tls.handshakeOnly {
+                succeed(id: id, what: "TLS handshake (\(tls.handshakeSummary(now: secondsSinceEpoch())))")
+            } else {
+                connected(id: id)
+                // A server that speaks first may have sent its banner with the handshake's end:
+                // judge what is here now instead of waiting for the socket to be readable again.
+                if probes[id]?.phase == .reading { advanceTLS(id: id) }
+            }
+        case .sending:
+            guard !tls.hasUnsentBytes else { return }
+            if config.expect != nil {
+                probes[id]?.phase = .reading
+                advanceTLS(id: id)
+            } else {
+                succeed(id: id, what: "connected over TLS and sent")
+            }
+        case .reading:
+            probes[id]?.reply += tls.takeReceived()
+            guard let reply = probes[id]?.reply else { return }
+            if reply.isEmpty && !tls.peerClosed { return }
+            judgeReply(id: id, reply: reply, closed: tls.peerClosed)
+        case .connecting:
+            break
         }
     }
 
@@ -511,6 +612,7 @@ private struct ProbeLoop {
             let during: String
             switch probe.phase {
             case .connecting: during = "connecting"
+            case .handshaking: during = "during the TLS handshake"
             case .sending: during = "sending"
             case .reading where probe.reply.isEmpty: during = "waiting for a reply"
             case .reading: during = "waiting for the expected reply; got '\(Self.printable(probe.reply))'"

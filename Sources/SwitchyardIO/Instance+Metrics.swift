@@ -58,6 +58,7 @@ extension Instance {
             MetricsSample.Listener(service: entry.service, listener: entry.endpoint.description, figures: byListener[entry.id] ?? ConnectionFigures())
         }
         var backends: [MetricsSample.Backend] = []
+        let now = secondsSinceEpoch()  // Certificate expiry of TLS checks (issue 22).
         for runtime in services.values.sorted(by: { $0.name < $1.name }) {
             for backend in runtime.registry.snapshot().backends {
                 let check = runtime.checkFigures(backend.id)
@@ -70,7 +71,8 @@ extension Instance {
                     bytesFromBackend: UInt64(max(0, backend.stats.bytesFromBackend.load(ordering: .relaxed))),
                     connectTime: connectTimes[.init(service: runtime.name, backendID: backend.id)] ?? LatencyHistogram(),
                     lastCheckSeconds: check?.lastSeconds, lastCheckSucceeded: check?.lastSucceeded,
-                    checkDuration: check?.durations ?? LatencyHistogram()))
+                    checkDuration: check?.durations ?? LatencyHistogram(),
+                    certificateExpirySeconds: check?.certificateNotAfter.map { Double($0 - now) }))
             }
         }
         let relay = context.configuration

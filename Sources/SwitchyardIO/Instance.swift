@@ -254,7 +254,12 @@ public final class Instance: Sendable {
     /// Stops the admin socket and the read-only one: startup failed, or shutdown.
     private func stopAdminSockets(_ admin: AdminServer?) {
         admin?.stop()
-        readOnlyAdmin.withLock { $0 }?.stop()
+        // Taken out, not only stopped: its controller holds this instance, and a server kept
+        // here made a cycle that LeakSanitizer reported at exit.
+        readOnlyAdmin.withLock { server -> AdminServer? in
+            defer { server = nil }
+            return server
+        }?.stop()
     }
 
     /// Makes and starts the read-only admin socket, if the configuration has one.

@@ -118,8 +118,8 @@ final class Dnsmasq {
 
 /// Runs `process` from a short-lived thread whose signal mask is empty: a child inherits the
 /// spawning thread's mask, and the test runner's threads block SIGTERM and SIGHUP, which dnsmasq
-/// must receive (as `SwitchyardProcess` does for the proxy).
-private func runWithDefaultSignalMask(_ process: Process) throws {
+/// (and `openssl s_server`) must receive (as `SwitchyardProcess` does for the proxy).
+func runWithDefaultSignalMask(_ process: Process) throws {
     let outcome = Mutex<Result<Void, any Error>?>(nil)
     let thread = Thread {
         var empty = sigset_t()
@@ -130,7 +130,7 @@ private func runWithDefaultSignalMask(_ process: Process) throws {
     }
     thread.start()
     guard timeUntil(.seconds(10), { outcome.withLock { $0 != nil } }) != nil else {
-        throw SystemCallError(call: "launching dnsmasq did not return within 10 s", errno: ETIMEDOUT)
+        throw SystemCallError(call: "launching \(process.executableURL?.lastPathComponent ?? "a peer") did not return within 10 s", errno: ETIMEDOUT)
     }
     try outcome.withLock { $0 }?.get()
 }

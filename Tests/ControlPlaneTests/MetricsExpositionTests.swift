@@ -49,7 +49,7 @@ enum KnownFigures {
                 .init(service: "default", address: "10.0.0.5:6379", weight: 2, healthy: true, state: .ready,
                       active: 1, connections: 4, failures: 1, bytesToBackend: 100, bytesFromBackend: 2000,
                       connectTime: histogram(backendConnectValues), lastCheckSeconds: 0.0015, lastCheckSucceeded: true,
-                      checkDuration: histogram(checkValues)),
+                      checkDuration: histogram(checkValues), certificateExpirySeconds: 86_340),
             ],
             providedBuffers: 1024, providedBuffersInUse: 3, pipesInUse: 2, accessLogDroppedLines: 7)
     }
@@ -162,6 +162,9 @@ enum KnownFigures {
         lines += family("switchyard_backend_check_duration_seconds", "histogram", "Round trips of completed health checks of the backend.",
                         histogramLines("switchyard_backend_check_duration_seconds", backend5, checkValues)
                             + histogramLines("switchyard_backend_check_duration_seconds", backend6, []))
+        lines += family("switchyard_backend_certificate_expiry_seconds", "gauge",
+                        "Seconds until the certificate the backend presented to its last TLS health check expires (negative once expired).",
+                        ["switchyard_backend_certificate_expiry_seconds{\(backend5)} 86340.0"])
         lines += family("switchyard_provided_buffers", "gauge", "Receive buffers in the workers' provided-buffer pools.",
                         ["switchyard_provided_buffers 1024.0"])
         lines += family("switchyard_provided_buffers_in_use", "gauge", "Receive buffers holding data now.",

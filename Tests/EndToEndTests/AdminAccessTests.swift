@@ -110,7 +110,7 @@ extension EndToEnd {
             let proxy = try SwitchyardProcess(
                 arguments: ["serve", "--listen", listen.description, "--no-health-check", backend.endpoint.description],
                 listenEndpoints: [listen], launcher: Self.privateRun(setup: "mkdir -m 755 /run/switchyard"))
-            #expect(proxy.waitForExit(timeout: 10) == 1)
+            #expect(proxy.waitForExit(timeout: 30) == 1)
             #expect(proxy.standardError == "switchyard: error: /run/switchyard has mode 0755: group or others may access it; run 'chmod 700 /run/switchyard' or pass --admin-socket PATH\n")
         }
 
@@ -140,13 +140,13 @@ extension EndToEnd {
             let config = folder.path + "/switchyard.yaml"
             try ConfiguredProxy.write("admin-socket: \(path)\nservices:\n  main:\n    listen: [\"\(listen)\"]\n    health: off\n    backends: [\"\(backend.endpoint)\"]\n", to: config)
             let taker = try SwitchyardProcess(arguments: ["serve", "--config", config, "--takeover"])
-            #expect(taker.waitForExit(timeout: 15) == 1)
+            #expect(taker.waitForExit(timeout: 30) == 1)
             #expect(taker.standardError.hasPrefix("switchyard: error: takeover failed: \(refusal)"), "\(taker.standardError)")
             #expect(taker.standardError.contains("runs as uid 65534"), "\(taker.standardError)")
 
             // Nor does serve start on it as if it were its own.
             let server = try SwitchyardProcess(arguments: ["serve", "--config", config])
-            #expect(server.waitForExit(timeout: 15) == 1)
+            #expect(server.waitForExit(timeout: 30) == 1)
             #expect(server.standardError.hasPrefix("switchyard: error: the admin socket path \(path) is served by pid "), "\(server.standardError)")
             #expect(server.standardError.hasSuffix(" of uid 65534, another user; choose a path in a directory only this user can write to (--admin-socket)\n"), "\(server.standardError)")
         }
@@ -208,7 +208,7 @@ extension EndToEnd {
             #expect(try readOnly.backends()[a.endpoint.description]?["state"] as? String == "drain")
             // It goes with the process.
             proxy.process.terminate()
-            #expect(proxy.process.waitForExit(timeout: 10) == 0)
+            #expect(proxy.process.waitForExit(timeout: 30) == 0)
             #expect(access(readOnlyPath, F_OK) != 0)
         }
     }

@@ -139,7 +139,7 @@ extension EndToEnd {
                 "serve", "--listen", try Sockets.freeEndpoint().description, "--workers", "1",
                 "--no-health-check", "--admin-socket", path, backend.endpoint.description,
             ])
-            let secondStatus = second.waitForExit(timeout: 10)
+            let secondStatus = second.waitForExit(timeout: 30)
             #expect(secondStatus != nil && secondStatus != 0, "second serve on the same socket: exit \(String(describing: secondStatus))")
             let errorLines = second.standardError.split(separator: "\n", omittingEmptySubsequences: true)
             #expect(errorLines.count == 1, "expected one error line, got:\n\(second.standardError)")
@@ -167,7 +167,7 @@ extension EndToEnd {
 
             // A graceful stop removes the socket file.
             third.terminate()
-            let thirdStatus = third.waitForExit(timeout: 10)
+            let thirdStatus = third.waitForExit(timeout: 30)
             #expect(thirdStatus == 0, "SIGTERM: exit \(String(describing: thirdStatus)); stderr:\n\(third.standardError)")
             #expect(!FileManager.default.fileExists(atPath: path), "the socket file is still there after SIGTERM")
         }

@@ -107,7 +107,7 @@ extension EndToEnd {
         @Test func topNeedsATerminal() throws {
             let socketPath = SwitchyardProcess.temporaryAdminSocketPath()
             let process = try SwitchyardProcess(arguments: ["admin", "--socket", socketPath, "top"])
-            #expect(process.waitForExit(timeout: 5) == 2)
+            #expect(process.waitForExit(timeout: 30) == 2)
             #expect(process.standardError.hasPrefix("switchyard admin top: needs a terminal"))
         }
     }

@@ -216,7 +216,7 @@ extension EndToEnd {
                 #expect(saved.contains("drain s/\(a.endpoint)"), "\(saved)")
                 #expect(saved.contains("weight s/\(b.endpoint) 9"), "\(saved)")
                 proxy.process.terminate()
-                #expect(proxy.process.waitForExit(timeout: 10) == 0)
+                #expect(proxy.process.waitForExit(timeout: 30) == 0)
             }
             let restarted = SwitchyardProcessBox(try ConfiguredProxy(yaml: yaml, listen: [listen], folder: folder))
             let rows = try adminBackendRows(socketPath: restarted.proxy.admin.path)
@@ -240,7 +240,7 @@ extension EndToEnd {
 
             let proxy = try SwitchyardProcess(arguments: ["serve", "--config", folder + "/bad.yaml"])
 
-            #expect(proxy.waitForExit(timeout: 5) == 1)
+            #expect(proxy.waitForExit(timeout: 30) == 1)
             #expect(proxy.standardError.contains("the state file is corrupt, nothing was started: \(folder)/state:1:1"), "\(proxy.standardError)")
         }
 
@@ -265,12 +265,12 @@ extension EndToEnd {
             let unresolvable = try SwitchyardProcess(arguments: ["check-config", folder + "/unresolvable.yaml"])
             let missing = try SwitchyardProcess(arguments: ["check-config", folder + "/missing.yaml"])
 
-            #expect(good.waitForExit(timeout: 10) == 0, "\(good.standardError)")
-            #expect(bad.waitForExit(timeout: 10) == 1)
+            #expect(good.waitForExit(timeout: 30) == 0, "\(good.standardError)")
+            #expect(bad.waitForExit(timeout: 30) == 1)
             #expect(bad.standardError.contains("bad.yaml:2:75: balance: 'fastest' is not one of"), "\(bad.standardError)")
-            #expect(unresolvable.waitForExit(timeout: 20) == 1)
+            #expect(unresolvable.waitForExit(timeout: 30) == 1)
             #expect(unresolvable.standardError.contains("no-such-host.invalid"), "\(unresolvable.standardError)")
-            #expect(missing.waitForExit(timeout: 10) == 1)
+            #expect(missing.waitForExit(timeout: 30) == 1)
             #expect(missing.standardError.contains("no such file"), "\(missing.standardError)")
         }
     }

@@ -110,7 +110,7 @@ extension EndToEnd {
                     dns: pool.test:7001
                 """, to: folder + "/both.yaml")
             let check = try SwitchyardProcess(arguments: ["check-config", folder + "/both.yaml"])
-            #expect(check.waitForExit(timeout: 10) == 1)
+            #expect(check.waitForExit(timeout: 30) == 1)
             #expect(check.standardError.contains("both.yaml:5:10: service 'pool' has both backends and dns"), "\(check.standardError)")
         }
     }

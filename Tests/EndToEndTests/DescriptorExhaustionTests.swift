@@ -165,7 +165,7 @@ extension EndToEnd {
             // Accepting may be paused (backing off after EMFILE) with no accept armed: the
             // listener must still be closed and the process must still exit.
             proxy.terminate()
-            let status = proxy.waitForExit(timeout: 6)
+            let status = proxy.waitForExit(timeout: 30)
             #expect(status == 0, "exit status \(String(describing: status)); stderr:\n\(proxy.standardError)")
             for connection in held { connection.close() }
         }

@@ -91,10 +91,11 @@ extension EndToEnd {
             defer { if !finished { _ = load.finish() } }
 
             // Both fast: both serve. (Which one serves more then is noise: with near-idle
-            // backends the one measured a few microseconds faster wins most comparisons.)
+            // backends the one measured a few microseconds faster wins most comparisons; on a
+            // busy machine 126 to 4 was seen.)
             usleep(2_000_000)
             let healthy = load.reached(from: 0.5, to: 2)
-            #expect(Self.share("b1", healthy) >= 0.1 && Self.share("b2", healthy) >= 0.1, "healthy: \(healthy)")
+            #expect(healthy["b1", default: 0] >= 1 && healthy["b2", default: 0] >= 1, "healthy: \(healthy)")
 
             // Half the SYNs sent to b1 are dropped from now on.
             try topology.backends[0].nft("""

@@ -91,7 +91,7 @@ extension EndToEnd {
             let listen = try Sockets.freeEndpoint()
             let proxy = try SwitchyardProcess(arguments: ["serve", "--listen", listen.description, "--no-admin-socket"] + flags + ["127.0.0.1:9"])
             defer { proxy.kill() }
-            #expect(proxy.waitForExit(timeout: 5) == 64, "\(proxy.standardError)")
+            #expect(proxy.waitForExit(timeout: 30) == 64, "\(proxy.standardError)")
             #expect(proxy.standardError.contains(named), "\(proxy.standardError)")
         }
 

@@ -31,7 +31,7 @@ extension EndToEnd {
             #expect(proxy.isRunning, "exited while a connection was still open; stderr:\n\(proxy.standardError)")
 
             client.close()
-            let status = proxy.waitForExit(timeout: 5)
+            let status = proxy.waitForExit(timeout: 30)
             #expect(status == 0, "exit status \(status.map(String.init) ?? "none, still running"); stderr:\n\(proxy.standardError)")
         }
 

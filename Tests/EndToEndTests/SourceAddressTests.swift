@@ -58,7 +58,7 @@ extension EndToEnd {
             let path = folder + "/bad.yaml"
             try ConfiguredProxy.write("services:\n  main:\n    listen: [\"127.0.0.1:1\"]\n    source: 127.0.0.4\n    backends: [\"[::1]:5432\"]\n", to: path)
             let check = try SwitchyardProcess(arguments: ["check-config", path])
-            #expect(check.waitForExit(timeout: 10) == 1)
+            #expect(check.waitForExit(timeout: 30) == 1)
             #expect(check.standardError.contains("bad.yaml:5:16: backend [::1]:5432 is IPv6 but source lists only IPv4 addresses (127.0.0.4)"),
                     "\(check.standardError)")
             _ = proxy

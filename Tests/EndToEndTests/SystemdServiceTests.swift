@@ -58,7 +58,7 @@ extension EndToEnd {
             // SIGTERM: STOPPING=1, then exit 0.
             proxy.terminate()
             #expect(notify.nextEvent(timeout: 5)?.hasPrefix("STOPPING=1\n") == true, "\(notify.received)")
-            #expect(proxy.waitForExit(timeout: 15) == 0)
+            #expect(proxy.waitForExit(timeout: 30) == 0)
         }
 
         @Test func aProcessThatTookOverSendsMainPIDAndTheOneTakenOverNeverStopping() throws {
@@ -78,14 +78,14 @@ extension EndToEnd {
             let main = notify.nextEvent(timeout: 10)
             #expect(main?.hasPrefix("MAINPID=\(new.pid)\nREADY=1\n") == true, "\(notify.received); \(new.standardError)")
             // The old process had no connection open: it exits at once, without STOPPING=1.
-            #expect(old.waitForExit(timeout: 10) == 0, "\(old.standardError)")
+            #expect(old.waitForExit(timeout: 30) == 0, "\(old.standardError)")
             while notify.next(timeout: 0.3) != nil {}
             #expect(!notify.received.contains { $0.contains("STOPPING=1") }, "\(notify.received)")
             #expect(try IdentifiedClient(through: listen).backendName == "a")
 
             new.terminate()
             #expect(notify.nextEvent(timeout: 5)?.hasPrefix("STOPPING=1\n") == true, "\(notify.received)")
-            #expect(new.waitForExit(timeout: 15) == 0)
+            #expect(new.waitForExit(timeout: 30) == 0)
         }
 
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: socketActivate), "needs \(socketActivate) (Debian package systemd)"))
@@ -119,7 +119,7 @@ extension EndToEnd {
             }
             first?.close()
             proxy.terminate()
-            #expect(proxy.waitForExit(timeout: 15) == 0)
+            #expect(proxy.waitForExit(timeout: 30) == 0)
         }
 
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: socketActivate), "needs \(socketActivate) (Debian package systemd)"))
@@ -137,7 +137,7 @@ extension EndToEnd {
                 trigger = try? TCPConnection(to: listen, timeout: 1)
                 return trigger != nil
             })
-            #expect(proxy.waitForExit(timeout: 15) == 1)
+            #expect(proxy.waitForExit(timeout: 30) == 1)
             // systemd-socket-activate's own lines come first.
             #expect(proxy.standardError.hasSuffix("\nswitchyard: error: service main listens on \(missing), but systemd passed no socket for it; add ListenStream=\(missing) to the socket unit\n"), "\(proxy.standardError)")
         }
@@ -190,7 +190,7 @@ extension EndToEnd {
             #expect(try IdentifiedClient(through: keptEndpoint).backendName == "a")
 
             proxy.terminate()
-            #expect(proxy.waitForExit(timeout: 15) == 0, "\(proxy.output)")
+            #expect(proxy.waitForExit(timeout: 30) == 0, "\(proxy.output)")
         }
 
         /// `socket:[INODE]`, what /proc/PID/fd/N links to for the socket behind `fd`.

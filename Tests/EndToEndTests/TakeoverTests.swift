@@ -126,12 +126,12 @@ extension EndToEnd {
             let streamed = outcomes.reduce(0) { $0 + $1.bytes }
 
             // Its last connection gone, the old process exits 0 long before its 30 s grace.
-            let status = old.process.waitForExit(timeout: 10)
+            let status = old.process.waitForExit(timeout: 30)
             #expect(status == 0, "old: exit \(status.map(String.init) ?? "none"); \(old.process.standardError)")
             #expect(new.isRunning, "\(new.standardError)")
             print("takeover \(scenario.testDescription): \(total - beforeTakeover) connections from the start of the takeover, \(atCommit - beforeTakeover) before its commit (\(String(format: "%.2f", handoverSeconds)) s), failures \(failures.count); 20 streams, \(streamed) bytes echoed intact")
             new.terminate()
-            #expect(new.waitForExit(timeout: 10) == 0)
+            #expect(new.waitForExit(timeout: 30) == 0)
         }
 
         /// A process that asks for the handover and goes away changes nothing; while it is
@@ -182,7 +182,7 @@ extension EndToEnd {
             let broken = old.folder + "/broken.yaml"
             try ConfiguredProxy.write("admin-socket: \(old.admin.path)\nservices:\n  main:\n    listen: [\"\(listen)\"]\n    conect-timeout: 1s\n    backends: [\"\(a.endpoint)\"]\n", to: broken)
             let first = try SwitchyardProcess(arguments: ["serve", "--config", broken, "--takeover"])
-            #expect(first.waitForExit(timeout: 10) == 1)
+            #expect(first.waitForExit(timeout: 30) == 1)
             #expect(first.standardError.hasPrefix("switchyard: error: \(broken):5:5: unknown key 'conect-timeout'"), "\(first.standardError)")
 
             // A new listen address someone else holds: the handover was received, then given up.
@@ -192,7 +192,7 @@ extension EndToEnd {
             let busy = old.folder + "/busy.yaml"
             try ConfiguredProxy.write("admin-socket: \(old.admin.path)\n" + Self.config(workers: 2, listen: [listen, taken], backends: [a]), to: busy)
             let second = try SwitchyardProcess(arguments: ["serve", "--config", busy, "--takeover"])
-            #expect(second.waitForExit(timeout: 15) == 1)
+            #expect(second.waitForExit(timeout: 30) == 1)
             let reason = second.standardError.split(separator: "\n").last.map(String.init) ?? ""
             #expect(reason == "switchyard: error: takeover failed: cannot listen: bind(\(taken)): address already in use (another process holds the port); pid \(old.process.pid) carries on", "\(second.standardError)")
             #expect(eventually(timeout: 5) { old.process.standardError.contains("abandoned before its commit") }, "\(old.process.standardError)")
@@ -218,14 +218,14 @@ extension EndToEnd {
             // Nothing at the path.
             let missing = old.folder + "/missing.sock"
             let first = try SwitchyardProcess(arguments: ["serve", "--config", config, "--admin-socket", missing, "--takeover"])
-            #expect(first.waitForExit(timeout: 10) == 1)
+            #expect(first.waitForExit(timeout: 30) == 1)
             #expect(first.standardError == "switchyard: error: takeover failed: cannot reach the running switchyard: connect \(missing): No such file or directory (ENOENT) (is it serving this --admin-socket?)\n")
 
             // Something else at the path: a UNIX server that greets and hangs up.
             let foreign = old.folder + "/foreign.sock"
             let server = try GreetingUnixServer(path: foreign, greeting: "hello from something else\n")
             let second = try SwitchyardProcess(arguments: ["serve", "--config", config, "--admin-socket", foreign, "--takeover"])
-            #expect(second.waitForExit(timeout: 15) == 1)
+            #expect(second.waitForExit(timeout: 30) == 1)
             #expect(second.standardError == "switchyard: error: takeover failed: \(foreign) is not the admin socket of a switchyard that can hand over: it answered 'hello from something else'\n")
             server.stop()
 
@@ -271,9 +271,9 @@ extension EndToEnd {
             #expect(backends[b.endpoint.description]?["state"] as? String == "drain", "\(backends)")
             oldAdmin.close()
             held.close()
-            #expect(old.process.waitForExit(timeout: 10) == 0, "\(old.process.standardError)")
+            #expect(old.process.waitForExit(timeout: 30) == 0, "\(old.process.standardError)")
             new.terminate()
-            #expect(new.waitForExit(timeout: 10) == 0)
+            #expect(new.waitForExit(timeout: 30) == 0)
         }
 
         /// The read-only socket is not handed over: the old process stops serving it at the
@@ -294,7 +294,7 @@ extension EndToEnd {
             #expect(moved, "new: \(new.standardError)\nold: \(old.process.standardError)")
             #expect(try readOnly.send("drain main/\(a.endpoint)").status == "ERROR: read-only admin socket")
             new.terminate()
-            #expect(new.waitForExit(timeout: 10) == 0)
+            #expect(new.waitForExit(timeout: 30) == 0)
             #expect(access(readOnly.path, F_OK) != 0)
         }
 
@@ -320,7 +320,7 @@ extension EndToEnd {
             let other = try Sockets.freeEndpoint()
             try ConfiguredProxy.write("admin-socket: \(old.folder)/intruder.sock\nmetrics: \(metrics)\n" + Self.config(workers: 1, listen: [other], backends: [a]), to: intruderConfig)
             let intruder = try SwitchyardProcess(arguments: ["serve", "--config", intruderConfig])
-            #expect(intruder.waitForExit(timeout: 10) == 1)
+            #expect(intruder.waitForExit(timeout: 30) == 1)
             #expect(intruder.standardError.contains("cannot listen for metrics on \(metrics): bind(\(metrics)): Address already in use"), "\(intruder.standardError)")
 
             let new = try SwitchyardProcess(arguments: ["serve", "--config", old.configPath, "--takeover"], listenEndpoints: [listen])
@@ -329,7 +329,7 @@ extension EndToEnd {
             for _ in 0..<10 {
                 #expect(try accepted() < 30)
             }
-            #expect(old.process.waitForExit(timeout: 10) == 0)
+            #expect(old.process.waitForExit(timeout: 30) == 0)
         }
 
         /// A listener written with a hostname keeps its name across the takeover: the new
@@ -392,7 +392,7 @@ extension EndToEnd {
             #expect(try Self.commandLine(of: Int32(successor)) == oldArguments + ["--takeover"])
             // (Foundation notices the exit only once every copy of a descriptor it gave the
             // child is closed: the successor must not have inherited it.)
-            #expect(proxy.process.waitForExit(timeout: 10) == 0, "\(proxy.process.standardError)")
+            #expect(proxy.process.waitForExit(timeout: 30) == 0, "\(proxy.process.standardError)")
             #expect(proxy.process.standardError.contains("SIGUSR2: started \(oldArguments[0]) "), "\(proxy.process.standardError)")
 
             let before = loop.successes

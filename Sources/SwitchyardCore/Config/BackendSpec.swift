@@ -28,6 +28,9 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public var checkPort: UInt16?
     /// The host health checks connect to instead of the backend's; nil checks the backend's host.
     public var checkAddress: String?
+    /// `check-tls` of this backend (issue 22): whether its checks run inside TLS; nil takes
+    /// the service's `health` `check-tls`.
+    public var checkTLS: Bool?
 
     // PROXY protocol.
     /// `send-proxy` of this backend; nil takes the service's.

@@ -132,6 +132,11 @@ public struct ConfigDifference: Equatable, Sendable {
                 if backend.old.sendProxy != backend.new.sendProxy {
                     lines.append("\(name): backend \(backend.new.endpoint) send-proxy \(backend.old.sendProxy?.rawValue ?? "off") -> \(backend.new.sendProxy?.rawValue ?? "off")")
                 }
+                // TLS in checks (issue 22).
+                if backend.old.checkTLS != backend.new.checkTLS {
+                    let text = { (value: Bool?) in value.map { "\($0)" } ?? "the service's" }
+                    lines.append("\(name): backend \(backend.new.endpoint) check-tls \(text(backend.old.checkTLS)) -> \(text(backend.new.checkTLS))")
+                }
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
             if change.settingsChanged && !change.onlyProxyProtocolChanged { lines.append("\(name): settings changed") }

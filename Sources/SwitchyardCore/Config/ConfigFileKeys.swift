@@ -423,6 +423,7 @@ struct RawService: Decodable {
 /// `health:` as a mapping, or `off`.
 struct RawHealth: Decodable {
     static let keys = ["interval", "timeout", "rise", "fall", "send", "expect", "expect-match"]
+        + ["type", "check-tls", "server-name", "ca-file"]  // TLS in checks (issue 22).
 
     var off = false
     var interval: Duration?
@@ -432,6 +433,11 @@ struct RawHealth: Decodable {
     var send: [UInt8]?
     var expect: [UInt8]?
     var expectMatch: HealthCheckConfig.ExpectMatch?
+    // TLS in checks (issue 22).
+    var type: String?
+    var checkTLS: Bool?
+    var serverName: String?
+    var caFile: String?
 
     init(from decoder: any Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
@@ -451,6 +457,14 @@ struct RawHealth: Decodable {
         send = try container.parsed("send", HealthCheckConfig.decodeEscapes)
         expect = try container.parsed("expect", HealthCheckConfig.decodeEscapes)
         expectMatch = try container.choice("expect-match", HealthCheckConfig.ExpectMatch.self)
+        // TLS in checks (issue 22).
+        type = try container.parsed("type") { (text) throws(ConfigError) -> String in
+            guard ["tcp", "tls"].contains(text) else { throw ConfigError("'\(text)' is not one of tcp, tls") }
+            return text
+        }
+        checkTLS = try container.flag("check-tls")
+        serverName = try container.parsed("server-name", HealthCheckTLS.parseServerName)
+        caFile = try container.parsed("ca-file", HealthCheckTLS.parseCAFile)
     }
 
     func merged(over defaults: RawHealth) -> RawHealth {
@@ -463,6 +477,11 @@ struct RawHealth: Decodable {
         result.send = send ?? defaults.send
         result.expect = expect ?? defaults.expect
         result.expectMatch = expectMatch ?? defaults.expectMatch
+        // TLS in checks (issue 22).
+        result.type = type ?? defaults.type
+        result.checkTLS = checkTLS ?? defaults.checkTLS
+        result.serverName = serverName ?? defaults.serverName
+        result.caFile = caFile ?? defaults.caFile
         return result
     }
 
@@ -475,6 +494,9 @@ struct RawHealth: Decodable {
         config.send = send
         config.expect = expect
         if let expectMatch { config.expectMatch = expectMatch }
+        // TLS in checks (issue 22).
+        config.tls = HealthCheckTLS(
+            handshakeOnly: type == "tls", checkTLS: checkTLS ?? false, serverName: serverName, caFile: caFile)
         return config
     }
 }
@@ -483,6 +505,7 @@ struct RawHealth: Decodable {
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
+        + ["check-tls"]  // TLS in checks (issue 22).
         + ["priority"]  // Failover tiers.
 
     var spec: BackendSpec
@@ -536,5 +559,6 @@ struct RawBackend: Decodable {
         spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
             try BackendSpec.parseCheckAddress(text, context: nil)
         }
+        spec.checkTLS = try container.flag("check-tls")  // TLS in checks (issue 22).
     }
 }

@@ -21,6 +21,8 @@ public struct HealthCheckConfig: Sendable, Equatable {
     /// Bytes the reply must hold; nil makes a successful connect (and send) enough.
     public var expect: [UInt8]?
     public var expectMatch: ExpectMatch
+    /// TLS in checks: `type: tls`, `check-tls`, `server-name`, `ca-file` (issue 22).
+    public var tls = HealthCheckTLS()
 
     public init(
         interval: Duration = .seconds(2), timeout: Duration = .seconds(1), rise: Int = 2, fall: Int = 3,
@@ -68,6 +70,10 @@ public struct HealthCheckConfig: Sendable, Equatable {
             guard expect.count <= Self.maximumReply else {
                 throw ConfigError("health check expect text is longer than \(Self.maximumReply) bytes")
             }
+        }
+        // TLS in checks (issue 22).
+        if tls.handshakeOnly && (send != nil || expect != nil) {
+            throw ConfigError("health type tls checks the handshake alone; to send and expect inside TLS, use check-tls: true")
         }
     }
 
@@ -146,6 +152,7 @@ public struct HealthCheckConfig: Sendable, Equatable {
         var kind = "tcp connect"
         if send != nil { kind += " + send" }
         if expect != nil { kind += " + expect (\(expectMatch.rawValue))" }
+        if tls.handshakeOnly || tls.checkTLS { kind = tls.handshakeOnly ? tls.summary : kind + tls.summary }  // Issue 22.
         return "\(kind) every \(interval.shortDescription), timeout \(timeout.shortDescription), rise \(rise), fall \(fall)"
     }
 }

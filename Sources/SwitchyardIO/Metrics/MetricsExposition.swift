@@ -156,6 +156,8 @@ public enum MetricsExposition {
                   backends.compactMap { entry in entry.backend.lastCheckSucceeded.map { (entry.labels, $0 ? 1 : 0) } })
         out.histogram("switchyard_backend_check_duration_seconds", "Round trips of completed health checks of the backend.",
                       backends.map { ($0.labels, $0.backend.checkDuration) })
+        out.gauge("switchyard_backend_certificate_expiry_seconds", "Seconds until the certificate the backend presented to its last TLS health check expires (negative once expired).",
+                  backends.compactMap { entry in entry.backend.certificateExpirySeconds.map { (entry.labels, $0) } })
 
         out.gauge("switchyard_provided_buffers", "Receive buffers in the workers' provided-buffer pools.",
                   [([], Double(sample.providedBuffers))])

@@ -44,12 +44,16 @@ public struct MetricsSample: Sendable {
         public var lastCheckSucceeded: Bool?
         /// Every completed health check's round trip.
         public var checkDuration: LatencyHistogram
+        /// Seconds until the certificate of its last TLS check's handshake expires (negative once
+        /// expired); nil without TLS checks (issue 22).
+        public var certificateExpirySeconds: Double?
 
         public init(
             service: String, address: String, weight: Int, healthy: Bool, state: AdminState,
             active: Int, connections: UInt64, failures: UInt64, bytesToBackend: UInt64, bytesFromBackend: UInt64,
             connectTime: LatencyHistogram = LatencyHistogram(), lastCheckSeconds: Double? = nil,
-            lastCheckSucceeded: Bool? = nil, checkDuration: LatencyHistogram = LatencyHistogram()
+            lastCheckSucceeded: Bool? = nil, checkDuration: LatencyHistogram = LatencyHistogram(),
+            certificateExpirySeconds: Double? = nil
         ) {
             self.service = service
             self.address = address
@@ -65,6 +69,7 @@ public struct MetricsSample: Sendable {
             self.lastCheckSeconds = lastCheckSeconds
             self.lastCheckSucceeded = lastCheckSucceeded
             self.checkDuration = checkDuration
+            self.certificateExpirySeconds = certificateExpirySeconds
         }
     }
 

@@ -63,7 +63,7 @@ final class AdminConnection: @unchecked Sendable {
                 }
             }
         } catch {
-            Glibc.close(fd)
+            close()  // marks it closed: deinit runs even though init throws
             throw error
         }
     }

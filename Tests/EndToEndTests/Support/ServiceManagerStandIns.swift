@@ -24,7 +24,7 @@ final class NotifyListener: @unchecked Sendable {
                 withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } }
             }
         } catch {
-            close(fd)
+            // deinit runs even though init throws (every property is set) and closes it.
             throw error
         }
     }

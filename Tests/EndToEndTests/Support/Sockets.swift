@@ -216,7 +216,10 @@ final class TCPConnection: @unchecked Sendable {
                 try systemCall("connect") { connect(fd, address, length) }
             }
         } catch {
+            // deinit runs even though init throws (every property is set): close here once
+            // and mark it, or deinit closes the number again, by then perhaps another socket's.
             Glibc.close(fd)
+            isClosed = true
             throw error
         }
     }

@@ -1,0 +1,62 @@
+import CSwitchyard
+
+/// A failure of OpenSSL, with its own words (its error queue's reason, such as
+/// `wrong version number`, or a verification result such as `Hostname mismatch`).
+public struct TLSError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+
+    /// Empties this thread's OpenSSL error queue and names its first (root) error: the reason
+    /// text when OpenSSL has one, else its full error string; `fallback` when the queue is empty.
+    static func takeQueue(fallback: String) -> String {
+        let first = ERR_get_error()
+        while ERR_get_error() != 0 {}
+        guard first != 0 else { return fallback }
+        if let reason = ERR_reason_error_string(first) { return String(cString: reason) }
+        var text = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(first, &text, text.count)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// An OpenSSL `SSL_CTX`: what every session made from it shares (protocol, trusted CAs).
+/// Immutable once made, so any thread may make sessions from it (OpenSSL locks the context's
+/// own reference counts); the sessions themselves belong to one thread.
+public final class TLSContext: @unchecked Sendable {
+    let context: OpaquePointer
+    /// Whether sessions verify the peer's chain (and name) against the loaded CAs.
+    public let verifiesPeer: Bool
+
+    private init(context: OpaquePointer, verifiesPeer: Bool) {
+        self.context = context
+        self.verifiesPeer = verifiesPeer
+    }
+
+    deinit { SSL_CTX_free(context) }
+
+    /// A client context: TLS 1.2 or later; with `caFile` (PEM, one or more certificates) the
+    /// sessions verify the server's chain against it, without it they complete the handshake
+    /// and verify nothing. Throws when the file cannot be read or holds no certificate.
+    public static func client(caFile: String?) throws(TLSError) -> TLSContext {
+        ERR_clear_error()
+        guard let context = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSError("SSL_CTX_new: \(TLSError.takeQueue(fallback: "out of memory"))")
+        }
+        let made = TLSContext(context: context, verifiesPeer: caFile != nil)
+        guard swy_ssl_ctx_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw TLSError("SSL_CTX_set_min_proto_version: \(TLSError.takeQueue(fallback: "refused"))")
+        }
+        // The chain is verified in any case (the result is read after the handshake), never
+        // aborting it: a health check reports the certificate's expiry even when it fails.
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
+                throw TLSError("cannot load CA file \(caFile): \(TLSError.takeQueue(fallback: "no certificate in it"))")
+            }
+        }
+        return made
+    }
+}
