@@ -43,7 +43,7 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         self.sendProxy = sendProxy
     }
 
-    /// Parses `HOST:PORT[,weight=N][,backup][,max-connections=N][,slow-start=D][,check-port=N]
+    /// Parses `HOST:PORT[,weight=N][,priority=N][,backup][,max-connections=N][,slow-start=D][,check-port=N]
     /// [,check-address=HOST]`, weight from 0 to 256 (0: configured but never picked).
     public init(parsing text: String) throws(ConfigError) {
         let fields = text.split(separator: ",", omittingEmptySubsequences: false)
