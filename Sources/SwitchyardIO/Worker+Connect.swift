@@ -14,21 +14,23 @@ extension Worker {
         let newer = picker.snapshot
         if previous.settings != newer.settings { updateTickInterval() }
         // Sessions shut down (`shutdown BACKEND`, `on-down`, `on-up`, `removal-grace`): close
-        // this worker's connections to every backend whose epoch moved, with its cause.
+        // this worker's connections to every backend whose epoch moved, with its cause, in one
+        // pass over the connections.
+        var moved: [(backend: BackendState, closed: Int)] = []
         for backend in newer.backends {
-            guard let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch else {
-                continue
+            if let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch {
+                moved.append((backend, 0))
             }
-            var closed = 0
-            for connection in connections where connection.inUse && connection.service === picker
-                && connection.backendID == backend.id && !connection.machine.isClosing {
-                connection.causeOverride = backend.shutdownCause
-                perform(connection.machine.close(.administrative), on: connection)
-                closed += 1
-            }
-            if closed > 0 {
-                logger.notice("\(picker.registry.service)/\(backend.name): closed \(closed) connection(s) with a reset (\(backend.shutdownCause))")
-            }
+        }
+        guard !moved.isEmpty else { return }
+        for connection in connections where connection.inUse && connection.service === picker && !connection.machine.isClosing {
+            guard let index = moved.firstIndex(where: { $0.backend.id == connection.backendID }) else { continue }
+            connection.causeOverride = moved[index].backend.shutdownCause
+            perform(connection.machine.close(.administrative), on: connection)
+            moved[index].closed += 1
+        }
+        for (backend, closed) in moved where closed > 0 {
+            logger.notice("\(picker.registry.service)/\(backend.name): closed \(closed) connection(s) with a reset (\(backend.shutdownCause))")
         }
     }
 
