@@ -35,11 +35,13 @@ extension EndToEnd {
     /// or gets all its bytes back (checksummed); none sees a clean end of stream.
     @Suite(.timeLimit(.minutes(2))) struct SessionShutdown {
         /// A configuration with two workers, metrics on `metrics`, and service `db` on `listen`
-        /// with health checks every 200 ms, the service key line `key` and `backends` (YAML items).
-        static func yaml(listen: TCPEndpoint, metrics: TCPEndpoint, key: String, backends: [String]) -> String {
+        /// with health checks every 200 ms, the service key line `key` and `backends` (YAML items);
+        /// an access log at `accessLog` if given.
+        static func yaml(listen: TCPEndpoint, metrics: TCPEndpoint, key: String, backends: [String], accessLog: String? = nil) -> String {
             """
             workers: 2
             metrics: "\(metrics)"
+            \(accessLog.map { "access-log: \"\($0)\"" } ?? "")
             services:
               db:
                 listen: "\(listen)"
@@ -77,9 +79,12 @@ extension EndToEnd {
             defer { for backend in [victim, other] { backend.shutDown() } }
             let listen = try Sockets.freeEndpoint()
             let metrics = try Sockets.freeEndpoint()
+            let folder = try ConfiguredProxy.makeFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let accessLog = folder + "/access.log"
             let proxy = try ConfiguredProxy(yaml: Self.yaml(listen: listen, metrics: metrics, key: "on-down: shutdown-sessions", backends: [
                 "{address: \"\(victim.endpoint)\", check-port: \(victimCheck.endpoint.port)}", "\"\(other.endpoint)\"",
-            ]), listen: [listen])
+            ], accessLog: accessLog), listen: [listen], folder: folder)
             try #require(waitForHealth(proxy.admin, [victim.endpoint, other.endpoint], "up"))
             let held = try holdClients(["victim": 3, "other": 3], through: listen)
 
@@ -90,6 +95,10 @@ extension EndToEnd {
             #expect(eventually(timeout: 5) { closedCount(metrics, service: "db", listener: listen, cause: "backend_down") == 3 },
                     "\(closedCount(metrics, service: "db", listener: listen, cause: "backend_down") ?? -1)")
             #expect(victim.isListening, "the backend itself never went away; only its checks failed")
+            #expect(eventually(timeout: 5) {
+                let lines = ((try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? "").split(separator: "\n")
+                return lines.filter { $0.contains("/\(victim.endpoint) ") && $0.contains(" backend_down ") }.count == 3
+            }, "the access log names the cause of each reset")
         }
 
         @Test func onUpResetsBackupSessionsOnceThePrimaryTierIsBack() throws {
