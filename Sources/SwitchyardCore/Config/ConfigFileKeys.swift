@@ -462,6 +462,7 @@ struct RawHealth: Decodable {
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
+        + AgentCheckSettings.keys  // Agent checks (issue 22).
 
     var spec: BackendSpec
 
@@ -504,6 +505,17 @@ struct RawBackend: Decodable {
         }
         spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
             try BackendSpec.parseCheckAddress(text, context: nil)
+        }
+        // Agent checks (issue 22).
+        var agent = AgentCheckSettings()
+        for key in AgentCheckSettings.keys {
+            _ = try container.parsed(key) { (text) throws(ConfigError) in try agent.parse(key, text, context: nil) }
+        }
+        spec.agent = agent
+        do {
+            try agent.validate(context: context)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("agent-port"), in: container, debugDescription: error.message)
         }
     }
 }
