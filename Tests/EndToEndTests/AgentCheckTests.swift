@@ -92,10 +92,9 @@ extension EndToEnd {
             return reached
         }
 
-        @Test func anAgentDrainsMaintainsAndReweighsItsBackendWhileItsWordsStayInForce() throws {
-            let a = try TestBackend(.identify(name: "A")), b = try TestBackend(.identify(name: "B"))
-            let agent = try PythonAgent()
-            try agent.answer("ready 100%", to: "web-b")
+        /// A proxy with one weighted service `web` on one worker (exact counts), over the YAML
+        /// list `backends`; returns it with its listen address.
+        private static func webProxy(health: String = "off", backends: String) throws -> (ConfiguredProxy, TCPEndpoint) {
             let listen = try Sockets.freeEndpoint()
             let proxy = try ConfiguredProxy(yaml: """
                 workers: 1
@@ -103,17 +102,34 @@ extension EndToEnd {
                   web:
                     listen: "\(listen)"
                     balance: weighted
-                    health: off
+                    health: \(health)
                     backends:
-                      - {address: "\(a.endpoint)", weight: 2}
-                      - {address: "\(b.endpoint)", weight: 2, agent-port: \(agent.endpoint.port), agent-interval: 200ms, agent-send: "web-b\\n"}
+                \(backends)
 
                 """, listen: [listen])
+            return (proxy, listen)
+        }
+
+        /// Waits (bounded) until `condition` holds for the `show backends json` row of `name`.
+        private static func awaitRow(_ proxy: ConfiguredProxy, _ name: String, _ what: String,
+                                     sourceLocation: SourceLocation = #_sourceLocation, _ condition: ([String: Any]) -> Bool) {
+            func row() -> [String: Any] { (try? proxy.admin.backends())?[name] ?? [:] }
+            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) { condition(row()) },
+                    "\(what): \(row())\n\(proxy.process.standardError)", sourceLocation: sourceLocation)
+        }
+
+        @Test func anAgentDrainsMaintainsAndReweighsItsBackendWhileItsWordsStayInForce() throws {
+            let a = try TestBackend(.identify(name: "A")), b = try TestBackend(.identify(name: "B"))
+            let agent = try PythonAgent()
+            try agent.answer("ready 100%", to: "web-b")
+            let (proxy, listen) = try Self.webProxy(backends: """
+                      - {address: "\(a.endpoint)", weight: 2}
+                      - {address: "\(b.endpoint)", weight: 2, agent-port: \(agent.endpoint.port), agent-interval: 200ms, agent-send: "web-b\\n"}
+                """)
             let nameB = b.endpoint.description
             func rowB() -> [String: Any] { (try? proxy.admin.backends())?[nameB] ?? [:] }
-            func awaitRow(_ what: String, _ condition: ([String: Any]) -> Bool) {
-                #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) { condition(rowB()) },
-                        "\(what): \(rowB())\n\(proxy.process.standardError)")
+            func awaitRow(_ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: ([String: Any]) -> Bool) {
+                Self.awaitRow(proxy, nameB, what, sourceLocation: sourceLocation, condition)
             }
 
             awaitRow("the agent's first answer") { $0["agent_state"] as? String == "ready" && $0["agent_weight"] as? Int == 100 }
@@ -176,21 +192,12 @@ extension EndToEnd {
             try agent.answer("down # disk full", to: "c")
             // B's health check asks a port where nothing listens: it fails, whatever B's agent says.
             let closed = try Sockets.freeEndpoint()
-            let listen = try Sockets.freeEndpoint()
             let port = agent.endpoint.port
-            let proxy = try ConfiguredProxy(yaml: """
-                workers: 1
-                services:
-                  web:
-                    listen: "\(listen)"
-                    balance: weighted
-                    health: {interval: 100ms, timeout: 500ms, rise: 1, fall: 1}
-                    backends:
+            let (proxy, listen) = try Self.webProxy(health: "{interval: 100ms, timeout: 500ms, rise: 1, fall: 1}", backends: """
                       - "\(a.endpoint)"
                       - {address: "\(b.endpoint)", check-port: \(closed.port), agent-port: \(port), agent-interval: 200ms, agent-send: "b\\n"}
                       - "\(c.endpoint),agent-port=\(port),agent-interval=200ms,agent-send=c\\n"
-
-                """, listen: [listen])
+                """)
             let (nameB, nameC) = (b.endpoint.description, c.endpoint.description)
             func rows() -> [String: [String: Any]] { (try? proxy.admin.backends()) ?? [:] }
             #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) {
@@ -206,8 +213,7 @@ extension EndToEnd {
 
             // C's agent says up again: C is back; B's agent still cannot help B.
             try agent.answer("up", to: "c")
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) { rows()[nameC]?["selectable"] as? Bool == true },
-                    "\(rows())")
+            Self.awaitRow(proxy, nameC, "C back") { $0["selectable"] as? Bool == true }
             #expect(try Self.serve(8, through: listen, seed: 0xB6E1) == ["A": 4, "C": 4])
             #expect(rows()[nameB]?["selectable"] as? Bool == false)
         }
@@ -216,46 +222,34 @@ extension EndToEnd {
             let a = try TestBackend(.identify(name: "A")), b = try TestBackend(.identify(name: "B"))
             let agent = try PythonAgent()
             try agent.answer("drain", to: "b")
-            let listen = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                workers: 1
-                services:
-                  web:
-                    listen: "\(listen)"
-                    balance: weighted
-                    health: off
-                    backends:
+            let (proxy, listen) = try Self.webProxy(backends: """
                       - "\(a.endpoint)"
                       - {address: "\(b.endpoint)", agent-port: \(agent.endpoint.port), agent-interval: 200ms, agent-send: "b\\n"}
-
-                """, listen: [listen])
+                """)
             let nameB = b.endpoint.description
             func rowB() -> [String: Any] { (try? proxy.admin.backends())?[nameB] ?? [:] }
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) { rowB()["state"] as? String == "drain" }, "\(rowB())")
+            func awaitError(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+                Self.awaitRow(proxy, nameB, "agent_error with '\(text)'", sourceLocation: sourceLocation) {
+                    ($0["agent_error"] as? String)?.contains(text) == true
+                }
+                #expect(rowB()["state"] as? String == "drain", "the drain must stay in force", sourceLocation: sourceLocation)
+            }
+            Self.awaitRow(proxy, nameB, "drain") { $0["state"] as? String == "drain" }
 
             // Garbage (a percentage out of range), then a line far over 1 KiB: errors, not verdicts.
             try agent.answer("ready 5000%", to: "b")
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) {
-                (rowB()["agent_error"] as? String)?.contains("5000%") == true
-            }, "\(rowB())")
-            #expect(rowB()["state"] as? String == "drain")
+            awaitError("5000%")
             try agent.answer("ready " + String(repeating: "x", count: 4000), to: "b")
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) {
-                (rowB()["agent_error"] as? String)?.contains("longer than 1024 bytes") == true
-            }, "\(rowB())")
-            #expect(rowB()["state"] as? String == "drain")
+            awaitError("longer than 1024 bytes")
             #expect(try Self.serve(4, through: listen, seed: 0xC6E0) == ["A": 4])
 
             // No answer at all (the agent says nothing to an unknown name and closes): still drained.
             try FileManager.default.removeItem(atPath: "\(agent.folder)/reply-b")
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) {
-                (rowB()["agent_error"] as? String)?.contains("closed without a reply") == true
-            }, "\(rowB())")
-            #expect(rowB()["state"] as? String == "drain")
+            awaitError("closed without a reply")
             #expect(proxy.process.standardError.contains("its last answer stays in force"), "\(proxy.process.standardError)")
 
             try agent.answer("ready", to: "b")
-            #expect(eventually(timeout: 5 * EndToEnd.sanitizerSlowdown, interval: 0.05) { rowB()["selectable"] as? Bool == true }, "\(rowB())")
+            Self.awaitRow(proxy, nameB, "ready") { $0["selectable"] as? Bool == true }
             #expect(rowB()["agent_error"] is NSNull, "\(rowB())")
             #expect(try Self.serve(4, through: listen, seed: 0xC6E1) == ["A": 2, "B": 2])
         }

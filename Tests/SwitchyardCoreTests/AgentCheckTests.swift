@@ -59,6 +59,15 @@ import Testing
         }
     }
 
+    @Test func theReadmeAgentExampleIsValid() throws {
+        let configuration = try readmeExample(after: "### Agent checks (agent-port)")
+        let backends = try #require(configuration.service(named: "web")).backends
+        #expect(backends.map(\.agent) == [
+            AgentCheckSettings(port: 9777, interval: .seconds(1), send: Array("web\n".utf8)),
+            AgentCheckSettings(port: 9777, send: Array("web\n".utf8)),
+        ])
+    }
+
     @Test func theFileRefusesAgentOptionsWithoutAPort() {
         expectConfigFileError("""
             services:
