@@ -92,21 +92,25 @@ extension EndToEnd {
             return reached
         }
 
-        /// A proxy with one weighted service `web` on one worker (exact counts), over the YAML
-        /// list `backends`; returns it with its listen address.
+        /// One weighted service `web` on one worker (exact counts), over the YAML list `backends`.
+        private static func webYAML(listen: TCPEndpoint, health: String = "off", backends: String) -> String {
+            """
+            workers: 1
+            services:
+              web:
+                listen: "\(listen)"
+                balance: weighted
+                health: \(health)
+                backends:
+            \(backends)
+
+            """
+        }
+
+        /// A proxy running `webYAML`; returns it with its listen address.
         private static func webProxy(health: String = "off", backends: String) throws -> (ConfiguredProxy, TCPEndpoint) {
             let listen = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                workers: 1
-                services:
-                  web:
-                    listen: "\(listen)"
-                    balance: weighted
-                    health: \(health)
-                    backends:
-                \(backends)
-
-                """, listen: [listen])
+            let proxy = try ConfiguredProxy(yaml: webYAML(listen: listen, health: health, backends: backends), listen: [listen])
             return (proxy, listen)
         }
 
@@ -252,6 +256,35 @@ extension EndToEnd {
             Self.awaitRow(proxy, nameB, "ready") { $0["selectable"] as? Bool == true }
             #expect(rowB()["agent_error"] is NSNull, "\(rowB())")
             #expect(try Self.serve(4, through: listen, seed: 0xC6E1) == ["A": 2, "B": 2])
+        }
+
+        @Test func aReloadThatAddsAnAgentAsksItAndOneThatRemovesItForgetsWhatItSaid() throws {
+            let a = try TestBackend(.identify(name: "A")), b = try TestBackend(.identify(name: "B"))
+            let agent = try PythonAgent()
+            try agent.answer("maint # being replaced", to: "b")
+            let plain = """
+                      - "\(a.endpoint)"
+                      - "\(b.endpoint)"
+                """
+            let (proxy, listen) = try Self.webProxy(backends: plain)
+            let nameB = b.endpoint.description
+            #expect(try Self.serve(4, through: listen, seed: 0xD6E0) == ["A": 2, "B": 2])
+            #expect(try proxy.admin.backends()[nameB]?["agent"] == nil, "no agent fields without an agent")
+
+            try proxy.rewrite(Self.webYAML(listen: listen, backends: """
+                      - "\(a.endpoint)"
+                      - "\(b.endpoint),agent-port=\(agent.endpoint.port),agent-interval=200ms,agent-send=b\\n"
+                """))
+            let added = try proxy.admin.send("reload")
+            #expect(added.isOK, "\(added)")
+            Self.awaitRow(proxy, nameB, "maint from the added agent") { $0["state"] as? String == "maint" && $0["agent_text"] as? String == "being replaced" }
+            #expect(try Self.serve(4, through: listen, seed: 0xD6E1) == ["A": 4])
+
+            try proxy.rewrite(Self.webYAML(listen: listen, backends: plain))
+            let removed = try proxy.admin.send("reload")
+            #expect(removed.isOK, "\(removed)")
+            Self.awaitRow(proxy, nameB, "ready once the agent is configured away") { $0["state"] as? String == "ready" && $0["agent"] == nil }
+            #expect(try Self.serve(4, through: listen, seed: 0xD6E2) == ["A": 2, "B": 2])
         }
     }
 }
