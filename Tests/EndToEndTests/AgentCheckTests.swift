@@ -286,5 +286,36 @@ extension EndToEnd {
             Self.awaitRow(proxy, nameB, "ready once the agent is configured away") { $0["state"] as? String == "ready" && $0["agent"] == nil }
             #expect(try Self.serve(4, through: listen, seed: 0xD6E2) == ["A": 2, "B": 2])
         }
+
+        /// An agent check that cannot get a socket says nothing about its agent: the round is
+        /// skipped with one warning and no agent failure is logged or shown.
+        @Test func agentChecksSkipTheirRoundWhileOutOfDescriptors() throws {
+            let backend = try TestBackend(.echo)
+            let agent = try PythonAgent()
+            try agent.answer("ready 100%", to: "b")
+            // As the health checker's test: silent `--accept-proxy` clients hold every descriptor.
+            let proxy = try SwitchyardProcess(
+                relay: .copy,
+                options: ["--max-connections", "500", "--no-admin-socket", "--accept-proxy", "--no-health-check"],
+                backends: ["\(backend.endpoint),agent-port=\(agent.endpoint.port),agent-interval=50ms,agent-send=b\\n"],
+                descriptorLimit: 40)
+            try #require(eventually(timeout: 5) { agent.askedLines.count >= 2 }, "the agent was never asked")
+            let warning = "agent checks skipped"
+
+            let silent = (0..<60).compactMap { _ in try? TCPConnection(to: proxy.listen, timeout: 2) }
+            #expect(silent.count == 60)
+            let warned = eventually(timeout: 5) { proxy.standardError.contains(warning) }
+            usleep(500_000)
+            let log = proxy.standardError
+            for connection in silent { connection.close() }
+
+            #expect(warned, "no agent check ran out of descriptors; stderr:\n\(log)")
+            #expect(log.components(separatedBy: warning).count - 1 == 1, "not one warning; stderr:\n\(log)")
+            #expect(!log.contains("agent check of"), "a skipped check was logged as the agent's failure; stderr:\n\(log)")
+            // Asked again once descriptors are free.
+            let asked = agent.askedLines.count
+            #expect(eventually(timeout: 5) { agent.askedLines.count > asked }, "the agent was not asked again")
+            #expect(proxy.isRunning)
+        }
     }
 }
