@@ -20,7 +20,9 @@ extension AgentReply {
         if let text = reply.text {
             precondition(!text.isEmpty && !text.unicodeScalars.contains { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F },
                          "AgentReply.fuzz: text '\(text.debugDescription)' has control characters")
-            precondition(text.first != " " && text.last != " ", "AgentReply.fuzz: text '\(text)' is not trimmed")
+            let scalars = text.unicodeScalars
+            precondition(scalars.first != " " && scalars.last != " " && scalars.first != "\t" && scalars.last != "\t",
+                         "AgentReply.fuzz: text '\(text)' is not trimmed")
         }
         var words: [String] = []
         if let health = reply.health { words.append(health.rawValue) }

@@ -42,8 +42,11 @@ public struct AgentReply: Sendable, Equatable {
         }
         var reply = AgentReply()
         if let hash = bytes.firstIndex(of: UInt8(ascii: "#")) {
-            let text = String(decoding: bytes[(hash + 1)...], as: UTF8.self).trimmingSpaces
-            reply.text = text.isEmpty ? nil : text
+            // Trimmed as bytes: a space followed by a combining mark is one Character.
+            var text = bytes[(hash + 1)...]
+            while let first = text.first, first == 0x20 || first == 0x09 { text.removeFirst() }
+            while let last = text.last, last == 0x20 || last == 0x09 { text.removeLast() }
+            reply.text = text.isEmpty ? nil : String(decoding: text, as: UTF8.self)
             bytes.removeSubrange(hash...)
         }
         let words = bytes.split { $0 == 0x20 || $0 == 0x2C || $0 == 0x09 }.map { String(decoding: $0, as: UTF8.self).lowercased() }
@@ -137,11 +140,5 @@ public struct AgentVerdict: Sendable, Equatable {
         if let text { words.append("# \(text)") }
         let state = words.joined(separator: " ")
         return error.map { "error: \($0) (in force: \(state))" } ?? state
-    }
-}
-
-private extension String {
-    var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }
