@@ -4,7 +4,8 @@ extension AgentReply {
     /// - a refusal is not one line, or a reply over `maximumLength` bytes is accepted;
     /// - an accepted reply has a percentage outside 0...1000, or a text that is empty, has
     ///   control characters or starts or ends with a space;
-    /// - the reply written back as words does not parse to the same reply;
+    /// - the reply written back as words (when that fits in `maximumLength`) does not parse to
+    ///   the same reply;
     /// - the verdict it leaves has a summary that is not one line, or gives a weight outside
     ///   0...256 (or above 0 for a backend configured with weight 0).
     public static func fuzz(_ bytes: [UInt8]) {
@@ -30,8 +31,11 @@ extension AgentReply {
         if let percent = reply.weightPercent { words.append("\(percent)%") }
         if let connections = reply.maxConnections { words.append("maxconn:\(connections)") }
         if let text = reply.text { words.append("# " + text) }
-        if !words.isEmpty {
-            let again = try? parse(Array((words.joined(separator: " ") + "\n").utf8))
+        // Invalid UTF-8 in the text comes back as U+FFFD (3 bytes each), which can carry the
+        // written-back line past `maximumLength`: only a line within it must read back.
+        let line = Array((words.joined(separator: " ") + "\n").utf8)
+        if !words.isEmpty && line.count <= maximumLength {
+            let again = try? parse(line)
             precondition(again == reply, "AgentReply.fuzz: \(words) parses to \(String(describing: again)), not \(reply)")
         }
         var verdict = AgentVerdict()
