@@ -180,3 +180,42 @@ import Testing
         #expect(AgentVerdict(adminState: .maint, error: "timeout").summary == "error: timeout (in force: maint)")
     }
 }
+
+@Suite struct AgentAdminOutputTests {
+    private func controller() throws -> (AdminController, BackendRegistry) {
+        let specs = try ["10.0.0.1:80", "10.0.0.2:80,weight=4,agent-port=9999"].map { try BackendSpec(parsing: $0) }
+        let registry = BackendRegistry(backends: specs, algorithm: .weighted)
+        let stats = ProcessStats(uptime: .seconds(1), workers: 1, relayMode: "copy", balance: "weighted",
+                                 openConnections: 0, totalConnections: 0, bytesFromClients: 0, bytesToClients: 0)
+        return (AdminController(registry: registry, processStats: { stats }), registry)
+    }
+
+    private func reply(_ controller: AdminController, _ line: String) -> AdminReply {
+        guard case let .reply(reply) = controller.handle(line: line, now: .now) else { return .failure("wait") }
+        return reply
+    }
+
+    @Test func showBackendsHasTheAgentFieldsOnlyWhereThereIsAnAgent() throws {
+        let (controller, registry) = try controller()
+        let before = reply(controller, "show backends json").body.joined()
+        #expect(before.contains("\"agent\":\"10.0.0.2:9999\",\"agent_state\":null,\"agent_health\":null,\"agent_weight\":null,"
+                                + "\"agent_text\":null,\"agent_error\":null,\"effective_weight\":4}"), "\(before)")
+        #expect(before.components(separatedBy: "\"agent\"").count == 2, "only the backend with an agent has the fields")
+
+        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(health: .up, adminState: .drain, weightPercent: 50, text: "deploy") }
+        let json = reply(controller, "show backends json").body.joined()
+        #expect(json.contains("\"state\":\"drain\""), "\(json)")
+        #expect(json.contains("\"agent_state\":\"drain\",\"agent_health\":\"up\",\"agent_weight\":50,\"agent_text\":\"deploy\",\"agent_error\":null,\"effective_weight\":2"), "\(json)")
+        let text = reply(controller, "show backends").body
+        #expect(text[0].contains("CONNECT_P99_MS  AGENT"), "\(text[0])")
+        #expect(text[1].contains("  -  ") && text[2].contains("drain 50% up # deploy"), "\(text)")
+    }
+
+    @Test func theOperatorsReadySaysWhenTheAgentStillHoldsTheBackend() throws {
+        let (controller, registry) = try controller()
+        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(adminState: .maint) }
+        let ready = reply(controller, "ready 10.0.0.2:80")
+        #expect(ready.ok && ready.body.joined().contains("(but its agent says maint)"), "\(ready)")
+        #expect(registry.snapshot().backends[1].admin == .ready && !registry.snapshot().backends[1].selectable)
+    }
+}
