@@ -9,6 +9,7 @@ import PackageDescription
 // copy Sources/FuzzDuration, change what it parses, add seeds and add its name here.
 let fuzzTargets = [
     "FuzzAdminCommand",
+    "FuzzAgentReply",
     "FuzzBackendSpec",
     "FuzzClientControls",
     "FuzzClientHello",

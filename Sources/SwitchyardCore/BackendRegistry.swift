@@ -42,6 +42,8 @@ public struct BackendState: Sendable {
     public let stats: BackendStats
     /// When it last came up or was added, while its slow-start ramp runs; nil otherwise.
     public var rampStartedAt: ContinuousClock.Instant?
+    /// What its agent has said (`agent-port`); nil without an agent or before its first check.
+    public var agent: AgentVerdict? = nil
 
     public init(id: Int, spec: BackendSpec, health: HealthVerdict = .assumedUp, admin: AdminState = .ready) {
         self.id = id
@@ -55,8 +57,9 @@ public struct BackendState: Sendable {
         self.stats = BackendStats()
     }
 
-    /// Whether the balancer may pick it for a new connection.
-    public var selectable: Bool { health.isUp && admin == .ready && !removing && spec.weight > 0 }
+    /// Whether the balancer may pick it for a new connection: up, ready and with a weight, by
+    /// the health check, the operator and its agent together (`AgentCheck.swift`).
+    public var selectable: Bool { isUp && effectiveAdmin == .ready && effectiveWeight > 0 }
 
     /// The state shown to operators: a backend being removed drains.
     public var displayedState: AdminState { removing ? .drain : admin }
@@ -126,9 +129,9 @@ public final class BackendSnapshot: Sendable {
         let ramping = algorithm.honoursWeights && progress.contains { $0 < 1 }
         self.ramping = ramping
         let weights = zip(backends, progress).map { backend, progress in
-            guard ramping else { return backend.spec.weight }
-            let full = backend.spec.weight * Self.rampScale
-            return backend.spec.weight == 0 ? 0 : max(1, Int((Double(full) * progress).rounded(.up)))
+            guard ramping else { return backend.effectiveWeight }
+            let full = backend.effectiveWeight * Self.rampScale
+            return backend.effectiveWeight == 0 ? 0 : max(1, Int((Double(full) * progress).rounded(.up)))
         }
         let failover = FailoverTiers(backends: backends, thresholdPercent: settings.failoverThreshold)
         self.failover = failover
@@ -318,7 +321,8 @@ public final class BackendRegistry: Sendable {
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) {
             if x.id != y.id || x.spec != y.spec || x.health != y.health || x.admin != y.admin
-                || x.shutdownEpoch != y.shutdownEpoch || x.removing != y.removing || x.rampStartedAt != y.rampStartedAt {
+                || x.shutdownEpoch != y.shutdownEpoch || x.removing != y.removing || x.rampStartedAt != y.rampStartedAt
+                || x.agent != y.agent {
                 return false
             }
         }

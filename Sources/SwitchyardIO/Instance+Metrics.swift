@@ -64,7 +64,7 @@ extension Instance {
                 let check = runtime.checkFigures(backend.id)
                 backends.append(MetricsSample.Backend(
                     service: runtime.name, address: backend.name, weight: backend.spec.weight, healthy: backend.health.isUp,
-                    state: backend.displayedState, active: backend.stats.active.load(ordering: .relaxed),
+                    state: backend.effectiveAdmin, active: backend.stats.active.load(ordering: .relaxed),
                     connections: UInt64(max(0, backend.stats.total.load(ordering: .relaxed))),
                     failures: UInt64(max(0, backend.stats.failures.load(ordering: .relaxed))),
                     bytesToBackend: UInt64(max(0, backend.stats.bytesToBackend.load(ordering: .relaxed))),

@@ -142,6 +142,7 @@ public final class Instance: Sendable {
         // would restart every balancer's rotation.
         do {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
+            for runtime in services.values { runtime.startAgents() }  // Agent checks (issue 22).
         } catch {
             metricsServer.withLock { $0 }?.stop()
             stopAdminSockets(admin)
@@ -197,6 +198,7 @@ public final class Instance: Sendable {
         stopAdminSockets(admin)
         state.withLock { $0.discovery }?.stop()
         for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopHealth() }
+        for runtime in state.withLock({ Array($0.services.values) }) { runtime.stopAgents() }  // Agent checks (issue 22).
     }
 
     /// The main thread's loop until SIGTERM or SIGINT: SIGHUP reloads, and backends a reload
@@ -397,6 +399,7 @@ public final class Instance: Sendable {
             runtimes[name] = runtime
             if let waker { runtime.registry.addPublishObserver { waker.wake() } }
             startHealth(runtime, resolvedServices[name]!.health)
+            runtime.startAgents()  // Agent checks (issue 22).
             watchNames(of: new.service(named: name)!, registry: runtime.registry)
         }
         for change in difference.changedServices {
@@ -429,6 +432,7 @@ public final class Instance: Sendable {
         }
         publishListeners(kept)
         for name in difference.removedServices { runtimes[name]?.stopHealth() }
+        for name in difference.removedServices { runtimes[name]?.stopAgents() }  // Agent checks (issue 22).
 
         let overrides = state.withLock { $0.overrides }
         applyOverrides(overrides, to: state.withLock { $0.services }, atStart: false)

@@ -11,6 +11,8 @@ final class ServiceRuntime: Sendable {
     let name: String
     let registry: BackendRegistry
     private let checker = Mutex<HealthChecker?>(nil)
+    /// Agent checks (issue 22): started once some backend has an `agent-port`.
+    private let agents = Mutex<(checker: AgentChecker?, stopped: Bool, watching: Bool)>((nil, false, false))
     private let logger: Logger
     /// When each backend being removed was first seen so, by id, and whether `removal-grace`
     /// already closed its sessions.
@@ -57,6 +59,37 @@ final class ServiceRuntime: Sendable {
 
     func lastCheckText(_ backendID: Int) -> String? {
         checker.withLock { $0 }?.lastCheckText(backendID: backendID)
+    }
+
+    /// Starts the agent checker once some backend has an `agent-port`, now or after any later
+    /// change (a reload, `add`); it then runs until `stopAgents`, asking whichever backends have
+    /// agents. Any thread; a failure to start is logged and tried again at the next change.
+    func startAgents() {
+        let watch = agents.withLock { state in
+            defer { state.watching = true }
+            return !state.watching
+        }
+        if watch { registry.addPublishObserver { [weak self] in self?.startAgents() } }
+        guard registry.snapshot().backends.contains(where: { $0.spec.agent.isEnabled }) else { return }
+        agents.withLock { state in
+            guard state.checker == nil, !state.stopped else { return }
+            do {
+                let checker = try AgentChecker(registry: registry, logger: logger)
+                try checker.start()
+                state.checker = checker
+            } catch {
+                logger.error("cannot start agent checks: \(error)")
+            }
+        }
+    }
+
+    /// Stops the agent checker for good (the service is removed or the instance stops).
+    func stopAgents() {
+        let old = agents.withLock { state in
+            defer { (state.checker, state.stopped) = (nil, true) }
+            return state.checker
+        }
+        old?.stop()
     }
 
     /// Removes backends a reload (or DNS) took out of the configuration once their last

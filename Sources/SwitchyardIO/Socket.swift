@@ -165,3 +165,40 @@ enum Socket {
         return SocketAddress.port(of: storage)
     }
 }
+
+// Non-blocking connects of the control threads' checks (agent checks, issue 22).
+extension Socket {
+    /// How a non-blocking connect began.
+    enum ConnectStart {
+        /// Connected at once (loopback may); `fd` is the socket.
+        case connected(Int32)
+        /// In progress: poll `fd` for POLLOUT, then read `connectError`.
+        case inProgress(Int32)
+        /// socket(2) failed with this errno (EMFILE, ENFILE: this process's shortage, not the peer's).
+        case noSocket(Int32)
+        /// connect(2) failed at once with this errno; the socket is already closed.
+        case failed(Int32)
+    }
+
+    /// Opens a non-blocking, close-on-exec TCP socket and starts connecting it to `address`.
+    static func startConnect(to address: SocketAddress) -> ConnectStart {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .noSocket(Glibc.errno) }
+        let result = address.withSockaddr { connect(fd, $0, $1) }
+        let code = Glibc.errno
+        if result == 0 { return .connected(fd) }
+        // EINTR: the connect goes on asynchronously (connect(2)), as with EINPROGRESS.
+        if code == EINPROGRESS || code == EINTR { return .inProgress(fd) }
+        closeDescriptor(fd)
+        return .failed(code)
+    }
+
+    /// The outcome of a non-blocking connect once `fd` polled writable: 0 when connected, else
+    /// its errno (SO_ERROR).
+    static func connectError(_ fd: Int32) -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { return Glibc.errno }
+        return error
+    }
+}

@@ -104,7 +104,10 @@ extension EndToEnd {
 
         /// `parked-memory` bounds what one worker parks: twenty stalled downloads would park
         /// about 6 MiB (five 64 KiB buffers each); with a 1 MiB ceiling the gauge never passes it,
-        /// the rest keep their buffers, and every download still arrives whole once it is read.
+        /// the rest keep their buffers, and every download still arrives whole once they read.
+        /// They read together: past the ceiling a stalled direction keeps its buffers, so one
+        /// reader alone may wait for buffers the others hold (README, "The edge"); an ASan run
+        /// that read them one by one saw exactly that.
         @Test func parkingStopsAtTheWorkersCeilingAndEveryDownloadStillArrives() throws {
             let size = 16 << 20
             let downloads = try TestBackend(.sendThenClose(byteCount: size, seed: 0xce11))
@@ -135,11 +138,15 @@ extension EndToEnd {
                 usleep(200_000)
             }
             #expect(highest > 0 && highest <= Double(1 << 20), "parked \(highest) bytes against a 1 MiB ceiling")
-            for (index, client) in idle.enumerated() {
-                let received = client.readToEnd(timeout: 30)
-                #expect(received.end == .endOfFile && received.checksum == DeterministicBytes.checksum(seed: 0xce11, count: size),
-                        "download \(index) ended \(received.end) after \(received.checksum.byteCount) bytes")
+            let readers = idle.enumerated().map { index, client in
+                BackgroundTask {
+                    let received = client.readToEnd(timeout: 60)
+                    guard received.end == .endOfFile, received.checksum == DeterministicBytes.checksum(seed: 0xce11, count: size) else {
+                        throw HarnessError("download \(index) ended \(received.end) after \(received.checksum.byteCount) bytes")
+                    }
+                }
             }
+            for reader in readers { #expect(reader.join(timeout: 90) == nil) }
             idle.removeAll()
             #expect(eventually(timeout: 5, interval: 0.1) { (try? figure("switchyard_parked_bytes")) == 0 },
                     "parked bytes were not given back after every download ended")

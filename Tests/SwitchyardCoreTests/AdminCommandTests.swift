@@ -58,7 +58,7 @@ func adminCommandsParse(_ line: String, _ command: AdminCommand) throws {
     ("weight 10.0.0.1:80 257", "weight: weight '257' must be a whole number from 0 to 256"),
     ("add", "missing arguments; usage: add BACKEND[,weight=N]"),
     ("add 10.0.0.9:80,weight=x", "bad BACKEND: backend '10.0.0.9:80,weight=x': weight 'x' must be a whole number from 0 to 256"),
-    ("add 10.0.0.9:80,colour=red", "bad BACKEND: backend '10.0.0.9:80,colour=red': unknown option 'colour=red' (expected weight=N, priority=N, backup, max-connections=N, slow-start=D, check-port=N or check-address=HOST)"),
+    ("add 10.0.0.9:80,colour=red", "bad BACKEND: backend '10.0.0.9:80,colour=red': unknown option 'colour=red' (expected weight=N, priority=N, backup, max-connections=N, slow-start=D, check-port=N, check-address=HOST, agent-port=N, agent-address=IP, agent-interval=D or agent-send=TEXT)"),
     ("remove", "missing arguments; usage: remove BACKEND"),
     ("wait 10.0.0.1:80", "missing arguments; usage: wait BACKEND TIMEOUT"),
     ("wait 10.0.0.1:80 soon", "bad TIMEOUT: 'soon' is not a duration: use a number with ms, s, m or h, such as 500ms or 2s"),

@@ -41,4 +41,15 @@ import Testing
     func durationsPastTheLimitOrMalformedAreRefused(text: String) {
         #expect(throws: ConfigError.self) { try Duration(parsing: text) }
     }
+
+    /// FuzzAgentReply: the text of `up 5% # \u{06DB}e` kept its leading space, because a space
+    /// followed by a combining mark is one Character and trimming went by Characters; written
+    /// back, it read as another text. The text is now trimmed as bytes.
+    @Test func anAgentsTextStartingWithACombiningMarkIsTrimmedAndReadsBack() throws {
+        let reply = try AgentReply.parse(Array("up, 5% maxconn:X5 #\u{06DB}ereadye\n".utf8))
+        #expect(reply.text == "\u{06DB}ereadye")
+        let spaced = try AgentReply.parse(Array("up # \u{06DB}e \t\n".utf8))
+        #expect(spaced.text?.unicodeScalars.first == "\u{06DB}" && spaced.text?.unicodeScalars.last == "e")
+        #expect(try AgentReply.parse(Array("up # \(spaced.text!)".utf8)) == spaced)
+    }
 }

@@ -173,7 +173,7 @@ enum PostgresHealthDialogTestSupport {
     }
 
     @Test func badRepliesAreErrorsNotVerdicts() {
-        for bad in ["", "\n", "150x%", "-5%", "2000%", "up\u{1}"] {
+        for bad in ["", "\n", "150x%", "-5%", "2000%", "up\u{1}", "up # two\nlines", "drain #\u{1b}[2J"] {
             #expect(throws: ConfigError.self, "\(bad.debugDescription)") { try AgentReply.parse(bytes(bad)) }
         }
         #expect(throws: ConfigError.self) { try AgentReply.parse([UInt8](repeating: 0x61, count: AgentReply.maximumLength + 1)) }
@@ -187,7 +187,7 @@ enum PostgresHealthDialogTestSupport {
         #expect(AgentVerdict.weight(configured: 10, percent: 50) == 5)
         #expect(AgentVerdict.weight(configured: 1, percent: 10) == 1, "a live backend keeps a weight of at least 1")
         #expect(AgentVerdict.weight(configured: 10, percent: 0) == 0)
-        #expect(AgentVerdict.weight(configured: 900, percent: 1000) == 1000)
+        #expect(AgentVerdict.weight(configured: 200, percent: 1000) == BackendSpec.maximumWeight, "capped as HAProxy caps at 256")
     }
 }
 

@@ -255,6 +255,7 @@ public struct AdminController: Sendable {
                 return "\(name) \(old.rawValue) -> \(admin.rawValue); \(open) open connection\(open == 1 ? "" : "s") will finish"
             case .ready:
                 return "\(name) \(old.rawValue) -> ready" + (backend.health.isUp ? "" : " (but health checks say it is down)")
+                    + (backend.effectiveAdmin == .ready ? "" : " (but its agent says \(backend.effectiveAdmin.rawValue))")
             }
         }
     }
@@ -391,7 +392,7 @@ public struct AdminController: Sendable {
                     ("address", JSONText.string(row.state.spec.endpoint.description)),
                 ] + check + [
                     ("weight", "\(row.state.spec.weight)"),
-                    ("state", JSONText.string(row.state.displayedState.rawValue)),
+                    ("state", JSONText.string(row.state.effectiveAdmin.rawValue)),
                     ("health", JSONText.string(row.state.health.isUp ? "up" : "down")),
                     ("selectable", "\(row.state.selectable)"),
                     ("removing", "\(row.state.removing)"),
@@ -409,22 +410,48 @@ public struct AdminController: Sendable {
                     ("priority", "\(row.state.spec.priority)"),  // Failover tiers.
                     ("max_connections", row.state.spec.maxConnections.map { "\($0)" } ?? "null"),
                     ("ramping", "\(row.state.rampStartedAt != nil)"),
-                ])
+                ] + Self.agentFields(row.state))
             }
             return .success([JSONText.object([("backends", JSONText.array(objects))])])
         }
+        // Agent checks (issue 22): an AGENT column only when some backend has an agent.
+        let agents = rows.contains { $0.state.spec.agent.isEnabled }
         let header = ["SERVICE", "ID", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "ACTIVE", "TOTAL", "FAILURES", "TO_BACKEND", "FROM_BACKEND",
-                      "CONN/S", "CONNECT_P50_MS", "CONNECT_P99_MS", "LAST_CHECK"]
+                      "CONN/S", "CONNECT_P50_MS", "CONNECT_P99_MS"] + (agents ? ["AGENT"] : []) + ["LAST_CHECK"]
         let table = rows.map { row in
             [row.service, "\(row.state.id)", row.state.spec.endpoint.description, "\(row.state.spec.weight)",
-             row.state.displayedState.rawValue + (row.state.removing ? " (removing)" : ""),
+             row.state.effectiveAdmin.rawValue + (row.state.removing ? " (removing)" : ""),
              row.state.health.isUp ? "up" : "down", "\(row.active)", "\(row.total)", "\(row.failures)",
              "\(row.bytesIn)", "\(row.bytesOut)", BackendFigures.text(row.figures.connectionsPerSecond),
-             BackendFigures.text(row.figures.connectP50Milliseconds), BackendFigures.text(row.figures.connectP99Milliseconds),
-             row.lastCheck]
+             BackendFigures.text(row.figures.connectP50Milliseconds), BackendFigures.text(row.figures.connectP99Milliseconds)]
+                + (agents ? [Self.agentColumn(row.state)] : []) + [row.lastCheck]
         }
         if table.isEmpty { return .success(["no backends"]) }
         return .success(Self.aligned([header] + table))
+    }
+
+    /// Agent checks (issue 22): where the agent is and what it said, for `show backends json`;
+    /// nothing for a backend without one. The `agent_*` values are null before its first answer;
+    /// `effective_weight` is the weight balancers use (the agent's `N%` of `weight`).
+    private static func agentFields(_ backend: BackendState) -> [(String, String)] {
+        guard let endpoint = backend.spec.agent.endpoint(of: backend.spec.endpoint) else { return [] }
+        let verdict = backend.agent
+        let null = "null"
+        return [
+            ("agent", JSONText.string(endpoint.description)),
+            ("agent_state", verdict.map { JSONText.string($0.adminState.rawValue) } ?? null),
+            ("agent_health", verdict?.health.map { JSONText.string($0.rawValue) } ?? null),
+            ("agent_weight", verdict?.weightPercent.map { "\($0)" } ?? null),
+            ("agent_text", verdict?.text.map(JSONText.string) ?? null),
+            ("agent_error", verdict?.error.map(JSONText.string) ?? null),
+            ("effective_weight", "\(backend.effectiveWeight)"),
+        ]
+    }
+
+    /// The AGENT column: what the agent said (`drain 50% up # text`), `-` without an agent.
+    private static func agentColumn(_ backend: BackendState) -> String {
+        guard backend.spec.agent.isEnabled else { return "-" }
+        return backend.agent?.summary ?? "no answer yet"
     }
 
     private func showServices(json: Bool) -> AdminReply {

@@ -30,9 +30,10 @@ public struct FailoverTiers: Sendable {
     /// arithmetic at all); nil when several share the clients or none is healthy.
     public let soleTier: Int?
 
-    /// `thresholdPercent` is `failover-threshold` (nil: none). A member's weight counts as
-    /// healthy when it is selectable; every member not being removed counts in the tier's total
-    /// (a drained or maintained backend is capacity the tier lacks).
+    /// `thresholdPercent` is `failover-threshold` (nil: none). A member's weight in force (its
+    /// agent's `N%` of it, if it has an agent) counts as healthy when it is selectable; every
+    /// member not being removed counts with its configured weight in the tier's total (a
+    /// drained or maintained backend, or one its agent weighs down, is capacity the tier lacks).
     public init(backends: [BackendState], thresholdPercent: Int?) {
         let ranks = Set(backends.map(Self.rank)).sorted()
         var tiers = ranks.map { rank in
@@ -45,7 +46,7 @@ public struct FailoverTiers: Sendable {
             tierOfBackend[index] = tier
             tiers[tier].members.append(index)
             if !backend.removing { tiers[tier].weights.totalWeight += backend.spec.weight }
-            if backend.selectable { tiers[tier].weights.healthyWeight += backend.spec.weight }
+            if backend.selectable { tiers[tier].weights.healthyWeight += backend.effectiveWeight }
         }
         let shares = PriorityLoad.shares(tiers.map(\.weights), thresholdPercent: thresholdPercent)
         for index in tiers.indices { tiers[index].share = shares[index] }

@@ -6,7 +6,8 @@
 /// cause) in the next snapshot, and each worker, adopting it, closes its own connections to that
 /// backend with a reset and counts them under the cause (`Worker.adoptSnapshotIfNewer`).
 
-/// `on-down`: what a backend marked down by its health checks does to its open sessions.
+/// `on-down`: what a backend marked down (by its health checks, or by its agent's `down`) does
+/// to its open sessions.
 public enum OnBackendDown: String, CaseIterable, Sendable, CustomStringConvertible {
     /// They go on (the backend may still serve them; they end on their own).
     case none
@@ -47,15 +48,15 @@ extension BackendState {
 
 public enum SessionShutdown {
     /// Marks in `next` (the backends about to be published) the backends whose sessions
-    /// `settings` wants closed, given the `previous` backends: with `on-down`, those whose health
-    /// went from up to down; with `on-up`, the members of a tier that took clients before and
+    /// `settings` wants closed, given the `previous` backends: with `on-down`, those that went
+    /// from up to down (the health check's verdict with the agent's, `BackendState.isUp`); with `on-up`, the members of a tier that took clients before and
     /// takes none now although some of it is still healthy (a tier before it is back).
     /// Pure; called by the registry under its lock, on the publishing thread.
     public static func mark(_ next: inout [BackendState], previous: [BackendState], settings: ServiceSettings) {
         guard settings.onDown != .none || settings.onUp != .none else { return }
         if settings.onDown == .shutdownSessions {
-            let wasUp = Dictionary(previous.map { ($0.id, $0.health.isUp) }, uniquingKeysWith: { a, _ in a })
-            for index in next.indices where wasUp[next[index].id] == true && !next[index].health.isUp {
+            let wasUp = Dictionary(previous.map { ($0.id, $0.isUp) }, uniquingKeysWith: { a, _ in a })
+            for index in next.indices where wasUp[next[index].id] == true && !next[index].isUp {
                 next[index].shutDownSessions(cause: .backendDown)
             }
         }

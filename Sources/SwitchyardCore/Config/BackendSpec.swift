@@ -35,6 +35,9 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     // PROXY protocol.
     /// `send-proxy` of this backend; nil takes the service's.
     public var sendProxy: ProxyProtocolVersion?
+    // Agent checks (issue 22).
+    /// `agent-port`, `agent-address`, `agent-interval`, `agent-send` (`AgentCheck.swift`).
+    public var agent = AgentCheckSettings()
 
     public init(endpoint: Endpoint, weight: Int = 1, weightGiven: Bool = false, sendProxy: ProxyProtocolVersion? = nil) {
         self.endpoint = endpoint
@@ -69,10 +72,14 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
                 checkPort = try BackendSpec.parseCheckPort(String(pair[1]), context: context)
             case ("check-address", 2):
                 checkAddress = try BackendSpec.parseCheckAddress(String(pair[1]), context: context)
+            // Agent checks (issue 22).
+            case (let key, 2) where AgentCheckSettings.keys.contains(String(key)):
+                try agent.parse(String(key), String(pair[1]), context: context)
             default:
-                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, priority=N, backup, max-connections=N, slow-start=D, check-port=N or check-address=HOST)")
+                throw ConfigError("\(context): unknown option '\(field)' (expected weight=N, priority=N, backup, max-connections=N, slow-start=D, check-port=N, check-address=HOST, agent-port=N, agent-address=IP, agent-interval=D or agent-send=TEXT)")
             }
         }
+        try agent.validate(context: context)
         try checkTier(context: context)
     }
 
@@ -172,6 +179,7 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         if let slowStart { text += ",slow-start=\(slowStart.shortDescription)" }
         if let checkAddress { text += ",check-address=\(checkAddress)" }
         if let checkPort { text += ",check-port=\(checkPort)" }
+        text += agent.options  // Agent checks (issue 22).
         return text
     }
 }

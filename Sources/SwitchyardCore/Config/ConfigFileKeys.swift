@@ -506,6 +506,7 @@ struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
         + ["check-tls"]  // TLS in checks (issue 22).
+        + AgentCheckSettings.keys  // Agent checks (issue 22).
         + ["priority"]  // Failover tiers.
 
     var spec: BackendSpec
@@ -560,5 +561,16 @@ struct RawBackend: Decodable {
             try BackendSpec.parseCheckAddress(text, context: nil)
         }
         spec.checkTLS = try container.flag("check-tls")  // TLS in checks (issue 22).
+        // Agent checks (issue 22).
+        var agent = AgentCheckSettings()
+        for key in AgentCheckSettings.keys {
+            _ = try container.parsed(key) { (text) throws(ConfigError) in try agent.parse(key, text, context: nil) }
+        }
+        spec.agent = agent
+        do {
+            try agent.validate(context: context)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("agent-port"), in: container, debugDescription: error.message)
+        }
     }
 }
