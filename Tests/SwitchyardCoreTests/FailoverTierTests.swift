@@ -54,6 +54,17 @@ import Testing
         #expect(failover.shares[0] == 1.0 / 3.0)
     }
 
+    @Test func anAgentsWeightAndDownCountAsTheyDoForTheBalancers() {
+        let before = [Self.backend(0, weight: 4), Self.backend(1, weight: 4), Self.backend(2, priority: 1)]
+        var after = before
+        after[0].agent = AgentVerdict(weightPercent: 50)
+        after[1].agent = AgentVerdict(health: .down)
+        let failover = FailoverTiers(backends: after, thresholdPercent: 100)
+        #expect(failover.tiers[0].weights == PriorityLoad.Tier(healthyWeight: 2, totalWeight: 8))
+        #expect(failover.shares == [0.25, 0.75])
+        #expect(SessionShutdownTests.marked(before, after, SessionShutdownTests.onDown) == [1: .backendDown])
+    }
+
     @Test func belowTheThresholdARoundRobinOfClientsSpillsExactlyInProportion() {
         // One of four down against 100 %: tier 0 takes 3/4, tier 1 the rest; any run of clients
         // gets its share to within one client.
