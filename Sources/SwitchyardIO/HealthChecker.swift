@@ -6,8 +6,11 @@ import SwitchyardCore
 
 /// Probes every backend on one thread of its own and publishes up/down verdicts to the registry.
 ///
-/// Active checks: a non-blocking TCP connect, optionally followed by sending `config.send` and
-/// reading until `config.expect` matches, all within `config.timeout`. A check connects to the
+/// Active checks: a non-blocking TCP connect, then (with `check-send-proxy`) a PROXY header,
+/// then the bytes a `HealthDialog` from Core asks to send and read (`config.dialog(checking:)`:
+/// the `type`'s protocol, the `steps`, or `send`/`expect`), all within `config.timeout`. The
+/// dialog's verdict names the failing step and what was read; at most
+/// `HealthCheckConfig.maximumProbeRead` bytes are read per probe. A check connects to the
 /// backend's `checkEndpoint`: the backend itself, or the agent its `check-port`/`check-address`
 /// name. Every backend has its own
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
@@ -212,18 +215,28 @@ private struct ProbeLoop {
         var nextStart: ContinuousClock.Instant
         /// Resolved once and cached; nil until the first successful lookup.
         var address: SocketAddress?
+        /// The PROXY header version each check starts with (`check-send-proxy`); nil: none.
+        var proxyHeader: ProxyProtocolVersion?
+        /// `check-tls` of the backend (issue 22): the steps would run inside TLS.
+        var checkTLS: Bool
     }
 
     private enum Phase {
         case connecting
-        case sending(offset: Int)
-        case reading
+        /// Writing `bytes` from `offset`; once all are written, `then` goes to the dialog.
+        case sending(bytes: [UInt8], offset: Int, then: HealthDialogEvent)
+        /// Waiting for bytes or the backend's close, for the dialog.
+        case receiving
     }
 
     private struct Probe {
         let fd: Int32
         var phase: Phase
-        var reply: [UInt8] = []
+        var dialog: any HealthDialog
+        /// Bytes read in all steps, bounded by `HealthCheckConfig.maximumProbeRead`.
+        var bytesRead = 0
+        /// The backend closed its side and the dialog was told.
+        var closedSeen = false
         let started: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
     }
@@ -264,7 +277,7 @@ private struct ProbeLoop {
                 let events: Int32
                 switch probe.phase {
                 case .connecting, .sending: events = POLLOUT
-                case .reading: events = POLLIN
+                case .receiving: events = POLLIN
                 }
                 pollSet.append(pollfd(fd: probe.fd, events: Int16(events), revents: 0))
                 pollIDs.append(id)
@@ -296,9 +309,14 @@ private struct ProbeLoop {
             let offset = config.interval * (Double(position) / Double(added.count))
             scheduled[backend.id] = Scheduled(
                 name: backend.spec.endpoint.description, endpoint: backend.spec.checkEndpoint,
-                inMaintenance: backend.admin == .maint, nextStart: now + offset)
+                inMaintenance: backend.admin == .maint, nextStart: now + offset, checkTLS: false)
         }
         for backend in snapshot.backends {
+            // Checks through PROXY and TLS (issue 22): the backend's keys over the service's; the
+            // header is the one the backend's traffic gets (`send-proxy`), v1 if it gets none.
+            let sendsHeader = backend.spec.checkSendProxy ?? config.checkSendProxy
+            scheduled[backend.id]?.proxyHeader = sendsHeader ? backend.spec.sendProxy ?? snapshot.settings.sendProxy ?? .v1 : nil
+            scheduled[backend.id]?.checkTLS = backend.spec.checkTLS ?? false
             let inMaintenance = backend.admin == .maint
             if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {
                 // Back from maintenance (often a redeploy): distrust it until checked, at once.
@@ -421,7 +439,8 @@ private struct ProbeLoop {
         }
         let result = address.withSockaddr { connect(fd, $0, $1) }
         let code = Glibc.errno
-        probes[id] = Probe(fd: fd, phase: .connecting, started: now, deadline: now + config.timeout)
+        probes[id] = Probe(
+            fd: fd, phase: .connecting, dialog: config.dialog(checking: entry.endpoint), started: now, deadline: now + config.timeout)
         if result == 0 {
             connected(id: id)
         } else if code != EINPROGRESS && code != EINTR {
@@ -444,66 +463,98 @@ private struct ProbeLoop {
             } else {
                 connected(id: id)
             }
-        case let .sending(offset):
-            send(id: id, from: offset)
-        case .reading:
+        case .sending:
+            write(id: id)
+        case .receiving:
             receive(id: id)
         }
     }
 
+    /// The TCP connect completed: the PROXY header first when the backend wants one, then the dialog.
     private mutating func connected(id: Int) {
-        if config.send != nil {
-            send(id: id, from: 0)
-        } else if config.expect != nil {
-            probes[id]?.phase = .reading
-        } else {
-            succeed(id: id, what: "connected")
+        guard let probe = probes[id], let entry = scheduled[id] else { return }
+        if entry.checkTLS {
+            // check-tls (issue 22): the TLS client session starts here, after the PROXY header,
+            // and carries the dialog's bytes; this build has none.
+            finish(id: id, .failure(reason: "check-tls: this build has no TLS client for health checks"))
+            return
+        }
+        guard let version = entry.proxyHeader else {
+            feed(id: id, .connected)
+            return
+        }
+        // The check's own addresses, as HAProxy's check-send-proxy sends them.
+        let header = ProxyHeader.encode(
+            version, source: Worker.socketAddress(probe.fd, peer: false), destination: Worker.socketAddress(probe.fd, peer: true))
+        probes[id]?.phase = .sending(bytes: header.array, offset: 0, then: .connected)
+        write(id: id)
+    }
+
+    /// Tells the probe's dialog what happened and does what it answers.
+    private mutating func feed(id: Int, _ event: HealthDialogEvent) {
+        guard var probe = probes[id] else { return }
+        let action = probe.dialog.advance(event)
+        probes[id] = probe
+        switch action {
+        case let .send(bytes):
+            guard !bytes.isEmpty else { return feed(id: id, .sent) }
+            probes[id]?.phase = .sending(bytes: bytes, offset: 0, then: .sent)
+            write(id: id)
+        case .receive:
+            probes[id]?.phase = .receiving
+            // A dialog that waits after the close would only be told of the close again.
+            if probe.closedSeen { finish(id: id, .failure(reason: "closed by the backend; \(probe.dialog.progress)")) }
+        case let .pass(text):
+            succeed(id: id, what: text)
+        case let .fail(text):
+            finish(id: id, .failure(reason: text))
         }
     }
 
-    private mutating func send(id: Int, from offset: Int) {
-        guard let probe = probes[id], let payload = config.send else { return }
-        let sent = payload.withUnsafeBytes { bytes in
-            Glibc.send(probe.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+    /// Writes what the `.sending` phase holds, as far as the socket takes it.
+    private mutating func write(id: Int) {
+        guard let probe = probes[id], case let .sending(bytes, offset, then) = probe.phase else { return }
+        let sent = bytes.withUnsafeBytes { raw in
+            Glibc.send(probe.fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
         }
         if sent < 0 {
             let code = Glibc.errno
-            if code == EAGAIN || code == EINTR {
-                probes[id]?.phase = .sending(offset: offset)
-            } else {
-                finish(id: id, .failure(reason: "send: \(errnoPhrase(code))"))
+            if code != EAGAIN && code != EINTR {
+                let what = then == .connected ? "the PROXY header" : probe.dialog.progress
+                finish(id: id, .failure(reason: "send: \(errnoPhrase(code)); \(what)"))
             }
-        } else if offset + sent < payload.count {
-            probes[id]?.phase = .sending(offset: offset + sent)
-        } else if config.expect != nil {
-            probes[id]?.phase = .reading
+        } else if offset + sent < bytes.count {
+            probes[id]?.phase = .sending(bytes: bytes, offset: offset + sent, then: then)
         } else {
-            succeed(id: id, what: "connected and sent")
+            feed(id: id, then)
         }
     }
 
+    /// Reads one chunk for the dialog: at most `HealthCheckConfig.maximumProbeRead` bytes per
+    /// probe, so that a backend that floods its check fails it instead of growing our memory.
     private mutating func receive(id: Int) {
-        guard var probe = probes[id] else { return }
+        guard let probe = probes[id] else { return }
         var chunk = [UInt8](repeating: 0, count: 4096)
         let count = chunk.withUnsafeMutableBytes { recv(probe.fd, $0.baseAddress, $0.count, 0) }
         if count < 0 {
             let code = Glibc.errno
             if code != EAGAIN && code != EINTR {
-                finish(id: id, .failure(reason: "recv: \(errnoPhrase(code))"))
+                finish(id: id, .failure(reason: "recv: \(errnoPhrase(code)); \(probe.dialog.progress)"))
             }
             return
         }
-        probe.reply += chunk[0..<count]
-        probes[id] = probe
-        if config.replyMatches(probe.reply) {
-            succeed(id: id, what: "expected reply")
-        } else if count == 0 {
-            finish(id: id, .failure(reason: probe.reply.isEmpty
-                ? "connection closed without a reply"
-                : "unexpected reply '\(Self.printable(probe.reply))' (then closed)"))
-        } else if !config.replyCouldStillMatch(probe.reply) {
-            finish(id: id, .failure(reason: "unexpected reply '\(Self.printable(probe.reply))'"))
+        if count == 0 {
+            probes[id]?.closedSeen = true
+            feed(id: id, .closed)
+            return
         }
+        let total = probe.bytesRead + count
+        guard total <= HealthCheckConfig.maximumProbeRead else {
+            finish(id: id, .failure(reason: "read over \(HealthCheckConfig.maximumProbeRead) bytes without a verdict; \(probe.dialog.progress)"))
+            return
+        }
+        probes[id]?.bytesRead = total
+        feed(id: id, .received(Array(chunk[0..<count])))
     }
 
     private mutating func expireProbes(now: ContinuousClock.Instant) {
@@ -511,11 +562,11 @@ private struct ProbeLoop {
             let during: String
             switch probe.phase {
             case .connecting: during = "connecting"
-            case .sending: during = "sending"
-            case .reading where probe.reply.isEmpty: during = "waiting for a reply"
-            case .reading: during = "waiting for the expected reply; got '\(Self.printable(probe.reply))'"
+            case .sending(_, _, .connected): during = "sending the PROXY header"
+            case .sending: during = "sending; \(probe.dialog.progress)"
+            case .receiving: during = probe.dialog.progress
             }
-            finish(id: id, .failure(reason: "timeout after \(config.timeout.shortDescription) \(during)"))
+            finish(id: id, .failure(reason: "timeout after \(config.timeout.shortDescription): \(during)"))
         }
     }
 
@@ -548,23 +599,5 @@ private struct ProbeLoop {
         let wait = next - now
         // Round up so that the deadline has passed when poll returns.
         return Int32(min(1000, (wait.nanosecondsClamped + 999_999) / 1_000_000))
-    }
-
-    /// Up to 40 reply bytes for a log line, with `\r`, `\n` and other controls escaped.
-    static func printable(_ bytes: [UInt8]) -> String {
-        var text = ""
-        for byte in bytes.prefix(40) {
-            switch byte {
-            case 0x0D: text += "\\r"
-            case 0x0A: text += "\\n"
-            case 0x09: text += "\\t"
-            case 0x5C: text += "\\\\"
-            case 0x20..<0x7F: text.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = String(byte, radix: 16)
-                text += "\\x" + (hex.count == 1 ? "0" : "") + hex
-            }
-        }
-        return bytes.count > 40 ? text + "..." : text
     }
 }

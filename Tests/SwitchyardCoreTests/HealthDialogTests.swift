@@ -40,11 +40,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test func regexStepsMatchAnywhereAtTheStartOrTheWholeReply() {
         var anywhere = HealthStepScript([.expect(HealthExpectation(.regex("role:(master|primary)"), match: .contains))])
-        #expect(run(&anywhere, [.connected, .received(bytes("x\r\nrole:master\r\n"))]).last == .pass("1 steps passed"))
+        #expect(run(&anywhere, [.connected, .received(bytes("x\r\nrole:master\r\n"))]).last == .pass("1 step passed"))
         var prefix = HealthStepScript([.expect(HealthExpectation(.regex("^[0-9]+ OK"), match: .prefix))])
-        #expect(run(&prefix, [.connected, .received(bytes("200 OK\n"))]).last == .pass("1 steps passed"))
+        #expect(run(&prefix, [.connected, .received(bytes("200 OK\n"))]).last == .pass("1 step passed"))
         var whole = HealthStepScript([.expect(HealthExpectation(.regex("ok\\n"), match: .match))])
-        #expect(run(&whole, [.connected, .received(bytes("ok\n")), .closed]) == [.receive, .receive, .pass("1 steps passed")])
+        #expect(run(&whole, [.connected, .received(bytes("ok\n")), .closed]) == [.receive, .receive, .pass("1 step passed")])
         var notWhole = HealthStepScript([.expect(HealthExpectation(.regex("ok\\n"), match: .match))])
         #expect(run(&notWhole, [.connected, .received(bytes("ok\nmore")), .closed]).last
                 == .fail("step 1 (expect match /ok\\n/): got 'ok\\nmore' (then closed)"))
@@ -120,7 +120,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
                 .last == .pass("authentication requested (method 10)"))
 
         var trusted = PostgresHealthDialog(user: "app", database: nil)
-        #expect(run(&trusted, [.connected, .sent, .received([0x52, 0, 0, 0, 8, 0, 0, 0, 0])]).last == .pass("authentication ok"))
+        // Under trust, AuthenticationOk is followed by parameters, the key and ready-for-query, or
+        // by the error a wrong database name gets only once authenticated.
+        #expect(run(&trusted, [.connected, .sent, .received([0x52, 0, 0, 0, 8, 0, 0, 0, 0])]).last == .receive)
+        #expect(trusted.advance(.received([0x53, 0, 0, 0, 6, 0x61, 0, 0x4B, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0x5A, 0, 0, 0, 5, 0x49]))
+                == .pass("ready for query"))
 
         // FATAL 3D000: database "nope" does not exist
         var fields: [UInt8] = []

@@ -24,6 +24,10 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public var checkPort: UInt16?
     /// The host health checks connect to instead of the backend's; nil checks the backend's host.
     public var checkAddress: String?
+    // Checks through PROXY and TLS (issue 22): this backend's `check-send-proxy` and
+    // `check-tls`; nil takes the service's `health` keys of the same names.
+    public var checkSendProxy: Bool?
+    public var checkTLS: Bool?
 
     // PROXY protocol.
     /// `send-proxy` of this backend; nil takes the service's.

@@ -402,6 +402,7 @@ struct RawService: Decodable {
 /// `health:` as a mapping, or `off`.
 struct RawHealth: Decodable {
     static let keys = ["interval", "timeout", "rise", "fall", "send", "expect", "expect-match"]
+        + RawHealthDialog.keys  // Check sequences, protocol checks, check-send-proxy (issue 22).
 
     var off = false
     var interval: Duration?
@@ -411,12 +412,13 @@ struct RawHealth: Decodable {
     var send: [UInt8]?
     var expect: [UInt8]?
     var expectMatch: HealthCheckConfig.ExpectMatch?
+    var dialog = RawHealthDialog()  // issue 22
 
     init(from decoder: any Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
             guard text == "off" || text == "false" else {
                 throw DecodingError.dataCorruptedError(
-                    in: single, debugDescription: "health: expected a mapping (interval, timeout, rise, fall, send, expect, expect-match) or off, found '\(text)'")
+                    in: single, debugDescription: "health: expected a mapping (\(Self.keys.joined(separator: ", "))) or off, found '\(text)'")
             }
             off = true
             return
@@ -430,6 +432,7 @@ struct RawHealth: Decodable {
         send = try container.parsed("send", HealthCheckConfig.decodeEscapes)
         expect = try container.parsed("expect", HealthCheckConfig.decodeEscapes)
         expectMatch = try container.choice("expect-match", HealthCheckConfig.ExpectMatch.self)
+        dialog = try RawHealthDialog(container)
     }
 
     func merged(over defaults: RawHealth) -> RawHealth {
@@ -439,9 +442,15 @@ struct RawHealth: Decodable {
         result.timeout = timeout ?? defaults.timeout
         result.rise = rise ?? defaults.rise
         result.fall = fall ?? defaults.fall
-        result.send = send ?? defaults.send
-        result.expect = expect ?? defaults.expect
-        result.expectMatch = expectMatch ?? defaults.expectMatch
+        // What is checked comes from one place: a service's steps or type replace the defaults'
+        // send/expect, and its send/expect replace the defaults' steps or type (issue 22).
+        let mySendExpect = send != nil || expect != nil
+        if !dialog.saysWhatIsChecked {
+            result.send = send ?? defaults.send
+            result.expect = expect ?? defaults.expect
+            result.expectMatch = expectMatch ?? defaults.expectMatch
+        }
+        result.dialog = dialog.merged(over: defaults.dialog, serviceSaysWhatIsChecked: mySendExpect || dialog.saysWhatIsChecked)
         return result
     }
 
@@ -454,6 +463,7 @@ struct RawHealth: Decodable {
         config.send = send
         config.expect = expect
         if let expectMatch { config.expectMatch = expectMatch }
+        dialog.apply(to: &config)
         return config
     }
 }
@@ -462,6 +472,7 @@ struct RawHealth: Decodable {
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
+        + ["check-send-proxy", "check-tls"]  // The service's health keys of the same names, overridden (issue 22).
 
     var spec: BackendSpec
 
@@ -505,5 +516,8 @@ struct RawBackend: Decodable {
         spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
             try BackendSpec.parseCheckAddress(text, context: nil)
         }
+        // Checks through PROXY and TLS (issue 22).
+        spec.checkSendProxy = try container.flag("check-send-proxy")
+        spec.checkTLS = try container.flag("check-tls")
     }
 }

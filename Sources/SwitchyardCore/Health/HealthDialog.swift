@@ -76,6 +76,11 @@ public func healthPrintable(_ bytes: some Collection<UInt8>) -> String {
     return text
 }
 
+/// `read 'TEXT'` with the printable form of `bytes`, or `nothing read`: for progress messages.
+public func healthReadText(_ bytes: some Collection<UInt8>) -> String {
+    bytes.isEmpty ? "nothing read" : "read '\(healthPrintable(bytes))'"
+}
+
 extension String {
     func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self

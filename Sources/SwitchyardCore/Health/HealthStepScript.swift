@@ -81,6 +81,8 @@ public struct HealthStepScript: HealthDialog {
     private var index = 0
     private var pending: [UInt8] = []
     private var lastMatched = ""
+    /// The backend has closed: every later `expect` is judged on what was read, never waits.
+    private var closed = false
 
     public init(_ steps: [HealthStep], passText: String? = nil) {
         self.steps = steps
@@ -89,7 +91,7 @@ public struct HealthStepScript: HealthDialog {
 
     public var progress: String {
         guard index < steps.count else { return "all steps passed" }
-        return "step \(index + 1) (\(steps[index].summary)); read '\(healthPrintable(pending))'"
+        return "step \(index + 1) (\(steps[index].summary)); \(healthReadText(pending))"
     }
 
     public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
@@ -101,16 +103,17 @@ public struct HealthStepScript: HealthDialog {
             pending += bytes
             return evaluate(closed: false)
         case .closed:
+            closed = true
             return evaluate(closed: true)
         }
     }
 
     /// Starts the step at `index`: a send, or an expect that may already hold on kept bytes.
     private mutating func next() -> HealthDialogAction {
-        guard index < steps.count else { return .pass(passText ?? "\(steps.count) steps passed") }
+        guard index < steps.count else { return .pass(passText ?? "\(steps.count) step\(steps.count == 1 ? "" : "s") passed") }
         switch steps[index] {
         case let .send(bytes): return .send(bytes)
-        case .expect: return pending.isEmpty ? .receive : evaluate(closed: false)
+        case .expect: return pending.isEmpty && !closed ? .receive : evaluate(closed: closed)
         }
     }
 
@@ -132,7 +135,8 @@ public struct HealthStepScript: HealthDialog {
             return .receive
         case .mismatch:
             let end = closed ? " (then closed)" : ""
-            return .fail("step \(index + 1) (\(steps[index].summary)): got '\(healthPrintable(pending))'\(end)")
+            let got = pending.isEmpty ? "nothing" : "'\(healthPrintable(pending))'"
+            return .fail("step \(index + 1) (\(steps[index].summary)): got \(got)\(end)")
         }
     }
 

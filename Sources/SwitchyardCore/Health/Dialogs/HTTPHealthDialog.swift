@@ -23,7 +23,7 @@ public struct HTTPHealthDialog: ReplyJudgingDialog {
     }
 
     public var progress: String {
-        "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); read '\(healthPrintable(reply))'"
+        "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); \(healthReadText(reply))"
     }
 
     public func verdict(closed: Bool) -> HealthDialogAction {
