@@ -29,6 +29,24 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(run(&script, [.connected, .received(bytes("A\nB"))]) == [.receive, .pass("2 steps passed")])
     }
 
+    /// `+OK` matched as a prefix leaves `\r\n` unread; the next send drops it, so the PING's
+    /// reply is judged on its own (the Redis AUTH → PING pattern).
+    @Test func aSendDropsWhatEarlierRepliesLeftUnread() {
+        var script = HealthStepScript([
+            .send(bytes("AUTH pw\r\n")), .expect(HealthExpectation(.bytes(bytes("+OK")), match: .prefix)),
+            .send(bytes("PING\r\n")), .expect(HealthExpectation(.bytes(bytes("+PONG\r\n")), match: .prefix)),
+        ])
+        #expect(run(&script, [.connected, .sent, .received(bytes("+OK\r\n")), .sent, .received(bytes("+PONG\r\n"))])
+                == [.send(bytes("AUTH pw\r\n")), .receive, .send(bytes("PING\r\n")), .receive, .pass("4 steps passed")])
+    }
+
+    /// After the backend closed, a later expect is judged at once on what is left, never waits.
+    @Test func expectsAfterTheCloseNeverWait() {
+        var script = HealthStepScript([.expect(HealthExpectation(.close)), .expect(HealthExpectation(.bytes(bytes("bye")), match: .contains))])
+        #expect(run(&script, [.connected, .received(bytes("x")), .closed])
+                == [.receive, .receive, .fail("step 2 (expect contains 'bye'): got nothing (then closed)")])
+    }
+
     @Test func containsWaitsUntilTheCloseOrTheLimit() {
         var script = HealthStepScript([.expect(HealthExpectation(.bytes(bytes("role:master")), match: .contains))])
         #expect(run(&script, [.connected, .received(bytes("# Replication\r\nrole:slave\r\n")), .closed])

@@ -71,8 +71,8 @@ public struct HealthExpectation: Sendable, Equatable {
 /// A send/expect sequence run in order within the check's timeout: HAProxy's `tcp-check`.
 ///
 /// Bytes read for one `expect` step are matched as they arrive; once it holds, what came after
-/// the matched part is kept for the next `expect` step (a backend may answer two sends in one
-/// segment). A step fails on a reply that cannot match any more, on a close before it matched,
+/// the matched part is kept for a following `expect` step (a reply may hold two things to
+/// check), and dropped when a `send` step comes first (it is not the answer to that send). A step fails on a reply that cannot match any more, on a close before it matched,
 /// or at `HealthCheckConfig.maximumReply` bytes; the failure names the step and what was read.
 public struct HealthStepScript: HealthDialog {
     public let steps: [HealthStep]
@@ -112,7 +112,11 @@ public struct HealthStepScript: HealthDialog {
     private mutating func next() -> HealthDialogAction {
         guard index < steps.count else { return .pass(passText ?? "\(steps.count) step\(steps.count == 1 ? "" : "s") passed") }
         switch steps[index] {
-        case let .send(bytes): return .send(bytes)
+        case let .send(bytes):
+            // What an earlier reply left unread is not an answer to this request (HAProxy's
+            // tcp-check empties its input buffer the same way).
+            pending.removeAll()
+            return .send(bytes)
         case .expect: return pending.isEmpty && !closed ? .receive : evaluate(closed: closed)
         }
     }
