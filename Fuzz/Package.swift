@@ -17,6 +17,7 @@ let fuzzTargets = [
     "FuzzDuration",
     "FuzzEndpoint",
     "FuzzHealthEscapes",
+    "FuzzHealthSteps",
     "FuzzProxyHeader",
     "FuzzSourceTable",
 ]

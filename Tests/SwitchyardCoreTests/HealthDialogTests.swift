@@ -40,6 +40,15 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
                 == [.send(bytes("AUTH pw\r\n")), .receive, .send(bytes("PING\r\n")), .receive, .pass("4 steps passed")])
     }
 
+    /// The fuzz entry point runs its seed shapes without trapping (the fuzzer checks the rest).
+    @Test func theStepFuzzEntryRunsScriptsToAVerdict() {
+        HealthStepScript.fuzz("- send: \"PING\\r\\n\"\n- expect: {string: \"+PONG\", match: prefix}\n===\n+PO|NG\r\n")
+        HealthStepScript.fuzz("- expect: close\n- send: x\n- expect: {regex: \"a+\"}\n===\nbye")
+        HealthStepScript.fuzz("- expect: {hex: \"zz\"}")
+        HealthStepScript.fuzz("[]")
+        HealthStepScript.fuzz("- send: \"\"")
+    }
+
     /// After the backend closed, a later expect is judged at once on what is left, never waits.
     @Test func expectsAfterTheCloseNeverWait() {
         var script = HealthStepScript([.expect(HealthExpectation(.close)), .expect(HealthExpectation(.bytes(bytes("bye")), match: .contains))])
