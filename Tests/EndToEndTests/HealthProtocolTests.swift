@@ -60,6 +60,26 @@ extension EndToEnd {
             for _ in 0..<8 { #expect(try RedisServer.portAnswering(through: listen) == second.endpoint.port) }
         }
 
+        /// The command-line form: `--health-type` with the type's defaults.
+        @Test func healthTypeOnTheCommandLineChecksRedisAndFailsWhatIsNotRedis() throws {
+            let redis = try RedisServer()
+            let other = try TestBackend(.identify(name: "not redis"))
+            let proxy = try SwitchyardProcess(
+                options: ["--health-type", "redis", "--health-interval", "200ms", "--health-timeout", "1s", "--rise", "2", "--fall", "2"],
+                backends: [redis.endpoint.description, other.endpoint.description])
+            let socket = try #require(proxy.adminSocketPath)
+            var rows: [String: AdminBackendRow] = [:]
+            let settled = eventually(timeout: 10, interval: 0.05) {
+                rows = Dictionary(((try? adminShowBackends(socketPath: socket)) ?? []).map { ($0.backend, $0) }) { first, _ in first }
+                return rows[redis.endpoint.description]?.health == "up" && rows[other.endpoint.description]?.health == "down"
+                    && rows[redis.endpoint.description]?.lastCheck.hasPrefix("PONG in ") == true
+            }
+            #expect(settled, "\(rows.values.map { "\($0.backend) \($0.health) '\($0.lastCheck)'" })\n\(proxy.standardError)")
+            let otherText = rows[other.endpoint.description]?.lastCheck ?? ""
+            #expect(otherText.hasPrefix("step 2 (expect prefix '+PONG\\r\\n'): got 'not redis\\n"), "\(otherText)")
+            #expect(try RedisServer.portAnswering(through: proxy.listen) == redis.endpoint.port)
+        }
+
         /// HAProxy's most copied `tcp-check` sequence, as `steps`: AUTH, PING, INFO replication.
         @Test func stepsAuthenticatePingAndAskTheRoleAndAWrongPasswordFailsAtItsStep() throws {
             let redis = try RedisServer(password: "s3cret")
