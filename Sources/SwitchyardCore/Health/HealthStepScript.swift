@@ -45,9 +45,23 @@ public struct HealthExpectation: Sendable, Equatable {
     var summary: String {
         switch pattern {
         case let .bytes(bytes): "\(match.rawValue) '\(healthPrintable(bytes))'"
-        case let .regex(source): "\(match.rawValue) /\(source)/"
+        case let .regex(source): "\(match.rawValue) /\(Self.oneLine(source))/"
         case .close: "close"
         }
+    }
+
+    /// A regex's source as written, but for control characters (a newline from a YAML `\n`),
+    /// escaped so that a verdict naming the step stays one line.
+    private static func oneLine(_ source: String) -> String {
+        var text = ""
+        for scalar in source.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                text += healthPrintable([UInt8(scalar.value)])
+            } else {
+                text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
     }
 
     /// Throws unless a regex compiles and a byte pattern is neither empty nor over the limit.

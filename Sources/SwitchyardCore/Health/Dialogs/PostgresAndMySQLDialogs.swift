@@ -65,7 +65,7 @@ public struct PostgresHealthDialog: ReplyJudgingDialog {
         while let code = rest.first, code != 0 {
             rest = rest.dropFirst()
             let end = rest.firstIndex(of: 0) ?? rest.endIndex
-            fields[code] = String(decoding: rest[..<end], as: UTF8.self)
+            fields[code] = healthOneLine(rest[..<end])
             rest = rest[min(end + 1, rest.endIndex)...]
         }
         let severity = fields[UInt8(ascii: "V")] ?? fields[UInt8(ascii: "S")] ?? "ERROR"
@@ -96,13 +96,13 @@ public struct MySQLHealthDialog: ReplyJudgingDialog {
                 let complete = reply.count >= 4 + length || reply.count >= HealthCheckConfig.maximumReply
                 return complete || closed ? .fail("a greeting without a server version") : .receive
             }
-            return .pass("protocol 10, \(String(decoding: payload[(payload.startIndex + 1)..<end], as: UTF8.self))")
+            return .pass("protocol 10, \(healthOneLine(payload[(payload.startIndex + 1)..<end]))")
         case 0xFF:
             guard reply.count >= 4 + length || closed || reply.count >= HealthCheckConfig.maximumReply else { return .receive }
             let code = payload.count >= 3 ? Int(payload[payload.startIndex + 1]) | Int(payload[payload.startIndex + 2]) << 8 : 0
             var message = payload.dropFirst(3)
             if message.first == UInt8(ascii: "#") { message = message.dropFirst(6) }
-            return .fail("MySQL error \(code): \(String(decoding: message, as: UTF8.self))")
+            return .fail("MySQL error \(code): \(healthOneLine(message))")
         default:
             return .fail("not a protocol 10 greeting: '\(healthPrintable(reply))'")
         }
