@@ -226,3 +226,13 @@ private func health(_ section: String) throws -> HealthCheckConfig? {
         expectConfigFileError(text, line: line, column: column, message: message)
     }
 }
+
+/// A reload that changes a backend's `check-send-proxy` says so (the next check uses it).
+@Test func aReloadNamesABackendsChangedCheckSendProxy() throws {
+    func configuration(_ backend: String) throws -> Configuration {
+        try ConfigFile.parse("services:\n  a:\n    listen: [127.0.0.1:1]\n    backends:\n      - \(backend)\n", file: "r.yaml")
+    }
+    let difference = ConfigDifference(
+        from: try configuration("{address: 127.0.0.1:2}"), to: try configuration("{address: 127.0.0.1:2, check-send-proxy: true}"))
+    #expect(difference.summary.contains("a: backend 127.0.0.1:2 check-send-proxy the service's -> true"), "\(difference.summary)")
+}
