@@ -176,6 +176,36 @@ extension EndToEnd {
             #expect(Self.verdicts(proxy)[db]?.lastCheck == "connection refused")
         }
 
+        /// Python's `smtpd` (a real SMTP dialogue: banner, EHLO, QUIT) against a server whose
+        /// banner refuses service.
+        @Test func smtpCheckReadsTheBannerAndTheEhloReplyAndFollowsTheServersStop() throws {
+            let endpoint = try Sockets.freeEndpoint()
+            let folder = try ConfiguredProxy.makeFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let smtp = try ForegroundServer("/usr/bin/python3", ["-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", "\(endpoint)"],
+                                            folder: folder)
+            try smtp.waitUntilListening(endpoint, timeout: 10)
+            let refusing = try TestBackend(.identify(name: "554 no service here"))
+            let listen = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: """
+                services:
+                  mail:
+                    listen: ["\(listen)"]
+                    health: {type: smtp, ehlo: lb.test, \(Self.timing)}
+                    backends: ["\(endpoint)", "\(refusing.endpoint)"]
+
+                """, listen: [listen])
+            let (server, other) = ("mail/\(endpoint)", "mail/\(refusing.endpoint)")
+            Self.waitForHealth(proxy, [server: "up", other: "down"])
+            let verdicts = Self.verdicts(proxy)
+            #expect(verdicts[server]?.lastCheck.hasPrefix("220 banner, EHLO 250 in ") == true, "\(verdicts)")
+            #expect(verdicts[other]?.lastCheck.hasPrefix("step 1 (expect prefix '220'): got '554 no service here\\n") == true, "\(verdicts)")
+
+            smtp.stop()
+            Self.waitForHealth(proxy, [server: "down"])
+            #expect(Self.verdicts(proxy)[server]?.lastCheck == "connection refused")
+        }
+
         /// The Patroni pattern: `type: http` on the agent's port (`check-port`), `path: /primary`.
         @Test func httpCheckOnAnAgentPortFollowsA503ThenA200() throws {
             let node = try TestBackend(.identify(name: "node"))

@@ -37,6 +37,15 @@ import Testing
         #expect(try BackendSpec(parsing: spec.description) == spec)
     }
 
+    /// FuzzHealthSteps: `expect: {string}` (a key without a value) trapped on a forced unwrap in
+    /// the step decoder. A pattern or send key without a value is now an error at that key.
+    @Test(arguments: ["{expect: {string}}", "{expect: {hex}}", "{expect: {regex}}", "{send}", "{send-hex}"])
+    func aStepKeyWithoutAValueIsRefusedAtTheKey(step: String) {
+        let text = "services:\n  a:\n    listen: [127.0.0.1:1]\n    backends: [127.0.0.1:2]\n    health:\n      steps: [\(step)]\n"
+        #expect(throws: ConfigFileError.self) { try ConfigFile.parse(text, file: "s.yaml") }
+        HealthStepScript.fuzz("- send: \"AUTH s3cret\\r\\n\"\n- expect: {string: match, match: prefix}\n- send: \"PING\"\n- \(step)\n===\n+OK")
+    }
+
     /// FuzzHealthSteps: a regex step whose YAML text holds `\n` (decoded to a newline) put the
     /// newline into the failing step's verdict, and so into `show backends` and a log line split
     /// in two. A step's summary and the servers' texts in verdicts are now escaped to one line.

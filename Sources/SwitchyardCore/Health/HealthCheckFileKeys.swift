@@ -96,10 +96,15 @@ struct RawHealthStep: Decodable {
                 codingPath: container.codingPath,
                 debugDescription: "a step is a mapping with one key: send, send-hex or expect, as in {send: \"PING\\r\\n\"}"))
         }
-        if let bytes = try container.parsed("send", HealthCheckConfig.decodeEscapes) {
-            step = .send(bytes)
-        } else if let bytes = try container.parsed("send-hex", HealthCheckConfig.decodeHex) {
-            step = .send(bytes)
+        let key = container.allKeys[0]
+        if key.stringValue != "expect" {
+            // `decode`, not `parsed`: a key without a value (`- send:`) is an error at the key.
+            let text = try container.decode(String.self, forKey: key)
+            do {
+                step = .send(try key.stringValue == "send" ? HealthCheckConfig.decodeEscapes(text) : HealthCheckConfig.decodeHex(text))
+            } catch {
+                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "\(key.stringValue): \(error.message)")
+            }
         } else if let word = try? container.decode(String.self, forKey: ConfigKey("expect")) {
             guard word == "close" else {
                 throw DecodingError.dataCorruptedError(
@@ -111,7 +116,6 @@ struct RawHealthStep: Decodable {
             step = .expect(try container.decode(RawHealthExpectation.self, forKey: ConfigKey("expect")).expectation)
         }
         if case let .send(bytes) = step, bytes.isEmpty {
-            let key = container.allKeys[0]
             throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "\(key.stringValue): the payload is empty")
         }
     }
@@ -132,11 +136,18 @@ struct RawHealthExpectation: Decodable {
                 codingPath: container.codingPath,
                 debugDescription: "expect needs exactly one of string, regex or hex\(patterns.isEmpty ? "" : " (found \(patterns.joined(separator: " and ")))")"))
         }
+        // `decode`, not `parsed`: a key without a value (`{string}`) is an error at the key.
+        let key = ConfigKey(patterns[0])
+        let text = try container.decode(String.self, forKey: key)
         let pattern: HealthExpectation.Pattern
-        switch patterns[0] {
-        case "string": pattern = .bytes(try container.parsed("string", HealthCheckConfig.decodeEscapes)!)
-        case "hex": pattern = .bytes(try container.parsed("hex", HealthCheckConfig.decodeHex)!)
-        default: pattern = .regex(try container.decode(String.self, forKey: ConfigKey("regex")))
+        do {
+            switch patterns[0] {
+            case "string": pattern = .bytes(try HealthCheckConfig.decodeEscapes(text))
+            case "hex": pattern = .bytes(try HealthCheckConfig.decodeHex(text))
+            default: pattern = .regex(text)
+            }
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "\(patterns[0]): \(error.message)")
         }
         expectation = HealthExpectation(pattern, match: try container.choice("match", HealthExpectation.Match.self) ?? .contains)
         do {

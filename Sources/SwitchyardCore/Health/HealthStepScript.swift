@@ -73,6 +73,7 @@ public struct HealthExpectation: Sendable, Equatable {
                 throw ConfigError("health check expect text is longer than \(HealthCheckConfig.maximumReply) bytes")
             }
         case let .regex(source):
+            guard !source.isEmpty else { throw ConfigError("health check regex is empty") }
             do { _ = try Regex(source) } catch {
                 throw ConfigError("health check regex /\(source)/ does not compile: \(error)")
             }
