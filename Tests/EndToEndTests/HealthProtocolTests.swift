@@ -27,18 +27,24 @@ extension EndToEnd {
             #expect(reached, "expected \(expected); have \(seen)\nstderr:\n\(proxy.process.standardError)", sourceLocation: sourceLocation)
         }
 
+        /// A proxy with one service `name` on `listen`, checked with `health` (flow-mapping keys
+        /// before the timing) over `backends`.
+        static func proxy(_ name: String, listen: TCPEndpoint, health: String, backends: [TCPEndpoint]) throws -> ConfiguredProxy {
+            try ConfiguredProxy(yaml: """
+                services:
+                  \(name):
+                    listen: ["\(listen)"]
+                    health: {\(health), \(Self.timing)}
+                    backends: [\(backends.map { "\"\($0)\"" }.joined(separator: ", "))]
+
+                """, listen: [listen])
+        }
+
         @Test func redisPrimaryFollowsAFailoverAndNewClientsReachTheNewPrimary() throws {
             let first = try RedisServer()
             let second = try RedisServer(replicaOf: first)
             let listen = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                services:
-                  cache:
-                    listen: ["\(listen)"]
-                    health: {type: redis-primary, \(Self.timing)}
-                    backends: ["\(first.endpoint)", "\(second.endpoint)"]
-
-                """, listen: [listen])
+            let proxy = try Self.proxy("cache", listen: listen, health: "type: redis-primary", backends: [first.endpoint, second.endpoint])
             let (a, b) = ("cache/\(first.endpoint)", "cache/\(second.endpoint)")
             Self.waitForHealth(proxy, [a: "up", b: "down"])
             let replicaText = Self.verdicts(proxy)[b]?.lastCheck ?? ""
@@ -156,14 +162,7 @@ extension EndToEnd {
             let mariadb = try MariaDBServer()
             let notMySQL = try TestBackend(.identify(name: "not a database"))
             let listen = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                services:
-                  db:
-                    listen: ["\(listen)"]
-                    health: {type: mysql, \(Self.timing)}
-                    backends: ["\(mariadb.endpoint)", "\(notMySQL.endpoint)"]
-
-                """, listen: [listen])
+            let proxy = try Self.proxy("db", listen: listen, health: "type: mysql", backends: [mariadb.endpoint, notMySQL.endpoint])
             let (db, other) = ("db/\(mariadb.endpoint)", "db/\(notMySQL.endpoint)")
             Self.waitForHealth(proxy, [db: "up", other: "down"])
             let verdicts = Self.verdicts(proxy)
@@ -187,14 +186,7 @@ extension EndToEnd {
             try smtp.waitUntilListening(endpoint, timeout: 10)
             let refusing = try TestBackend(.identify(name: "554 no service here"))
             let listen = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                services:
-                  mail:
-                    listen: ["\(listen)"]
-                    health: {type: smtp, ehlo: lb.test, \(Self.timing)}
-                    backends: ["\(endpoint)", "\(refusing.endpoint)"]
-
-                """, listen: [listen])
+            let proxy = try Self.proxy("mail", listen: listen, health: "type: smtp, ehlo: lb.test", backends: [endpoint, refusing.endpoint])
             let (server, other) = ("mail/\(endpoint)", "mail/\(refusing.endpoint)")
             Self.waitForHealth(proxy, [server: "up", other: "down"])
             let verdicts = Self.verdicts(proxy)
