@@ -18,6 +18,7 @@ let fuzzTargets = [
     "FuzzDuration",
     "FuzzEndpoint",
     "FuzzHealthEscapes",
+    "FuzzHealthSteps",
     "FuzzProxyHeader",
     "FuzzSourceTable",
 ]

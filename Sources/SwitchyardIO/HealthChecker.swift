@@ -6,13 +6,17 @@ import SwitchyardCore
 
 /// Probes every backend on one thread of its own and publishes up/down verdicts to the registry.
 ///
-/// Active checks: a non-blocking TCP connect, optionally followed by sending `config.send` and
-/// reading until `config.expect` matches, all within `config.timeout`. A check connects to the
+/// Active checks: a non-blocking TCP connect, then (with `check-send-proxy`) a PROXY header,
+/// then the bytes a `HealthDialog` from Core asks to send and read (`config.dialog(checking:)`:
+/// the `type`'s protocol, the `steps`, or `send`/`expect`), all within `config.timeout`. The
+/// dialog's verdict names the failing step and what was read; at most
+/// `HealthCheckConfig.maximumProbeRead` bytes are read per probe. A check connects to the
 /// backend's `checkEndpoint`: the backend itself, or the agent its `check-port`/`check-address`
 /// name. Every backend has its own
 /// schedule and socket in one poll(2) set, so a slow or silent backend never delays another.
 /// With `type: tls` or `check-tls` (issue 22) a TLS handshake runs on the connected socket first
-/// (`HealthProbeTLS`, HealthChecker+TLS.swift) and the check's bytes go through it.
+/// (`HealthProbeTLS`, HealthChecker+TLS.swift), after any PROXY header, and the dialog's bytes go
+/// through it.
 /// Passive checks: workers report failed connects with `recordConnectResult`, which feeds the
 /// same rise/fall machine, so `fall` failed client connects mark a backend down at once.
 /// A probe that gets no socket because descriptors ran out (EMFILE, ENFILE) is no verdict on its
@@ -227,25 +231,33 @@ private struct ProbeLoop {
         var nextStart: ContinuousClock.Instant
         /// Resolved once and cached; nil until the first successful lookup.
         var address: SocketAddress?
-        /// Whether checks run inside TLS (`type: tls`, `check-tls`; issue 22).
-        var usesTLS = false
+        /// The PROXY header version each check starts with (`check-send-proxy`); nil: none.
+        var proxyHeader: ProxyProtocolVersion?
+        /// Whether checks run inside TLS (`type: tls`, or `check-tls` of the service or backend).
+        var usesTLS: Bool
     }
 
-    private enum Phase: Equatable {
+    private enum Phase {
         case connecting
-        /// TLS checks (issue 22): connected, the TLS handshake runs.
+        /// TLS checks: connected (and any PROXY header sent), the TLS handshake runs.
         case handshaking
-        case sending(offset: Int)
-        case reading
+        /// Writing `bytes` from `offset`; once all are written, `then` goes to the dialog.
+        case sending(bytes: [UInt8], offset: Int, then: HealthDialogEvent)
+        /// Waiting for bytes or the backend's close, for the dialog.
+        case receiving
     }
 
     private struct Probe {
         let fd: Int32
         var phase: Phase
-        var reply: [UInt8] = []
+        var dialog: any HealthDialog
+        /// Bytes read in all steps, bounded by `HealthCheckConfig.maximumProbeRead`.
+        var bytesRead = 0
+        /// The backend closed its side and the dialog was told.
+        var closedSeen = false
         let started: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
-        /// The TLS layer once connected, for TLS checks (issue 22).
+        /// The TLS layer once the handshake starts, for TLS checks.
         var tls: HealthProbeTLS?
     }
 
@@ -265,7 +277,7 @@ private struct ProbeLoop {
     /// The errno (EMFILE, ENFILE) of a probe of the current round that found no descriptor: the
     /// round's other probes are skipped without trying. nil while descriptors are to be had.
     private var roundOutOfDescriptors: Int32?
-    /// TLS checks (issue 22): the context their sessions are made from, on first use.
+    /// TLS checks: the context their sessions are made from, on first use.
     private var tlsContext = HealthTLSContext()
 
     init(checker: HealthChecker) {
@@ -287,9 +299,9 @@ private struct ProbeLoop {
                 var events: Int32
                 switch probe.phase {
                 case .connecting, .sending: events = POLLOUT
-                case .reading, .handshaking: events = POLLIN
+                case .receiving, .handshaking: events = POLLIN
                 }
-                if let tls = probe.tls { events = Int32(tls.pollEvents) }  // TLS checks (issue 22).
+                if let tls = probe.tls { events = Int32(tls.pollEvents) }
                 pollSet.append(pollfd(fd: probe.fd, events: Int16(events), revents: 0))
                 pollIDs.append(id)
             }
@@ -320,10 +332,14 @@ private struct ProbeLoop {
             let offset = config.interval * (Double(position) / Double(added.count))
             scheduled[backend.id] = Scheduled(
                 name: backend.spec.endpoint.description, endpoint: backend.spec.checkEndpoint,
-                inMaintenance: backend.admin == .maint, nextStart: now + offset)
+                inMaintenance: backend.admin == .maint, nextStart: now + offset, usesTLS: false)
         }
         for backend in snapshot.backends {
-            let usesTLS = config.tls.applies(backendCheckTLS: backend.spec.checkTLS)  // Issue 22.
+            // Checks through PROXY and TLS (issue 22): the backend's keys over the service's; the
+            // header is the one the backend's traffic gets (`send-proxy`), v1 if it gets none.
+            let sendsHeader = backend.spec.checkSendProxy ?? config.checkSendProxy
+            scheduled[backend.id]?.proxyHeader = sendsHeader ? backend.spec.sendProxy ?? snapshot.settings.sendProxy ?? .v1 : nil
+            let usesTLS = config.tls.applies(backendCheckTLS: backend.spec.checkTLS)
             if scheduled[backend.id]?.usesTLS == true && !usesTLS { checker.recordCertificate(backendID: backend.id, notAfter: nil) }
             scheduled[backend.id]?.usesTLS = usesTLS
             let inMaintenance = backend.admin == .maint
@@ -448,7 +464,8 @@ private struct ProbeLoop {
         }
         let result = address.withSockaddr { connect(fd, $0, $1) }
         let code = Glibc.errno
-        probes[id] = Probe(fd: fd, phase: .connecting, started: now, deadline: now + config.timeout)
+        probes[id] = Probe(
+            fd: fd, phase: .connecting, dialog: config.dialog(checking: entry.endpoint), started: now, deadline: now + config.timeout)
         if result == 0 {
             connected(id: id)
         } else if code != EINPROGRESS && code != EINTR {
@@ -459,7 +476,7 @@ private struct ProbeLoop {
     /// Handles poll events of one probe.
     private mutating func advance(probe id: Int, revents: Int32) {
         guard let probe = probes[id] else { return }
-        if probe.tls != nil, probe.phase != .connecting {  // TLS checks (issue 22).
+        if probe.tls != nil {
             advanceTLS(id: id)
             return
         }
@@ -475,89 +492,116 @@ private struct ProbeLoop {
             } else {
                 connected(id: id)
             }
-        case let .sending(offset):
-            send(id: id, from: offset)
-        case .reading:
+        case .sending:
+            write(id: id)
+        case .receiving:
             receive(id: id)
         case .handshaking:
             break
         }
     }
 
+    /// The TCP connect completed: the PROXY header first when the backend wants one, then TLS
+    /// when the check uses it, then the dialog.
     private mutating func connected(id: Int) {
-        // TLS checks (issue 22): the handshake first; the check's steps follow it.
-        if let entry = scheduled[id], entry.usesTLS, probes[id]?.tls == nil {
-            startTLS(id: id, host: entry.endpoint.host)
+        guard let probe = probes[id], let entry = scheduled[id] else { return }
+        guard let version = entry.proxyHeader else {
+            transportReady(id: id)
             return
         }
-        if config.send != nil {
-            send(id: id, from: 0)
-        } else if config.expect != nil {
-            probes[id]?.phase = .reading
+        // The check's own addresses, as HAProxy's check-send-proxy sends them.
+        let header = ProxyHeader.encode(
+            version, source: Worker.socketAddress(probe.fd, peer: false), destination: Worker.socketAddress(probe.fd, peer: true))
+        probes[id]?.phase = .sending(bytes: header.array, offset: 0, then: .connected)
+        write(id: id)
+    }
+
+    /// The connection (and its PROXY header) is in place: the TLS handshake, or the dialog.
+    private mutating func transportReady(id: Int) {
+        guard let entry = scheduled[id] else { return }
+        if entry.usesTLS {
+            startTLS(id: id, host: entry.endpoint.host)
         } else {
-            succeed(id: id, what: "connected")
+            feed(id: id, .connected)
         }
     }
 
-    private mutating func send(id: Int, from offset: Int) {
-        guard let probe = probes[id], let payload = config.send else { return }
-        if let tls = probe.tls {  // TLS checks (issue 22).
-            if let failure = tls.send(payload, fd: probe.fd) { return finish(id: id, .failure(reason: failure)) }
-            probes[id]?.phase = .sending(offset: 0)
-            return advanceTLS(id: id)
+    /// Tells the probe's dialog what happened and does what it answers.
+    private mutating func feed(id: Int, _ event: HealthDialogEvent) {
+        guard var probe = probes[id] else { return }
+        let action = probe.dialog.advance(event)
+        probes[id] = probe
+        switch action {
+        case let .send(bytes):
+            guard !bytes.isEmpty else { return feed(id: id, .sent) }
+            probes[id]?.phase = .sending(bytes: bytes, offset: 0, then: .sent)
+            if let tls = probe.tls {
+                if let failure = tls.send(bytes, fd: probe.fd) { return finish(id: id, .failure(reason: failure)) }
+                return advanceTLS(id: id)
+            }
+            write(id: id)
+        case .receive:
+            probes[id]?.phase = .receiving
+            // A dialog that waits after the close would only be told of the close again.
+            if probe.closedSeen { finish(id: id, .failure(reason: "closed by the backend; \(probe.dialog.progress)")) }
+        case let .pass(text):
+            succeed(id: id, what: text)
+        case let .fail(text):
+            finish(id: id, .failure(reason: text))
         }
-        let sent = payload.withUnsafeBytes { bytes in
-            Glibc.send(probe.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+    }
+
+    /// Writes what the `.sending` phase holds, as far as the socket takes it.
+    private mutating func write(id: Int) {
+        guard let probe = probes[id], case let .sending(bytes, offset, then) = probe.phase else { return }
+        let sent = bytes.withUnsafeBytes { raw in
+            Glibc.send(probe.fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
         }
         if sent < 0 {
             let code = Glibc.errno
-            if code == EAGAIN || code == EINTR {
-                probes[id]?.phase = .sending(offset: offset)
-            } else {
-                finish(id: id, .failure(reason: "send: \(errnoPhrase(code))"))
+            if code != EAGAIN && code != EINTR {
+                let what = then == .connected ? "the PROXY header" : probe.dialog.progress
+                finish(id: id, .failure(reason: "send: \(errnoPhrase(code)); \(what)"))
             }
-        } else if offset + sent < payload.count {
-            probes[id]?.phase = .sending(offset: offset + sent)
-        } else if config.expect != nil {
-            probes[id]?.phase = .reading
+        } else if offset + sent < bytes.count {
+            probes[id]?.phase = .sending(bytes: bytes, offset: offset + sent, then: then)
+        } else if then == .connected {
+            transportReady(id: id)  // The PROXY header is out.
         } else {
-            succeed(id: id, what: "connected and sent")
+            feed(id: id, then)
         }
     }
 
+    /// Reads one chunk for the dialog: at most `HealthCheckConfig.maximumProbeRead` bytes per
+    /// probe, so that a backend that floods its check fails it instead of growing our memory.
     private mutating func receive(id: Int) {
-        guard var probe = probes[id] else { return }
+        guard let probe = probes[id] else { return }
         var chunk = [UInt8](repeating: 0, count: 4096)
         let count = chunk.withUnsafeMutableBytes { recv(probe.fd, $0.baseAddress, $0.count, 0) }
         if count < 0 {
             let code = Glibc.errno
             if code != EAGAIN && code != EINTR {
-                finish(id: id, .failure(reason: "recv: \(errnoPhrase(code))"))
+                finish(id: id, .failure(reason: "recv: \(errnoPhrase(code)); \(probe.dialog.progress)"))
             }
             return
         }
-        probe.reply += chunk[0..<count]
-        probes[id] = probe
-        judgeReply(id: id, reply: probe.reply, closed: count == 0)
-    }
-
-    /// Passes, fails, or waits for more of `reply` (everything read so far); `closed`: the
-    /// backend closed after it.
-    private mutating func judgeReply(id: Int, reply: [UInt8], closed: Bool) {
-        if config.replyMatches(reply) {
-            succeed(id: id, what: "expected reply")
-        } else if closed {
-            finish(id: id, .failure(reason: reply.isEmpty
-                ? "connection closed without a reply"
-                : "unexpected reply '\(Self.printable(reply))' (then closed)"))
-        } else if !config.replyCouldStillMatch(reply) {
-            finish(id: id, .failure(reason: "unexpected reply '\(Self.printable(reply))'"))
+        if count == 0 {
+            probes[id]?.closedSeen = true
+            feed(id: id, .closed)
+            return
         }
+        let total = probe.bytesRead + count
+        guard total <= HealthCheckConfig.maximumProbeRead else {
+            finish(id: id, .failure(reason: "read over \(HealthCheckConfig.maximumProbeRead) bytes without a verdict; \(probe.dialog.progress)"))
+            return
+        }
+        probes[id]?.bytesRead = total
+        feed(id: id, .received(Array(chunk[0..<count])))
     }
 
     // MARK: TLS checks (issue 22); the TLS layer itself is HealthProbeTLS (HealthChecker+TLS.swift).
 
-    /// Connected: starts the TLS handshake on the probe's socket.
+    /// Starts the TLS handshake on the probe's connected socket.
     private mutating func startTLS(id: Int, host: String) {
         switch tlsContext.probe(for: config.tls, host: host) {
         case let .failure(error):
@@ -569,12 +613,12 @@ private struct ProbeLoop {
         }
     }
 
-    /// The socket of a TLS probe is ready: moves bytes, then the handshake's end (the whole
-    /// check for `type: tls`), the check's sent bytes or its reply, as the phase expects.
+    /// The socket of a TLS probe is ready: moves bytes, then tells the dialog of the handshake's
+    /// end (the whole check for `type: tls`), of its bytes sent, of a reply or of the close.
     private mutating func advanceTLS(id: Int) {
         guard let probe = probes[id], let tls = probe.tls else { return }
         let failure = tls.exchange(fd: probe.fd)
-        if let notAfter = tls.session.certificateNotAfter, probe.phase == .handshaking, tls.isEstablished || failure != nil {
+        if case .handshaking = probe.phase, let notAfter = tls.session.certificateNotAfter, tls.isEstablished || failure != nil {
             checker.recordCertificate(backendID: id, notAfter: notAfter)
         }
         if let failure { return finish(id: id, .failure(reason: failure)) }
@@ -582,28 +626,37 @@ private struct ProbeLoop {
         case .handshaking:
             guard tls.isEstablished else { return }
             if config.tls.handshakeOnly {
-                succeed(id: id, what: "TLS handshake (\(tls.handshakeSummary(now: secondsSinceEpoch())))")
-            } else {
-                connected(id: id)
-                // A server that speaks first may have sent its banner with the handshake's end:
-                // judge what is here now instead of waiting for the socket to be readable again.
-                if probes[id]?.phase == .reading { advanceTLS(id: id) }
+                return succeed(id: id, what: "TLS handshake (\(tls.handshakeSummary(now: secondsSinceEpoch())))")
             }
+            feed(id: id, .connected)
+            // A server that speaks first may have sent its banner with the handshake's end.
+            if case .receiving = probes[id]?.phase { deliverTLS(id: id) }
         case .sending:
             guard !tls.hasUnsentBytes else { return }
-            if config.expect != nil {
-                probes[id]?.phase = .reading
-                advanceTLS(id: id)
-            } else {
-                succeed(id: id, what: "connected over TLS and sent")
-            }
-        case .reading:
-            probes[id]?.reply += tls.takeReceived()
-            guard let reply = probes[id]?.reply else { return }
-            if reply.isEmpty && !tls.peerClosed { return }
-            judgeReply(id: id, reply: reply, closed: tls.peerClosed)
+            feed(id: id, .sent)
+            if case .receiving = probes[id]?.phase { deliverTLS(id: id) }
+        case .receiving:
+            deliverTLS(id: id)
         case .connecting:
             break
+        }
+    }
+
+    /// Gives the dialog what the TLS layer decrypted, then the backend's close if it came.
+    private mutating func deliverTLS(id: Int) {
+        guard let probe = probes[id], let tls = probe.tls else { return }
+        let bytes = tls.takeReceived()
+        if !bytes.isEmpty {
+            let total = probe.bytesRead + bytes.count
+            guard total <= HealthCheckConfig.maximumProbeRead else {
+                return finish(id: id, .failure(reason: "read over \(HealthCheckConfig.maximumProbeRead) bytes without a verdict; \(probe.dialog.progress)"))
+            }
+            probes[id]?.bytesRead = total
+            feed(id: id, .received(bytes))
+        }
+        if tls.peerClosed, let after = probes[id], case .receiving = after.phase, !after.closedSeen {
+            probes[id]?.closedSeen = true
+            feed(id: id, .closed)
         }
     }
 
@@ -613,11 +666,11 @@ private struct ProbeLoop {
             switch probe.phase {
             case .connecting: during = "connecting"
             case .handshaking: during = "during the TLS handshake"
-            case .sending: during = "sending"
-            case .reading where probe.reply.isEmpty: during = "waiting for a reply"
-            case .reading: during = "waiting for the expected reply; got '\(Self.printable(probe.reply))'"
+            case .sending(_, _, .connected): during = "sending the PROXY header"
+            case .sending: during = "sending; \(probe.dialog.progress)"
+            case .receiving: during = probe.dialog.progress
             }
-            finish(id: id, .failure(reason: "timeout after \(config.timeout.shortDescription) \(during)"))
+            finish(id: id, .failure(reason: "timeout after \(config.timeout.shortDescription): \(during)"))
         }
     }
 
@@ -650,23 +703,5 @@ private struct ProbeLoop {
         let wait = next - now
         // Round up so that the deadline has passed when poll returns.
         return Int32(min(1000, (wait.nanosecondsClamped + 999_999) / 1_000_000))
-    }
-
-    /// Up to 40 reply bytes for a log line, with `\r`, `\n` and other controls escaped.
-    static func printable(_ bytes: [UInt8]) -> String {
-        var text = ""
-        for byte in bytes.prefix(40) {
-            switch byte {
-            case 0x0D: text += "\\r"
-            case 0x0A: text += "\\n"
-            case 0x09: text += "\\t"
-            case 0x5C: text += "\\\\"
-            case 0x20..<0x7F: text.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = String(byte, radix: 16)
-                text += "\\x" + (hex.count == 1 ? "0" : "") + hex
-            }
-        }
-        return bytes.count > 40 ? text + "..." : text
     }
 }

@@ -30,5 +30,6 @@ enum ArgumentValue {
 }
 
 extension HealthCheckConfig.ExpectMatch: ExpressibleByArgument {}
+extension HealthCheckType.Kind: ExpressibleByArgument {}
 
 extension AccessLogFormat: ExpressibleByArgument {}

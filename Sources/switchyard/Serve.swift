@@ -146,6 +146,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Whether the expected text may appear anywhere in the reply (contains) or must start it (prefix). Default: contains.")
     var healthExpectMatch: HealthCheckConfig.ExpectMatch?
 
+    @Option(help: ArgumentHelp("Check each backend by speaking its protocol instead of --health-send/--health-expect: redis (PING), redis-primary (also role:master), postgres (a startup message for user postgres), mysql (the greeting), http (GET / with a 200-399 status) or smtp (banner, EHLO, QUIT). Each type's options (auth, user, path, status...) are set in a configuration file.", valueName: "TYPE"))
+    var healthType: HealthCheckType.Kind?
+
+    @Flag(help: "Start each health check with the PROXY header the backends require (the --send-proxy version, v1 without it).")
+    var checkSendProxy = false
+
     @Flag(help: "Do not run health checks: every backend stays up unless drained or in maintenance.")
     var noHealthCheck = false
 
@@ -203,6 +209,8 @@ struct Serve: ParsableCommand {
         if healthSend != nil { given.append("--health-send") }
         if healthExpect != nil { given.append("--health-expect") }
         if healthExpectMatch != nil { given.append("--health-expect-match") }
+        if healthType != nil { given.append("--health-type") }  // issue 22
+        if checkSendProxy { given.append("--check-send-proxy") }
         if noHealthCheck { given.append("--no-health-check") }
         if source != nil { given.append("--source") }  // Source addresses (issue 13).
         return given + clientControls.given
@@ -311,6 +319,8 @@ struct Serve: ParsableCommand {
         if let healthExpectMatch { configuration.expectMatch = healthExpectMatch }
         if let healthSend { configuration.send = try HealthCheckConfig.decodeEscapes(healthSend) }
         if let healthExpect { configuration.expect = try HealthCheckConfig.decodeEscapes(healthExpect) }
+        configuration.type = healthType.map(HealthCheckType.init)  // issue 22
+        configuration.checkSendProxy = checkSendProxy
         try configuration.validate()
         return configuration
     }

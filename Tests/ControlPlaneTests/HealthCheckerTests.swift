@@ -75,7 +75,7 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
         let wrongDown = timeUntil(.milliseconds(800)) { health(registry, 1)?.isUp == false }
         #expect(wrongDown != nil)
         print("measured: wrong-reply backend down after \(wrongDown.map(\.shortDescription) ?? "never") beside a silent one")
-        #expect(health(registry, 1)?.lastCheck.hasPrefix("unexpected reply '-ERR unknown command\\r\\n'") == true,
+        #expect(health(registry, 1)?.lastCheck.hasPrefix("step 2 (expect contains '+PONG'): got '-ERR unknown command\\r\\n'") == true,
                 "\(health(registry, 1)?.lastCheck ?? "")")
         #expect(health(registry, 0)?.isUp == true, "the silent backend has not timed out yet")
         let rightChecked = timeUntil(.milliseconds(800)) { checker.lastCheckText(backendID: 2)?.hasPrefix("expected reply in") == true }
@@ -83,7 +83,7 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
 
         let silentDown = timeUntil(.seconds(2) + slack) { health(registry, 0)?.isUp == false }
         #expect(silentDown != nil)
-        #expect(health(registry, 0)?.lastCheck == "timeout after 2s waiting for a reply")
+        #expect(health(registry, 0)?.lastCheck == "timeout after 2s: step 2 (expect contains '+PONG'); nothing read")
         #expect(health(registry, 2)?.isUp == true)
 
         let clock = ContinuousClock()
@@ -91,6 +91,21 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
         checker.stop()
         print("measured: stop() took \((clock.now - start).shortDescription)")
         #expect(clock.now - start < .milliseconds(300), "stop ends the thread promptly even with probes in flight")
+    }
+
+    /// Reads are bounded per step and per probe: a backend that floods is failed when the step's
+    /// limit is reached, long before the timeout, and its bytes are not kept.
+    @Test func floodingBackendFailsItsCheckAtTheReadLimitNotTheTimeout() throws {
+        let flood = try TestBackend(.flooding)
+        defer { flood.close() }
+        let registry = registry([flood.endpointText])
+        let config = try HealthCheckConfig(interval: "100ms", timeout: "5s", rise: 1, fall: 1, send: nil, expect: "+PONG")
+        let checker = try HealthChecker(registry: registry, config: config)
+        try checker.start()
+        defer { checker.stop() }
+        #expect(timeUntil(.seconds(3)) { health(registry, 0)?.isUp == false } != nil, "\(checker.lastCheckText(backendID: 0) ?? "no check")")
+        let text = health(registry, 0)?.lastCheck ?? ""
+        #expect(text.hasPrefix("step 1 (expect contains '+PONG'): no match in "), "\(text)")
     }
 
     @Test func failedClientConnectsMarkDownAfterFallAndSuccessesResetTheRun() throws {

@@ -7,10 +7,12 @@ import Synchronization
 /// - `.answering(reply)`: accepts, reads what the checker sends, writes `reply` (if any), closes.
 /// - `.silent`: listens but never accepts; the kernel still completes handshakes, so a connect
 ///   succeeds and no reply ever comes.
+/// - `.flooding`: accepts and writes `x` bytes without end, until the peer closes.
 final class TestBackend: Sendable {
     enum Behaviour: Sendable {
         case answering([UInt8]?)
         case silent
+        case flooding
     }
 
     let port: UInt16
@@ -72,6 +74,19 @@ final class TestBackend: Sendable {
                     var buffer = [UInt8](repeating: 0, count: 512)
                     _ = recv(client, &buffer, buffer.count, 0)
                     if let reply { _ = send(client, reply, reply.count, Int32(MSG_NOSIGNAL)) }
+                    Glibc.close(client)
+                }
+            }
+        } else if case .flooding = behaviour {
+            thread = try ControlThread(name: "test-flood") {
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65536)
+                while true {
+                    let client = accept(fd, nil, nil)
+                    if client < 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
+                    while send(client, chunk, chunk.count, Int32(MSG_NOSIGNAL)) > 0 {}
                     Glibc.close(client)
                 }
             }

@@ -37,6 +37,31 @@ import Testing
         #expect(try BackendSpec(parsing: spec.description) == spec)
     }
 
+    /// FuzzHealthSteps: `expect: {string}` (a key without a value) trapped on a forced unwrap in
+    /// the step decoder. A pattern or send key without a value is now an error at that key.
+    @Test(arguments: ["{expect: {string}}", "{expect: {hex}}", "{expect: {regex}}", "{send}", "{send-hex}"])
+    func aStepKeyWithoutAValueIsRefusedAtTheKey(step: String) {
+        let text = "services:\n  a:\n    listen: [127.0.0.1:1]\n    backends: [127.0.0.1:2]\n    health:\n      steps: [\(step)]\n"
+        #expect(throws: ConfigFileError.self) { try ConfigFile.parse(text, file: "s.yaml") }
+        HealthStepScript.fuzz("- send: \"AUTH s3cret\\r\\n\"\n- expect: {string: match, match: prefix}\n- send: \"PING\"\n- \(step)\n===\n+OK")
+    }
+
+    /// FuzzHealthSteps: a regex step whose YAML text holds `\n` (decoded to a newline) put the
+    /// newline into the failing step's verdict, and so into `show backends` and a log line split
+    /// in two. A step's summary and the servers' texts in verdicts are now escaped to one line.
+    @Test func aFailingStepWithANewlineInItsRegexIsOneLine() {
+        var script = HealthStepScript([.expect(HealthExpectation(.regex("role:(master|slave)\r.\n"), match: .contains))])
+        _ = script.advance(.connected)
+        _ = script.advance(.received(Array("$30\0\n# Replic".utf8)))
+        guard case let .fail(verdict) = script.advance(.closed) else { Issue.record("no failure"); return }
+        #expect(verdict == "step 1 (expect contains /role:(master|slave)\\r.\\n/): got '$30\\x00\\n# Replic' (then closed)")
+        HealthStepScript.fuzz("- expect: {regex: \"role:(master|slave)\\\\r.\\n\"}\n===\n$30\0\n# Replic")
+        var postgres = PostgresHealthDialog(user: "u", database: nil)
+        let fields: [UInt8] = Array("SFATAL\0Mtwo\nlines\0\0".utf8)
+        _ = postgres.advance(.connected)
+        #expect(postgres.advance(.received([0x45, 0, 0, 0, UInt8(fields.count + 4)] + fields)) == .fail("PostgreSQL error: FATAL: two\\nlines"))
+    }
+
     @Test(arguments: ["8784.0001h", "31622400001ms", "99999999999999999999s", ".s", "1..5s", "1.5.s"])
     func durationsPastTheLimitOrMalformedAreRefused(text: String) {
         #expect(throws: ConfigError.self) { try Duration(parsing: text) }

@@ -29,6 +29,33 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(run(&script, [.connected, .received(bytes("A\nB"))]) == [.receive, .pass("2 steps passed")])
     }
 
+    /// `+OK` matched as a prefix leaves `\r\n` unread; the next send drops it, so the PING's
+    /// reply is judged on its own (the Redis AUTH → PING pattern).
+    @Test func aSendDropsWhatEarlierRepliesLeftUnread() {
+        var script = HealthStepScript([
+            .send(bytes("AUTH pw\r\n")), .expect(HealthExpectation(.bytes(bytes("+OK")), match: .prefix)),
+            .send(bytes("PING\r\n")), .expect(HealthExpectation(.bytes(bytes("+PONG\r\n")), match: .prefix)),
+        ])
+        #expect(run(&script, [.connected, .sent, .received(bytes("+OK\r\n")), .sent, .received(bytes("+PONG\r\n"))])
+                == [.send(bytes("AUTH pw\r\n")), .receive, .send(bytes("PING\r\n")), .receive, .pass("4 steps passed")])
+    }
+
+    /// The fuzz entry point runs its seed shapes without trapping (the fuzzer checks the rest).
+    @Test func theStepFuzzEntryRunsScriptsToAVerdict() {
+        HealthStepScript.fuzz("- send: \"PING\\r\\n\"\n- expect: {string: \"+PONG\", match: prefix}\n===\n+PO|NG\r\n")
+        HealthStepScript.fuzz("- expect: close\n- send: x\n- expect: {regex: \"a+\"}\n===\nbye")
+        HealthStepScript.fuzz("- expect: {hex: \"zz\"}")
+        HealthStepScript.fuzz("[]")
+        HealthStepScript.fuzz("- send: \"\"")
+    }
+
+    /// After the backend closed, a later expect is judged at once on what is left, never waits.
+    @Test func expectsAfterTheCloseNeverWait() {
+        var script = HealthStepScript([.expect(HealthExpectation(.close)), .expect(HealthExpectation(.bytes(bytes("bye")), match: .contains))])
+        #expect(run(&script, [.connected, .received(bytes("x")), .closed])
+                == [.receive, .receive, .fail("step 2 (expect contains 'bye'): got nothing (then closed)")])
+    }
+
     @Test func containsWaitsUntilTheCloseOrTheLimit() {
         var script = HealthStepScript([.expect(HealthExpectation(.bytes(bytes("role:master")), match: .contains))])
         #expect(run(&script, [.connected, .received(bytes("# Replication\r\nrole:slave\r\n")), .closed])
@@ -40,11 +67,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test func regexStepsMatchAnywhereAtTheStartOrTheWholeReply() {
         var anywhere = HealthStepScript([.expect(HealthExpectation(.regex("role:(master|primary)"), match: .contains))])
-        #expect(run(&anywhere, [.connected, .received(bytes("x\r\nrole:master\r\n"))]).last == .pass("1 steps passed"))
+        #expect(run(&anywhere, [.connected, .received(bytes("x\r\nrole:master\r\n"))]).last == .pass("1 step passed"))
         var prefix = HealthStepScript([.expect(HealthExpectation(.regex("^[0-9]+ OK"), match: .prefix))])
-        #expect(run(&prefix, [.connected, .received(bytes("200 OK\n"))]).last == .pass("1 steps passed"))
+        #expect(run(&prefix, [.connected, .received(bytes("200 OK\n"))]).last == .pass("1 step passed"))
         var whole = HealthStepScript([.expect(HealthExpectation(.regex("ok\\n"), match: .match))])
-        #expect(run(&whole, [.connected, .received(bytes("ok\n")), .closed]) == [.receive, .receive, .pass("1 steps passed")])
+        #expect(run(&whole, [.connected, .received(bytes("ok\n")), .closed]) == [.receive, .receive, .pass("1 step passed")])
         var notWhole = HealthStepScript([.expect(HealthExpectation(.regex("ok\\n"), match: .match))])
         #expect(run(&notWhole, [.connected, .received(bytes("ok\nmore")), .closed]).last
                 == .fail("step 1 (expect match /ok\\n/): got 'ok\\nmore' (then closed)"))
@@ -120,7 +147,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
                 .last == .pass("authentication requested (method 10)"))
 
         var trusted = PostgresHealthDialog(user: "app", database: nil)
-        #expect(run(&trusted, [.connected, .sent, .received([0x52, 0, 0, 0, 8, 0, 0, 0, 0])]).last == .pass("authentication ok"))
+        // Under trust, AuthenticationOk is followed by parameters, the key and ready-for-query, or
+        // by the error a wrong database name gets only once authenticated.
+        #expect(run(&trusted, [.connected, .sent, .received([0x52, 0, 0, 0, 8, 0, 0, 0, 0])]).last == .receive)
+        #expect(trusted.advance(.received([0x53, 0, 0, 0, 6, 0x61, 0, 0x4B, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0x5A, 0, 0, 0, 5, 0x49]))
+                == .pass("ready for query"))
 
         // FATAL 3D000: database "nope" does not exist
         var fields: [UInt8] = []

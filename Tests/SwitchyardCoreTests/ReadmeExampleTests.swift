@@ -48,3 +48,17 @@ func readmeExample(after heading: String) throws -> Configuration {
     #expect(pg.backends.map(\.maxConnections) == [100, 100, nil])
     #expect(pg.backends.map(\.backup) == [false, false, true])
 }
+
+/// README's check sequence, protocol check and check-send-proxy examples must stay valid files (issue 22).
+@Test func theReadmeStepsTypesAndCheckSendProxyExamplesAreValid() throws {
+    let steps = try readmeExample(after: "### Check sequences and protocol checks")
+    #expect(steps.service(named: "redis-steps")?.health?.steps?.count == 9)
+    let types = try readmeExample(after: "`--health-type TYPE` gives the command-line form")
+    let kinds = Dictionary(uniqueKeysWithValues: types.services.map { ($0.name, $0.health?.type?.kind) })
+    #expect(kinds == ["cache": .redis, "cache-primary": .redisPrimary, "pg": .postgres, "pg-primary": .http, "mysql": .mysql,
+                      "web": .http, "mail": .smtp])
+    #expect(types.service(named: "pg-primary")?.backends.map(\.checkEndpoint.description) == ["10.0.0.1:8008", "10.0.0.2:8008"])
+    let proxy = try readmeExample(after: "**Through PROXY.**")
+    let service = try #require(proxy.service(named: "behind-haproxy"))
+    #expect(service.health?.checkSendProxy == true && service.backends.map(\.checkSendProxy) == [nil, false])
+}

@@ -28,8 +28,9 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     public var checkPort: UInt16?
     /// The host health checks connect to instead of the backend's; nil checks the backend's host.
     public var checkAddress: String?
-    /// `check-tls` of this backend (issue 22): whether its checks run inside TLS; nil takes
-    /// the service's `health` `check-tls`.
+    // Checks through PROXY and TLS (issue 22): this backend's `check-send-proxy` and
+    // `check-tls`; nil takes the service's `health` keys of the same names.
+    public var checkSendProxy: Bool?
     public var checkTLS: Bool?
 
     // PROXY protocol.

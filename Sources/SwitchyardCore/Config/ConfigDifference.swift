@@ -132,10 +132,10 @@ public struct ConfigDifference: Equatable, Sendable {
                 if backend.old.sendProxy != backend.new.sendProxy {
                     lines.append("\(name): backend \(backend.new.endpoint) send-proxy \(backend.old.sendProxy?.rawValue ?? "off") -> \(backend.new.sendProxy?.rawValue ?? "off")")
                 }
-                // TLS in checks (issue 22).
-                if backend.old.checkTLS != backend.new.checkTLS {
-                    let text = { (value: Bool?) in value.map { "\($0)" } ?? "the service's" }
-                    lines.append("\(name): backend \(backend.new.endpoint) check-tls \(text(backend.old.checkTLS)) -> \(text(backend.new.checkTLS))")
+                // Checks through PROXY and TLS (issue 22): the next check uses the new keys.
+                for (key, old, new) in [("check-send-proxy", backend.old.checkSendProxy, backend.new.checkSendProxy),
+                                        ("check-tls", backend.old.checkTLS, backend.new.checkTLS)] where old != new {
+                    lines.append("\(name): backend \(backend.new.endpoint) \(key) \(old.map(String.init) ?? "the service's") -> \(new.map(String.init) ?? "the service's")")
                 }
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }

@@ -423,7 +423,8 @@ struct RawService: Decodable {
 /// `health:` as a mapping, or `off`.
 struct RawHealth: Decodable {
     static let keys = ["interval", "timeout", "rise", "fall", "send", "expect", "expect-match"]
-        + ["type", "check-tls", "server-name", "ca-file"]  // TLS in checks (issue 22).
+        + ["check-tls", "server-name", "ca-file"]  // TLS in checks (issue 22).
+        + RawHealthDialog.keys  // Check sequences, protocol checks (type), check-send-proxy (issue 22).
 
     var off = false
     var interval: Duration?
@@ -434,16 +435,16 @@ struct RawHealth: Decodable {
     var expect: [UInt8]?
     var expectMatch: HealthCheckConfig.ExpectMatch?
     // TLS in checks (issue 22).
-    var type: String?
     var checkTLS: Bool?
     var serverName: String?
     var caFile: String?
+    var dialog = RawHealthDialog()  // issue 22
 
     init(from decoder: any Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
             guard text == "off" || text == "false" else {
                 throw DecodingError.dataCorruptedError(
-                    in: single, debugDescription: "health: expected a mapping (interval, timeout, rise, fall, send, expect, expect-match) or off, found '\(text)'")
+                    in: single, debugDescription: "health: expected a mapping (\(Self.keys.joined(separator: ", "))) or off, found '\(text)'")
             }
             off = true
             return
@@ -458,13 +459,10 @@ struct RawHealth: Decodable {
         expect = try container.parsed("expect", HealthCheckConfig.decodeEscapes)
         expectMatch = try container.choice("expect-match", HealthCheckConfig.ExpectMatch.self)
         // TLS in checks (issue 22).
-        type = try container.parsed("type") { (text) throws(ConfigError) -> String in
-            guard ["tcp", "tls"].contains(text) else { throw ConfigError("'\(text)' is not one of tcp, tls") }
-            return text
-        }
         checkTLS = try container.flag("check-tls")
         serverName = try container.parsed("server-name", HealthCheckTLS.parseServerName)
         caFile = try container.parsed("ca-file", HealthCheckTLS.parseCAFile)
+        dialog = try RawHealthDialog(container)
     }
 
     func merged(over defaults: RawHealth) -> RawHealth {
@@ -474,11 +472,16 @@ struct RawHealth: Decodable {
         result.timeout = timeout ?? defaults.timeout
         result.rise = rise ?? defaults.rise
         result.fall = fall ?? defaults.fall
-        result.send = send ?? defaults.send
-        result.expect = expect ?? defaults.expect
-        result.expectMatch = expectMatch ?? defaults.expectMatch
+        // What is checked comes from one place: a service's steps or type replace the defaults'
+        // send/expect, and its send/expect replace the defaults' steps or type (issue 22).
+        let mySendExpect = send != nil || expect != nil
+        if !dialog.saysWhatIsChecked {
+            result.send = send ?? defaults.send
+            result.expect = expect ?? defaults.expect
+            result.expectMatch = expectMatch ?? defaults.expectMatch
+        }
+        result.dialog = dialog.merged(over: defaults.dialog, serviceSaysWhatIsChecked: mySendExpect || dialog.saysWhatIsChecked)
         // TLS in checks (issue 22).
-        result.type = type ?? defaults.type
         result.checkTLS = checkTLS ?? defaults.checkTLS
         result.serverName = serverName ?? defaults.serverName
         result.caFile = caFile ?? defaults.caFile
@@ -494,9 +497,9 @@ struct RawHealth: Decodable {
         config.send = send
         config.expect = expect
         if let expectMatch { config.expectMatch = expectMatch }
-        // TLS in checks (issue 22).
-        config.tls = HealthCheckTLS(
-            handshakeOnly: type == "tls", checkTLS: checkTLS ?? false, serverName: serverName, caFile: caFile)
+        // TLS in checks (issue 22); `type: tls` (handshakeOnly) comes with the dialog's keys.
+        config.tls = HealthCheckTLS(handshakeOnly: false, checkTLS: checkTLS ?? false, serverName: serverName, caFile: caFile)
+        dialog.apply(to: &config)
         return config
     }
 }
@@ -505,7 +508,7 @@ struct RawHealth: Decodable {
 struct RawBackend: Decodable {
     static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
         + ["check-port", "check-address"]  // Health check on another address (issue 13).
-        + ["check-tls"]  // TLS in checks (issue 22).
+        + ["check-send-proxy", "check-tls"]  // The service's health keys of the same names, overridden (issue 22).
         + AgentCheckSettings.keys  // Agent checks (issue 22).
         + ["priority"]  // Failover tiers.
 
@@ -560,7 +563,9 @@ struct RawBackend: Decodable {
         spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
             try BackendSpec.parseCheckAddress(text, context: nil)
         }
-        spec.checkTLS = try container.flag("check-tls")  // TLS in checks (issue 22).
+        // Checks through PROXY and TLS (issue 22).
+        spec.checkSendProxy = try container.flag("check-send-proxy")
+        spec.checkTLS = try container.flag("check-tls")
         // Agent checks (issue 22).
         var agent = AgentCheckSettings()
         for key in AgentCheckSettings.keys {

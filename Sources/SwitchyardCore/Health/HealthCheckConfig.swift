@@ -23,6 +23,15 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var expectMatch: ExpectMatch
     /// TLS in checks: `type: tls`, `check-tls`, `server-name`, `ca-file` (issue 22).
     public var tls = HealthCheckTLS()
+    // Check sequences and protocol checks (issue 22).
+    /// A send/expect sequence (`steps`); nil: `send`/`expect`, or a connect alone.
+    public var steps: [HealthStep]?
+    /// A protocol check by name (`type`) with its options; nil: `steps` or `send`/`expect`.
+    public var type: HealthCheckType?
+    /// Whether each check starts with the PROXY header (`check-send-proxy`), in the backend's
+    /// `send-proxy` version (v1 when it has none), for backends that require one. A backend's
+    /// own `check-send-proxy` overrides it.
+    public var checkSendProxy = false
 
     public init(
         interval: Duration = .seconds(2), timeout: Duration = .seconds(1), rise: Int = 2, fall: Int = 3,
@@ -71,37 +80,81 @@ public struct HealthCheckConfig: Sendable, Equatable {
                 throw ConfigError("health check expect text is longer than \(Self.maximumReply) bytes")
             }
         }
+        let kinds = [(send != nil || expect != nil, "send/expect"), (steps != nil, "steps"), (type != nil, "type")].filter(\.0)
+        if kinds.count > 1 {
+            throw ConfigError("health check \(kinds.map(\.1).joined(separator: " and ")) cannot be combined: choose one")
+        }
+        if let steps { try Self.validate(steps) }
+        try type?.validate()
         // TLS in checks (issue 22).
-        if tls.handshakeOnly && (send != nil || expect != nil) {
-            throw ConfigError("health type tls checks the handshake alone; to send and expect inside TLS, use check-tls: true")
+        if tls.handshakeOnly && !kinds.isEmpty {
+            throw ConfigError("health type tls checks the handshake alone; to run \(kinds.map(\.1).joined(separator: " and ")) inside TLS, use check-tls: true")
         }
     }
 
-    /// The most reply bytes a probe reads while looking for `expect`.
-    public static let maximumReply = 16 * 1024
-
-    /// Whether `reply` (everything read so far) satisfies `expect`. True when there is no `expect`.
-    public func replyMatches(_ reply: [UInt8]) -> Bool {
-        guard let expect else { return true }
-        switch expectMatch {
-        case .prefix:
-            return reply.starts(with: expect)
-        case .contains:
-            guard reply.count >= expect.count else { return false }
-            for start in 0...(reply.count - expect.count) where reply[start] == expect[0] {
-                if reply[start..<(start + expect.count)].elementsEqual(expect) { return true }
+    /// Throws unless `steps` is 1 to `maximumSteps` steps, each send non-empty, each expect valid.
+    public static func validate(_ steps: [HealthStep]) throws(ConfigError) {
+        guard !steps.isEmpty else { throw ConfigError("health check steps are empty: give at least one send or expect") }
+        guard steps.count <= maximumSteps else {
+            throw ConfigError("health check has \(steps.count) steps; at most \(maximumSteps) are allowed")
+        }
+        for (index, step) in steps.enumerated() {
+            do throws(ConfigError) {
+                switch step {
+                case let .send(bytes) where bytes.isEmpty: throw ConfigError("health check send payload is empty")
+                case .send: break
+                case let .expect(expectation): try expectation.validate()
+                }
+            } catch {
+                throw ConfigError("step \(index + 1): \(error.message)")
             }
-            return false
         }
     }
 
-    /// Whether more reply bytes could still turn a non-matching `reply` into a match.
-    public func replyCouldStillMatch(_ reply: [UInt8]) -> Bool {
-        guard let expect else { return false }
-        switch expectMatch {
-        case .prefix: return reply.count < expect.count && expect.starts(with: reply)
-        case .contains: return reply.count < Self.maximumReply
+    /// The most reply bytes one `expect` step (or a protocol check's reply) reads.
+    public static let maximumReply = 16 * 1024
+    /// The most bytes one probe reads in all its steps: a backend that floods its check fails it.
+    public static let maximumProbeRead = 64 * 1024
+    /// The most steps in a `steps` sequence.
+    public static let maximumSteps = 64
+
+    /// A new dialog for one probe of `target` (the backend, or its `check-port`/`check-address`):
+    /// the `type`'s, the `steps`, or `send` then `expect` as a two-step sequence (either alone: one
+    /// step; neither: a connect alone passes).
+    public func dialog(checking target: Endpoint) -> any HealthDialog {
+        if let type { return type.dialog(checking: target) }
+        if let steps { return HealthStepScript(steps) }
+        var steps: [HealthStep] = []
+        if let send { steps.append(.send(send)) }
+        if let expect {
+            steps.append(.expect(HealthExpectation(.bytes(expect), match: expectMatch == .prefix ? .prefix : .contains)))
         }
+        let passText = expect != nil ? "expected reply" : send != nil ? "connected and sent" : "connected"
+        return HealthStepScript(steps, passText: passText)
+    }
+
+    /// Decodes `send-hex`/`hex` text: pairs of hex digits, optionally separated by spaces
+    /// (`2a31 0d0a`). Throws a `ConfigError` for an odd digit count or a non-hex character.
+    public static func decodeHex(_ text: String) throws(ConfigError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var high: UInt8?
+        for byte in text.utf8 {
+            if byte == 0x20 || byte == 0x09 {
+                guard high == nil else { throw ConfigError("'\(text)': a space splits a byte; write hex digits in pairs, as in 0d0a") }
+                continue
+            }
+            guard let digit = hexValue(byte) else {
+                throw ConfigError("'\(text)': '\(healthPrintable([byte]))' is not a hex digit; write bytes as pairs, as in 2a310d0a")
+            }
+            if let first = high {
+                bytes.append(first << 4 | digit)
+                high = nil
+            } else {
+                high = digit
+            }
+        }
+        guard high == nil else { throw ConfigError("'\(text)' has an odd number of hex digits; write bytes as pairs, as in 0d0a") }
+        return bytes
     }
 
     /// Decodes the escapes an operator can type in a shell argument: `\r`, `\n`, `\t`, `\\`, `\0`
@@ -152,7 +205,10 @@ public struct HealthCheckConfig: Sendable, Equatable {
         var kind = "tcp connect"
         if send != nil { kind += " + send" }
         if expect != nil { kind += " + expect (\(expectMatch.rawValue))" }
-        if tls.handshakeOnly || tls.checkTLS { kind = tls.handshakeOnly ? tls.summary : kind + tls.summary }  // Issue 22.
+        if let steps { kind += " + \(steps.count) step\(steps.count == 1 ? "" : "s")" }
+        if let type { kind = type.summary }
+        if tls.handshakeOnly { kind = tls.summary } else if tls.checkTLS { kind += tls.summary }  // TLS in checks.
+        if checkSendProxy { kind += " after a PROXY header" }
         return "\(kind) every \(interval.shortDescription), timeout \(timeout.shortDescription), rise \(rise), fall \(fall)"
     }
 }

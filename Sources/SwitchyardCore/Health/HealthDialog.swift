@@ -60,10 +60,11 @@ extension ReplyJudgingDialog {
     }
 }
 
-/// Printable text of reply bytes for messages: ASCII kept, others escaped, at most 80 bytes.
-public func healthPrintable(_ bytes: some Collection<UInt8>) -> String {
+/// Printable text of reply bytes for messages: ASCII kept, others escaped, at most `limit`
+/// bytes (80 by default; then `...`). Always one line.
+public func healthPrintable(_ bytes: some Collection<UInt8>, limit: Int = 80) -> String {
     var text = ""
-    for byte in bytes.prefix(80) {
+    for byte in bytes.prefix(limit) {
         switch byte {
         case 0x0D: text += "\\r"
         case 0x0A: text += "\\n"
@@ -72,8 +73,18 @@ public func healthPrintable(_ bytes: some Collection<UInt8>) -> String {
         default: text += "\\x" + String(byte, radix: 16).leftPadded(to: 2)
         }
     }
-    if bytes.count > 80 { text += "..." }
+    if bytes.count > limit { text += "..." }
     return text
+}
+
+/// A server's text (an error message, a version) for a verdict: on one line, nothing cut.
+public func healthOneLine(_ text: some Collection<UInt8>) -> String {
+    healthPrintable(text, limit: .max)
+}
+
+/// `read 'TEXT'` with the printable form of `bytes`, or `nothing read`: for progress messages.
+public func healthReadText(_ bytes: some Collection<UInt8>) -> String {
+    bytes.isEmpty ? "nothing read" : "read '\(healthPrintable(bytes))'"
 }
 
 extension String {

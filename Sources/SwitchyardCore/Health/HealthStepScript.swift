@@ -45,9 +45,23 @@ public struct HealthExpectation: Sendable, Equatable {
     var summary: String {
         switch pattern {
         case let .bytes(bytes): "\(match.rawValue) '\(healthPrintable(bytes))'"
-        case let .regex(source): "\(match.rawValue) /\(source)/"
+        case let .regex(source): "\(match.rawValue) /\(Self.oneLine(source))/"
         case .close: "close"
         }
+    }
+
+    /// A regex's source as written, but for control characters (a newline from a YAML `\n`),
+    /// escaped so that a verdict naming the step stays one line.
+    private static func oneLine(_ source: String) -> String {
+        var text = ""
+        for scalar in source.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                text += healthPrintable([UInt8(scalar.value)])
+            } else {
+                text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
     }
 
     /// Throws unless a regex compiles and a byte pattern is neither empty nor over the limit.
@@ -59,6 +73,7 @@ public struct HealthExpectation: Sendable, Equatable {
                 throw ConfigError("health check expect text is longer than \(HealthCheckConfig.maximumReply) bytes")
             }
         case let .regex(source):
+            guard !source.isEmpty else { throw ConfigError("health check regex is empty") }
             do { _ = try Regex(source) } catch {
                 throw ConfigError("health check regex /\(source)/ does not compile: \(error)")
             }
@@ -71,8 +86,8 @@ public struct HealthExpectation: Sendable, Equatable {
 /// A send/expect sequence run in order within the check's timeout: HAProxy's `tcp-check`.
 ///
 /// Bytes read for one `expect` step are matched as they arrive; once it holds, what came after
-/// the matched part is kept for the next `expect` step (a backend may answer two sends in one
-/// segment). A step fails on a reply that cannot match any more, on a close before it matched,
+/// the matched part is kept for a following `expect` step (a reply may hold two things to
+/// check), and dropped when a `send` step comes first (it is not the answer to that send). A step fails on a reply that cannot match any more, on a close before it matched,
 /// or at `HealthCheckConfig.maximumReply` bytes; the failure names the step and what was read.
 public struct HealthStepScript: HealthDialog {
     public let steps: [HealthStep]
@@ -81,6 +96,8 @@ public struct HealthStepScript: HealthDialog {
     private var index = 0
     private var pending: [UInt8] = []
     private var lastMatched = ""
+    /// The backend has closed: every later `expect` is judged on what was read, never waits.
+    private var closed = false
 
     public init(_ steps: [HealthStep], passText: String? = nil) {
         self.steps = steps
@@ -89,7 +106,7 @@ public struct HealthStepScript: HealthDialog {
 
     public var progress: String {
         guard index < steps.count else { return "all steps passed" }
-        return "step \(index + 1) (\(steps[index].summary)); read '\(healthPrintable(pending))'"
+        return "step \(index + 1) (\(steps[index].summary)); \(healthReadText(pending))"
     }
 
     public mutating func advance(_ event: HealthDialogEvent) -> HealthDialogAction {
@@ -101,16 +118,21 @@ public struct HealthStepScript: HealthDialog {
             pending += bytes
             return evaluate(closed: false)
         case .closed:
+            closed = true
             return evaluate(closed: true)
         }
     }
 
     /// Starts the step at `index`: a send, or an expect that may already hold on kept bytes.
     private mutating func next() -> HealthDialogAction {
-        guard index < steps.count else { return .pass(passText ?? "\(steps.count) steps passed") }
+        guard index < steps.count else { return .pass(passText ?? "\(steps.count) step\(steps.count == 1 ? "" : "s") passed") }
         switch steps[index] {
-        case let .send(bytes): return .send(bytes)
-        case .expect: return pending.isEmpty ? .receive : evaluate(closed: false)
+        case let .send(bytes):
+            // What an earlier reply left unread is not an answer to this request (HAProxy's
+            // tcp-check empties its input buffer the same way).
+            pending.removeAll()
+            return .send(bytes)
+        case .expect: return pending.isEmpty && !closed ? .receive : evaluate(closed: closed)
         }
     }
 
@@ -132,7 +154,8 @@ public struct HealthStepScript: HealthDialog {
             return .receive
         case .mismatch:
             let end = closed ? " (then closed)" : ""
-            return .fail("step \(index + 1) (\(steps[index].summary)): got '\(healthPrintable(pending))'\(end)")
+            let got = pending.isEmpty ? "nothing" : "'\(healthPrintable(pending))'"
+            return .fail("step \(index + 1) (\(steps[index].summary)): got \(got)\(end)")
         }
     }
 

@@ -23,7 +23,7 @@ public struct HTTPHealthDialog: ReplyJudgingDialog {
     }
 
     public var progress: String {
-        "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); read '\(healthPrintable(reply))'"
+        "waiting for an HTTP status \(status.lowerBound)-\(status.upperBound); \(healthReadText(reply))"
     }
 
     public func verdict(closed: Bool) -> HealthDialogAction {
@@ -31,10 +31,10 @@ public struct HTTPHealthDialog: ReplyJudgingDialog {
             if closed || reply.count >= HealthCheckConfig.maximumReply { return .fail("no HTTP status line: '\(healthPrintable(reply))'") }
             return .receive
         }
-        let line = String(decoding: reply[..<(lineEnd - 2)], as: UTF8.self)
+        let line = healthOneLine(reply[..<(lineEnd - 2)])
         let words = line.split(separator: " ", maxSplits: 2)
         guard words.count >= 2, words[0].hasPrefix("HTTP/1."), words[1].count == 3, let code = Int(words[1]) else {
-            return .fail("not an HTTP status line: '\(healthPrintable(line.utf8))'")
+            return .fail("not an HTTP status line: '\(healthPrintable(reply[..<(lineEnd - 2)]))'")
         }
         guard status.contains(code) else { return .fail("HTTP \(line.dropFirst(9))") }
         guard let body else { return .pass("HTTP \(line.dropFirst(9))") }

@@ -1,5 +1,6 @@
 /// The `postgres` check: a protocol 3.0 startup message for `user` and `database`. The server is
-/// up when it asks for authentication ('R', any method) or is ready for a query ('Z'), and down
+/// up when it asks for authentication ('R' with a method other than 0: no password is sent, so
+/// the database is not opened) or is ready for a query ('Z', after 'R' 0 under trust), and down
 /// on an error response ('E', whose message is shown: a wrong database name, too many clients,
 /// starting up or shutting down) or anything else. No password is ever sent; once the verdict
 /// is known the checker closes the connection.
@@ -22,7 +23,7 @@ public struct PostgresHealthDialog: ReplyJudgingDialog {
          UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
     }
 
-    public var progress: String { "waiting for the startup reply; read '\(healthPrintable(reply))'" }
+    public var progress: String { "waiting for the startup reply; \(healthReadText(reply))" }
 
     public func verdict(closed: Bool) -> HealthDialogAction {
         var offset = 0
@@ -37,7 +38,10 @@ public struct PostgresHealthDialog: ReplyJudgingDialog {
             switch type {
             case UInt8(ascii: "R"):
                 let method = body.prefix(4).reduce(0) { $0 << 8 | Int($1) }
-                return .pass(method == 0 ? "authentication ok" : "authentication requested (method \(method))")
+                // AuthenticationOk (trust): the server goes on to open the database and answers
+                // ready-for-query or an error (a wrong database name comes only now), so read on.
+                guard method == 0 else { return .pass("authentication requested (method \(method))") }
+                offset += 1 + length
             case UInt8(ascii: "Z"):
                 return .pass("ready for query")
             case UInt8(ascii: "E"):
@@ -48,7 +52,9 @@ public struct PostgresHealthDialog: ReplyJudgingDialog {
                 return .fail("unexpected PostgreSQL message '\(healthPrintable([type]))'")
             }
         }
-        if closed { return .fail("closed before a startup reply; read '\(healthPrintable(reply))'") }
+        if closed { return .fail("closed before a startup reply; \(healthReadText(reply))") }
+        // Notices alone never end: a server that sends nothing but them fails at the reply limit.
+        if reply.count >= HealthCheckConfig.maximumReply { return .fail("no startup verdict in \(reply.count) bytes: '\(healthPrintable(reply))'") }
         return .receive
     }
 
@@ -59,7 +65,7 @@ public struct PostgresHealthDialog: ReplyJudgingDialog {
         while let code = rest.first, code != 0 {
             rest = rest.dropFirst()
             let end = rest.firstIndex(of: 0) ?? rest.endIndex
-            fields[code] = String(decoding: rest[..<end], as: UTF8.self)
+            fields[code] = healthOneLine(rest[..<end])
             rest = rest[min(end + 1, rest.endIndex)...]
         }
         let severity = fields[UInt8(ascii: "V")] ?? fields[UInt8(ascii: "S")] ?? "ERROR"
@@ -76,26 +82,27 @@ public struct MySQLHealthDialog: ReplyJudgingDialog {
 
     public init() {}
 
-    public var progress: String { "waiting for the server greeting; read '\(healthPrintable(reply))'" }
+    public var progress: String { "waiting for the server greeting; \(healthReadText(reply))" }
 
     public func verdict(closed: Bool) -> HealthDialogAction {
         guard reply.count >= 5 else {
-            return closed ? .fail("closed before a greeting; read '\(healthPrintable(reply))'") : .receive
+            return closed ? .fail("closed before a greeting; \(healthReadText(reply))") : .receive
         }
         let length = Int(reply[0]) | Int(reply[1]) << 8 | Int(reply[2]) << 16
         let payload = reply.dropFirst(4).prefix(length)
         switch reply[4] {
         case 0x0A:
             guard let end = payload.dropFirst().firstIndex(of: 0) else {
-                return reply.count >= 4 + length || closed ? .fail("a greeting without a server version") : .receive
+                let complete = reply.count >= 4 + length || reply.count >= HealthCheckConfig.maximumReply
+                return complete || closed ? .fail("a greeting without a server version") : .receive
             }
-            return .pass("protocol 10, \(String(decoding: payload[(payload.startIndex + 1)..<end], as: UTF8.self))")
+            return .pass("protocol 10, \(healthOneLine(payload[(payload.startIndex + 1)..<end]))")
         case 0xFF:
-            guard reply.count >= 4 + length || closed else { return .receive }
+            guard reply.count >= 4 + length || closed || reply.count >= HealthCheckConfig.maximumReply else { return .receive }
             let code = payload.count >= 3 ? Int(payload[payload.startIndex + 1]) | Int(payload[payload.startIndex + 2]) << 8 : 0
             var message = payload.dropFirst(3)
             if message.first == UInt8(ascii: "#") { message = message.dropFirst(6) }
-            return .fail("MySQL error \(code): \(String(decoding: message, as: UTF8.self))")
+            return .fail("MySQL error \(code): \(healthOneLine(message))")
         default:
             return .fail("not a protocol 10 greeting: '\(healthPrintable(reply))'")
         }

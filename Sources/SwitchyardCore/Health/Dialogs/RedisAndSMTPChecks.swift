@@ -3,6 +3,10 @@ public enum RedisHealthCheck {
     /// `AUTH` (when a password is set; with `user`, the ACL form), `PING` expecting `+PONG`,
     /// and for `primary` also `INFO replication` expecting `role:master` (a replica answers
     /// `role:slave`, and is down for this check).
+    ///
+    /// The role is read as the prefix of the bulk reply's text (`# Replication\r\nrole:...`,
+    /// as every Redis since 2.8 writes it), so that a replica fails at once on its first line
+    /// instead of at the timeout, as a search for `role:master` in a reply that never closes would.
     public static func script(auth password: String?, user: String? = nil, primary: Bool) -> HealthStepScript {
         var steps: [HealthStep] = []
         if let password {
@@ -13,7 +17,9 @@ public enum RedisHealthCheck {
         steps.append(.expect(HealthExpectation(.bytes(Array("+PONG\r\n".utf8)), match: .prefix)))
         if primary {
             steps.append(.send(command(["INFO", "replication"])))
-            steps.append(.expect(HealthExpectation(.bytes(Array("role:master".utf8)), match: .contains)))
+            steps.append(.expect(HealthExpectation(.bytes(Array("$".utf8)), match: .prefix)))  // a bulk string, not -ERR
+            steps.append(.expect(HealthExpectation(.bytes(Array("\r\n".utf8)), match: .contains)))  // past its length
+            steps.append(.expect(HealthExpectation(.bytes(Array("# Replication\r\nrole:master\r\n".utf8)), match: .prefix)))
         }
         return HealthStepScript(steps, passText: primary ? "PONG, role:master" : "PONG")
     }
