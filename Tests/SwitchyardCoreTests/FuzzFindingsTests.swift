@@ -4,6 +4,22 @@ import Testing
 /// Inputs that the fuzz targets in Fuzz/ found breaking a parser's promise, each kept as a test
 /// after the fix (the input that failed is in the test's arguments, as `Scripts/fuzz` saved it).
 @Suite struct FuzzFindingsTests {
+    /// FuzzClientControls: a CRLF line end made one Swift `Character`, so the fuzz driver's
+    /// line split kept `deny 05.1.0.0/\r\ndenffff:10.1.0.1` as one argument, and the CIDR parser
+    /// quoted it in its refusal: an error of two lines. Every `ConfigError` now escapes control
+    /// characters, whatever text it quotes.
+    @Test func aRefusalQuotingALineBreakIsStillOneLine() throws {
+        let input = "a\u{FF}fz0.0.\u{98}:8\ndeny 05\u{F0}1.0.0/8\ndeny 05.1.0.0/\r\ndenffff:10.1.0.1"
+        ClientControls.fuzz(input)  // Trapped before.
+        #expect(throws: ConfigError.self) { try CIDR(parsing: "05.1.0.0/\r\ndenffff:10.1.0.1") }
+        do {
+            _ = try CIDR(parsing: "05.1.0.0/\r\ndenffff:10.1.0.1")
+        } catch {
+            #expect(!error.message.contains("\n") && !error.message.contains("\r") && error.message.contains("\\r\\n"), "\(error.message)")
+        }
+        #expect(ConfigError("a\tb\u{7}").message == "a\\tb\\x07")
+    }
+
     /// FuzzDuration: `17777000731467.77us` parsed to 17777000731 whole milliseconds, but
     /// `17777000731ms` read back as 17777000730: the value was a `Double` product, a few
     /// nanoseconds short past about 100 days. Whole numbers of a unit are now exact.

@@ -66,6 +66,24 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 /// A configuration value that could not be accepted; `message` names the bad value.
 public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// Control characters in `message` (from the text it quotes: a YAML "\n" or "\r" in a
+    /// value) are written as escapes, so that an error is always one line of a log or reply.
+    public init(_ message: String) {
+        guard message.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            self.message = message
+            return
+        }
+        var text = ""
+        for scalar in message.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: text += "\\n"
+            case 0x0D: text += "\\r"
+            case 0x09: text += "\\t"
+            case 0..<0x20, 0x7F: text += "\\x" + String(scalar.value, radix: 16).leftPadded(to: 2)
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        self.message = text
+    }
     public var description: String { message }
 }
