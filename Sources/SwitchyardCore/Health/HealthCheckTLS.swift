@@ -1,7 +1,9 @@
 /// TLS in health checks (issue 22): `type: tls` (the TLS handshake is the check) and
 /// `check-tls: true` (the check's steps run inside TLS), with the `server-name` sent as SNI
 /// and the `ca-file` the server's chain is verified against. Keys of a service's `health`;
-/// a backend's `check-tls` overrides the service's.
+/// a backend's `check-tls` overrides the service's. HAProxy's counterparts: `check-ssl` (with
+/// `check-sni`, `ca-file`, `verify required`) for both, and `ssl-hello-chk`, which sends a
+/// hello alone and judges the reply's first bytes, where `type: tls` completes the handshake.
 public struct HealthCheckTLS: Sendable, Equatable {
     /// `type: tls`: a full handshake (and, with `caFile`, verification) is the whole check.
     public var handshakeOnly = false

@@ -3,14 +3,14 @@
 /// at their key).
 public struct HealthCheckType: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        /// `PING` → `+PONG`, after `AUTH` when `auth` is set.
+        /// `PING` → `+PONG`, after `AUTH` when `auth` is set (HAProxy's `option redis-check`).
         case redis
         /// As `redis`, then `INFO replication` must say `role:master`.
         case redisPrimary = "redis-primary"
         /// A startup message for `user` and `database`: up on an authentication request or
-        /// ready-for-query, down on an error response.
+        /// ready-for-query, down on an error response (HAProxy's `option pgsql-check`).
         case postgres
-        /// The server greeting: protocol 10, not an error packet.
+        /// The server greeting: protocol 10, not an error packet (HAProxy's `option mysql-check`).
         case mysql
         /// `method path` with `host`; the status must lie in `status`, the body hold `body`.
         case http
