@@ -16,9 +16,17 @@ extension Worker {
         // Sessions shut down (`shutdown BACKEND`, `on-down`, `on-up`, `removal-grace`): close
         // this worker's connections to every backend whose epoch moved, with its cause, in one
         // pass over the connections.
+        // Backends are compared by id: pairwise when the pool kept its order (one pass, as after
+        // a health flap or a slow-start step), else through a table of the old epochs (a pool
+        // change, rare): never a search of the old pool per backend.
         var moved: [(backend: BackendState, closed: Int)] = []
-        for backend in newer.backends {
-            if let old = previous.backends.first(where: { $0.id == backend.id }), old.shutdownEpoch != backend.shutdownEpoch {
+        if previous.backends.count == newer.backends.count && zip(previous.backends, newer.backends).allSatisfy({ $0.id == $1.id }) {
+            for (old, backend) in zip(previous.backends, newer.backends) where old.shutdownEpoch != backend.shutdownEpoch {
+                moved.append((backend, 0))
+            }
+        } else {
+            let epochs = Dictionary(previous.backends.map { ($0.id, $0.shutdownEpoch) }, uniquingKeysWith: { first, _ in first })
+            for backend in newer.backends where epochs[backend.id].map({ $0 != backend.shutdownEpoch }) == true {
                 moved.append((backend, 0))
             }
         }
