@@ -482,9 +482,7 @@ private struct ProbeLoop {
         }
         switch probe.phase {
         case .connecting:
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            if getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = Glibc.errno }
+            let error = Socket.connectError(probe.fd)
             if error != 0 {
                 finish(id: id, .failure(reason: errnoPhrase(error)))
             } else if revents & (POLLERR | POLLHUP) != 0 && revents & POLLOUT == 0 {
