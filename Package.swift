@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchyardCore"]),
         // The health checker and admin socket against real loopback sockets.
-        .testTarget(name: "ControlPlaneTests", dependencies: ["SwitchyardIO", "SwitchyardCore"]),
+        .testTarget(name: "SwitchyardIOTests", dependencies: ["SwitchyardIO", "SwitchyardCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

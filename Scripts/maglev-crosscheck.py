@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Prints the pinned tables of Tests/SwitchyardCoreTests/MaglevTests.swift from scratch: an
+# Prints the pinned tables of Tests/SwitchyardCoreTests/Balancing/MaglevTests.swift from scratch: an
 # independent re-implementation of the weighted Maglev fill in MaglevTable.swift, hashing with the
 # system libxxhash (Debian: libxxhash0). Run: python3 Scripts/maglev-crosscheck.py
 import ctypes, struct

@@ -49,15 +49,14 @@ public enum Errno {
     }
 }
 
-/// Like `systemCall`, but returns `-errno` instead of throwing (for the data path, where an
-/// expected `EAGAIN` must not cost an error allocation).
-@inline(__always)
-func systemCallResult(_ body: () -> Int) -> Int {
-    while true {
-        let result = body()
-        if result >= 0 { return result }
-        let code = swy_errno()
-        if code == EINTR { continue }
-        return -Int(code)
-    }
+/// strerror(3) text for `code`, e.g. `Connection refused`.
+func errnoText(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}
+
+/// strerror(3) text starting lower case, for the middle of a sentence (`connection refused`).
+func errnoPhrase(_ code: Int32) -> String {
+    let text = errnoText(code)
+    guard let first = text.first else { return text }
+    return first.lowercased() + text.dropFirst()
 }

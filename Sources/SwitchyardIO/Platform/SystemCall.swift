@@ -15,18 +15,6 @@ public struct SystemCallError: Error, Equatable, Sendable, CustomStringConvertib
     public var description: String { "\(call): \(Errno.describe(errno))" }
 }
 
-/// strerror(3) text for `code`, e.g. `Connection refused`.
-func errnoText(_ code: Int32) -> String {
-    String(cString: strerror(code))
-}
-
-/// strerror(3) text starting lower case, for the middle of a sentence (`connection refused`).
-func errnoPhrase(_ code: Int32) -> String {
-    let text = errnoText(code)
-    guard let first = text.first else { return text }
-    return first.lowercased() + text.dropFirst()
-}
-
 /// The syscall funnel of the control threads: runs `body` again while it fails with EINTR and
 /// throws a `SystemCallError` naming `call` for any other -1.
 @discardableResult
@@ -46,25 +34,15 @@ func closeDescriptor(_ fd: Int32) {
     _ = Glibc.close(fd)
 }
 
-/// An eventfd(2) used to wake a control thread's poll(2) from another thread.
-struct WakeupEvent: Sendable {
-    let fd: Int32
-
-    init() throws(SystemCallError) {
-        fd = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+/// Like `systemCall`, but returns `-errno` instead of throwing (for the data path, where an
+/// expected `EAGAIN` must not cost an error allocation).
+@inline(__always)
+func systemCallResult(_ body: () -> Int) -> Int {
+    while true {
+        let result = body()
+        if result >= 0 { return result }
+        let code = swy_errno()
+        if code == EINTR { continue }
+        return -Int(code)
     }
-
-    /// Any thread: makes the descriptor readable.
-    func signal() {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
-    }
-
-    /// The owning thread, after poll reports it readable: resets it.
-    func drain() {
-        var value: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &value) { read(fd, $0.baseAddress, 8) }
-    }
-
-    func close() { closeDescriptor(fd) }
 }

@@ -7,15 +7,15 @@ import SwitchyardCore
 /// Starts the workers and coordinates shutdown.
 ///
 /// Thread ownership: created and driven by the main thread; workers run on their own threads and
-/// communicate through `ServerContext` and their wake-up eventfds.
-public final class Server {
-    private let context: ServerContext
+/// communicate through `WorkerContext` and their wake-up eventfds.
+public final class WorkerGroup {
+    private let context: WorkerContext
     private let workerCount: Int
     private var wakeFDs: [Int32] = []
     private var threads: [ControlThread] = []
     private let status = WorkerStatus()
 
-    public init(context: ServerContext) {
+    public init(context: WorkerContext) {
         self.context = context
         self.workerCount = context.workerCount
     }
@@ -57,7 +57,7 @@ public final class Server {
             let status = self.status
             do {
                 threads.append(try ControlThread(name: "swy-worker-\(worker)") {
-                    Server.runWorker(index: worker, context: context, wakeFD: wake, status: status)
+                    WorkerGroup.runWorker(index: worker, context: context, wakeFD: wake, status: status)
                 })
             } catch {
                 throw ConfigError("cannot start workers: \(error)")
@@ -75,7 +75,7 @@ public final class Server {
         }
     }
 
-    private static func runWorker(index: Int, context: ServerContext, wakeFD: Int32, status: WorkerStatus) {
+    private static func runWorker(index: Int, context: WorkerContext, wakeFD: Int32, status: WorkerStatus) {
         defer { status.finished.add(1, ordering: .releasing) }
         let worker: Worker
         do {

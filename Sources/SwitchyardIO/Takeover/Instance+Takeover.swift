@@ -563,7 +563,7 @@ extension Instance {
     /// sockets no listener took are closed and the admin socket's path becomes this process's.
     /// On failure the running process carries on; connections accepted here meanwhile finish
     /// (within shutdown-grace) before this throws.
-    func commitTakeover(_ session: TakeoverSession, server: Server, admin: AdminServer?) throws(ConfigError) {
+    func commitTakeover(_ session: TakeoverSession, server: WorkerGroup, admin: AdminServer?) throws(ConfigError) {
         let old = session.message.processID
         do throws(HandoverError) {
             guard waitUntilEveryWorkerAccepts() else {

@@ -24,7 +24,7 @@ public final class Instance: Sendable {
     /// The file `reload` reads; nil when started from the command line.
     public let configFile: String?
     let logger: Logger
-    let context: ServerContext
+    let context: WorkerContext
     let state: Mutex<State>
     let build: BuildInfo
     /// Connections per second per backend, sampled by the main loop.
@@ -46,7 +46,7 @@ public final class Instance: Sendable {
         self.configFile = configFile
         self.logger = logger
         self.build = build
-        descriptorLimit = Server.raiseDescriptorLimit()
+        descriptorLimit = WorkerGroup.raiseDescriptorLimit()
         let global = configuration.global
         let workers = global.workers ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var relay = RelayConfiguration()
@@ -76,7 +76,7 @@ public final class Instance: Sendable {
                 throw ConfigError("cannot open the access log: \(error)")
             }
         }
-        context = ServerContext(configuration: relay, workers: workers, logger: logger, accessLog: accessLog)
+        context = WorkerContext(configuration: relay, workers: workers, logger: logger, accessLog: accessLog)
         state = Mutex(State(configuration: configuration))
         systemd = SystemdNotifier.fromEnvironment(logger: logger)
     }
@@ -148,7 +148,7 @@ public final class Instance: Sendable {
             stopAdminSockets(admin)
             throw ConfigError("cannot start health checks: \(error)")
         }
-        let server = Server(context: context)
+        let server = WorkerGroup(context: context)
         var entries: [ListenerEntry] = []
         do {
             entries = try makeListeners(configuration, services: services, activated: activated, handover: handover)

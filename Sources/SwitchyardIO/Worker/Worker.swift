@@ -10,13 +10,13 @@ import SwitchyardCore
 ///
 /// Thread ownership: every member is touched only by the worker's thread, which creates the
 /// ring, runs `run()` and destroys everything when it returns. Other threads reach a worker only
-/// through `ServerContext` atomics, the listener directory, the services' registries, and its
+/// through `WorkerContext` atomics, the listener directory, the services' registries, and its
 /// wake-up eventfd.
 final class Worker {
     typealias Direction = ConnectionStateMachine.Direction
 
     let index: Int
-    let context: ServerContext
+    let context: WorkerContext
     let configuration: RelayConfiguration
     var logger: Logger
     let ring: Ring
@@ -64,7 +64,7 @@ final class Worker {
     let wakeBuffer: UnsafeMutablePointer<UInt64>
 
     /// Builds the worker on its own thread; it takes its listeners from `context.listeners`.
-    init(index: Int, context: ServerContext, wakeFD: Int32) throws(SystemCallError) {
+    init(index: Int, context: WorkerContext, wakeFD: Int32) throws(SystemCallError) {
         self.index = index
         self.context = context
         configuration = context.configuration
