@@ -1,0 +1,94 @@
+import CSwitchyard
+import Glibc
+import Logging
+import Synchronization
+import SwitchyardCore
+
+// The state file (`state-file`): the admin socket's changes, written after each and replayed at
+// start and after a reload.
+extension Instance {
+    func recordChange(service: String, _ command: AdminCommand) {
+        let (overrides, path) = state.withLock { state -> (RuntimeOverrides, String?) in
+            state.overrides.record(service: service, command)
+            return (state.overrides, state.configuration.global.stateFile)
+        }
+        guard let path else { return }
+        do {
+            try writeFileAtomically(path, contents: overrides.fileText)
+        } catch {
+            logger.error("cannot write the state file: \(error)")
+        }
+    }
+
+    static func loadState(_ path: String) throws(ConfigError) -> RuntimeOverrides {
+        let text: String
+        do {
+            guard let contents = try readTextFile(path) else { return RuntimeOverrides() }
+            text = contents
+        } catch {
+            throw ConfigError("cannot read the state file: \(error)")
+        }
+        do {
+            return try RuntimeOverrides(parsing: text, file: path)
+        } catch {
+            throw ConfigError("the state file is corrupt, nothing was started: \(error)")
+        }
+    }
+
+    /// Re-applies the admin socket's changes kept in the state file, logging each. At start a
+    /// removed backend goes at once; after a reload it drains first.
+    func applyOverrides(_ overrides: RuntimeOverrides, to services: [String: ServiceRuntime], atStart: Bool) {
+        for (serviceName, command) in overrides.commands {
+            guard let runtime = services[serviceName] else {
+                logger.warning("state file: service \(serviceName) no longer exists; skipping \(command)")
+                continue
+            }
+            var applied = false
+            var note = ""
+            try? runtime.registry.update { (backends, makeID) in
+                func index(_ endpoint: Endpoint) -> Int? {
+                    backends.firstIndex { $0.spec.endpoint.description == endpoint.description }
+                }
+                switch command {
+                case let .add(_, spec):
+                    if let i = index(spec.endpoint) {
+                        if backends[i].removing { backends[i].removing = false; applied = true }
+                    } else if let resolved = try? resolve(spec.endpoint) {
+                        var spec = spec
+                        spec.endpoint = resolved
+                        backends.append(BackendState(id: makeID(), spec: spec))
+                        applied = true
+                    } else {
+                        note = " (cannot resolve \(spec.endpoint.host))"
+                    }
+                case let .remove(name):
+                    if let i = index(name.endpoint) {
+                        if atStart || backends[i].stats.active.load(ordering: .relaxed) == 0 {
+                            backends.remove(at: i)
+                        } else {
+                            backends[i].removing = true
+                        }
+                        applied = true
+                    }
+                case let .weight(name, weight):
+                    if let i = index(name.endpoint), backends[i].spec.weight != weight {
+                        backends[i].spec.weight = weight
+                        backends[i].spec.weightGiven = true
+                        applied = true
+                    }
+                case let .drain(name):
+                    if let i = index(name.endpoint), backends[i].admin != .drain { backends[i].admin = .drain; applied = true }
+                case let .maint(name):
+                    if let i = index(name.endpoint), backends[i].admin != .maint { backends[i].admin = .maint; applied = true }
+                default:
+                    break
+                }
+            }
+            if applied {
+                logger.notice("state file: \(RuntimeOverrides.line(service: serviceName, command))")
+            } else if atStart || !note.isEmpty {
+                logger.info("state file: \(RuntimeOverrides.line(service: serviceName, command)) changes nothing\(note)")
+            }
+        }
+    }
+}
