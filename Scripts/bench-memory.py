@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 
-import bench  # Scripts/bench.py, beside this file: the HAProxy configuration
+from benchlib.lbconfigs import haproxy_config  # Scripts/bench's HAProxy configuration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
@@ -192,7 +192,7 @@ def start_lb(kind: str, listen: int, backends: list[int], tmp: str, binary: str,
     if kind == "haproxy":
         config = os.path.join(tmp, "haproxy.cfg")
         with open(config, "w") as f:
-            f.write(bench.haproxy_config(2, 8000, listen, backends))
+            f.write(haproxy_config(2, 8000, listen, backends))
         argv = ["haproxy", "-db", "-f", config]
     else:
         argv = [binary, "serve", "--listen", f"127.0.0.1:{listen}", "--no-admin-socket",
