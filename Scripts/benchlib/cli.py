@@ -30,7 +30,7 @@ import time
 from benchlib.backends import start_backends
 from benchlib.build import REPO, build_switchyard
 from benchlib.installs import ensure_tools
-from benchlib.lbconfigs import HAPROXY_MAXPIPES, LB, all_lbs
+from benchlib.lbconfigs import HAPROXY_MAXPIPES, LB, all_lbs, with_baseline
 from benchlib.lbstart import start_lb
 from benchlib.log import log
 from benchlib.processes import PROCS, free_ports, set_affinity, stop_all_on_exit
@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lbs", help="comma list of LB names or kinds (direct, haproxy, nginx, switchyard) or names "
                                   "like haproxy-1t, switchyard-copy-2w")
     ap.add_argument("--switchyard", metavar="BIN", help="switchyard binary (skips swift build -c release)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another switchyard binary to compare: each switchyard LB gets a twin running BIN with the "
+                         "same configuration, named switchyard-before-... (switchyard-before-auto-1w)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench-results"), help="output directory")
     ap.add_argument("--workers", type=int, default=n_default, help="N for the multi-thread runs (default: cores)")
     ap.add_argument("--conns", type=int, default=10000, help="idle connections for the scale workload")
@@ -129,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     lbs = select(all_lbs(args.workers), args.lbs, ("name", "kind"), "load balancer")
     if args.runs < 1 or args.duration <= 0:
         raise SystemExit("--runs and --duration must be positive")
+    baseline_bin = None
+    if args.baseline:
+        baseline_bin = executable(args.baseline)
+        lbs = with_baseline(lbs, baseline_bin)
+        if not any(lb.binary for lb in lbs):
+            raise SystemExit("--baseline compares switchyard LBs, and --lbs selects none")
     if (os.cpu_count() or 1) < 2:
         log("fewer than 2 cores: pinned runs run unpinned")
 
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_tools(args.no_install, need_matplotlib=True)
     switchyard_bin = args.switchyard
-    if any(lb.kind == "switchyard" for lb in lbs):
+    if any(lb.kind == "switchyard" and not lb.binary for lb in lbs):
         switchyard_bin = executable(switchyard_bin) if switchyard_bin else executable(build_switchyard())
 
     os.makedirs(args.out, exist_ok=True)
@@ -153,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"stamp": stamp, "runs": args.runs, "duration": args.duration, "n": args.workers, "conns": conns,
             "lbs": [lb.name for lb in lbs], "workloads": [w.name for w in workloads],
             "switchyard": switchyard_bin, "kernel": os.uname().release, "cores": os.cpu_count()}
+    if baseline_bin:
+        meta["baseline"] = baseline_bin
     samples: list[dict] = []
     tmp = tempfile.mkdtemp(prefix="switchyard-bench-")
     interrupted = False

@@ -8,12 +8,14 @@ process (that is benchlib.lbstart).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from benchlib.installs import NGINX_STREAM_MODULE
 
 REFERENCE = "haproxy-1t"
 DIRECT = "direct"
+BASELINE = "switchyard-before"  # --baseline BIN: the twin of each switchyard LB, running BIN
 HAPROXY_MAXPIPES = 200  # plenty for <= 4 bulk streams; bounded so maxconn fits RLIMIT_NOFILE
 
 
@@ -27,6 +29,7 @@ class LB:
     relay: str = ""      # switchyard: auto | copy | splice
     observe: str = ""    # switchyard: "" | metrics | metrics+log (the observability overhead runs)
     args: tuple[str, ...] = ()  # switchyard: further flags (the buffer-size comparison)
+    binary: str = ""     # switchyard: this binary instead of the one under test (--baseline)
 
 
 def all_lbs(n: int) -> list[LB]:
@@ -53,6 +56,17 @@ def all_lbs(n: int) -> list[LB]:
     for mode in ("auto", "copy"):
         lbs.append(LB(f"switchyard-{mode}-1w-16k", "switchyard", 1, True, relay=mode, args=("--buffer-size", "16")))
     return lbs
+
+
+def with_baseline(lbs: list[LB], binary: str) -> list[LB]:
+    """`lbs` with each switchyard LB followed by its twin that runs `binary` with the very same
+    configuration, named switchyard-before-… (switchyard-auto-1w → switchyard-before-auto-1w)."""
+    out = []
+    for lb in lbs:
+        out.append(lb)
+        if lb.kind == "switchyard" and not lb.binary:
+            out.append(dataclasses.replace(lb, name=BASELINE + lb.name[len("switchyard"):], binary=binary))
+    return out
 
 
 def haproxy_config(threads: int, maxconn: int, listen_port: int, backend_ports: list[int], splice: bool = False) -> str:

@@ -54,7 +54,8 @@ def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxcon
             f.write(nginx_stream_config(lb.name, lb.threads, hard_nofile, listen_port, backend_ports, tmp))
         return ["nginx", "-p", tmp, "-e", f"{tmp}/{lb.name}.err", "-c", conf]
     if lb.kind == "switchyard":
-        if not switchyard_bin:
+        binary = lb.binary or switchyard_bin
+        if not binary:
             raise RuntimeError("no switchyard binary")
         flags = ["--workers", str(lb.threads), "--relay", lb.relay, "--admin-socket", os.path.join(tmp, f"{lb.name}.sock")]
         if lb.observe:
@@ -64,7 +65,7 @@ def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxcon
         if "log" in lb.observe:
             flags += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
         flags += list(lb.args)
-        return switchyard_serve(switchyard_bin, listen_port, backend_ports, flags)
+        return switchyard_serve(binary, listen_port, backend_ports, flags)
     raise ValueError(lb.kind)
 
 
