@@ -162,11 +162,8 @@ public struct AdminController: Sendable {
         case let .maint(name):
             return .reply(setAdmin(.maint, of: name, command: command))
         case let .weight(name, weight):
-            return .reply(change(name, command: command) { backend in
-                let old = backend.spec.weight
-                backend.spec.weight = weight
-                backend.spec.weightGiven = true
-                return "\(name) weight \(old) -> \(weight)"
+            return .reply(change(name, .setWeight(name.endpoint, weight), command: command) { before, _ in
+                "\(name) weight \(before.spec.weight) -> \(weight)"
             })
         case let .add(service, spec):
             return .reply(add(spec, to: service))
@@ -182,8 +179,7 @@ public struct AdminController: Sendable {
                                    deadline: now + timeout, timeout: timeout)
             return poll(wait, now: now).map(Outcome.reply) ?? .wait(wait)
         case let .shutdown(name):
-            return .reply(change(name, command: nil) { backend in
-                backend.shutDownSessions(cause: .adminShutdown)
+            return .reply(change(name, .shutDownSessions(name.endpoint), command: nil) { _, backend in
                 let open = backend.stats.active.load(ordering: .relaxed)
                 return "closing \(open) open connection\(open == 1 ? "" : "s") to \(name)"
             })
@@ -246,40 +242,50 @@ public struct AdminController: Sendable {
     // MARK: - Changes
 
     private func setAdmin(_ admin: AdminState, of name: BackendName, command: AdminCommand) -> AdminReply {
-        change(name, command: command) { backend in
-            let old = backend.admin
-            backend.admin = admin
+        change(name, .setAdminState(name.endpoint, admin), command: command) { before, backend in
             let open = backend.stats.active.load(ordering: .relaxed)
             switch admin {
             case .drain, .maint:
-                return "\(name) \(old.rawValue) -> \(admin.rawValue); \(open) open connection\(open == 1 ? "" : "s") will finish"
+                return "\(name) \(before.admin.rawValue) -> \(admin.rawValue); \(open) open connection\(open == 1 ? "" : "s") will finish"
             case .ready:
-                return "\(name) \(old.rawValue) -> ready" + (backend.health.isUp ? "" : " (but health checks say it is down)")
+                return "\(name) \(before.admin.rawValue) -> ready" + (backend.health.isUp ? "" : " (but health checks say it is down)")
                     + (backend.effectiveAdmin == .ready ? "" : " (but its agent says \(backend.effectiveAdmin.rawValue))")
             }
         }
     }
 
-    /// Runs `edit` on the backend `name` refers to; its return is the reply body. A `command`
-    /// the state file keeps is passed to `recordChange` once applied.
-    private func change(_ name: BackendName, command: AdminCommand?, _ edit: @escaping (inout BackendState) -> String) -> AdminReply {
+    /// Applies `edit` to the service of the backend `name` refers to; `reply` makes the reply
+    /// body from the backend before and after. A `command` the state file keeps is passed to
+    /// `recordChange` once applied.
+    private func change(_ name: BackendName, _ edit: PoolEdit, command: AdminCommand?,
+                        reply: (_ before: BackendState, _ after: BackendState) -> String) -> AdminReply {
         let service: AdminService
         switch locate(name) {
         case let .success((found, _)): service = found
         case let .failure(reply): return reply
         }
-        let wanted = name.endpoint.description
         do {
-            let line = try service.registry.update { (backends, _) throws(RegistryError) -> String in
-                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == wanted }) else {
-                    throw RegistryError("unknown backend '\(name)'; 'show backends' lists them")
-                }
-                return edit(&backends[index])
-            }
+            // The edits named here change one backend, which they refuse when it is absent.
+            let result = try service.registry.apply(edit)
             if let command { recordChange(service.name, command) }
-            return .success([line])
+            return .success([reply(result.before!, result.after!)])
         } catch {
-            return .failure(error.message)
+            return .failure(Self.refusal(error, name))
+        }
+    }
+
+    /// A refused edit in the operator's words, naming the backend as `name` does.
+    private static func refusal(_ refusal: PoolEditRefusal, _ name: CustomStringConvertible) -> String {
+        switch refusal {
+        case .unknownBackend:
+            "unknown backend '\(name)'; 'show backends' lists them"
+        case .alreadyPresent:
+            "backend '\(name)' already exists; use 'weight' or 'ready' to change it"
+        case let .busy(_, open):
+            "\(name) has \(open) open connection\(open == 1 ? "" : "s"); "
+                + "send 'drain \(name)', then 'wait \(name) 60s', then remove it"
+        case .unresolved, .badWeight:
+            refusal.description
         }
     }
 
@@ -305,18 +311,11 @@ public struct AdminController: Sendable {
             return .failure(error.message)
         }
         do {
-            let id = try service.registry.update { (backends, makeID) throws(RegistryError) -> Int in
-                guard !backends.contains(where: { $0.spec.endpoint.description == name }) else {
-                    throw RegistryError("backend '\(shown)' already exists; use 'weight' or 'ready' to change it")
-                }
-                let id = makeID()
-                backends.append(BackendState(id: id, spec: resolved))
-                return id
-            }
+            let id = try service.registry.apply(.add(resolved)).after!.id
             recordChange(service.name, .add(service: service.name, spec))
             return .success(["added \(shown) with weight \(spec.weight) as backend \(id)"])
         } catch {
-            return .failure(error.message)
+            return .failure(Self.refusal(error, shown))
         }
     }
 
@@ -326,24 +325,12 @@ public struct AdminController: Sendable {
         case let .success((found, _)): service = found
         case let .failure(reply): return reply
         }
-        let wanted = name.endpoint.description
         do {
-            try service.registry.update { (backends, _) throws(RegistryError) in
-                guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == wanted }) else {
-                    throw RegistryError("unknown backend '\(name)'; 'show backends' lists them")
-                }
-                let open = backends[index].stats.active.load(ordering: .relaxed)
-                guard open == 0 else {
-                    throw RegistryError(
-                        "\(name) has \(open) open connection\(open == 1 ? "" : "s"); "
-                            + "send 'drain \(name)', then 'wait \(name) 60s', then remove it")
-                }
-                backends.remove(at: index)
-            }
+            try service.registry.apply(.removeWhenIdle(name.endpoint))
             recordChange(service.name, .remove(name))
             return .success(["removed \(name)"])
         } catch {
-            return .failure(error.message)
+            return .failure(Self.refusal(error, name))
         }
     }
 

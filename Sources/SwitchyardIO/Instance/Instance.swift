@@ -232,7 +232,7 @@ public final class Instance: Sendable {
             }
             sampleRates()
             for runtime in state.withLock({ Array($0.services.values) }) {
-                runtime.registry.advanceSlowStart()
+                _ = try? runtime.registry.apply(.advanceSlowStart)
                 for name in runtime.sweepRemovedBackends() {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
                 }
@@ -480,33 +480,7 @@ public final class Instance: Sendable {
     /// Adds, removes (by draining: the backend disappears once its connections end) and
     /// re-weighs backends; unchanged ones keep their health, counters and connections.
     private static func applyBackendChanges(_ change: ConfigDifference.ServiceChange, service: ServiceConfiguration, to registry: BackendRegistry) {
-        let resolvedByName = Dictionary(service.backends.map { ($0.endpoint.description, $0) }, uniquingKeysWith: { a, _ in a })
-        try? registry.update { (backends, makeID) in
-            for spec in change.addedBackends {
-                let name = spec.endpoint.description
-                let resolved = resolvedByName[name] ?? spec
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
-                    // Listed again before its connections had ended, or added through the admin socket.
-                    backends[index].removing = false
-                    backends[index].spec = resolved
-                } else {
-                    backends.append(BackendState(id: makeID(), spec: resolved))
-                }
-            }
-            for endpoint in change.removedBackends {
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == endpoint.description }) {
-                    backends[index].removing = true
-                }
-            }
-            for backend in change.changedBackends {
-                let name = backend.new.endpoint.description
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
-                    let address = backends[index].spec.endpoint.address
-                    backends[index].spec = resolvedByName[name] ?? backend.new
-                    if backends[index].spec.endpoint.address == nil { backends[index].spec.endpoint.address = address }
-                }
-            }
-        }
+        _ = try? registry.apply(PoolEdit.reload(change, resolved: service.backends))
     }
 
     // MARK: - Admin socket
@@ -591,51 +565,13 @@ public final class Instance: Sendable {
                 logger.warning("state file: service \(serviceName) no longer exists; skipping \(command)")
                 continue
             }
-            var applied = false
-            var note = ""
-            try? runtime.registry.update { (backends, makeID) in
-                func index(_ endpoint: Endpoint) -> Int? {
-                    backends.firstIndex { $0.spec.endpoint.description == endpoint.description }
-                }
-                switch command {
-                case let .add(_, spec):
-                    if let i = index(spec.endpoint) {
-                        if backends[i].removing { backends[i].removing = false; applied = true }
-                    } else if let resolved = try? resolve(spec.endpoint) {
-                        var spec = spec
-                        spec.endpoint = resolved
-                        backends.append(BackendState(id: makeID(), spec: spec))
-                        applied = true
-                    } else {
-                        note = " (cannot resolve \(spec.endpoint.host))"
-                    }
-                case let .remove(name):
-                    if let i = index(name.endpoint) {
-                        if atStart || backends[i].stats.active.load(ordering: .relaxed) == 0 {
-                            backends.remove(at: i)
-                        } else {
-                            backends[i].removing = true
-                        }
-                        applied = true
-                    }
-                case let .weight(name, weight):
-                    if let i = index(name.endpoint), backends[i].spec.weight != weight {
-                        backends[i].spec.weight = weight
-                        backends[i].spec.weightGiven = true
-                        applied = true
-                    }
-                case let .drain(name):
-                    if let i = index(name.endpoint), backends[i].admin != .drain { backends[i].admin = .drain; applied = true }
-                case let .maint(name):
-                    if let i = index(name.endpoint), backends[i].admin != .maint { backends[i].admin = .maint; applied = true }
-                default:
-                    break
-                }
-            }
-            if applied {
+            switch RuntimeOverrides.replay(command, on: runtime.registry, resolve: resolve) {
+            case .applied:
                 logger.notice("state file: \(RuntimeOverrides.line(service: serviceName, command))")
-            } else if atStart || !note.isEmpty {
+            case let .changedNothing(note) where atStart || !note.isEmpty:
                 logger.info("state file: \(RuntimeOverrides.line(service: serviceName, command)) changes nothing\(note)")
+            case .changedNothing:
+                break
             }
         }
     }
