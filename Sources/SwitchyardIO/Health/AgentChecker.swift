@@ -55,10 +55,8 @@ public final class AgentChecker: Sendable {
     /// Sets backend `id`'s agent verdict (nil: it has no agent any more); the registry publishes
     /// only if that changes its state.
     fileprivate func publish(_ verdict: AgentVerdict?, for id: Int) {
-        // Never throws: the change closure has no failure path.
-        try? registry.update { (backends, _) in
-            if let index = backends.firstIndex(where: { $0.id == id }) { backends[index].agent = verdict }
-        }
+        // Never refused: a verdict on a backend that has gone changes nothing.
+        _ = try? registry.apply(.agentVerdict(backendID: id, verdict))
     }
 
     fileprivate var isStopping: Bool { control.isStopping }

@@ -158,12 +158,8 @@ public final class HealthChecker: Sendable {
             }
             guard let transition else { return }
             let verdict = HealthVerdict(isUp: record.machine.isUp, lastCheck: record.lastCheck ?? "")
-            // Never throws: the change closure has no failure path.
-            try? registry.update { (backends, _) in
-                if let index = backends.firstIndex(where: { $0.id == backendID }) {
-                    backends[index].health = verdict
-                }
-            }
+            // Never refused: a verdict on a backend that has gone changes nothing.
+            _ = try? registry.apply(.healthVerdict(backendID: backendID, verdict))
             switch transition {
             case let .wentDown(reason, checks):
                 logger.warning("\(name) is down: \(reason) (\(checks) check\(checks == 1 ? "" : "s"))")

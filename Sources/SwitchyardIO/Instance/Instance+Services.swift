@@ -171,32 +171,6 @@ extension Instance {
     /// Adds, removes (by draining: the backend disappears once its connections end) and
     /// re-weighs backends; unchanged ones keep their health, counters and connections.
     static func applyBackendChanges(_ change: ConfigDifference.ServiceChange, service: ServiceConfiguration, to registry: BackendRegistry) {
-        let resolvedByName = Dictionary(service.backends.map { ($0.endpoint.description, $0) }, uniquingKeysWith: { a, _ in a })
-        try? registry.update { (backends, makeID) in
-            for spec in change.addedBackends {
-                let name = spec.endpoint.description
-                let resolved = resolvedByName[name] ?? spec
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
-                    // Listed again before its connections had ended, or added through the admin socket.
-                    backends[index].removing = false
-                    backends[index].spec = resolved
-                } else {
-                    backends.append(BackendState(id: makeID(), spec: resolved))
-                }
-            }
-            for endpoint in change.removedBackends {
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == endpoint.description }) {
-                    backends[index].removing = true
-                }
-            }
-            for backend in change.changedBackends {
-                let name = backend.new.endpoint.description
-                if let index = backends.firstIndex(where: { $0.spec.endpoint.description == name }) {
-                    let address = backends[index].spec.endpoint.address
-                    backends[index].spec = resolvedByName[name] ?? backend.new
-                    if backends[index].spec.endpoint.address == nil { backends[index].spec.endpoint.address = address }
-                }
-            }
-        }
+        _ = try? registry.apply(PoolEdit.reload(change, resolved: service.backends))
     }
 }

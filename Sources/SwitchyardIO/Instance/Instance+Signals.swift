@@ -37,7 +37,7 @@ extension Instance {
             }
             sampleRates()
             for runtime in state.withLock({ Array($0.services.values) }) {
-                runtime.registry.advanceSlowStart()
+                _ = try? runtime.registry.apply(.advanceSlowStart)
                 for name in runtime.sweepRemovedBackends() {
                     logger.notice("\(runtime.name)/\(name) removed: its last connection ended")
                 }

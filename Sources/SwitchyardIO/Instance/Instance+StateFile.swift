@@ -43,51 +43,13 @@ extension Instance {
                 logger.warning("state file: service \(serviceName) no longer exists; skipping \(command)")
                 continue
             }
-            var applied = false
-            var note = ""
-            try? runtime.registry.update { (backends, makeID) in
-                func index(_ endpoint: Endpoint) -> Int? {
-                    backends.firstIndex { $0.spec.endpoint.description == endpoint.description }
-                }
-                switch command {
-                case let .add(_, spec):
-                    if let i = index(spec.endpoint) {
-                        if backends[i].removing { backends[i].removing = false; applied = true }
-                    } else if let resolved = try? resolve(spec.endpoint) {
-                        var spec = spec
-                        spec.endpoint = resolved
-                        backends.append(BackendState(id: makeID(), spec: spec))
-                        applied = true
-                    } else {
-                        note = " (cannot resolve \(spec.endpoint.host))"
-                    }
-                case let .remove(name):
-                    if let i = index(name.endpoint) {
-                        if atStart || backends[i].stats.active.load(ordering: .relaxed) == 0 {
-                            backends.remove(at: i)
-                        } else {
-                            backends[i].removing = true
-                        }
-                        applied = true
-                    }
-                case let .weight(name, weight):
-                    if let i = index(name.endpoint), backends[i].spec.weight != weight {
-                        backends[i].spec.weight = weight
-                        backends[i].spec.weightGiven = true
-                        applied = true
-                    }
-                case let .drain(name):
-                    if let i = index(name.endpoint), backends[i].admin != .drain { backends[i].admin = .drain; applied = true }
-                case let .maint(name):
-                    if let i = index(name.endpoint), backends[i].admin != .maint { backends[i].admin = .maint; applied = true }
-                default:
-                    break
-                }
-            }
-            if applied {
+            switch RuntimeOverrides.replay(command, on: runtime.registry, resolve: resolve) {
+            case .applied:
                 logger.notice("state file: \(RuntimeOverrides.line(service: serviceName, command))")
-            } else if atStart || !note.isEmpty {
+            case let .changedNothing(note) where atStart || !note.isEmpty:
                 logger.info("state file: \(RuntimeOverrides.line(service: serviceName, command)) changes nothing\(note)")
+            case .changedNothing:
+                break
             }
         }
     }
