@@ -24,14 +24,14 @@ extension Worker {
         parkStalledDirections(force: true)
         for picker in pickers.values where picker.registry.queue.count > 0 { grantFreeSlots(picker) }
         for connection in connections where connection.inUse && !connection.machine.isClosing {
-            if let deadline = connection.queueDeadline {
+            if let deadline = connection.serviceQueue.deadline {
                 if now >= deadline { queueWaitExpired(connection) }
-            } else if let deadline = connection.proxyHeaderDeadline, now >= deadline {
+            } else if let deadline = connection.proxyHeader.deadline, now >= deadline {
                 proxyHeaderFailed(connection, .timeout) // PROXY protocol
-            } else if let deadline = connection.sniDeadline, now >= deadline {
+            } else if let deadline = connection.sni.deadline, now >= deadline {
                 sniffingEnded(connection)
-            } else if let deadline = connection.connectDeadline, now >= deadline {
-                connection.connectDeadline = nil
+            } else if let deadline = connection.backend.connectDeadline, now >= deadline {
+                connection.backend.connectDeadline = nil
                 submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
             } else if let idleLimit = connection.service?.snapshot.settings.idleTimeout?.milliseconds,
                       now - connection.lastActivity >= idleLimit {
@@ -62,7 +62,7 @@ extension Worker {
         }
         if context.closeEverything.load(ordering: .relaxed) {
             for connection in connections where connection.inUse {
-                if !connection.machine.isClosing { connection.causeOverride = .gracefulStop }
+                if !connection.machine.isClosing { connection.accounting.causeOverride = .gracefulStop }
                 perform(connection.machine.close(.administrative), on: connection)
             }
         }
