@@ -46,7 +46,7 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
         if written < 0 {
             let code = swy_errno()
             if code == EINTR { continue }
-            close(fd)
+            closeDescriptor(fd)
             unlink(temporary)
             throw SystemCallError(call: "write \(temporary)", errno: code)
         }
@@ -54,11 +54,11 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
     }
     if fsync(fd) != 0 {
         let code = swy_errno()
-        close(fd)
+        closeDescriptor(fd)
         unlink(temporary)
         throw SystemCallError(call: "fsync \(temporary)", errno: code)
     }
-    close(fd)
+    closeDescriptor(fd)
     guard rename(temporary, path) == 0 else {
         let code = swy_errno()
         unlink(temporary)
@@ -68,7 +68,7 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
     let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if directory >= 0 {
         _ = fsync(directory)
-        close(directory)
+        closeDescriptor(directory)
     }
 }
 

@@ -153,11 +153,11 @@ final class Connection {
     /// Whether an operation that may wait indefinitely (a receive, a send into a full socket, a
     /// readiness poll, a connect) is armed on the client socket and on the backend socket.
     var armedOperations: (client: Bool, backend: Bool) {
-        let up = directions.0, down = directions.1
-        return (
-            client: clientFD >= 0 && (up.receiving || up.awaitingReadable || down.sending || down.awaitingWritable),
-            backend: backendFD >= 0 && (down.receiving || down.awaitingReadable || up.sending || up.awaitingWritable
-                || backend.connectDeadline != nil)
+        (
+            client: clientFD >= 0 && (directions.0.receiving || directions.0.awaitingReadable
+                || directions.1.sending || directions.1.awaitingWritable),
+            backend: backendFD >= 0 && (directions.1.receiving || directions.1.awaitingReadable
+                || directions.0.sending || directions.0.awaitingWritable || backend.connectDeadline != nil)
         )
     }
 

@@ -184,7 +184,7 @@ extension Worker {
         connection.backendFD = fd
         connection.backend.endpoint = backend.spec.endpoint
         connection.backend.name = backend.name
-        connection.proxyHeader.sendVersion = backend.spec.sendProxy ?? settings.sendProxy // PROXY protocol
+        connection.proxyHeader.sendVersion = backend.spec.sendProxy ?? settings.sendProxy
         connection.backend.shutdownEpoch = backend.shutdownEpoch
         backend.stats.total.add(1, ordering: .relaxed)
         let length = SocketAddress.fill(&connection.backend.address, address: address, port: backend.spec.endpoint.port)
@@ -199,7 +199,7 @@ extension Worker {
     func handleConnect(_ connection: Connection, result: Int32) {
         connection.backend.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
-        // PROXY protocol: the header goes first; failing to send it fails this backend like a connect.
+        // The PROXY header goes first; failing to send it fails this backend like a connect.
         let result = result == 0 && connection.proxyHeader.sendVersion != nil ? sendProxyHeader(connection) : result
         if result == 0 {
             recordConnected(connection, backend: connection.backend.stats)

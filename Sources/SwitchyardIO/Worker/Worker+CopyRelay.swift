@@ -63,7 +63,7 @@ extension Worker {
                 return
             }
             if result > 0, let bufferID {
-                if connection.proxyHeader.reading { // PROXY protocol: the header is read and stripped first.
+                if connection.proxyHeader.reading { // The PROXY header is read and stripped first.
                     proxyHeaderReceived(connection, buffer: bufferID, length: Int(result))
                     return
                 }
@@ -89,7 +89,7 @@ extension Worker {
             if result == 0 {
                 // The end is seen again once the relay re-arms the receive; while sniffing it decides now.
                 if connection.proxyHeader.reading {
-                    proxyHeaderFailed(connection, .missing) // PROXY protocol
+                    proxyHeaderFailed(connection, .missing)
                 } else if connection.sni.sniffing {
                     sniffingEnded(connection)
                 }

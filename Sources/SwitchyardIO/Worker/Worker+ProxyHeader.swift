@@ -7,7 +7,7 @@ import SwitchyardCore
 // accept-proxy: a client of such a listener is held as for SNI routing (`holdingClientBytes`)
 // and its first bytes are read by the pure parser (`ProxyHeader.parse`) before a backend is
 // chosen, since ip-hash needs the address the header carries. Receives that end inside the header
-// are copied into the connection's `proxyHeaderBytes` and their provided buffers go back at once,
+// are copied into the connection's `proxyHeader.bytes` and their provided buffers go back at once,
 // so a client dribbling its header a byte at a time holds no buffer. The header completes inside
 // the latest receive, so whatever follows it there is client payload: that buffer is kept with
 // its send offset past the header and goes to the backend first, intact. Nothing after the header
@@ -150,7 +150,7 @@ extension Worker {
         perform(connection.machine.close(.clientError), on: connection)
     }
 
-    /// Sends the header `connection.proxyHeader.sendVersion` names to its newly connected backend; returns 0,
+    /// Sends the header `proxyHeader.sendVersion` names to the newly connected backend; returns 0,
     /// or a negative errno when the send failed (a short send, impossible into a new socket's
     /// empty buffer, counts as `-EAGAIN`).
     func sendProxyHeader(_ connection: Connection) -> Int32 {

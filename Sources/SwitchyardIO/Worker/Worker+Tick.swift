@@ -27,7 +27,7 @@ extension Worker {
             if let deadline = connection.serviceQueue.deadline {
                 if now >= deadline { queueWaitExpired(connection) }
             } else if let deadline = connection.proxyHeader.deadline, now >= deadline {
-                proxyHeaderFailed(connection, .timeout) // PROXY protocol
+                proxyHeaderFailed(connection, .timeout)
             } else if let deadline = connection.sni.deadline, now >= deadline {
                 sniffingEnded(connection)
             } else if let deadline = connection.backend.connectDeadline, now >= deadline {
@@ -50,7 +50,7 @@ extension Worker {
             let settings = picker.snapshot.settings
             tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
             if picker.snapshot.hasConnectionLimits { tick = min(tick, settings.queueTimeout / 4) }
-            if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) } // PROXY protocol
+            if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) }
         }
         tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
     }
