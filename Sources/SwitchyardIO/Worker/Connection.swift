@@ -54,10 +54,12 @@ struct RelayDirection {
     /// The caller has given back the parked bytes (`Worker.unpark`).
     mutating func reset() {
         precondition(parked == nil, "parked bytes not given back before a reset")
-        var queue = self.queue
+        // Emptied in place before it is shared: emptying a shared array with
+        // `keepingCapacity` would allocate a new buffer.
         queue.removeAll(keepingCapacity: true)
+        let kept = queue
         self = RelayDirection()
-        self.queue = queue
+        queue = kept
     }
 }
 

@@ -33,10 +33,10 @@ struct BackendAttempt {
 
     /// Back to no backend, keeping the storage of `tried`.
     mutating func reset() {
-        var tried = self.tried
-        tried.removeAll(keepingCapacity: true)
+        tried.removeAll(keepingCapacity: true)  // in place: emptied before it is shared
+        let kept = tried
         self = BackendAttempt()
-        self.tried = tried
+        tried = kept
     }
 }
 

@@ -37,10 +37,10 @@ struct ProxyHeaderState {
 
     /// Back to a new connection's state, keeping the storage of `bytes`.
     mutating func reset() {
-        var bytes = self.bytes
-        bytes.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)  // in place: emptied before it is shared
+        let kept = bytes
         self = ProxyHeaderState()
-        self.bytes = bytes
+        bytes = kept
     }
 }
 
