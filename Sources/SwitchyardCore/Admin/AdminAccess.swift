@@ -60,7 +60,7 @@ extension AdminCommand {
     public var isReadOnly: Bool {
         switch self {
         case .help, .showBackends, .showServices, .showStats, .showSources: true
-        case .drain, .ready, .maint, .weight, .add, .remove, .wait, .shutdown, .reload, .takeover: false
+        case .drain, .ready, .maint, .weight, .add, .remove, .wait, .shutdown, .reload, .instance, .takeover: false
         }
     }
 }

@@ -34,7 +34,7 @@ extension AdminCommand {
     /// is committed or abandoned, so that the new process starts from what is in force.
     public var changesHandedOverState: Bool {
         switch self {
-        case .drain, .ready, .maint, .weight, .add, .remove, .reload: true
+        case .drain, .ready, .maint, .weight, .add, .remove, .reload, .instance: true
         case .help, .showBackends, .showServices, .showStats, .showSources, .wait, .shutdown, .takeover: false
         }
     }

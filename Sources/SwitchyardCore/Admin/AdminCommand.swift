@@ -23,6 +23,8 @@ public enum AdminCommand: Sendable, Equatable {
     case shutdown(BackendName)
     /// Read the configuration file again and apply what changed.
     case reload
+    /// `instance drain` / `instance ready`: this instance's own readiness (`/healthz`).
+    case instance(InstanceReadinessChange)
     /// Internal: a new process taking over asks for the listeners (`takeover`), then tells this
     /// one to stop accepting (`takeover commit`). See `TakeoverStep`.
     case takeover(TakeoverStep)
@@ -46,6 +48,8 @@ public enum AdminCommand: Sendable, Equatable {
         "wait BACKEND TIMEOUT          reply when the backend has no open connections (e.g. wait h:80 30s)",
         "shutdown BACKEND              close every open connection to the backend now",
         "reload                        re-read the configuration file and apply the difference",
+        "instance drain                /healthz answers 503 so a router withdraws this instance; it keeps relaying",
+        "instance ready                /healthz answers as the backends allow again",
         "BACKEND is [SERVICE/]HOST:PORT as given at startup or to add, e.g. pg/10.0.0.5:5432 or [::1]:8080;",
         "the service may be left out where only one service has that backend",
     ]
@@ -157,6 +161,12 @@ public enum AdminCommand: Sendable, Equatable {
         case "reload":
             try expectArguments(0, usage: "reload")
             self = .reload
+        case "instance":
+            try expectArguments(1, usage: "instance drain|ready")
+            guard let change = InstanceReadinessChange(rawValue: arguments[0].lowercased()) else {
+                throw AdminCommandError("unknown instance change '\(arguments[0])'; usage: instance drain|ready")
+            }
+            self = .instance(change)
         case "takeover":
             self = .takeover(try TakeoverStep(parsing: arguments))
         default:

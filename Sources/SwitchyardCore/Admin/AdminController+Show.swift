@@ -176,6 +176,7 @@ extension AdminController {
             ("balance", JSONText.string(stats.balance), "balance \(stats.balance)"),
             ("services", "\(all.count)", "services \(all.count)"),
             ("accepting", "\(stats.accepting)", "accepting \(stats.accepting ? "yes" : "no")"),
+            ("instance", JSONText.string(stats.instance.rawValue), "instance \(stats.instance.rawValue)"),
             ("open_connections", "\(stats.openConnections)", "open connections \(stats.openConnections)"),
             ("total_connections", "\(stats.totalConnections)", "total connections \(stats.totalConnections)"),
             ("bytes_from_clients", "\(stats.bytesFromClients)", "bytes from clients \(stats.bytesFromClients)"),

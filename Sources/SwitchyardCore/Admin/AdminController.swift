@@ -71,6 +71,9 @@ public struct AdminController: Sendable {
     public let recordChange: @Sendable (_ service: String, _ command: AdminCommand) -> Void
     /// The busiest sources of the per-client controls (of one service, or all when nil).
     public let sources: @Sendable (_ service: String?) -> [SourceRow]
+    /// Carries out `instance drain` and `instance ready`; the default says this process has no
+    /// readiness of its own to change.
+    public let changeReadiness: @Sendable (InstanceReadinessChange) -> AdminReply
 
     public init(
         services: @escaping @Sendable () -> [AdminService],
@@ -80,9 +83,13 @@ public struct AdminController: Sendable {
             .failure("this instance was started without --config: there is no file to reload")
         },
         recordChange: @escaping @Sendable (String, AdminCommand) -> Void = { _, _ in },
-        sources: @escaping @Sendable (String?) -> [SourceRow] = { _ in [] }
+        sources: @escaping @Sendable (String?) -> [SourceRow] = { _ in [] },
+        changeReadiness: @escaping @Sendable (InstanceReadinessChange) -> AdminReply = { _ in
+            .failure("this process has no instance readiness to change")
+        }
     ) {
         self.sources = sources
+        self.changeReadiness = changeReadiness
         self.services = services
         self.processStats = processStats
         self.resolve = resolve
@@ -173,6 +180,8 @@ public struct AdminController: Sendable {
             return .reply(shutDownSessions(of: name))
         case .reload:
             return .reply(reload())
+        case let .instance(change):
+            return .reply(changeReadiness(change))
         case let .takeover(step):
             return .takeover(step)
         }

@@ -14,6 +14,8 @@ public struct ProcessStats: Sendable, Equatable {
     public var pid: Int = 0
     /// False once the process has stopped accepting (shutting down).
     public var accepting = true
+    /// Whether the instance asks a router for new flows (`instance drain`, `withdraw-delay`).
+    public var instance = InstanceReadiness.ready
     public var version = ""
     public var commit = ""
     // PROXY protocol.

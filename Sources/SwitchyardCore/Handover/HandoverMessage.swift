@@ -72,6 +72,8 @@ public struct HandoverMessage: Equatable, Sendable {
     public var listeners: [Listener]
     public var adminSocket: AdminSocket?
     public var overrides: RuntimeOverrides
+    /// `instance drain` was in force: the new process starts drained too (`/healthz` 503).
+    public var instanceDrained = false
 
     public init(processID: Int, descriptorCount: Int, listeners: [Listener], adminSocket: AdminSocket? = nil, overrides: RuntimeOverrides = RuntimeOverrides()) {
         self.processID = processID
@@ -90,6 +92,8 @@ public struct HandoverMessage: Equatable, Sendable {
             lines.append("listener \(listener.service) \(listener.configured) \(listener.bound) \(positions)")
         }
         if let adminSocket { lines.append("admin \(adminSocket.descriptor) \(adminSocket.path)") }
+        // Only when drained, so a process that is ready can still hand over to an older binary.
+        if instanceDrained { lines.append("instance drained") }
         for (service, command) in overrides.commands {
             lines.append("state \(RuntimeOverrides.line(service: service, command))")
         }
@@ -163,6 +167,7 @@ public struct HandoverMessage: Equatable, Sendable {
         var listeners: [Listener] = []
         var adminSocket: AdminSocket?
         var stateLines: [String] = []
+        var instanceDrained = false
         for (offset, line) in lines.dropFirst().dropLast().enumerated() {
             let number = offset + 2
             func fail(_ why: String) -> HandoverError {
@@ -199,6 +204,9 @@ public struct HandoverMessage: Equatable, Sendable {
                 adminSocket = AdminSocket(descriptor: position, path: words[2...].joined(separator: " "))
             case "state":
                 stateLines.append(words.dropFirst().joined(separator: " "))
+            case "instance":
+                guard words.count == 2, words[1] == "drained", !instanceDrained else { throw fail("expected 'instance drained' once") }
+                instanceDrained = true
             default:
                 throw fail("unknown line")
             }
@@ -215,6 +223,7 @@ public struct HandoverMessage: Equatable, Sendable {
             throw HandoverError("handover: \(error)")
         }
         self.init(processID: processID, descriptorCount: count, listeners: listeners, adminSocket: adminSocket, overrides: overrides)
+        self.instanceDrained = instanceDrained
         try validate()
     }
 

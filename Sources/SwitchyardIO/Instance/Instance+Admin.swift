@@ -50,7 +50,8 @@ extension Instance {
             resolve: resolve,
             reload: { [self] in reload() },
             recordChange: { [self] service, command in recordChange(service: service, command) },
-            sources: { [self] service in sourceRows(service: service) })
+            sources: { [self] service in sourceRows(service: service) },
+            changeReadiness: { [self] change in changeReadiness(change) })
     }
 
     func adminServices() -> [AdminService] {
@@ -77,6 +78,7 @@ extension Instance {
         stats.version = build.version
         stats.commit = build.commit
         stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
+        stats.instance = state.withLock { $0.readiness }
         stats.proxyHeaderErrors = proxyHeaderErrorTotals() // PROXY protocol
         // Source port exhaustion (issue 13), as of each worker's last tick.
         stats.sourcePortExhausted = Int(context.figures.collect().reduce(UInt64(0)) { total, worker in

@@ -12,7 +12,7 @@ extension Instance {
         do {
             let server = try MetricsServer(
                 host: address.description, port: Int(resolved.port), joiningTakeover: takingOver, logger: logger,
-                sample: { [self] in metricsSample() }, healthy: { [self] in anyBackendSelectable() })
+                sample: { [self] in metricsSample() }, health: { [self] in healthz() })
             metricsServer.withLock { $0 = server }
             logger.info("metrics on http://\(resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host):\(server.port)/metrics")
         } catch {
@@ -20,9 +20,11 @@ extension Instance {
         }
     }
 
-    /// Whether `/healthz` answers 200: some service has a backend that takes new connections.
-    func anyBackendSelectable() -> Bool {
-        state.withLock { Array($0.services.values) }.contains { $0.registry.snapshot().anySelectable }
+    /// What `/healthz` answers: 200 while the instance is ready and some service has a backend
+    /// that takes new connections, else 503 and why.
+    func healthz() -> (ok: Bool, body: String) {
+        let (readiness, services) = state.withLock { ($0.readiness, Array($0.services.values)) }
+        return readiness.healthz(anyBackendSelectable: services.contains { $0.registry.snapshot().anySelectable })
     }
 
     /// Every figure of the exposition, summed over the workers' latest published figures.
@@ -67,6 +69,7 @@ extension Instance {
             providedBuffers: Int(relay.buffersPerWorker) * context.workerCount, providedBuffersInUse: buffersInUse,
             pipesInUse: pipesInUse, accessLogDroppedLines: context.accessLog?.droppedLines ?? 0)
         sample.parkedBytes = parkedBytes
+        sample.instanceReady = state.withLock { $0.readiness } == .ready
         // PROXY protocol.
         for runtime in services.values where runtime.registry.snapshot().settings.acceptProxy != nil {
             sample.acceptProxyServices.insert(runtime.name)

@@ -23,6 +23,8 @@ public final class Instance: Sendable {
         var overrides = RuntimeOverrides()
         var waker: WorkerWaker?
         var discovery: ServiceDiscovery?
+        /// `instance drain` / `instance ready`, and `withdraw-delay` at SIGTERM.
+        var readiness = InstanceReadiness.ready
     }
 
     /// The file `reload` reads; nil when started from the command line.

@@ -65,6 +65,9 @@ public enum MetricsExposition {
         let build = sample.build
         out.gauge("switchyard_build_info", "Version and git commit of the running build; always 1.",
                   [([("version", build.version), ("commit", build.commit)], 1)])
+        out.gauge("switchyard_instance_ready",
+                  "Whether the instance asks for new flows (1), or is drained by 'instance drain' or withdrawing before it stops (0).",
+                  [([], sample.instanceReady ? 1 : 0)])
 
         let listeners = sample.listeners.map { listener in
             (labels: [("service", listener.service), ("listener", listener.listener)], figures: listener.figures)

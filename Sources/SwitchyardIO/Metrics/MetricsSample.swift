@@ -85,6 +85,8 @@ public struct MetricsSample: Sendable {
     public var pipesInUse: Int
     /// Bytes of stalled directions parked in the workers' own memory now (see Worker+Parking).
     public var parkedBytes: Int = 0
+    /// `switchyard_instance_ready`: false while drained (`instance drain`) or withdrawing.
+    public var instanceReady = true
     /// Access-log lines dropped because a worker's queue was full.
     public var accessLogDroppedLines: UInt64
     /// `route-by-sni` counts: (service, listener, route label, connections).

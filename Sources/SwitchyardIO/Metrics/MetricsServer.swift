@@ -10,8 +10,9 @@ import SwitchyardCore
 ///
 /// - `GET /metrics` (or `HEAD`) answers 200 with the exposition, in OpenMetrics when the
 ///   `Accept` header prefers it (`ExpositionFormat.negotiate`), else the Prometheus text format.
-/// - `GET /healthz` answers 200 `ok` while `healthy()` is true (some backend is selectable),
-///   503 otherwise, for an upstream load balancer's check.
+/// - `GET /healthz` answers 200 `ok` while `health()` says so (the instance is ready and some
+///   backend is selectable), else 503 with a line saying why, for a router's or an upstream
+///   load balancer's check.
 /// - Any other path is 404; another method on those paths is 405 with `Allow: GET, HEAD`; a
 ///   request that does not parse is 400 and one whose headers pass 16 KiB is 431, each sent
 ///   with `Connection: close`, after which the input is drained for up to a second so the
@@ -34,7 +35,7 @@ public final class MetricsServer: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     /// Binds `host:port` and starts serving. `render` produces the exposition for a format;
-    /// `healthy` answers `/healthz`. Throws when the address cannot be bound (message names it),
+    /// `health` answers `/healthz` (200 or 503, and the body's line). Throws when the address cannot be bound (message names it),
     /// also when another socket listens there, unless `joiningTakeover`: a process taking over
     /// (serve --takeover) binds next to the running one's listener, which stops at the commit.
     public init(
@@ -44,7 +45,7 @@ public final class MetricsServer: Sendable {
         joiningTakeover: Bool = false,
         logger: Logger = Logger(label: "switchyard.metrics"),
         render: @escaping @Sendable (ExpositionFormat) -> [UInt8],
-        healthy: @escaping @Sendable () -> Bool
+        health: @escaping @Sendable () -> (ok: Bool, body: String)
     ) throws(MetricsServerError) {
         // The listener has SO_REUSEPORT (for a takeover); a plain bind first keeps any other
         // listener on the port, a second instance's say, a reason to fail.
@@ -56,7 +57,7 @@ public final class MetricsServer: Sendable {
             }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let routes = MetricsRoutes(render: render, healthy: healthy, logger: logger)
+        let routes = MetricsRoutes(render: render, health: health, logger: logger)
         let timeout = TimeAmount.nanoseconds(max(requestTimeout.nanosecondsClamped, 1_000_000))
         let open = ConnectionCount(limit: maxConnections)
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -103,12 +104,12 @@ public final class MetricsServer: Sendable {
         joiningTakeover: Bool = false,
         logger: Logger = Logger(label: "switchyard.metrics"),
         sample: @escaping @Sendable () -> MetricsSample,
-        healthy: @escaping @Sendable () -> Bool
+        health: @escaping @Sendable () -> (ok: Bool, body: String)
     ) throws(MetricsServerError) {
         try self.init(
             host: host, port: port, requestTimeout: requestTimeout, maxConnections: maxConnections,
             joiningTakeover: joiningTakeover, logger: logger,
-            render: { format in MetricsExposition.render(sample(), format: format) }, healthy: healthy)
+            render: { format in MetricsExposition.render(sample(), format: format) }, health: health)
     }
 
     deinit { stop() }
@@ -134,7 +135,7 @@ public struct MetricsServerError: Error, CustomStringConvertible, Sendable {
 /// What the handler calls; shared by every connection.
 struct MetricsRoutes: Sendable {
     let render: @Sendable (ExpositionFormat) -> [UInt8]
-    let healthy: @Sendable () -> Bool
+    let health: @Sendable () -> (ok: Bool, body: String)
     let logger: Logger
 }
 
@@ -239,9 +240,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             let body = routes.render(format)
             send(context, request: request, status: .ok, contentType: format.contentType, body: body, keepAlive: keepAlive)
         case "/healthz" where isGet:
-            let healthy = routes.healthy()
-            send(context, request: request, status: healthy ? .ok : .serviceUnavailable, contentType: "text/plain; charset=utf-8",
-                 body: Array((healthy ? "ok\n" : "no backend is selectable\n").utf8), keepAlive: keepAlive)
+            let health = routes.health()
+            send(context, request: request, status: health.ok ? .ok : .serviceUnavailable, contentType: "text/plain; charset=utf-8",
+                 body: Array(health.body.utf8), keepAlive: keepAlive)
         case "/metrics", "/healthz":
             send(context, request: request, status: .methodNotAllowed, contentType: "text/plain; charset=utf-8",
                  body: Array("method \(request.method) not allowed: use GET or HEAD\n".utf8), keepAlive: keepAlive,

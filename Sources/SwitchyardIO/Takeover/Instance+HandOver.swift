@@ -45,9 +45,10 @@ extension Instance {
                 let admin = try WorkerDescriptors.duplicate(adminSocket)
                 made.append(admin)
                 let byID = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-                let described = HandoverChannel.describe(
+                var described = HandoverChannel.describe(
                     copies, configured: { Self.configuredEndpoint(byID[$0.id]!, in: configuration) },
                     adminSocket: (admin, path), overrides: overrides)
+                described.0.instanceDrained = isDrained
                 takeover.begin(peer: peer)
                 return .success(described)
             } catch {

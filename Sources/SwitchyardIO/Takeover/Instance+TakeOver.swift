@@ -38,9 +38,14 @@ extension Instance {
     }
 
     /// The admin changes the running process had in force replace the state file's (which it
-    /// kept too); the file, when configured, is written with them.
+    /// kept too); the file, when configured, is written with them. A drained instance hands
+    /// over its drain.
     func adoptHandedOverState(_ session: TakeoverSession, _ global: GlobalSettings) -> RuntimeOverrides {
         let overrides = session.message.overrides
+        if session.message.instanceDrained {
+            state.withLock { $0.readiness = .drained }
+            logger.notice("takeover: pid \(session.message.processID) was drained (instance drain); this process starts drained too")
+        }
         if let path = global.stateFile {
             do {
                 try writeFileAtomically(path, contents: overrides.fileText)

@@ -122,7 +122,7 @@ private func backend(_ controller: AdminController, _ name: String) -> BackendSt
     #expect(reply(controller, "show stats").body.contains("uptime 42s"))
     #expect(reply(controller, "show stats json").body == [
         "{\"pid\":0,\"uptime_seconds\":42,\"workers\":2,\"relay\":\"splice\",\"balance\":\"round-robin\",\"services\":1,"
-            + "\"accepting\":true,\"open_connections\":3,"
+            + "\"accepting\":true,\"instance\":\"ready\",\"open_connections\":3,"
             + "\"total_connections\":10,\"bytes_from_clients\":100,\"bytes_to_clients\":200,\"backends\":2,"
             + "\"backends_up\":2,\"backends_selectable\":2,\"version\":\"\",\"commit\":\"\",\"source_port_exhausted\":0}",
     ])

@@ -88,6 +88,9 @@ enum KnownFigures {
         var lines: [String] = []
         lines += family("switchyard_build_info", "gauge", "Version and git commit of the running build; always 1.",
                         [#"switchyard_build_info{version="0.1.0",commit="abc1234"} 1.0"#])
+        lines += family("switchyard_instance_ready", "gauge",
+                        "Whether the instance asks for new flows (1), or is drained by 'instance drain' or withdrawing before it stops (0).",
+                        ["switchyard_instance_ready 1.0"])
         lines += family("switchyard_connections_accepted_total", "counter", "Client connections accepted, refused ones included.",
                         ["switchyard_connections_accepted_total{\(listenerLabels)} 5"])
         lines += family("switchyard_connections_open", "gauge", "Client connections open now.",

@@ -123,7 +123,7 @@ final class TestMetricsServer: Sendable {
                 box.value?.lastFormat.withLock { $0 = format }
                 return fixedBody ?? MetricsExposition.render(sample, format: format)
             },
-            healthy: { box.value?.healthy.load(ordering: .relaxed) ?? false })
+            health: { InstanceReadiness.ready.healthz(anyBackendSelectable: box.value?.healthy.load(ordering: .relaxed) ?? false) })
         box.value = self
     }
 
@@ -295,7 +295,7 @@ final class UncheckedBox<Value>: @unchecked Sendable {
     @Test func bindingATakenPortFailsWithALine() throws {
         let server = try TestMetricsServer()
         #expect {
-            _ = try MetricsServer(host: "127.0.0.1", port: server.port, render: { _ in [] }, healthy: { true })
+            _ = try MetricsServer(host: "127.0.0.1", port: server.port, render: { _ in [] }, health: { (true, "ok\n") })
         } throws: { error in
             "\(error)".hasPrefix("cannot listen for metrics on 127.0.0.1:\(server.port): ")
         }
