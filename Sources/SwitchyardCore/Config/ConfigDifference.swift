@@ -83,14 +83,10 @@ public struct ConfigDifference: Equatable, Sendable {
         if old.balance != new.balance { change.balance = (old.balance, new.balance) }
         change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
-        change.settingsChanged = change.settingsChanged || old.routeBySNI != new.routeBySNI || old.sniTimeout != new.sniTimeout
-        // PROXY protocol.
         change.proxyProtocolChanged = old.settings.sendProxy != new.settings.sendProxy
             || old.settings.acceptProxy != new.settings.acceptProxy
-        var oldOthers = old.settings, newOthers = new.settings
-        (oldOthers.sendProxy, oldOthers.acceptProxy, newOthers.sendProxy, newOthers.acceptProxy) = (nil, nil, nil, nil)
-        change.onlyProxyProtocolChanged = change.proxyProtocolChanged && oldOthers == newOthers
-            && old.routeBySNI == new.routeBySNI && old.sniTimeout == new.sniTimeout
+        change.onlyProxyProtocolChanged = change.proxyProtocolChanged
+            && old.settings.withoutProxyProtocol == new.settings.withoutProxyProtocol
         change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
             || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change
