@@ -23,7 +23,6 @@ public struct ConfigDifference: Equatable, Sendable {
         public var healthChanged = false
         /// `dns`/`dns-srv`, their weight or TTL bounds changed.
         public var discoveryChanged = false
-        // PROXY protocol.
         /// `send-proxy`, `accept-proxy`, `accept-proxy-timeout` or `accept-proxy-from` of the service changed
         /// (carried in the settings, so `settingsChanged` is set too).
         public var proxyProtocolChanged = false
@@ -81,12 +80,14 @@ public struct ConfigDifference: Equatable, Sendable {
         }
         change.removedBackends = old.backends.map(\.endpoint).filter { !newBackends.contains($0.description) }
         if old.balance != new.balance { change.balance = (old.balance, new.balance) }
-        change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
+        // What the workers see of the PROXY protocol: `accept-proxy-timeout` and
+        // `accept-proxy-from` matter only with `accept-proxy: true`.
         change.proxyProtocolChanged = old.settings.sendProxy != new.settings.sendProxy
             || old.settings.acceptProxy != new.settings.acceptProxy
-        change.onlyProxyProtocolChanged = change.proxyProtocolChanged
-            && old.settings.withoutProxyProtocol == new.settings.withoutProxyProtocol
+        let othersChanged = old.settings.withoutProxyProtocol != new.settings.withoutProxyProtocol
+        change.settingsChanged = othersChanged || change.proxyProtocolChanged
+        change.onlyProxyProtocolChanged = change.proxyProtocolChanged && !othersChanged
         change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
             || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change
@@ -136,7 +137,6 @@ public struct ConfigDifference: Equatable, Sendable {
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
             if change.settingsChanged && !change.onlyProxyProtocolChanged { lines.append("\(name): settings changed") }
-            // PROXY protocol.
             if change.proxyProtocolChanged { lines.append("\(name): PROXY protocol settings changed (new connections use them)") }
             if change.healthChanged { lines.append("\(name): health check changed") }
             if change.discoveryChanged { lines.append("\(name): DNS discovery changed") }
