@@ -104,7 +104,7 @@ struct Serve: ParsableCommand {
     /// Options that describe the one service of the command-line form; with --config the file
     /// says these per service.
     private var serviceOptionsGiven: [String] {
-        (balance != nil ? ["--balance"] : []) + serviceOptions.given.map { "--" + $0.key } + healthOptions.given + clientControls.given
+        (balance != nil ? ["--balance"] : []) + (serviceOptions.given + clientControls.givenSettings).map { "--" + $0.key } + healthOptions.given
     }
 
     func validate() throws {
@@ -175,8 +175,7 @@ struct Serve: ParsableCommand {
     func commandLineConfiguration() throws(ConfigIssue) -> Configuration {
         var service = ServiceConfiguration(name: ServiceConfiguration.defaultName, listen: listen, backends: backends)
         if let balance { service.balance = balance }
-        service.settings = ServiceSettings(serviceOptions.given)
-        service.clientControls = clientControls.controls
+        service.settings = ServiceSettings(serviceOptions.given + clientControls.givenSettings)
         do {
             service.health = try healthOptions.configuration()
         } catch {

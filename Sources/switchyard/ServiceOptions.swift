@@ -62,9 +62,16 @@ struct ServiceOptions: ParsableArguments {
 
     /// The flags given, in the order declared, as the settings they make.
     var given: [ServiceKey.Setting] {
-        var given = Mirror(reflecting: self).children.compactMap { ($0.value as? Option<ServiceKey.Setting?>)?.wrappedValue }
+        var given = givenSettings
         // The flag is `accept-proxy: true` of the file; "true" is what the key's parser accepts.
         if acceptProxy, let setting = try? ServiceKey.named("accept-proxy").parse("true") { given.append(setting) }
         return given
+    }
+}
+
+extension ParsableArguments {
+    /// The options of per-service keys given, in the order declared, as the settings they make.
+    var givenSettings: [ServiceKey.Setting] {
+        Mirror(reflecting: self).children.compactMap { ($0.value as? Option<ServiceKey.Setting?>)?.wrappedValue }
     }
 }

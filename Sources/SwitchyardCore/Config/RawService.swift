@@ -1,11 +1,11 @@
 /// One service of the file, or the `defaults` every service starts from. Every key is optional
 /// here. The keys that shape the service (listeners, pool, discovery, health, `route-by-sni`)
-/// are read below; every per-service setting is read through its `ServiceKey` declaration.
+/// are read below; every per-service setting (per-client controls too) is read through its `ServiceKey` declaration.
 struct RawService: Decodable {
     static let structureKeys = [
         "listen", "balance", "health", "backends", "dns", "dns-srv", "weight", "dns-min-ttl", "dns-max-ttl", "route-by-sni",
     ]
-    static let keys = structureKeys + ServiceSettings.keys.map(\.name) + RawClientControls.keys
+    static let keys = structureKeys + ServiceSettings.keys.map(\.name)
 
     var listen: [Endpoint]?
     var balance: BalanceAlgorithm?
@@ -19,7 +19,6 @@ struct RawService: Decodable {
     var routeBySNI: SNIRouting?
     /// The per-service keys given, by name.
     var settings: [String: ServiceKey.Setting] = [:]
-    var clientControls = RawClientControls()
 
     init() {}
 
@@ -49,7 +48,6 @@ struct RawService: Decodable {
         for key in ServiceSettings.keys {
             settings[key.name] = try key.decode(container)
         }
-        clientControls = try RawClientControls(container)
     }
 
     private static func endpoint(_ text: String, key: ConfigKey, in container: KeyedDecodingContainer<ConfigKey>) throws -> Endpoint {
@@ -72,7 +70,6 @@ struct RawService: Decodable {
         result.dnsMinTTL = dnsMinTTL ?? defaults.dnsMinTTL
         result.dnsMaxTTL = dnsMaxTTL ?? defaults.dnsMaxTTL
         result.settings = defaults.settings.merging(settings) { _, mine in mine }
-        result.clientControls = clientControls.merged(over: defaults.clientControls)
         switch (health, defaults.health) {
         case let (mine?, theirs?): result.health = mine.merged(over: theirs)
         case (nil, let theirs): result.health = theirs
@@ -93,7 +90,6 @@ struct RawService: Decodable {
         if let dnsMaxTTL { service.dnsMaxTTL = dnsMaxTTL }
         service.settings = ServiceSettings(Array(settings.values))
         service.settings.routing = routeBySNI
-        service.settings.clientControls = clientControls.controls
         if routeBySNI != nil { service.health = nil }
         return service
     }

@@ -3,7 +3,7 @@
 /// with, and its rule. The field's default is the field's initial value in `ServiceSettings`.
 ///
 /// Each feature declares its keys next to its code (`ServiceSettings.timeoutKeys`,
-/// `queueKeys`, `proxyProtocolKeys`, `sourceKeys`, `failoverKeys`); `ServiceSettings.keys`
+/// `queueKeys`, `proxyProtocolKeys`, `sourceKeys`, `clientControlKeys`, `failoverKeys`); `ServiceSettings.keys`
 /// lists the groups. The file (`RawService`) and the command line (`ServiceOptions`) read
 /// every key through the same declaration, so they accept the same text with the same errors.
 public struct ServiceKey: Sendable {
@@ -88,7 +88,7 @@ public struct ServiceKey: Sendable {
 
 extension ServiceSettings {
     /// Every per-service key, in the order the file is read and the settings are checked.
-    public static let keys: [ServiceKey] = timeoutKeys + queueKeys + proxyProtocolKeys + sourceKeys + failoverKeys
+    public static let keys: [ServiceKey] = timeoutKeys + queueKeys + proxyProtocolKeys + sourceKeys + clientControlKeys + failoverKeys
 
     /// The settings with `given` applied over the defaults, in the order of `keys`.
     public init(_ given: [ServiceKey.Setting]) {

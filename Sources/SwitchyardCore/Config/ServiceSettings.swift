@@ -43,7 +43,7 @@ public struct ServiceSettings: Equatable, Sendable {
     public var sourceAddresses: [IPAddress] = []
 
     /// `allow`, `deny`, the per-source limits, `max-connection-rate` and `reject-with`
-    /// (SourceControl/ClientControls+ConfigFile.swift).
+    /// (`clientControlKeys`, SourceControl/ClientControls+ConfigFile.swift).
     public var clientControls = ClientControls()
 
     // Failover tiers and what happens to sessions when a backend goes (`failoverKeys`,

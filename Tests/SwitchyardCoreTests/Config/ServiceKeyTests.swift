@@ -21,6 +21,14 @@ import Testing
         "accept-proxy-timeout": ("2s", ("2x", "'2x' is not a duration"), ("0s", "accept-proxy-timeout must be longer than 0")),
         "accept-proxy-from": ("10.0.0.0/8", ("10.0.0.1/8", "10.0.0.1/8"), ("10.0.0.0/8", "accept-proxy-from needs accept-proxy: true")),
         "source": ("127.0.0.2,127.0.0.3", ("127.0.0.2:80", "'127.0.0.2:80' is not an IP address"), nil),
+        "allow": ("10.0.0.0/8,192.0.2.0/24", ("10.0.0.1/8", "10.0.0.1/8"), nil),
+        "deny": ("10.0.0.0/8", ("10.0.0.0/33", "10.0.0.0/33"), nil),
+        "max-connections-per-source": ("5", ("0", "max-connections-per-source '0' must be a whole number from 1"), nil),
+        "connection-rate-per-source": ("10/s", ("10", "connection-rate-per-source '10' must be a rate"), nil),
+        "connection-burst-per-source": ("5", ("x", "connection-burst-per-source 'x' must be a whole number"), nil),
+        "source-mask": ("24,64", ("33,128", "33"), nil),
+        "max-connection-rate": ("100/s", ("fast", "max-connection-rate 'fast' must be a rate"), nil),
+        "reject-with": ("close", ("drop", "'drop' is not one of close, reset"), nil),
         "failover-threshold": ("50%", ("0%", "failover-threshold '0%' must be a percentage from 1% to 100%"), nil),
         "on-down": ("shutdown-sessions", ("close", "'close' is not one of none, shutdown-sessions"), nil),
         "on-up": ("shutdown-backup-sessions", ("close", "'close' is not one of none, shutdown-backup-sessions"), nil),
@@ -59,9 +67,11 @@ import Testing
         let sample = try #require(Self.samples[name])
         var line = "\(name): \(sample.valid)"
         if name == "accept-proxy-from" { line += "\n    accept-proxy: true" }
+        if name == "connection-burst-per-source" { line += "\n    connection-rate-per-source: 10/s" }
         let fromFile = try ConfigFile.parse(Self.file(line), file: "a.yaml").services[0].settings
         var fromFlags = ServiceSettings([try key.parse(sample.valid)])
         if name == "accept-proxy-from" { fromFlags.acceptsProxy = true }
+        if name == "connection-burst-per-source" { fromFlags.clientControls.connectionRatePerSource = ConnectionRate(perSecond: 10) }
         #expect(fromFile == fromFlags)
         #expect(fromFile != ServiceSettings(), "\(name): \(sample.valid) changes something")
     }
