@@ -125,7 +125,6 @@ public struct ConfigDifference: Equatable, Sendable {
                 if checkMoved {
                     lines.append("\(name): backend \(backend.new.endpoint) checked at \(backend.old.checkEndpoint) -> \(backend.new.checkEndpoint)")
                 }
-                // PROXY protocol.
                 if backend.old.sendProxy != backend.new.sendProxy {
                     lines.append("\(name): backend \(backend.new.endpoint) send-proxy \(backend.old.sendProxy?.rawValue ?? "off") -> \(backend.new.sendProxy?.rawValue ?? "off")")
                 }

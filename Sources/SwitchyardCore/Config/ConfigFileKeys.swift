@@ -76,36 +76,11 @@ extension KeyedDecodingContainer where Key == ConfigKey {
     }
 }
 
-/// The whole file.
+/// The whole file: the global settings (`GlobalSettings.fileKeys`), `defaults` and `services`.
 struct RawConfigFile: Decodable {
-    static let globalKeys = [
-        "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
-        "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
-        "source-table-size", "parked-memory",
-    ]
-        + ["admin-socket-mode", "admin-socket-group", "admin-socket-readonly"]  // Admin socket access (issue 27).
-    static let keys = globalKeys + ["defaults", "services"]
+    static let keys = GlobalSettings.fileKeys + ["defaults", "services"]
 
-    var workers: Int?
-    var relay: RelayMode?
-    /// `off` disables the socket.
-    var adminSocket: String?
-    var adminSocketMode: UInt32?
-    var adminSocketGroup: String?
-    var adminSocketReadOnly: String?
-    var maxConnections: Int?
-    var shutdownGrace: Duration?
-    var bufferSize: Int?
-    var buffers: Int?
-    var pipeSize: Int?
-    var parkedMemory: Int?
-    var logLevel: LogLevel?
-    var stateFile: String?
-    var resolvers: [Endpoint]?
-    var metrics: Endpoint?
-    var accessLog: String?
-    var accessLogFormat: AccessLogFormat?
-    var sourceTableSize: Int?
+    var global: GlobalSettings
     var defaults: RawService?
     /// In file order.
     var services: [(name: String, service: RawService)] = []
@@ -113,32 +88,7 @@ struct RawConfigFile: Decodable {
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: ConfigKey.self)
         try container.rejectUnknownKeys(Self.keys, in: "the top level")
-        workers = try container.value("workers")
-        relay = try container.choice("relay", RelayMode.self)
-        adminSocket = try container.value("admin-socket")
-        adminSocketMode = try container.parsed("admin-socket-mode", AdminAccess.parseSocketMode)
-        adminSocketGroup = try container.parsed("admin-socket-group") { (text) throws(ConfigError) -> String in
-            try AdminAccess.checkSocketGroup(text)
-            return text
-        }
-        adminSocketReadOnly = try container.value("admin-socket-readonly")
-        maxConnections = try container.value("max-connections")
-        shutdownGrace = try container.duration("shutdown-grace") ?? nil
-        bufferSize = try container.value("buffer-size")
-        buffers = try container.value("buffers")
-        pipeSize = try container.value("pipe-size")
-        parkedMemory = try container.value("parked-memory")
-        logLevel = try container.choice("log-level", LogLevel.self)
-        stateFile = try container.value("state-file")
-        resolvers = try container.parsedList("resolvers") { (text) throws(ConfigError) -> Endpoint in
-            let server = try Endpoint(parsing: text)
-            guard server.address != nil else { throw ConfigError("'\(text)' must be an IP address and port, such as 127.0.0.1:53") }
-            return server
-        }
-        metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
-        accessLog = try container.value("access-log")
-        accessLogFormat = try container.choice("access-log-format", AccessLogFormat.self)
-        sourceTableSize = try container.value("source-table-size")
+        global = try GlobalSettings(fileKeysOf: container)
         defaults = try container.value("defaults")
         if defaults?.listen != nil {
             throw DecodingError.dataCorrupted(DecodingError.Context(
@@ -162,28 +112,6 @@ struct RawConfigFile: Decodable {
 
     /// The configuration the file describes, with defaults applied (validated by the caller).
     func configuration() throws(ConfigIssue) -> Configuration {
-        var global = GlobalSettings()
-        if let workers { global.workers = workers }
-        if let relay { global.relay = relay }
-        if let adminSocket {
-            if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }
-        }
-        if let adminSocketMode { global.adminSocketMode = adminSocketMode }
-        global.adminSocketGroup = adminSocketGroup
-        global.adminSocketReadOnly = adminSocketReadOnly
-        global.maxConnections = maxConnections
-        if let shutdownGrace { global.shutdownGrace = shutdownGrace }
-        if let bufferSize { global.bufferSize = bufferSize }
-        if let buffers { global.buffers = buffers }
-        if let pipeSize { global.pipeSize = pipeSize }
-        global.parkedMemory = parkedMemory
-        if let logLevel { global.logLevel = logLevel }
-        global.stateFile = stateFile
-        global.resolvers = resolvers ?? []
-        global.metrics = metrics
-        global.accessLog = accessLog
-        if let accessLogFormat { global.accessLogFormat = accessLogFormat }
-        if let sourceTableSize { global.sourceTableSize = sourceTableSize }
         var built: [ServiceConfiguration] = []
         for (name, raw) in services {
             built.append(try raw.merged(over: defaults).service(named: name))

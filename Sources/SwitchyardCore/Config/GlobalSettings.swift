@@ -124,6 +124,48 @@ public struct GlobalSettings: Equatable, Sendable {
     }
 }
 
+extension GlobalSettings {
+    /// The file's top-level keys; each is the flag of the same name.
+    static let fileKeys = [
+        "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
+        "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
+        "source-table-size", "parked-memory", "admin-socket-mode", "admin-socket-group", "admin-socket-readonly",
+    ]
+
+    /// The defaults with the file's top-level keys over them (checked by `validate()`).
+    init(fileKeysOf container: KeyedDecodingContainer<ConfigKey>) throws {
+        self.init()
+        if let value = try container.value("workers", as: Int.self) { workers = value }
+        if let value = try container.choice("relay", RelayMode.self) { relay = value }
+        if let value = try container.value("admin-socket", as: String.self) {
+            if value == "off" { adminSocketEnabled = false } else { adminSocket = value }
+        }
+        if let value = try container.parsed("admin-socket-mode", AdminAccess.parseSocketMode) { adminSocketMode = value }
+        adminSocketGroup = try container.parsed("admin-socket-group") { (text) throws(ConfigError) -> String in
+            try AdminAccess.checkSocketGroup(text)
+            return text
+        }
+        adminSocketReadOnly = try container.value("admin-socket-readonly")
+        maxConnections = try container.value("max-connections")
+        if let value = try container.duration("shutdown-grace") ?? nil { shutdownGrace = value }
+        if let value = try container.value("buffer-size", as: Int.self) { bufferSize = value }
+        if let value = try container.value("buffers", as: Int.self) { buffers = value }
+        if let value = try container.value("pipe-size", as: Int.self) { pipeSize = value }
+        parkedMemory = try container.value("parked-memory")
+        if let value = try container.choice("log-level", LogLevel.self) { logLevel = value }
+        stateFile = try container.value("state-file")
+        resolvers = try container.parsedList("resolvers") { (text) throws(ConfigError) -> Endpoint in
+            let server = try Endpoint(parsing: text)
+            guard server.address != nil else { throw ConfigError("'\(text)' must be an IP address and port, such as 127.0.0.1:53") }
+            return server
+        } ?? []
+        metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
+        accessLog = try container.value("access-log")
+        if let value = try container.choice("access-log-format", AccessLogFormat.self) { accessLogFormat = value }
+        if let value = try container.value("source-table-size", as: Int.self) { sourceTableSize = value }
+    }
+}
+
 /// How bytes move between a client and its backend.
 public enum RelayMode: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Receive into provided buffers and send from them.
