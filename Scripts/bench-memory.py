@@ -17,7 +17,6 @@ import os
 import random
 import resource
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,41 +26,18 @@ import threading
 import time
 import zlib
 
-import bench  # Scripts/bench.py, beside this file: the HAProxy configuration
+# Scripts/bench's pieces (Scripts/benchlib, beside this file): process control, /proc, HAProxy's configuration
+from benchlib.build import build_switchyard
+from benchlib.lbconfigs import haproxy_config, switchyard_serve
+from benchlib.log import logger
+from benchlib.processes import Procs, free_port, wait_listening
+from benchlib.procfs import status_kib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
 
-
-def log(message: str) -> None:
-    print(f"[bench-memory {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def status_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {key} for pid {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+log = logger("bench-memory")
+# Every load balancer and echo backend, in a session of its own (out of reach of Ctrl-C), stopped by PID.
+PROCS = Procs(log)
 
 
 # ------------------------------------------------------------------------------------------
@@ -192,37 +168,18 @@ def start_lb(kind: str, listen: int, backends: list[int], tmp: str, binary: str,
     if kind == "haproxy":
         config = os.path.join(tmp, "haproxy.cfg")
         with open(config, "w") as f:
-            f.write(bench.haproxy_config(2, 8000, listen, backends))
+            f.write(haproxy_config(2, 8000, listen, backends))
         argv = ["haproxy", "-db", "-f", config]
     else:
-        argv = [binary, "serve", "--listen", f"127.0.0.1:{listen}", "--no-admin-socket",
-                "--metrics", f"127.0.0.1:{metrics_port}", *extra,
-                *[f"127.0.0.1:{port}" for port in backends]]
-    logfile = open(os.path.join(tmp, f"{kind}.log"), "w")
-    proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_listening(listen, proc)
-    except RuntimeError as exc:
-        stop(proc)
-        with open(logfile.name, errors="replace") as f:
-            tail = " / ".join(f.read().strip().splitlines()[-2:])
-        raise RuntimeError(f"{exc}: {tail}") from None
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        argv = switchyard_serve(binary, listen, backends,
+                                ["--no-admin-socket", "--metrics", f"127.0.0.1:{metrics_port}", *extra])
+    return PROCS.start_listening(kind, argv, tmp, listen, new_session=True)
 
 
 def one_run(kind: str, args, run: int, tmp: str) -> dict:
     backends = [free_port(), free_port()]
-    echoes = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo", str(port)], start_new_session=True)
+    echoes = [PROCS.start(f"echo-{port}", [sys.executable, os.path.abspath(__file__), "--echo", str(port)], None,
+                          new_session=True)
               for port in backends]
     proc = None
     try:
@@ -246,9 +203,9 @@ def one_run(kind: str, args, run: int, tmp: str) -> dict:
                 "starved_per_gib": starved / max(moved / 2**30, 1e-9)}
     finally:
         if proc is not None:
-            stop(proc)
+            PROCS.stop(proc, timeout=10)
         for echo in echoes:
-            stop(echo)
+            PROCS.stop(echo, timeout=10)
 
 
 def main() -> int:
@@ -270,11 +227,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     kinds = [k.strip() for k in args.lb.split(",") if k.strip()]
     if "switchyard" in kinds and not args.bin:
-        log("swift build -c release")
-        subprocess.run(["swift", "build", "-c", "release"], cwd=REPO, check=True)
-        bindir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        args.bin = os.path.join(bindir, "switchyard")
+        args.bin = build_switchyard(log)
     results: dict[str, list[dict]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         for run in range(args.runs):

@@ -48,7 +48,6 @@ import queue
 import random
 import resource
 import selectors
-import signal
 import socket
 import struct
 import subprocess
@@ -58,8 +57,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+# Scripts/bench's process control and /proc readers (Scripts/benchlib, beside this file)
+from benchlib.log import logger
+from benchlib.processes import Procs, free_port, wait_listening
+from benchlib.procfs import CLK_TCK, cpu_ticks, open_descriptors, status_kib
+
 SOCKET_TIMEOUT = 10.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A reset a client notices this long after its flap ended still counts as the flap's (its thread
 # may not have run in between on a loaded machine).
 FLAP_GRACE = 2.0
@@ -88,8 +91,7 @@ ABANDON_MAX_OPEN = 100
 ABANDON_PER_SECOND = 20
 
 
-def log(message: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = logger("soak", sys.stdout)
 
 
 def is_reset(error: BaseException) -> bool:
@@ -804,15 +806,10 @@ def hostile_process(schedule: Schedule, proxy_port: int, download_port: int, see
 # ---------------------------------------------------------------- sampling and verdict
 
 def proc_sample(pid: int) -> tuple[int, int, int] | None:
+    """(RSS in KiB, open descriptors, utime + stime in clock ticks) of the proxy; None once it is gone."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        return rss, fds, ticks
-    except (OSError, StopIteration, ValueError):
+        return status_kib(pid, "VmRSS"), open_descriptors(pid), sum(cpu_ticks(pid))
+    except (OSError, RuntimeError, ValueError, IndexError):
         return None
 
 
@@ -853,14 +850,6 @@ def plot(rows: list[dict], out: str, verdict_line: str) -> bool:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return True
-
-
-def free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 def proxy_config(admin_path: str, proxy_port: int, backends: list[str], download: tuple[int, int] | None,
@@ -930,21 +919,15 @@ def main() -> int:
     with open(config_path, "w") as f:
         f.write(proxy_config(admin_path, proxy_port, names, (download_port, download.port) if download else None,
                              PER_SOURCE_LIMIT if limited else None))
-    proxy_log = open(os.path.join(args.out, "proxy.log"), "w")
     hostile = None
-    proxy = subprocess.Popen([args.binary, "serve", "--config", config_path],
-                             stdin=subprocess.DEVNULL, stdout=proxy_log, stderr=subprocess.STDOUT)
+    procs = Procs(log)
+    proxy = procs.start("proxy", [args.binary, "serve", "--config", config_path], args.out)  # args.out/proxy.log
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", proxy_port), timeout=1).close()
-                break
-            except OSError:
-                if proxy.poll() is not None or time.monotonic() > deadline:
-                    log(f"the proxy did not start; see {proxy_log.name}")
-                    return 1
-                time.sleep(0.05)
+        try:
+            wait_listening(proxy_port, proxy, timeout=10)
+        except RuntimeError:
+            log(f"the proxy did not start; see {os.path.join(args.out, 'proxy.log')}")
+            return 1
         time.sleep(1.5)  # health checks confirm every backend
         start_sample = proc_sample(proxy.pid)
         assert start_sample is not None
@@ -1031,18 +1014,11 @@ def main() -> int:
     finally:
         if hostile is not None and hostile.is_alive():
             hostile.kill()
-        if proxy.poll() is None:
-            proxy.send_signal(signal.SIGTERM)
-            try:
-                proxy.wait(10)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                proxy.wait()
+        procs.stop(proxy, timeout=10)
         for backend in backends:
             backend.stop()
         if download is not None:
             download.stop()
-        proxy_log.close()
 
     with open(os.path.join(args.out, "soak.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["seconds"])

@@ -6,13 +6,13 @@ import SwitchyardIO
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send one command to a running switchyard's admin socket and print the reply.",
-        discussion: """
-        Commands: help; show backends [SERVICE] [json]; show services [json]; show stats [json]; \
-        show sources [SERVICE] [json]; drain BACKEND; ready BACKEND; maint BACKEND; weight BACKEND N; add BACKEND[,weight=N]; \
-        remove BACKEND; wait BACKEND TIMEOUT; shutdown BACKEND; reload. Exits 0 when the reply \
-        is OK, 1 when it is an error, 2 when the socket cannot be reached or is served by \
-        another user than this one or root. 'top' is a live full-screen view of the backends, \
-        refreshed every second; q quits.
+        // The command list is the admin socket's own `help` reply: a new verb needs no edit here.
+        discussion: "Commands:\n" + AdminCommand.usage.map { "  " + $0 }.joined(separator: "\n") + """
+
+
+        Exits 0 when the reply is OK, 1 when it is an error, 2 when the socket cannot be reached \
+        or is served by another user than this one or root. 'top' is a live full-screen view of \
+        the backends, refreshed every second; q quits.
         """
     )
 

@@ -160,7 +160,8 @@ public final class BackendSnapshot: Sendable {
 
 /// The control plane's single source of truth for backends.
 ///
-/// Thread safety: any thread may call `update`; changes are serialised by a lock that workers
+/// Its backends change only through `apply(_:)`, by `PoolEdit` values (nothing else edits them).
+/// Thread safety: any thread may call `apply`; changes are serialised by a lock that workers
 /// never take on their pick path. Workers call `snapshotIfNewer(than:)`, which is one atomic load
 /// unless a change was published.
 public final class BackendRegistry: Sendable {
@@ -265,26 +266,30 @@ public final class BackendRegistry: Sendable {
         onPublish.withLock { $0.append(observer) }
     }
 
-    /// Applies `change` to the backend list and publishes a new snapshot unless it throws.
-    /// `makeID` hands out a fresh stable identity for backends the change adds.
+    /// Applies `edit` (see `PoolEdit` for each rule) and publishes a new snapshot if the
+    /// backends changed; a refused edit changes nothing.
     /// The snapshot (and any Maglev table) is built here, on the caller's thread, never a worker's.
     @discardableResult
-    public func update<R>(
-        _ change: (inout [BackendState], _ makeID: () -> Int) throws(RegistryError) -> R
-    ) throws(RegistryError) -> R {
-        try publish { (state: inout State) throws(RegistryError) -> (R, Bool) in
-            var backends = state.backends
-            var nextID = state.nextID
-            let result = try change(&backends) {
-                defer { nextID += 1 }
-                return nextID
-            }
-            state.nextID = nextID
+    public func apply(_ edit: PoolEdit) throws(PoolEditRefusal) -> PoolEditResult {
+        try apply([edit])[0]
+    }
+
+    /// Applies `edits` in order as one change: one snapshot is published for all of them (a
+    /// reload's), or none when one is refused.
+    @discardableResult
+    public func apply(_ edits: [PoolEdit]) throws(PoolEditRefusal) -> [PoolEditResult] {
+        try publish { (state: inout State) throws(PoolEditRefusal) -> ([PoolEditResult], Bool) in
+            var pool = BackendPool(backends: state.backends, nextID: state.nextID, settings: state.settings, now: .now)
+            var results: [PoolEditResult] = []
+            for edit in edits { results.append(try pool.apply(edit)) }
+            state.nextID = pool.nextID
+            let republish = results.contains { $0.republish }
+            guard republish || !Self.same(pool.backends, state.backends) else { return (results, false) }
+            var backends = pool.backends
             Self.startRamps(&backends, previous: state.backends, settings: state.settings)
             SessionShutdown.mark(&backends, previous: state.backends, settings: state.settings)
-            guard !Self.same(backends, state.backends) else { return (result, false) }
             state.backends = backends
-            return (result, true)
+            return (results, true)
         }
     }
 
@@ -301,22 +306,6 @@ public final class BackendRegistry: Sendable {
         }
     }
 
-    /// Publishes a snapshot with the weights of ramping backends moved on, and ends the ramps
-    /// that are over. The instance calls it a few times a second; it costs one lock when no
-    /// backend ramps.
-    public func advanceSlowStart() {
-        publish { state in
-            guard state.backends.contains(where: { $0.rampStartedAt != nil }) else { return false }
-            let now = ContinuousClock.now
-            for index in state.backends.indices where state.backends[index].rampStartedAt != nil {
-                if state.backends[index].rampProgress(window: state.settings.slowStart(of: state.backends[index].spec), at: now) >= 1 {
-                    state.backends[index].rampStartedAt = nil
-                }
-            }
-            return true
-        }
-    }
-
     private static func same(_ a: [BackendState], _ b: [BackendState]) -> Bool {
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) {
@@ -328,11 +317,4 @@ public final class BackendRegistry: Sendable {
         }
         return true
     }
-}
-
-/// Why a registry change was refused; the text is shown to the operator as is.
-public struct RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

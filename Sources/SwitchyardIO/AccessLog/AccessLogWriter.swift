@@ -119,9 +119,9 @@ public final class AccessLogWriter: Sendable {
         case .standardError:
             return 2
         case let .file(path):
-            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            let fd = Descriptor.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o644)
             guard fd >= 0 else {
-                throw AccessLogError(description: "cannot open access log \(path): \(Errno.describe(errno))")
+                throw AccessLogError(description: "cannot open access log \(path): \(Errno.describe(-fd))")
             }
             return fd
         }
@@ -137,7 +137,7 @@ public final class AccessLogWriter: Sendable {
         let timeout = Int32(clamping: max(flushInterval.nanosecondsClamped / 1_000_000, 1))
         while !control.isStopping {
             var poller = pollfd(fd: control.wakeup.fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, timeout) > 0 { control.wakeup.drain() }
+            if Descriptor.poll(&poller, timeout: timeout) > 0 { control.wakeup.drain() }
             if reopenRequested.exchange(false, ordering: .acquiringAndReleasing) { reopenFile() }
             flush(into: &buffer)
             let dropped = droppedLines
@@ -184,13 +184,11 @@ public final class AccessLogWriter: Sendable {
         guard fd >= 0 else { return }
         var offset = 0
         while offset < buffer.count {
-            let count = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let count = buffer.withUnsafeBytes { Descriptor.write(fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
             if count > 0 {
                 offset += count
-            } else if count < 0 && errno == EINTR {
-                continue
             } else {
-                let code = errno
+                let code = Int32(-count)
                 let now = ContinuousClock.now
                 let report = lastWriteError.withLock { last -> Bool in
                     if let last, now - last < .seconds(1) { return false }

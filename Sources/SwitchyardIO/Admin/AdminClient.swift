@@ -25,9 +25,9 @@ public enum AdminClient {
         defer { closeDescriptor(fd) }
         if let timeout {
             let microseconds = max(timeout.nanosecondsClamped / 1000, 1)
-            var limit = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            let limit = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+            Socket.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, value: limit)
+            Socket.setOption(fd, SOL_SOCKET, SO_SNDTIMEO, value: limit)
         }
         do {
             try systemCall("connect \(socketPath)") { UnixSocket.withAddress(address) { connect(fd, $0, $1) } }

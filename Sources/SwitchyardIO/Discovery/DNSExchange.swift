@@ -104,9 +104,7 @@ final class DNSExchange {
         case .udp:
             return receiveDatagram(now: now)
         case .tcpConnecting:
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = Glibc.errno }
+            let error = Socket.connectError(fd)
             if error != 0 {
                 return fail(.system("TCP connect to \(server): \(errnoPhrase(error))"), now: now)
             }
@@ -153,9 +151,8 @@ final class DNSExchange {
                 let bytes = query.bytes
                 messagesSent += 1
                 let socketFD = fd
-                _ = try systemCall("send to \(server)") {
-                    bytes.withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                }
+                let sent = bytes.withUnsafeBytes { Socket.send(socketFD, $0) }
+                if sent < 0 { throw SystemCallError(call: "send to \(server)", errno: Int32(-sent)) }
                 return nil
             } catch {
                 lastFailure = .system(error.description)
@@ -174,8 +171,8 @@ final class DNSExchange {
         let socketFD = try systemCall("socket") {
             socket(address.family, Int32(kind) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
-        let result = address.withSockaddr { connect(socketFD, $0, $1) }
-        let code = Glibc.errno
+        let result = Socket.connect(socketFD, to: address)
+        let code = -result
         if result != 0 && !(code == EINPROGRESS && !datagram) {
             closeDescriptor(socketFD)
             throw SystemCallError(call: "connect to \(server)", errno: code)
@@ -187,10 +184,10 @@ final class DNSExchange {
         var buffer = [UInt8](repeating: 0, count: Self.datagramCapacity)
         // Drain every queued datagram: stray ones must not hide the answer behind them.
         while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) }
+            let count = buffer.withUnsafeMutableBytes { Socket.receive(fd, into: $0, flags: Int32(MSG_TRUNC)) }
             if count < 0 {
-                let code = Glibc.errno
-                if code == EAGAIN || code == EINTR { return nil }
+                let code = Int32(-count)
+                if code == EAGAIN { return nil }
                 // ECONNREFUSED: an ICMP port unreachable came back, nothing listens there.
                 return fail(.system("\(server): \(errnoPhrase(code))"), now: now)
             }
@@ -240,10 +237,10 @@ final class DNSExchange {
 
     private func sendTCP(from offset: Int, now: ContinuousClock.Instant) -> Outcome? {
         let bytes = query.tcpBytes
-        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+        let sent = bytes.withUnsafeBytes { Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
         if sent < 0 {
-            let code = Glibc.errno
-            if code == EAGAIN || code == EINTR {
+            let code = Int32(-sent)
+            if code == EAGAIN {
                 transport = .tcpSending(offset: offset)
                 return nil
             }
@@ -258,10 +255,10 @@ final class DNSExchange {
         // The length prefix says how much is coming; read no more than that (at most 65537 bytes).
         let expected = received.count >= 2 ? 2 + (Int(received[0]) << 8 | Int(received[1])) : 2
         var chunk = [UInt8](repeating: 0, count: min(expected - received.count, 65536))
-        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let count = chunk.withUnsafeMutableBytes { Socket.receive(fd, into: $0) }
         if count < 0 {
-            let code = Glibc.errno
-            if code == EAGAIN || code == EINTR { return nil }
+            let code = Int32(-count)
+            if code == EAGAIN { return nil }
             return fail(.system("TCP receive from \(server): \(errnoPhrase(code))"), now: now)
         }
         if count == 0 {

@@ -51,7 +51,7 @@ final class ServiceDiscovery: Sendable {
         }
         for backend in service.backends where IPAddress(backend.endpoint.host) == nil {
             guard let dnsName = try? DNSName(parsing: backend.endpoint.host) else { continue }
-            let key = backend.endpoint.description
+            let key = backend.endpoint
             ids.append(self.discovery.watch(.addresses(name: dnsName, port: backend.endpoint.port), policy: policy) { change in
                 Self.applyAddress(change.backends, of: key, to: registry, service: name, logger: logger)
             })
@@ -101,50 +101,18 @@ final class ServiceDiscovery: Sendable {
         }
     }
 
-    /// Makes the discovered part of the pool equal `found`, by difference.
+    /// Makes the discovered part of the pool equal `found`, by difference (`PoolEdit.setDiscovered`).
     static func applyPool(_ found: [DNSBackend], weight: Int, to registry: BackendRegistry, service: String, logger: Logger) {
-        var lines: [String] = []
-        try? registry.update { (backends, makeID) in
-            let wanted = Dictionary(found.map { ($0.endpoint.description, $0) }, uniquingKeysWith: { a, _ in a })
-            for index in backends.indices where backends[index].discovered {
-                let name = backends[index].spec.endpoint.description
-                if let backend = wanted[name] {
-                    if backends[index].removing {
-                        backends[index].removing = false
-                        lines.append("\(name) is back")
-                    }
-                    let newWeight = backend.weight ?? weight
-                    if backends[index].spec.weight != newWeight {
-                        lines.append("\(name) weight \(backends[index].spec.weight) -> \(newWeight)")
-                        backends[index].spec.weight = newWeight
-                    }
-                } else if !backends[index].removing {
-                    backends[index].removing = true
-                    lines.append("\(name) gone (drains)")
-                }
-            }
-            let present = Set(backends.map(\.spec.endpoint.description))
-            for backend in found where !present.contains(backend.endpoint.description) {
-                var state = BackendState(id: makeID(), spec: backend.spec(defaultWeight: weight))
-                state.discovered = true
-                backends.append(state)
-                lines.append("\(backend.endpoint) added (weight \(state.spec.weight))")
-            }
-        }
+        let lines = (try? registry.apply(.setDiscovered(found, defaultWeight: weight)))?.notes ?? []
         if !lines.isEmpty { logger.notice("service \(service): DNS: \(lines.joined(separator: "; "))") }
     }
 
     /// Points the backend listed as `key` (`HOST:PORT`) at the first address `found` gives.
-    static func applyAddress(_ found: [DNSBackend], of key: String, to registry: BackendRegistry, service: String, logger: Logger) {
+    static func applyAddress(_ found: [DNSBackend], of key: Endpoint, to registry: BackendRegistry, service: String, logger: Logger) {
         guard let first = found.first else { return }
-        var moved: String?
-        try? registry.update { (backends, _) in
-            guard let index = backends.firstIndex(where: { $0.spec.endpoint.description == key }),
-                  backends[index].spec.endpoint.address != first.address else { return }
-            moved = "\(backends[index].spec.endpoint.address.map { "\($0)" } ?? "?") -> \(first.address)"
-            backends[index].spec.endpoint.address = first.address
+        for moved in (try? registry.apply(.moveAddress(key, to: first.address)))?.notes ?? [] {
+            logger.notice("service \(service): \(key) now resolves to another address: \(moved)")
         }
-        if let moved { logger.notice("service \(service): \(key) now resolves to another address: \(moved)") }
     }
 }
 

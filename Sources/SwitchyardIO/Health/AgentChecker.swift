@@ -23,10 +23,10 @@ import SwitchyardCore
 ///
 /// Threads: `start`/`stop` from the owner's thread; everything in `AgentLoop` only on the
 /// checker's thread, which is the only one that publishes `agent` verdicts.
-public final class AgentChecker: Sendable {
+public final class AgentChecker: ProbeChecker, Sendable {
     public let registry: BackendRegistry
-    fileprivate let logger: Logger
-    private let control: LoopControl
+    let logger: Logger
+    let control: LoopControl
     /// A failing agent is logged at most this often (each warning counts the failures since).
     static let warningInterval: Duration = .seconds(30)
 
@@ -55,21 +55,15 @@ public final class AgentChecker: Sendable {
     /// Sets backend `id`'s agent verdict (nil: it has no agent any more); the registry publishes
     /// only if that changes its state.
     fileprivate func publish(_ verdict: AgentVerdict?, for id: Int) {
-        // Never throws: the change closure has no failure path.
-        try? registry.update { (backends, _) in
-            if let index = backends.firstIndex(where: { $0.id == id }) { backends[index].agent = verdict }
-        }
+        // Never refused: a verdict on a backend that has gone changes nothing.
+        _ = try? registry.apply(.agentVerdict(backendID: id, verdict))
     }
-
-    fileprivate var isStopping: Bool { control.isStopping }
-    fileprivate var wakeupDescriptor: Int32 { control.wakeup.fd }
-    fileprivate func drainWakeup() { control.wakeup.drain() }
 }
 
 /// The agent checker thread's state: schedules, verdicts and checks in flight.
 /// Confined to that thread; never shared.
-private struct AgentLoop {
-    private struct Scheduled {
+private struct AgentLoop: ProbePollLoop {
+    struct Scheduled: ScheduledProbe {
         var name: String
         var settings: AgentCheckSettings
         var endpoint: Endpoint
@@ -80,63 +74,40 @@ private struct AgentLoop {
         var failures = SkippedProbes(warningInterval: AgentChecker.warningInterval)
     }
 
-    private enum Phase {
+    enum Phase {
         case connecting
         case sending(offset: Int)
         case reading
     }
 
-    private struct Check {
+    struct Check: PolledProbe {
         let fd: Int32
         var phase: Phase
         var reply: [UInt8] = []
         let deadline: ContinuousClock.Instant
+
+        var pollEvents: Int16 { if case .reading = phase { Int16(POLLIN) } else { Int16(POLLOUT) } }
     }
 
     let checker: AgentChecker
-    private let clock = ContinuousClock()
-    private var scheduled: [Int: Scheduled] = [:]
-    private var checks: [Int: Check] = [:]
+    let clock = ContinuousClock()
+    var scheduled: [Int: Scheduled] = [:]
+    var inFlight: [Int: Check] = [:]
     private var snapshotVersion: UInt64 = 0
-    /// Checks skipped for want of a descriptor, for the rate-limited warning.
-    private var skippedChecks = SkippedProbes()
-    /// Whether a check of the current round found no descriptor: the round's others are skipped.
-    private var roundOutOfDescriptors = false
+    var shortage = DescriptorShortage()
+    let probeKind = (checks: "agent checks", probe: "check")
+    let pollFailureLabel = "agent checks: poll"
 
     init(checker: AgentChecker) {
         self.checker = checker
     }
 
-    mutating func run() {
-        var pollSet: [pollfd] = []
-        var pollIDs: [Int] = []
-        while !checker.isStopping {
-            adoptSnapshot(now: clock.now)
-            startDueChecks(now: clock.now)
-
-            pollSet.removeAll(keepingCapacity: true)
-            pollIDs.removeAll(keepingCapacity: true)
-            pollSet.append(pollfd(fd: checker.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
-            for (id, check) in checks {
-                let events = if case .reading = check.phase { POLLIN } else { POLLOUT }
-                pollSet.append(pollfd(fd: check.fd, events: Int16(events), revents: 0))
-                pollIDs.append(id)
-            }
-            let ready = Glibc.poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: clock.now))
-            if ready < 0 {
-                let code = Glibc.errno
-                if code != EINTR { checker.logger.error("agent checks: poll: \(errnoText(code))") }
-                continue
-            }
-            if pollSet[0].revents != 0 { checker.drainWakeup() }
-            for (slot, id) in pollIDs.enumerated() where pollSet[slot + 1].revents != 0 {
-                advance(id: id, revents: Int32(pollSet[slot + 1].revents))
-            }
-            expireChecks(now: clock.now)
-        }
-        for check in checks.values { closeDescriptor(check.fd) }
-        checks.removeAll()
+    mutating func prepareTurn(now: ContinuousClock.Instant) {
+        adoptSnapshot(now: now)
+        startDueProbes(now: now)
     }
+
+    func interval(of entry: Scheduled) -> Duration { entry.settings.effectiveInterval }
 
     /// Reads the registry's snapshot when it changed: schedules backends that gained an agent
     /// (first checks spread over one interval), moves changed ones (checked at once) and drops
@@ -158,12 +129,12 @@ private struct AgentLoop {
             scheduled[backend.id]?.settings = backend.spec.agent
             scheduled[backend.id]?.endpoint = backend.spec.agent.endpoint(of: backend.spec.endpoint)!
             scheduled[backend.id]?.nextStart = now
-            if let check = checks.removeValue(forKey: backend.id) { closeDescriptor(check.fd) }
+            if let check = inFlight.removeValue(forKey: backend.id) { closeDescriptor(check.fd) }
         }
         let keep = Set(withAgents.map(\.id))
         for id in scheduled.keys where !keep.contains(id) {
             scheduled[id] = nil
-            if let check = checks.removeValue(forKey: id) { closeDescriptor(check.fd) }
+            if let check = inFlight.removeValue(forKey: id) { closeDescriptor(check.fd) }
         }
         // A backend without an agent keeps no agent verdict (its agent was configured away).
         for backend in snapshot.backends where backend.agent != nil && !backend.spec.agent.isEnabled {
@@ -171,33 +142,7 @@ private struct AgentLoop {
         }
     }
 
-    private mutating func startDueChecks(now: ContinuousClock.Instant) {
-        roundOutOfDescriptors = false
-        for (id, entry) in scheduled where entry.nextStart <= now && checks[id] == nil {
-            // Keep the phase of the schedule; after a long stall start again from now, not in a burst.
-            let interval = entry.settings.effectiveInterval
-            var next = entry.nextStart + interval
-            if next <= now { next = now + interval }
-            scheduled[id]?.nextStart = next
-            if roundOutOfDescriptors {
-                skipForWantOfDescriptors(code: EMFILE, now: now)
-            } else {
-                startCheck(id: id, entry: entry, now: now)
-            }
-        }
-    }
-
-    /// A check that could not have a socket: no verdict, and a warning now and then.
-    private mutating func skipForWantOfDescriptors(code: Int32, now: ContinuousClock.Instant) {
-        roundOutOfDescriptors = true
-        guard let count = skippedChecks.skipped(at: now) else { return }
-        checker.logger.warning("""
-            agent checks skipped: socket: \(errnoPhrase(code)) (\(count) check\(count == 1 ? "" : "s") since the last \
-            warning); no backend's state changes; warned at most every \(skippedChecks.warningInterval.shortDescription)
-            """)
-    }
-
-    private mutating func startCheck(id: Int, entry: Scheduled, now: ContinuousClock.Instant) {
+    mutating func startProbe(id: Int, entry: Scheduled, now: ContinuousClock.Instant) {
         // Backends are resolved when configured, and `agent-address` is an IP address: no lookup here.
         guard entry.endpoint.address != nil, let address = try? SocketAddress.resolve(entry.endpoint) else {
             finish(id: id, .failure("\(entry.endpoint.host) is not resolved"))
@@ -213,16 +158,16 @@ private struct AgentLoop {
         case let .failed(code):
             finish(id: id, .failure("connect: \(errnoPhrase(code))"))
         case let .inProgress(fd):
-            checks[id] = Check(fd: fd, phase: .connecting, deadline: deadline)
+            inFlight[id] = Check(fd: fd, phase: .connecting, deadline: deadline)
         case let .connected(fd):
-            checks[id] = Check(fd: fd, phase: .connecting, deadline: deadline)
+            inFlight[id] = Check(fd: fd, phase: .connecting, deadline: deadline)
             connected(id: id)
         }
     }
 
     /// Handles poll events of one check.
-    private mutating func advance(id: Int, revents: Int32) {
-        guard let check = checks[id] else { return }
+    mutating func advance(id: Int, revents: Int32) {
+        guard let check = inFlight[id] else { return }
         switch check.phase {
         case .connecting:
             let error = Socket.connectError(check.fd)
@@ -244,42 +189,40 @@ private struct AgentLoop {
         if scheduled[id]?.settings.send != nil {
             send(id: id, from: 0)
         } else {
-            checks[id]?.phase = .reading
+            inFlight[id]?.phase = .reading
         }
     }
 
     private mutating func send(id: Int, from offset: Int) {
-        guard let check = checks[id], let payload = scheduled[id]?.settings.send else { return }
-        let sent = payload.withUnsafeBytes { bytes in
-            Glibc.send(check.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-        }
+        guard let check = inFlight[id], let payload = scheduled[id]?.settings.send else { return }
+        let sent = payload.withUnsafeBytes { Socket.send(check.fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
         if sent < 0 {
-            let code = Glibc.errno
-            if code == EAGAIN || code == EINTR {
-                checks[id]?.phase = .sending(offset: offset)
+            let code = Int32(-sent)
+            if code == EAGAIN {
+                inFlight[id]?.phase = .sending(offset: offset)
             } else {
                 finish(id: id, .failure("send: \(errnoPhrase(code))"))
             }
         } else if offset + sent < payload.count {
-            checks[id]?.phase = .sending(offset: offset + sent)
+            inFlight[id]?.phase = .sending(offset: offset + sent)
         } else {
-            checks[id]?.phase = .reading
+            inFlight[id]?.phase = .reading
         }
     }
 
     /// Reads what has come; one line (to `\n`, or to the end of the stream) is the reply. At
     /// most `AgentReply.maximumLength` bytes are ever kept.
     private mutating func receive(id: Int) {
-        guard var check = checks[id] else { return }
+        guard var check = inFlight[id] else { return }
         var chunk = [UInt8](repeating: 0, count: AgentReply.maximumLength + 1 - check.reply.count)
-        let count = chunk.withUnsafeMutableBytes { recv(check.fd, $0.baseAddress, $0.count, 0) }
+        let count = chunk.withUnsafeMutableBytes { Socket.receive(check.fd, into: $0) }
         if count < 0 {
-            let code = Glibc.errno
-            if code != EAGAIN && code != EINTR { finish(id: id, .failure("recv: \(errnoPhrase(code))")) }
+            let code = Int32(-count)
+            if code != EAGAIN { finish(id: id, .failure("recv: \(errnoPhrase(code))")) }
             return
         }
         check.reply += chunk[0..<count]
-        checks[id] = check
+        inFlight[id] = check
         if let newline = check.reply.firstIndex(of: 0x0A) {
             finish(id: id, Self.parsed(check.reply[...newline]))
         } else if check.reply.count > AgentReply.maximumLength {
@@ -297,8 +240,8 @@ private struct AgentLoop {
         }
     }
 
-    private mutating func expireChecks(now: ContinuousClock.Instant) {
-        for (id, check) in checks where check.deadline <= now {
+    mutating func expireProbes(now: ContinuousClock.Instant) {
+        for (id, check) in inFlight where check.deadline <= now {
             let during = switch check.phase {
             case .connecting: "connecting"
             case .sending: "sending"
@@ -312,7 +255,7 @@ private struct AgentLoop {
     /// Closes the check's socket and takes its outcome in: a reply updates the verdict, a
     /// failure only its `error`; a verdict that changed is published and logged.
     private mutating func finish(id: Int, _ outcome: Result<AgentReply, AgentFailure>) {
-        if let check = checks.removeValue(forKey: id) { closeDescriptor(check.fd) }
+        if let check = inFlight.removeValue(forKey: id) { closeDescriptor(check.fd) }
         guard var entry = scheduled[id] else { return }
         let old = entry.verdict
         var verdict = old ?? AgentVerdict()
@@ -337,17 +280,6 @@ private struct AgentLoop {
         entry.verdict = verdict
         scheduled[id] = entry
         if verdict != old { checker.publish(verdict, for: id) }
-    }
-
-    /// Milliseconds until the next check start or deadline, at least 0, at most 1 s. A published
-    /// snapshot wakes the loop through the registry's publish observer.
-    private func pollTimeout(now: ContinuousClock.Instant) -> Int32 {
-        var next = now + .seconds(1)
-        for (id, entry) in scheduled where checks[id] == nil { next = min(next, entry.nextStart) }
-        for check in checks.values { next = min(next, check.deadline) }
-        guard next > now else { return 0 }
-        // Round up so that the deadline has passed when poll returns.
-        return Int32(min(1000, ((next - now).nanosecondsClamped + 999_999) / 1_000_000))
     }
 }
 

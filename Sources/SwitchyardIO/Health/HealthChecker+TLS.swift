@@ -53,10 +53,9 @@ final class HealthProbeTLS {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while failure == nil, !peerClosed, reads < Self.readsPerExchange {
             reads += 1
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let count = buffer.withUnsafeMutableBytes { Socket.receive(fd, into: $0) }
             if count < 0 {
-                let code = Glibc.errno
-                if code == EINTR { continue }
+                let code = Int32(-count)
                 if code != EAGAIN { failure = "recv: \(errnoPhrase(code))" }
                 break
             }
@@ -129,14 +128,10 @@ final class HealthProbeTLS {
     private func flush(fd: Int32) {
         guard failure == nil else { return }
         session.sendCiphertext { bytes in
-            while true {
-                let sent = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                if sent >= 0 { return sent }
-                let code = Glibc.errno
-                if code == EINTR { continue }
-                if code != EAGAIN { failure = "send: \(errnoPhrase(code))" }
-                return 0
-            }
+            let sent = Socket.send(fd, bytes)
+            if sent >= 0 { return sent }
+            if sent != -Int(EAGAIN) { failure = "send: \(errnoPhrase(Int32(-sent)))" }
+            return 0
         }
     }
 }

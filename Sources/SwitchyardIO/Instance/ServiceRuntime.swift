@@ -97,16 +97,8 @@ final class ServiceRuntime: Sendable {
     /// workers to close the sessions still open (`removal_grace`). Called a few times a second
     /// by the instance's main loop, which bounds how late the grace is enforced.
     func sweepRemovedBackends(now: ContinuousClock.Instant = .now) -> [String] {
-        let snapshot = registry.snapshot()
-        enforceRemovalGrace(snapshot, now: now)
-        guard snapshot.backends.contains(where: { $0.removing && $0.stats.active.load(ordering: .relaxed) == 0 }) else {
-            return []
-        }
-        return (try? registry.update { (backends, _) -> [String] in
-            let done = backends.filter { $0.removing && $0.stats.active.load(ordering: .relaxed) == 0 }
-            backends.removeAll { backend in done.contains { $0.id == backend.id } }
-            return done.map { $0.spec.endpoint.description }
-        }) ?? []
+        enforceRemovalGrace(registry.snapshot(), now: now)
+        return (try? registry.apply(.removeFinished))?.notes ?? []
     }
 
     private func enforceRemovalGrace(_ snapshot: BackendSnapshot, now: ContinuousClock.Instant) {
@@ -125,14 +117,7 @@ final class ServiceRuntime: Sendable {
             return overdue
         }
         guard !overdue.isEmpty, let grace else { return }
-        let names = (try? registry.update { (backends, _) -> [String] in
-            var names: [String] = []
-            for index in backends.indices where overdue.contains(backends[index].id) && backends[index].removing {
-                backends[index].shutDownSessions(cause: .removalGrace)
-                names.append(backends[index].name)
-            }
-            return names
-        }) ?? []
+        let names = (try? registry.apply(.endRemovalGrace(backendIDs: overdue)))?.notes ?? []
         for name in names {
             logger.notice("\(name) was removed \(grace.shortDescription) ago: closing its open connections (removal_grace)")
         }

@@ -110,7 +110,6 @@ public enum MetricsExposition {
                         "Connections of route-by-sni listeners by route: the matched pattern, no_sni, no_match or malformed.",
                         sample.sniRoutes.map { ([("service", $0.service), ("listener", $0.listener), ("route", $0.route)], $0.count) })
         }
-        // PROXY protocol.
         if !sample.acceptProxyServices.isEmpty {
             var byService: [String: ConnectionFigures] = [:]
             for listener in sample.listeners where sample.acceptProxyServices.contains(listener.service) {

@@ -45,7 +45,7 @@ public struct ProcessFigures: Sendable, Equatable {
         let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         var limit = rlimit()
-        let maxDescriptors = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : -1
+        let maxDescriptors = systemCallResult({ Int(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)) }) == 0 ? Int(clamping: limit.rlim_cur) : -1
         return ProcessFigures(
             cpuSeconds: Double(userTicks + systemTicks) / ticksPerSecond,
             residentMemoryBytes: residentPages * pageSize,
@@ -78,18 +78,7 @@ public struct ProcessFigures: Sendable, Equatable {
 
     /// The whole content of a small /proc file (at most 64 KiB).
     static func readSmallFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { closeDescriptor(fd) }
-        var content: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while content.count < 65536 {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            content += chunk[0..<count]
-        }
-        return content
+        try? readFileBytes(path, atMost: 65535)
     }
 }
 

@@ -4,30 +4,33 @@ import Glibc
 /// The whole text of the file at `path`, or nil if there is no such file.
 /// Throws for any other failure (permissions, not UTF-8, a directory).
 func readTextFile(_ path: String, limit: Int = 16 << 20) throws(SystemCallError) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 {
-        let code = swy_errno()
-        if code == ENOENT { return nil }
-        throw SystemCallError(call: "open \(path)", errno: code)
-    }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            let code = swy_errno()
-            if code == EINTR { continue }
-            throw SystemCallError(call: "read \(path)", errno: code)
-        }
-        if count == 0 { break }
-        bytes += chunk[0..<count]
-        if bytes.count > limit { throw SystemCallError(call: "read \(path): larger than \(limit >> 20) MiB", errno: EFBIG) }
-    }
+    guard let bytes = try readFileBytes(path, atMost: limit, chunkSize: 65536) else { return nil }
+    if bytes.count > limit { throw SystemCallError(call: "read \(path): larger than \(limit >> 20) MiB", errno: EFBIG) }
     guard let text = String(validating: bytes, as: UTF8.self) else {
         throw SystemCallError(call: "read \(path): not UTF-8 text", errno: EILSEQ)
     }
     return text
+}
+
+/// The bytes of the file at `path`, read `chunkSize` at a time until its end or until more than
+/// `limit` have come (then the result is longer than `limit`); nil if there is no such file.
+/// Throws for any other failure to open or read it.
+func readFileBytes(_ path: String, atMost limit: Int, chunkSize: Int = 4096) throws(SystemCallError) -> [UInt8]? {
+    let fd = Descriptor.open(path, O_RDONLY)
+    if fd < 0 {
+        if fd == -ENOENT { return nil }
+        throw SystemCallError(call: "open \(path)", errno: -fd)
+    }
+    defer { closeDescriptor(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: chunkSize)
+    while bytes.count <= limit {
+        let count = chunk.withUnsafeMutableBytes { Descriptor.read(fd, into: $0) }
+        if count < 0 { throw SystemCallError(call: "read \(path)", errno: Int32(-count)) }
+        if count == 0 { break }
+        bytes += chunk[0..<count]
+    }
+    return bytes
 }
 
 /// Replaces the file at `path` with `contents` so that a reader (or a crash) sees either the old
@@ -43,7 +46,7 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
         if written < 0 {
             let code = swy_errno()
             if code == EINTR { continue }
-            close(fd)
+            closeDescriptor(fd)
             unlink(temporary)
             throw SystemCallError(call: "write \(temporary)", errno: code)
         }
@@ -51,11 +54,11 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
     }
     if fsync(fd) != 0 {
         let code = swy_errno()
-        close(fd)
+        closeDescriptor(fd)
         unlink(temporary)
         throw SystemCallError(call: "fsync \(temporary)", errno: code)
     }
-    close(fd)
+    closeDescriptor(fd)
     guard rename(temporary, path) == 0 else {
         let code = swy_errno()
         unlink(temporary)
@@ -65,7 +68,7 @@ func writeFileAtomically(_ path: String, contents: String) throws(SystemCallErro
     let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if directory >= 0 {
         _ = fsync(directory)
-        close(directory)
+        closeDescriptor(directory)
     }
 }
 

@@ -17,8 +17,8 @@ extension Ring {
             return false
         }
         defer {
-            close(fds[0])
-            close(fds[1])
+            closeDescriptor(fds[0])
+            closeDescriptor(fds[1])
         }
         let bytes: [UInt8] = [1, 2]
         guard write(fds[1], bytes, 2) == 2 else { return false }

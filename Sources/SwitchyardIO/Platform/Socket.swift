@@ -7,10 +7,8 @@ enum Socket {
     /// TCP_NODELAY (a proxy must not add Nagle delay to small writes) and TCP keepalive, so that
     /// a peer that vanished without a FIN is eventually noticed.
     static func configureStream(_ fd: Int32) {
-        var on: Int32 = 1
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, size)
-        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
     }
 
     /// Makes a peer that vanished without a FIN or a reset (a host that lost power, a link that
@@ -32,15 +30,13 @@ enum Socket {
     @discardableResult
     static func setDeadPeerTimeout(_ fd: Int32, _ timeout: Duration) -> Bool {
         let milliseconds = max(timeout.milliseconds, 1)
-        var userTimeout = UInt32(clamping: milliseconds)
-        var idle = Int32(clamping: max(milliseconds / 2_000, 1))
-        var interval = Int32(clamping: max(milliseconds / 6_000, 1))
-        var count: Int32 = 3
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        return setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeout, socklen_t(MemoryLayout<UInt32>.size)) == 0
-            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size) == 0
-            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size) == 0
-            && setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size) == 0
+        let userTimeout = UInt32(clamping: milliseconds)
+        let idle = Int32(clamping: max(milliseconds / 2_000, 1))
+        let interval = Int32(clamping: max(milliseconds / 6_000, 1))
+        return setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, value: userTimeout) == 0
+            && setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, idle) == 0
+            && setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, interval) == 0
+            && setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, 3) == 0
     }
 
     /// Caps the bytes `fd` holds queued but not yet sent (`TCP_NOTSENT_LOWAT`); bytes in flight
@@ -48,8 +44,7 @@ enum Socket {
     /// Without it the kernel lets a streaming socket queue megabytes that nobody reads for a
     /// while, and the receiving side then reads them back cold.
     static func limitUnsentBytes(_ fd: Int32, to bytes: Int32) {
-        var limit = bytes
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, &limit, socklen_t(MemoryLayout<Int32>.size))
+        setOption(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, bytes)
     }
 
     /// Whether `fd`'s connection was reset rather than ended with a FIN: its TCP state is
@@ -69,8 +64,7 @@ enum Socket {
     /// Makes `close(2)` send a reset instead of a FIN, so that a peer of a connection cut short
     /// by an error does not mistake it for a complete stream.
     static func setResetOnClose(_ fd: Int32) {
-        var option = linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        setOption(fd, SOL_SOCKET, SO_LINGER, value: linger(l_onoff: 1, l_linger: 0))
     }
 
     /// `StableHash` of the peer's IP address (not its port), without allocating; 0 if it cannot
@@ -124,7 +118,7 @@ enum Socket {
             _ = try systemCall("listen(\(endpoint))") { Glibc.listen(fd, backlog) }
             return (fd, try localPort(fd))
         } catch {
-            close(fd)
+            closeDescriptor(fd)
             throw error
         }
     }
@@ -136,11 +130,9 @@ enum Socket {
         let fd = try systemCall("socket") {
             socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
-        defer { close(fd) }
-        var on: Int32 = 1
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
-        if address.isIPv6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, size) }
+        defer { closeDescriptor(fd) }
+        setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if address.isIPv6 { setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
         try bind(fd, endpoint: endpoint, address: address)
     }
 
@@ -182,10 +174,10 @@ extension Socket {
 
     /// Opens a non-blocking, close-on-exec TCP socket and starts connecting it to `address`.
     static func startConnect(to address: SocketAddress) -> ConnectStart {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .noSocket(Glibc.errno) }
-        let result = address.withSockaddr { connect(fd, $0, $1) }
-        let code = Glibc.errno
+        let fd = openStream(family: address.family)
+        guard fd >= 0 else { return .noSocket(-fd) }
+        let result = connect(fd, to: address)
+        let code = -result
         if result == 0 { return .connected(fd) }
         // EINTR: the connect goes on asynchronously (connect(2)), as with EINPROGRESS.
         if code == EINPROGRESS || code == EINTR { return .inProgress(fd) }
@@ -196,9 +188,6 @@ extension Socket {
     /// The outcome of a non-blocking connect once `fd` polled writable: 0 when connected, else
     /// its errno (SO_ERROR).
     static func connectError(_ fd: Int32) -> Int32 {
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { return Glibc.errno }
-        return error
+        option(fd, SOL_SOCKET, SO_ERROR) ?? swy_errno()
     }
 }

@@ -45,9 +45,11 @@ public final class SystemdNotifier: Sendable {
             descriptor = -1
             return
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
-            logger.error("systemd notifications disabled: \(SystemCallError(call: "socket(AF_UNIX, SOCK_DGRAM)", errno: swy_errno()))")
+        let fd: Int32
+        do {
+            fd = try systemCall("socket(AF_UNIX, SOCK_DGRAM)") { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        } catch {
+            logger.error("systemd notifications disabled: \(error)")
             address = nil
             descriptor = -1
             return

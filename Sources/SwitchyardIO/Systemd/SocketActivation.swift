@@ -72,9 +72,7 @@ public enum SocketActivation {
             throw ConfigError("systemd passed descriptors Switchyard cannot listen on: \(problems.joined(separator: "; "))")
         }
         for listener in found {
-            let fd = listener.descriptor
-            _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            Descriptor.setCloseOnExecAndNonBlocking(listener.descriptor)
         }
         return found
     }
@@ -86,16 +84,13 @@ public enum SocketActivation {
 
     private static func describe(_ fd: Int32) -> Inspection {
         var status = stat()
-        guard fstat(fd, &status) == 0 else {
-            let code = swy_errno()
+        let inspected = systemCallResult { Int(fstat(fd, &status)) }
+        guard inspected == 0 else {
+            let code = Int32(-inspected)
             return .failure(code == EBADF ? "is not open" : "cannot be inspected: \(SystemCallError(call: "fstat", errno: code))")
         }
         guard status.st_mode & S_IFMT == S_IFSOCK else { return .failure("is not a socket") }
-        func option(_ name: Int32) -> Int32? {
-            var value: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            return getsockopt(fd, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
-        }
+        func option(_ name: Int32) -> Int32? { Socket.option(fd, SOL_SOCKET, name) }
         guard let domain = option(SO_DOMAIN), let type = option(SO_TYPE), let proto = option(SO_PROTOCOL),
               let accepting = option(SO_ACCEPTCONN) else {
             return .failure("cannot be inspected: \(SystemCallError(call: "getsockopt", errno: swy_errno()))")
@@ -111,10 +106,7 @@ public enum SocketActivation {
         guard proto == Int32(IPPROTO_TCP) else { return .failure("is not a TCP socket (protocol \(proto))") }
         guard accepting == 1 else { return .failure("is a TCP socket that is not listening") }
         var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
+        let named = Socket.address(of: fd, peer: false, into: &storage)
         guard named == 0, let address = SocketAddress.ipAddress(of: storage) else {
             return .failure("has no IP address: \(SystemCallError(call: "getsockname", errno: swy_errno()))")
         }

@@ -37,13 +37,13 @@ public enum DescriptorPassing {
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { raw in
-                Glibc.send(socket, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                Socket.send(socket, UnsafeRawBufferPointer(rebasing: raw[sent...]), flags: Int32(MSG_DONTWAIT))
             }
             if result >= 0 {
                 sent += result
                 continue
             }
-            try deadline.waitAfter(swy_errno(), socket, events: POLLOUT, doing: "sending the handover (\(sent) of \(bytes.count) bytes sent)")
+            try deadline.waitAfter(Int32(-result), socket, events: POLLOUT, doing: "sending the handover (\(sent) of \(bytes.count) bytes sent)")
         }
         var start = 0
         while start < descriptors.count {
@@ -51,7 +51,7 @@ public enum DescriptorPassing {
             while true {
                 let result = sendMarker(batch, over: socket)
                 if result >= 0 { break }
-                try deadline.waitAfter(swy_errno(), socket, events: POLLOUT, doing: "sending descriptors \(start)..<\(start + batch.count)")
+                try deadline.waitAfter(Int32(-result), socket, events: POLLOUT, doing: "sending descriptors \(start)..<\(start + batch.count)")
             }
             start += batch.count
         }
@@ -85,8 +85,7 @@ public enum DescriptorPassing {
     }
 
     /// One sendmsg(2) of the marker byte with `batch` attached (internal for the tests, which
-    /// build broken frames); returns its result (-1 with
-    /// errno set on failure).
+    /// build broken frames); returns its result, or `-errno`.
     static func sendMarker(_ batch: [Int32], over socket: Int32) -> Int {
         let dataLength = batch.count * MemoryLayout<Int32>.size
         let space = swy_cmsg_space(dataLength)
@@ -107,7 +106,7 @@ public enum DescriptorPassing {
                 header.pointee.cmsg_type = Int32(SCM_RIGHTS)
                 header.pointee.cmsg_len = swy_cmsg_len(dataLength)
                 batch.withUnsafeBytes { UnsafeMutableRawPointer(swy_cmsg_data(header)!).copyMemory(from: $0.baseAddress!, byteCount: dataLength) }
-                return sendmsg(socket, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                return systemCallResult { sendmsg(socket, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             }
         }
     }
@@ -135,10 +134,10 @@ private struct Deadline {
             guard left > .zero else { throw HandoverError("\(what): timed out after \(timeout)") }
             let milliseconds = Int32(clamping: (left.nanosecondsClamped + 999_999) / 1_000_000)
             var entry = pollfd(fd: socket, events: Int16(events), revents: 0)
-            let ready = poll(&entry, 1, milliseconds)
+            let ready = Descriptor.poll(&entry, timeout: milliseconds)
             if ready > 0 { return }
-            if ready < 0 && swy_errno() != EINTR {
-                throw HandoverError("\(what): \(SystemCallError(call: "poll", errno: swy_errno()))")
+            if ready < 0 && ready != -EINTR {
+                throw HandoverError("\(what): \(SystemCallError(call: "poll", errno: -ready))")
             }
         }
     }
@@ -176,12 +175,12 @@ private struct FrameReader {
                     message.msg_iovlen = 1
                     message.msg_control = control
                     message.msg_controllen = space
-                    let result = recvmsg(socket, &message, Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT))
+                    let result = systemCallResult { recvmsg(socket, &message, Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT)) }
                     if result >= 0 {
                         collect(&message)
                         flags = message.msg_flags
                     } else {
-                        code = swy_errno()
+                        code = Int32(-result)
                     }
                     return result
                 }

@@ -54,10 +54,12 @@ struct RelayDirection {
     /// The caller has given back the parked bytes (`Worker.unpark`).
     mutating func reset() {
         precondition(parked == nil, "parked bytes not given back before a reset")
-        var queue = self.queue
+        // Emptied in place before it is shared: emptying a shared array with
+        // `keepingCapacity` would allocate a new buffer.
         queue.removeAll(keepingCapacity: true)
+        let kept = queue
         self = RelayDirection()
-        self.queue = queue
+        queue = kept
     }
 }
 
@@ -90,81 +92,29 @@ final class Connection {
     /// The listener that accepted it, whose figures count it.
     var listener: WorkerListener?
 
-    // Figures and the access log (precise clocks: `LatencyClock.now()` nanoseconds).
-    var acceptedAt: UInt64 = 0
-    /// Wall-clock nanoseconds at accept; only read when the access log is on.
-    var acceptedWallClock: Int64 = 0
-    var connectStartedAt: UInt64 = 0
-    /// Time the successful connect took; nil until one succeeded.
-    var connectNanoseconds: Int64?
     /// The client's address (filled only when the access log is on or the algorithm needs it).
     var client = PeerAddress.unknown
-    /// `HOST:PORT` of the backend, shared with the snapshot (never built per connection).
-    var backendName: String?
-    /// The direction whose source ended first (client close or backend close).
-    var firstEnd: ConnectionStateMachine.Direction?
-    /// Set when the cause is known better than the state machine's reason (the end of the grace).
-    var causeOverride: TerminationCause?
-    /// The backend went away before any byte moved; waiting for its operations to end before
-    /// connecting the client to another backend.
-    var redispatching = false
-    /// It was redispatched at least once (with no backend left, it is reset rather than closed).
-    var wasRedispatched = false
-    /// Bytes the client sends are kept, not sent, until the relay starts (SNI routing, redispatch).
-    var holdingClientBytes = false
-    /// Reading the TLS ClientHello of a `route-by-sni` listener's client.
-    var sniffing = false
-    var helloReader: ClientHelloReader?
-    /// When sniffing gives up (monotonic milliseconds).
-    var sniDeadline: Int64?
-    /// The server name the ClientHello asked for, for the access log.
-    var serverName: String?
-    // PROXY protocol.
-    /// Reading the PROXY header an `accept-proxy` listener requires, before anything else.
-    var readingProxyHeader = false
-    /// When that header must be complete (monotonic milliseconds).
-    var proxyHeaderDeadline: Int64?
-    /// The header's bytes so far, when it arrives over more than one receive (capacity kept).
-    var proxyHeaderBytes: [UInt8] = []
-    /// The addresses a `send-proxy` header carries: the client's and the one it connected to,
-    /// from the header the client sent, or read from the client socket when first needed.
-    var proxySource = PeerAddress.unknown
-    var proxyDestination = PeerAddress.unknown
-    var proxyAddressesKnown = false
-    /// `proxySource` came from the client's PROXY header: it is the client for ip-hash and logs.
-    var clientFromProxyHeader = false
-    /// The header the chosen backend gets: its own `send-proxy`, else its service's; nil for none.
-    var sendProxy: ProxyProtocolVersion?
+    var clientKey: UInt64 = 0
     /// Where the source table counts this connection open (per-client controls); nil when not.
     var sourceTicket: SourceTicket?
-    /// Bytes moved each way over the connection's life (the access log's figures).
-    var bytesUp: UInt64 = 0
-    var bytesDown: UInt64 = 0
+    /// Bytes the client sends are kept, not sent, until the relay starts (SNI routing, PROXY
+    /// header, redispatch).
+    var holdingClientBytes = false
 
     var clientFD: Int32 = -1
     var backendFD: Int32 = -1
-    /// The backend being connected to or relayed to; nil while none holds an `active` count.
-    var backendID = -1
-    var backendStats: BackendStats?
-    /// For log lines only; copying it retains a string, it does not allocate.
-    var backendEndpoint: Endpoint?
-    var shutdownEpoch = 0
-    /// Backends (by stable id) already tried for this client.
-    var triedBackendIDs: [Int] = []
-    var clientKey: UInt64 = 0
-    /// The backend address handed to connect; lives here until the connect completes.
-    var backendAddress = sockaddr_storage()
     var lastActivity: Int64 = 0
-    /// While a connect is in flight and not yet cancelled: when the worker's tick cancels it
-    /// (monotonic milliseconds). Only the tick cancels a connect of a connection that is not
-    /// closing, so such a connect ending in -ECANCELED timed out.
-    var connectDeadline: Int64?
-    /// The backend's `max-connections` counted this connection (its slot goes to the next
-    /// queued client when it ends).
-    var backendLimited = false
-    /// Waiting in the service's queue for a backend slot, until `queueDeadline`.
-    var queued = false
-    var queueDeadline: Int64?
+
+    /// The backend being connected to or relayed to (Worker+Connect.swift, Worker+Redispatch.swift).
+    var backend = BackendAttempt()
+    /// Reading a PROXY header and sending one (Worker+ProxyHeader.swift).
+    var proxyHeader = ProxyHeaderState()
+    /// Reading the TLS ClientHello of a `route-by-sni` listener's client (Worker+SNI.swift).
+    var sni = SNIState()
+    /// Waiting for a backend slot under `max-connections` (Worker+Queue.swift).
+    var serviceQueue = ServiceQueueState()
+    /// What the figures and the access log say about it (Worker+Figures.swift).
+    var accounting = ConnectionAccounting()
 
     var directions = (RelayDirection(), RelayDirection())
 
@@ -205,56 +155,34 @@ final class Connection {
     /// Whether an operation that may wait indefinitely (a receive, a send into a full socket, a
     /// readiness poll, a connect) is armed on the client socket and on the backend socket.
     var armedOperations: (client: Bool, backend: Bool) {
-        let up = directions.0, down = directions.1
-        return (
-            client: clientFD >= 0 && (up.receiving || up.awaitingReadable || down.sending || down.awaitingWritable),
-            backend: backendFD >= 0 && (down.receiving || down.awaitingReadable || up.sending || up.awaitingWritable
-                || connectDeadline != nil)
+        (
+            client: clientFD >= 0 && (directions.0.receiving || directions.0.awaitingReadable
+                || directions.1.sending || directions.1.awaitingWritable),
+            backend: backendFD >= 0 && (directions.1.receiving || directions.1.awaitingReadable
+                || directions.0.sending || directions.0.awaitingWritable || backend.connectDeadline != nil)
         )
     }
 
-    /// Prepares the slot for a newly accepted client.
+    /// Prepares the slot for a newly accepted client: every group back to its initial value,
+    /// keeping the storage of the arrays for the next occupant.
     func begin(clientFD: Int32, listener: WorkerListener, now: Int64) {
         precondition(!inUse, "slot reused while in use")
         inUse = true
         self.service = listener.service
         self.listener = listener
-        acceptedAt = LatencyClock.now()
-        connectNanoseconds = nil
-        client = .unknown
-        backendName = nil
-        firstEnd = nil
-        causeOverride = nil
-        redispatching = false
-        wasRedispatched = false
-        holdingClientBytes = false
-        sniffing = false
-        helloReader = nil
-        sniDeadline = nil
-        serverName = nil
-        // PROXY protocol.
-        readingProxyHeader = false
-        proxyHeaderDeadline = nil
-        proxyHeaderBytes.removeAll(keepingCapacity: true)
-        proxyAddressesKnown = false
-        clientFromProxyHeader = false
-        sendProxy = nil
-        sourceTicket = nil
-        bytesUp = 0
-        bytesDown = 0
         machine = ConnectionStateMachine()
+        client = .unknown
+        clientKey = 0
+        sourceTicket = nil
+        holdingClientBytes = false
         self.clientFD = clientFD
         backendFD = -1
-        backendID = -1
-        backendStats = nil
-        backendEndpoint = nil
-        triedBackendIDs.removeAll(keepingCapacity: true)
-        clientKey = 0
         lastActivity = now
-        connectDeadline = nil
-        backendLimited = false
-        queued = false
-        queueDeadline = nil
+        backend.reset()
+        proxyHeader.reset()
+        sni = SNIState()
+        serviceQueue = ServiceQueueState()
+        accounting = ConnectionAccounting(acceptedAt: LatencyClock.now())
         directions.0.reset()
         directions.1.reset()
     }

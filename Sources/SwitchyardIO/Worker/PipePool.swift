@@ -33,8 +33,8 @@ final class PipePool {
 
     deinit {
         for pipe in idle {
-            close(pipe.readEnd)
-            close(pipe.writeEnd)
+            closeDescriptor(pipe.readEnd)
+            closeDescriptor(pipe.writeEnd)
         }
     }
 
@@ -47,10 +47,10 @@ final class PipePool {
             return pipe
         }
         var fds: [Int32] = [-1, -1]
-        guard swy_pipe2_nonblocking(&fds) == 0 else { return nil }
-        var capacity = Int(swy_get_pipe_size(fds[0]))
+        guard systemCallResult({ Int(swy_pipe2_nonblocking(&fds)) }) == 0 else { return nil }
+        var capacity = systemCallResult { Int(swy_get_pipe_size(fds[0])) }
         if !sizingFailed && requestedSize > capacity {
-            let result = swy_set_pipe_size(fds[0], Int32(requestedSize))
+            let result = systemCallResult { Int(swy_set_pipe_size(fds[0], Int32(requestedSize))) }
             if result > 0 { capacity = Int(result) } else { sizingFailed = true }
         }
         lent += 1
@@ -62,8 +62,8 @@ final class PipePool {
     func trim() {
         for _ in 0..<min(idleLowWater, idle.count) {
             let pipe = idle.removeFirst()
-            close(pipe.readEnd)
-            close(pipe.writeEnd)
+            closeDescriptor(pipe.readEnd)
+            closeDescriptor(pipe.writeEnd)
         }
         idleLowWater = idle.count
     }
@@ -74,8 +74,8 @@ final class PipePool {
         if empty && idle.count < idleLimit {
             idle.append(pipe)
         } else {
-            close(pipe.readEnd)
-            close(pipe.writeEnd)
+            closeDescriptor(pipe.readEnd)
+            closeDescriptor(pipe.writeEnd)
         }
     }
 }

@@ -78,14 +78,13 @@ final class ProvidedBuffers {
         self.policy = policy ?? BufferPostingPolicy(capacity: Int(count))
         ringFD = ring.fd
         ringBytes = Int(count) * MemoryLayout<io_uring_buf>.stride
-        let protection = PROT_READ | PROT_WRITE
-        let mapFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        guard let ringMemory = mmap(nil, ringBytes, protection, mapFlags, -1, 0), ringMemory != MAP_FAILED else {
-            throw SystemCallError(call: "mmap(buffer ring)", errno: swy_errno())
-        }
-        guard let buffers = mmap(nil, Int(count) * size, protection, mapFlags, -1, 0), buffers != MAP_FAILED else {
-            munmap(ringMemory, ringBytes)
-            throw SystemCallError(call: "mmap(buffers)", errno: swy_errno())
+        let ringMemory = try Memory.map(ringBytes, for: "buffer ring")
+        let buffers: UnsafeMutableRawPointer
+        do {
+            buffers = try Memory.map(Int(count) * size, for: "buffers")
+        } catch {
+            Memory.unmap(ringMemory, ringBytes)
+            throw error
         }
         bufferRing = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
         storage = buffers
@@ -93,8 +92,8 @@ final class ProvidedBuffers {
         do {
             try ring.registerBufferRing(bufferRing, entries: count, group: group)
         } catch {
-            munmap(ringMemory, ringBytes)
-            munmap(buffers, Int(count) * size)
+            Memory.unmap(ringMemory, ringBytes)
+            Memory.unmap(buffers, Int(count) * size)
             throw error
         }
         slotBuffer = .allocate(capacity: Int(count))
@@ -119,8 +118,8 @@ final class ProvidedBuffers {
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(bufferRing), ringBytes)
-        munmap(storage, Int(count) * size)
+        Memory.unmap(UnsafeMutableRawPointer(bufferRing), ringBytes)
+        Memory.unmap(storage, Int(count) * size)
         slotBuffer.deallocate()
         spares.deallocate()
         sparePushedAt.deallocate()
@@ -166,7 +165,7 @@ final class ProvidedBuffers {
         if posted > policy.target { retractExcess() } else { topUp() }
         while releasedBelow < spareCount && policy.shouldRelease(pushedAt: sparePushedAt[releasedBelow], now: now) {
             // Neither posted nor lent: nothing but this thread can touch these pages.
-            _ = madvise(address(of: spares[releasedBelow]), size, MADV_DONTNEED)
+            Memory.release(address(of: spares[releasedBelow]), size)
             releasedBelow += 1
             releasedTotal += 1
         }
@@ -192,7 +191,7 @@ final class ProvidedBuffers {
         swy_buf_ring_set_tail(bufferRing, head)
         var slot = head
         while slot != tail {
-            _ = madvise(address(of: slotBuffer[Int(slot) & Int(mask)]), size, MADV_DONTNEED)
+            Memory.release(address(of: slotBuffer[Int(slot) & Int(mask)]), size)
             releasedTotal += 1
             slot &+= 1
         }

@@ -52,7 +52,7 @@ extension Worker {
             context.openConnections.subtract(1, ordering: .relaxed)
             releaseSource(sourceTicket)
             listener.figures.recordClose(.refused)
-            close(clientFD)
+            closeDescriptor(clientFD)
             warnOccasionally("maxconn", "--max-connections \(configuration.maxConnections) reached; closing new clients")
             return
         }
@@ -69,7 +69,7 @@ extension Worker {
         }
         if accessLog != nil {
             connection.client = Worker.socketAddress(clientFD, peer: true)
-            connection.acceptedWallClock = Worker.wallClockNanoseconds()
+            connection.accounting.acceptedWallClock = Worker.wallClockNanoseconds()
         }
         if let acceptProxy = settings.acceptProxy {
             startReadingProxyHeader(connection, acceptProxy)
@@ -85,7 +85,7 @@ extension Worker {
     func closeListener(_ slot: Int) {
         let listener = listeners[slot]
         guard listener.open else { return }
-        close(listener.fd)
+        closeDescriptor(listener.fd)
         listener.open = false
     }
 

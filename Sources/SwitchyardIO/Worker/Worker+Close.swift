@@ -31,7 +31,7 @@ extension Worker {
             connectNext(connection)
         case let .forwardEnd(direction):
             // shutdown(2) on a real descriptor is cheap; IORING_OP_SHUTDOWN would go to io-wq.
-            _ = shutdown(connection.endpoints(direction).destination, Int32(SHUT_WR))
+            Socket.shutdownWriting(connection.endpoints(direction).destination)
             perform(connection.machine.endWasForwarded(direction), on: connection)
         case let .close(reason):
             beginClose(connection, reason: reason)
@@ -47,7 +47,7 @@ extension Worker {
             if connection.backendFD >= 0 { Socket.setResetOnClose(connection.backendFD) }
         }
         if reason == .backendError {
-            connection.backendStats?.failures.add(1, ordering: .relaxed)
+            connection.backend.stats?.failures.add(1, ordering: .relaxed)
         }
         // Only operations that may wait indefinitely need a cancel; the completion being handled
         // right now and sends that already finished do not (a cancel that finds nothing still
@@ -79,13 +79,13 @@ extension Worker {
         }
         flushCounters(connection)
         if case let .closed(reason) = connection.machine.phase { recordClosed(connection, reason: reason) }
-        if connection.clientFD >= 0 { close(connection.clientFD) }
-        if connection.backendFD >= 0 { close(connection.backendFD) }
+        if connection.clientFD >= 0 { closeDescriptor(connection.clientFD) }
+        if connection.backendFD >= 0 { closeDescriptor(connection.backendFD) }
         connection.clientFD = -1
         connection.backendFD = -1
         releaseBackendSlot(connection)
         releaseSource(connection)
-        if connection.queued { leaveQueue(connection) }
+        if connection.serviceQueue.waiting { leaveQueue(connection) }
         connection.inUse = false
         connection.service = nil
         connection.listener = nil
@@ -102,11 +102,11 @@ extension Worker {
         guard up != 0 || down != 0 else { return }
         connection.directions.0.unflushedBytes = 0
         connection.directions.1.unflushedBytes = 0
-        connection.bytesUp &+= UInt64(up)
-        connection.bytesDown &+= UInt64(down)
+        connection.accounting.bytesUp &+= UInt64(up)
+        connection.accounting.bytesDown &+= UInt64(down)
         connection.listener?.figures.bytesFromClients &+= UInt64(up)
         connection.listener?.figures.bytesToClients &+= UInt64(down)
-        if let stats = connection.backendStats {
+        if let stats = connection.backend.stats {
             stats.bytesToBackend.add(up, ordering: .relaxed)
             stats.bytesFromBackend.add(down, ordering: .relaxed)
         }

@@ -3,6 +3,43 @@ import Glibc
 import SwitchyardCore
 
 // Choosing a backend and connecting to it, with failover.
+
+/// A connection's backend: the one being connected to or relayed to, and the ones tried before.
+struct BackendAttempt {
+    /// Stable id of that backend; -1 while none holds an `active` count.
+    var id = -1
+    var stats: BackendStats?
+    /// For log lines only; copying it retains a string, it does not allocate.
+    var endpoint: Endpoint?
+    /// `HOST:PORT` of the backend, shared with the snapshot (never built per connection).
+    var name: String?
+    /// The backend's shutdown epoch when the connect started (`shutdown BACKEND` closes older ones).
+    var shutdownEpoch = 0
+    /// Backends (by stable id) already tried for this client.
+    var tried: [Int] = []
+    /// The address handed to connect; lives here until the connect completes.
+    var address = sockaddr_storage()
+    /// `LatencyClock.now()` when the latest connect started.
+    var connectStartedAt: UInt64 = 0
+    /// While a connect is in flight and not yet cancelled: when the worker's tick cancels it
+    /// (monotonic milliseconds). Only the tick cancels a connect of a connection that is not
+    /// closing, so such a connect ending in -ECANCELED timed out.
+    var connectDeadline: Int64?
+    /// The backend went away before any byte moved; waiting for its operations to end before
+    /// connecting the client to another backend (Worker+Redispatch.swift).
+    var redispatching = false
+    /// It was redispatched at least once (with no backend left, it is reset rather than closed).
+    var wasRedispatched = false
+
+    /// Back to no backend, keeping the storage of `tried`.
+    mutating func reset() {
+        tried.removeAll(keepingCapacity: true)  // in place: emptied before it is shared
+        let kept = tried
+        self = BackendAttempt()
+        tried = kept
+    }
+}
+
 extension Worker {
     /// Adopts every service's newer snapshot.
     func adoptSnapshotsIfNewer() {
@@ -32,8 +69,8 @@ extension Worker {
         }
         guard !moved.isEmpty else { return }
         for connection in connections where connection.inUse && connection.service === picker && !connection.machine.isClosing {
-            guard let index = moved.firstIndex(where: { $0.backend.id == connection.backendID }) else { continue }
-            connection.causeOverride = moved[index].backend.shutdownCause
+            guard let index = moved.firstIndex(where: { $0.backend.id == connection.backend.id }) else { continue }
+            connection.accounting.causeOverride = moved[index].backend.shutdownCause
             perform(connection.machine.close(.administrative), on: connection)
             moved[index].closed += 1
         }
@@ -49,11 +86,11 @@ extension Worker {
         adoptSnapshotIfNewer(picker)
         let snapshot = picker.snapshot
         var tried = TriedBackends()
-        for id in connection.triedBackendIDs {
+        for id in connection.backend.tried {
             if let index = snapshot.backends.firstIndex(where: { $0.id == id }) { tried.insert(index) }
         }
         // Clients already wait: a newcomer queues behind them rather than take a slot first.
-        if snapshot.hasConnectionLimits && connection.triedBackendIDs.isEmpty && picker.registry.queue.count > 0 {
+        if snapshot.hasConnectionLimits && connection.backend.tried.isEmpty && picker.registry.queue.count > 0 {
             enqueue(connection, picker)
             return
         }
@@ -63,14 +100,14 @@ extension Worker {
         case .allFull:
             enqueue(connection, picker)
         case .none:
-            if connection.triedBackendIDs.isEmpty {
+            if connection.backend.tried.isEmpty {
                 logger.debug("no backend is selectable; closing client")
             } else {
-                warnOccasionally("nobackend", "no backend accepted a client after \(connection.triedBackendIDs.count) attempt(s); closing it")
+                warnOccasionally("nobackend", "no backend accepted a client after \(connection.backend.tried.count) attempt(s); closing it")
             }
             // A client whose backend went away after the connect is reset, not closed: it may
             // already believe it reached a server.
-            perform(connection.machine.close(connection.wasRedispatched ? .backendError : .noBackend), on: connection)
+            perform(connection.machine.close(connection.backend.wasRedispatched ? .backendError : .noBackend), on: connection)
         }
     }
 
@@ -120,22 +157,22 @@ extension Worker {
 
     /// Connects `connection` to `backend`, whose `active` already counts it.
     func startConnect(_ connection: Connection, _ backend: BackendState, limited: Bool, settings: ServiceSettings) {
-        connection.triedBackendIDs.append(backend.id)
+        connection.backend.tried.append(backend.id)
         connection.listener?.figures.connectAttempts &+= 1
-        if connection.triedBackendIDs.count > 1 { connection.listener?.figures.connectRetries &+= 1 }
-        connection.connectStartedAt = LatencyClock.now()
-        connection.backendID = backend.id
-        connection.backendStats = backend.stats
-        connection.backendLimited = limited
+        if connection.backend.tried.count > 1 { connection.listener?.figures.connectRetries &+= 1 }
+        connection.backend.connectStartedAt = LatencyClock.now()
+        connection.backend.id = backend.id
+        connection.backend.stats = backend.stats
+        connection.serviceQueue.backendLimited = limited
         guard let address = backend.spec.endpoint.address else {
             releaseBackendSlot(connection)
-            connection.backendID = -1
+            connection.backend.id = -1
             connectFailed(connection, backend: backend, reason: "address not resolved")
             return
         }
-        let fd = socket(SocketAddress.family(of: address), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = Socket.openStream(family: SocketAddress.family(of: address))
         if fd < 0 {
-            let code = swy_errno()
+            let code = -fd
             releaseBackendSlot(connection)
             warnOccasionally("socket", "cannot open a backend socket: \(Errno.describe(code)); closing client")
             perform(connection.machine.close(.noBackend), on: connection)
@@ -145,49 +182,49 @@ extension Worker {
         guard bindSourceAddress(fd, connection: connection, backend: backend, address: address, settings: settings) else { return }
         if let timeout = settings.backendTimeout { _ = Socket.setDeadPeerTimeout(fd, timeout) }
         connection.backendFD = fd
-        connection.backendEndpoint = backend.spec.endpoint
-        connection.backendName = backend.name
-        connection.sendProxy = backend.spec.sendProxy ?? settings.sendProxy // PROXY protocol
-        connection.shutdownEpoch = backend.shutdownEpoch
+        connection.backend.endpoint = backend.spec.endpoint
+        connection.backend.name = backend.name
+        connection.proxyHeader.sendVersion = backend.spec.sendProxy ?? settings.sendProxy
+        connection.backend.shutdownEpoch = backend.shutdownEpoch
         backend.stats.total.add(1, ordering: .relaxed)
-        let length = SocketAddress.fill(&connection.backendAddress, address: address, port: backend.spec.endpoint.port)
-        withUnsafePointer(to: &connection.backendAddress) { storage in
+        let length = SocketAddress.fill(&connection.backend.address, address: address, port: backend.spec.endpoint.port)
+        withUnsafePointer(to: &connection.backend.address) { storage in
             storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
                 _ = submit(.connect(socket: fd, address: pointer, length: length), for: connection, kind: .connect)
             }
         }
-        connection.connectDeadline = now + settings.connectTimeout.milliseconds
+        connection.backend.connectDeadline = now + settings.connectTimeout.milliseconds
     }
 
     func handleConnect(_ connection: Connection, result: Int32) {
-        connection.connectDeadline = nil
+        connection.backend.connectDeadline = nil
         guard !connection.machine.isClosing else { return }
-        // PROXY protocol: the header goes first; failing to send it fails this backend like a connect.
-        let result = result == 0 && connection.sendProxy != nil ? sendProxyHeader(connection) : result
+        // The PROXY header goes first; failing to send it fails this backend like a connect.
+        let result = result == 0 && connection.proxyHeader.sendVersion != nil ? sendProxyHeader(connection) : result
         if result == 0 {
-            recordConnected(connection, backend: connection.backendStats)
-            connection.service?.snapshot.connectObserver?(connection.backendID, true, "")
+            recordConnected(connection, backend: connection.backend.stats)
+            connection.service?.snapshot.connectObserver?(connection.backend.id, true, "")
             perform(connection.machine.connected(), on: connection)
             return
         }
         let timeout = connection.service?.snapshot.settings.connectTimeout ?? .zero
         let reason = result == -ECANCELED ? "connect timed out after \(timeout.shortDescription)"
             : Errno.describeResult(result)
-        close(connection.backendFD)
+        closeDescriptor(connection.backendFD)
         connection.backendFD = -1
-        recordConnectFailed(connection, backend: connection.backendStats)
-        connection.backendName = nil
-        if let stats = connection.backendStats {
+        recordConnectFailed(connection, backend: connection.backend.stats)
+        connection.backend.name = nil
+        if let stats = connection.backend.stats {
             stats.total.subtract(1, ordering: .relaxed)
             stats.failures.add(1, ordering: .relaxed)
         }
-        let id = connection.backendID
+        let id = connection.backend.id
         releaseBackendSlot(connection)
-        connection.backendID = -1
+        connection.backend.id = -1
         // No free local port is this host's shortage, not the backend's failure (SourceAddresses.swift).
         if !recordSourcePortExhaustion(connection, result: result) {
             connection.service?.snapshot.connectObserver?(id, false, reason)
-            warnOccasionally("connect-\(id)", "backend \(connection.backendEndpoint?.description ?? "?"): \(reason); trying another")
+            warnOccasionally("connect-\(id)", "backend \(connection.backend.endpoint?.description ?? "?"): \(reason); trying another")
         }
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
     }

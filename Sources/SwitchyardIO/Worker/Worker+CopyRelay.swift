@@ -24,7 +24,7 @@ extension Worker {
         // The kernel keeps filling buffers until a cancel lands, so a direction could take far
         // more than the queue limit (issue 16): the receive ends itself once the bytes of the
         // buffers it may still hold have arrived. Not while sniffing, which keeps every byte.
-        let limit = buffers.receiveLimitSupported && !connection.sniffing
+        let limit = buffers.receiveLimitSupported && !connection.sni.sniffing
             ? UInt32(max(1, Self.queueLimit + 1 - held) * buffers.size) : 0
         submit(.receiveMultishot(socket: source, group: buffers.group, limit: limit), for: connection, kind: direction.receiveKind)
     }
@@ -54,7 +54,7 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             return
         }
-        if connection.redispatching
+        if connection.backend.redispatching
             || (connection.holdingClientBytes && direction == .clientToBackend && result != -ENOBUFS && result != -ECANCELED) {
             // Client bytes wait for the relay: routing by SNI reads them first, and after a
             // redispatch they wait for the new backend. The old backend's last completions go.
@@ -63,7 +63,7 @@ extension Worker {
                 return
             }
             if result > 0, let bufferID {
-                if connection.readingProxyHeader { // PROXY protocol: the header is read and stripped first.
+                if connection.proxyHeader.reading { // The PROXY header is read and stripped first.
                     proxyHeaderReceived(connection, buffer: bufferID, length: Int(result))
                     return
                 }
@@ -78,9 +78,9 @@ extension Worker {
                     }
                     return state.queue.count
                 }
-                if connection.sniffing {
+                if connection.sni.sniffing {
                     sniffed(connection, UnsafeRawBufferPointer(start: buffers.address(of: bufferID), count: Int(result)))
-                } else if queued >= Self.queueLimit && !connection.redispatching {
+                } else if queued >= Self.queueLimit && !connection.backend.redispatching {
                     pauseReceive(connection, direction)
                 }
                 return
@@ -88,9 +88,9 @@ extension Worker {
             if let bufferID { buffers.recycle(bufferID) }
             if result == 0 {
                 // The end is seen again once the relay re-arms the receive; while sniffing it decides now.
-                if connection.readingProxyHeader {
-                    proxyHeaderFailed(connection, .missing) // PROXY protocol
-                } else if connection.sniffing {
+                if connection.proxyHeader.reading {
+                    proxyHeaderFailed(connection, .missing)
+                } else if connection.sni.sniffing {
                     sniffingEnded(connection)
                 }
             } else if result < 0 && result != -ECANCELED && result != -ENOBUFS {
@@ -131,7 +131,7 @@ extension Worker {
             }
         } else if result == 0 {
             if let bufferID { buffers.recycle(bufferID) }
-            if connection.firstEnd == nil { connection.firstEnd = direction }
+            if connection.accounting.firstEnd == nil { connection.accounting.firstEnd = direction }
             let state = connection.direction(direction)
             if state.sending, state.queue.isEmpty, !(state.sendingParked && state.buffer != nil), let entry = state.queuedSend {
                 // The send in flight is the last before the end is forwarded: if the kernel has

@@ -23,6 +23,23 @@ public struct WorkerFigures: Sendable {
     public init() {}
 }
 
+/// What the figures and the access log record about one connection (precise clocks:
+/// `LatencyClock.now()` nanoseconds).
+struct ConnectionAccounting {
+    var acceptedAt: UInt64 = 0
+    /// Wall-clock nanoseconds at accept; only read when the access log is on.
+    var acceptedWallClock: Int64 = 0
+    /// Time the successful connect took; nil until one succeeded.
+    var connectNanoseconds: Int64?
+    /// The direction whose source ended first (client close or backend close).
+    var firstEnd: ConnectionStateMachine.Direction?
+    /// Set when the cause is known better than the state machine's reason (the end of the grace).
+    var causeOverride: TerminationCause?
+    /// Bytes moved each way over the connection's life.
+    var bytesUp: UInt64 = 0
+    var bytesDown: UInt64 = 0
+}
+
 // Figures and the access log. Counting is plain arithmetic on the worker's own memory; the
 // tick publishes a copy (one lock per tick, none per operation), and the scrape sums copies.
 extension Worker {
@@ -41,10 +58,10 @@ extension Worker {
 
     /// Why `connection` ended, in the metrics' and the access log's words.
     func terminationCause(_ connection: Connection, _ reason: ConnectionStateMachine.CloseReason) -> TerminationCause {
-        if let override = connection.causeOverride { return override }
+        if let override = connection.accounting.causeOverride { return override }
         switch reason {
-        case .finished: return connection.firstEnd == .backendToClient ? .backendClose : .clientClose
-        case .noBackend: return connection.triedBackendIDs.isEmpty ? .noBackend : .connectFailure
+        case .finished: return connection.accounting.firstEnd == .backendToClient ? .backendClose : .clientClose
+        case .noBackend: return connection.backend.tried.isEmpty ? .noBackend : .connectFailure
         case .clientError: return .clientReset
         case .backendError: return .backendReset
         case .idleTimeout: return .idleTimeout
@@ -55,15 +72,15 @@ extension Worker {
     /// Counts a connection that has just been released, and hands its access-log line over.
     func recordClosed(_ connection: Connection, reason: ConnectionStateMachine.CloseReason) {
         let cause = terminationCause(connection, reason)
-        let duration = Int64(clamping: LatencyClock.now() &- connection.acceptedAt)
+        let duration = Int64(clamping: LatencyClock.now() &- connection.accounting.acceptedAt)
         connection.listener?.figures.recordClose(cause, sessionNanoseconds: duration)
         guard let accessLog, let listener = connection.listener, let service = connection.service else { return }
         let record = AccessLogRecord(
-            acceptedAtNanoseconds: connection.acceptedWallClock, client: connection.client, listener: listener.name,
-            service: service.registry.service, backend: connection.backendName,
-            connectNanoseconds: connection.connectNanoseconds, durationNanoseconds: duration,
-            bytesFromClient: connection.bytesUp, bytesToClient: connection.bytesDown,
-            retries: UInt32(max(0, connection.triedBackendIDs.count - 1)), cause: cause, serverName: connection.serverName)
+            acceptedAtNanoseconds: connection.accounting.acceptedWallClock, client: connection.client, listener: listener.name,
+            service: service.registry.service, backend: connection.backend.name,
+            connectNanoseconds: connection.accounting.connectNanoseconds, durationNanoseconds: duration,
+            bytesFromClient: connection.accounting.bytesUp, bytesToClient: connection.accounting.bytesDown,
+            retries: UInt32(max(0, connection.backend.tried.count - 1)), cause: cause, serverName: connection.sni.serverName)
         _ = accessLog.enqueue(record)
     }
 
@@ -71,11 +88,11 @@ extension Worker {
     /// and least-latency's moving average.
     func recordConnected(_ connection: Connection, backend stats: BackendStats?) {
         let finished = LatencyClock.now()
-        let took = finished &- connection.connectStartedAt
-        connection.connectNanoseconds = Int64(clamping: took)
+        let took = finished &- connection.backend.connectStartedAt
+        connection.accounting.connectNanoseconds = Int64(clamping: took)
         connection.listener?.figures.connectTime.record(nanoseconds: Int64(clamping: took))
         if let service = connection.service?.registry.service {
-            let key = WorkerFigures.BackendKey(service: service, backendID: connection.backendID)
+            let key = WorkerFigures.BackendKey(service: service, backendID: connection.backend.id)
             backendConnectTime[key, default: LatencyHistogram()].record(nanoseconds: Int64(clamping: took))
         }
         stats?.connectLatency.record(nanoseconds: took, now: finished)
@@ -85,7 +102,7 @@ extension Worker {
     func recordConnectFailed(_ connection: Connection, backend stats: BackendStats?) {
         let finished = LatencyClock.now()
         connection.listener?.figures.connectFailures &+= 1
-        stats?.connectLatency.record(nanoseconds: finished &- connection.connectStartedAt, now: finished)
+        stats?.connectLatency.record(nanoseconds: finished &- connection.backend.connectStartedAt, now: finished)
     }
 
     static func wallClockNanoseconds() -> Int64 {

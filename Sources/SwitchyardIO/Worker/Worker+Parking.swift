@@ -112,7 +112,7 @@ extension Worker {
               parkedBytes < parkingCeiling else { return }
         lastParkingScan = now
         var youngHolders = false
-        for connection in connections where connection.inUse && !connection.machine.isClosing && !connection.redispatching {
+        for connection in connections where connection.inUse && !connection.machine.isClosing && !connection.backend.redispatching {
             for direction in Direction.allCases {
                 let state = connection.direction(direction)
                 guard state.sending, !state.sendingParked, !state.parking, state.buffer != nil else { continue }

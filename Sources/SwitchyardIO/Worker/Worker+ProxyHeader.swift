@@ -7,7 +7,7 @@ import SwitchyardCore
 // accept-proxy: a client of such a listener is held as for SNI routing (`holdingClientBytes`)
 // and its first bytes are read by the pure parser (`ProxyHeader.parse`) before a backend is
 // chosen, since ip-hash needs the address the header carries. Receives that end inside the header
-// are copied into the connection's `proxyHeaderBytes` and their provided buffers go back at once,
+// are copied into the connection's `proxyHeader.bytes` and their provided buffers go back at once,
 // so a client dribbling its header a byte at a time holds no buffer. The header completes inside
 // the latest receive, so whatever follows it there is client payload: that buffer is kept with
 // its send offset past the header and goes to the backend first, intact. Nothing after the header
@@ -16,6 +16,34 @@ import SwitchyardCore
 // send-proxy: once the backend's connect completes, one send(2) of the header (at most 107
 // bytes, encoded inline without allocating) into the new socket's empty send buffer, before the
 // relay submits anything; a failure counts as a failed connect of that backend.
+
+/// A connection's PROXY protocol state, both ways.
+struct ProxyHeaderState {
+    /// Reading the PROXY header an `accept-proxy` listener requires, before anything else.
+    var reading = false
+    /// When that header must be complete (monotonic milliseconds).
+    var deadline: Int64?
+    /// The header's bytes so far, when it arrives over more than one receive (capacity kept).
+    var bytes: [UInt8] = []
+    /// The addresses a `send-proxy` header carries: the client's and the one it connected to,
+    /// from the header the client sent, or read from the client socket when first needed.
+    var source = PeerAddress.unknown
+    var destination = PeerAddress.unknown
+    var addressesKnown = false
+    /// `source` came from the client's PROXY header: it is the client for ip-hash and logs.
+    var clientFromHeader = false
+    /// The header the chosen backend gets: its own `send-proxy`, else its service's; nil for none.
+    var sendVersion: ProxyProtocolVersion?
+
+    /// Back to a new connection's state, keeping the storage of `bytes`.
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)  // in place: emptied before it is shared
+        let kept = bytes
+        self = ProxyHeaderState()
+        bytes = kept
+    }
+}
+
 extension Worker {
     /// A new client of an `accept-proxy` listener: closes it if its peer may not send a header,
     /// else starts reading the header, within `settings.timeout`.
@@ -27,9 +55,9 @@ extension Worker {
                 return
             }
         }
-        connection.readingProxyHeader = true
+        connection.proxyHeader.reading = true
         connection.holdingClientBytes = true
-        connection.proxyHeaderDeadline = now + settings.timeout.milliseconds
+        connection.proxyHeader.deadline = now + settings.timeout.milliseconds
         armReceive(connection, .clientToBackend)
     }
 
@@ -39,16 +67,16 @@ extension Worker {
     func proxyHeaderReceived(_ connection: Connection, buffer id: UInt16, length: Int) {
         let maximum = AcceptProxySettings.maximumHeaderLength
         let chunk = UnsafeBufferPointer(start: buffers.address(of: id).assumingMemoryBound(to: UInt8.self), count: length)
-        let prior = connection.proxyHeaderBytes.count
+        let prior = connection.proxyHeader.bytes.count
         let result: ProxyHeaderParseResult
         if prior == 0 {
             // The usual case: the whole header in the first segment, parsed where it lies.
             result = ProxyHeader.parse(chunk.span, maximumLength: maximum)
-            if case .needMoreData = result { connection.proxyHeaderBytes.append(contentsOf: chunk) }
+            if case .needMoreData = result { connection.proxyHeader.bytes.append(contentsOf: chunk) }
         } else {
             // Never more than the limit: a header that would not fit is refused as too long.
-            connection.proxyHeaderBytes.append(contentsOf: chunk.prefix(maximum - prior))
-            result = ProxyHeader.parse(connection.proxyHeaderBytes, maximumLength: maximum)
+            connection.proxyHeader.bytes.append(contentsOf: chunk.prefix(maximum - prior))
+            result = ProxyHeader.parse(connection.proxyHeader.bytes, maximumLength: maximum)
         }
         switch result {
         case .needMoreData:
@@ -76,28 +104,28 @@ extension Worker {
             }
             proxyHeaderRead(connection, header)
             let payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(chunk)[min(payloadStart, length)...])
-            if connection.sniffing && !payload.isEmpty { sniffed(connection, payload) }
+            if connection.sni.sniffing && !payload.isEmpty { sniffed(connection, payload) }
         }
     }
 
     /// A whole valid header: takes its addresses as the client's (unless it is LOCAL or carries
     /// none), then routes by SNI or connects.
     func proxyHeaderRead(_ connection: Connection, _ header: ProxyHeader) {
-        connection.readingProxyHeader = false
-        connection.proxyHeaderDeadline = nil
-        if connection.proxyHeaderBytes.capacity > 512 {
-            connection.proxyHeaderBytes = [] // a rare long header does not stay with the slot
+        connection.proxyHeader.reading = false
+        connection.proxyHeader.deadline = nil
+        if connection.proxyHeader.bytes.capacity > 512 {
+            connection.proxyHeader.bytes = [] // a rare long header does not stay with the slot
         } else {
-            connection.proxyHeaderBytes.removeAll(keepingCapacity: true)
+            connection.proxyHeader.bytes.removeAll(keepingCapacity: true)
         }
         guard let service = connection.service else { return }
         if header.command == .proxy, let source = header.source, let destination = header.destination {
-            connection.proxySource = PeerAddress(source)
-            connection.proxyDestination = PeerAddress(destination)
-            connection.proxyAddressesKnown = true
-            connection.clientFromProxyHeader = true
-            connection.client = connection.proxySource
-            connection.clientKey = connection.proxySource.stableHashKey
+            connection.proxyHeader.source = PeerAddress(source)
+            connection.proxyHeader.destination = PeerAddress(destination)
+            connection.proxyHeader.addressesKnown = true
+            connection.proxyHeader.clientFromHeader = true
+            connection.client = connection.proxyHeader.source
+            connection.clientKey = connection.proxyHeader.source.stableHashKey
         } else if service.needsClientKey {
             // LOCAL (a health check of the proxy in front), v1 UNKNOWN, UNSPEC or UNIX: the
             // connection's own peer is the client.
@@ -115,43 +143,37 @@ extension Worker {
     /// Closes a client whose header is missing, malformed, oversized, late or untrusted, and
     /// counts it by cause on its listener. Nothing else is affected.
     func proxyHeaderFailed(_ connection: Connection, _ failure: ProxyHeaderFailure) {
-        connection.readingProxyHeader = false
-        connection.proxyHeaderDeadline = nil
+        connection.proxyHeader.reading = false
+        connection.proxyHeader.deadline = nil
         connection.listener?.figures.recordProxyHeaderError(failure)
         warnOccasionally("proxy-header", "closing a client of an accept-proxy listener: PROXY header \(failure)")
         perform(connection.machine.close(.clientError), on: connection)
     }
 
-    /// Sends the header `connection.sendProxy` names to its newly connected backend; returns 0,
+    /// Sends the header `proxyHeader.sendVersion` names to the newly connected backend; returns 0,
     /// or a negative errno when the send failed (a short send, impossible into a new socket's
     /// empty buffer, counts as `-EAGAIN`).
     func sendProxyHeader(_ connection: Connection) -> Int32 {
-        guard let version = connection.sendProxy else { return 0 }
-        if !connection.proxyAddressesKnown {
-            connection.proxySource = Worker.socketAddress(connection.clientFD, peer: true)
-            connection.proxyDestination = Worker.socketAddress(connection.clientFD, peer: false)
-            connection.proxyAddressesKnown = true
+        guard let version = connection.proxyHeader.sendVersion else { return 0 }
+        if !connection.proxyHeader.addressesKnown {
+            connection.proxyHeader.source = Worker.socketAddress(connection.clientFD, peer: true)
+            connection.proxyHeader.destination = Worker.socketAddress(connection.clientFD, peer: false)
+            connection.proxyHeader.addressesKnown = true
         }
-        let header = ProxyHeader.encode(version, source: connection.proxySource, destination: connection.proxyDestination)
+        let header = ProxyHeader.encode(version, source: connection.proxyHeader.source, destination: connection.proxyHeader.destination)
         let count = header.count
         let sent = header.bytes.span.withUnsafeBytes { raw in
-            send(connection.backendFD, raw.baseAddress, count, Int32(MSG_NOSIGNAL))
+            Socket.send(connection.backendFD, UnsafeRawBufferPointer(rebasing: raw[..<count]))
         }
         if sent == count { return 0 }
-        return sent < 0 ? -swy_errno() : -EAGAIN
+        return sent < 0 ? Int32(sent) : -EAGAIN
     }
 
     /// The peer's (`peer`) or the local address of a socket, without allocating; `.unknown`
     /// when it cannot be read or is not IPv4 or IPv6.
     static func socketAddress(_ fd: Int32, peer: Bool) -> PeerAddress {
         var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let got = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length)
-            }
-        }
-        guard got == 0 else { return .unknown }
+        guard Socket.address(of: fd, peer: peer, into: &storage) == 0 else { return .unknown }
         let family = Int32(storage.ss_family)
         return withUnsafeBytes(of: &storage) { raw -> PeerAddress in
             switch family {

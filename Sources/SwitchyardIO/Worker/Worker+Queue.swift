@@ -4,6 +4,18 @@ import SwitchyardCore
 // Backend connection limits and the service queue (`max-connections`, `queue-size`,
 // `queue-timeout`). A queued client holds its accepted socket and its slot, and nothing else:
 // no buffer, no operation on the ring. See `ConnectionQueue` for how slots are handed over.
+
+/// A connection's place under its backends' `max-connections`.
+struct ServiceQueueState {
+    /// Waiting in the service's queue for a backend slot, until `deadline`.
+    var waiting = false
+    /// Monotonic milliseconds.
+    var deadline: Int64?
+    /// The backend's `max-connections` counted this connection (its slot goes to the next
+    /// queued client when it ends).
+    var backendLimited = false
+}
+
 extension Worker {
     func queueEntry(_ connection: Connection) -> ConnectionQueue.Entry {
         ConnectionQueue.Entry(worker: index, slot: connection.slot, generation: connection.generation)
@@ -14,13 +26,13 @@ extension Worker {
         let settings = picker.snapshot.settings
         let queue = picker.registry.queue
         guard settings.queueSize > 0, queue.enqueue(queueEntry(connection), limit: settings.queueSize) else {
-            connection.causeOverride = .queueFull
+            connection.accounting.causeOverride = .queueFull
             warnOccasionally("queue-full", "every backend of \(picker.registry.service) is at its max-connections and its queue is full; closing a client")
             perform(connection.machine.close(.noBackend), on: connection)
             return
         }
-        connection.queued = true
-        connection.queueDeadline = now + settings.queueTimeout.milliseconds
+        connection.serviceQueue.waiting = true
+        connection.serviceQueue.deadline = now + settings.queueTimeout.milliseconds
         connection.listener?.figures.queued &+= 1
         // A slot may have come free between the full backends seen above and the enqueue (its
         // worker saw nobody waiting and gave it back): hand it out now rather than at a tick.
@@ -29,31 +41,31 @@ extension Worker {
 
     /// Takes a queued connection out of its queue as it closes.
     func leaveQueue(_ connection: Connection) {
-        connection.queued = false
-        connection.queueDeadline = nil
+        connection.serviceQueue.waiting = false
+        connection.serviceQueue.deadline = nil
         // When it is no longer there, a grant is on its way; `takeGrants` gives that slot on.
         _ = connection.service?.registry.queue.remove(queueEntry(connection))
     }
 
     /// The queue timeout, from the tick.
     func queueWaitExpired(_ connection: Connection) {
-        connection.queueDeadline = nil
+        connection.serviceQueue.deadline = nil
         guard let queue = connection.service?.registry.queue, queue.remove(queueEntry(connection)) else {
             return  // A slot was just granted; it arrives with the next wake-up.
         }
-        connection.queued = false
-        connection.causeOverride = .queueTimeout
+        connection.serviceQueue.waiting = false
+        connection.accounting.causeOverride = .queueTimeout
         perform(connection.machine.close(.noBackend), on: connection)
     }
 
     /// Ends `connection`'s claim on its backend's `active` count: the slot goes to the
     /// longest-waiting client of the service if there is one, else back to the backend.
     func releaseBackendSlot(_ connection: Connection) {
-        guard let stats = connection.backendStats else { return }
-        let limited = connection.backendLimited
-        connection.backendStats = nil
-        connection.backendLimited = false
-        returnSlot(limited ? connection.service : nil, backendID: connection.backendID, stats: stats)
+        guard let stats = connection.backend.stats else { return }
+        let limited = connection.serviceQueue.backendLimited
+        connection.backend.stats = nil
+        connection.serviceQueue.backendLimited = false
+        returnSlot(limited ? connection.service : nil, backendID: connection.backend.id, stats: stats)
     }
 
     private func returnSlot(_ picker: ServicePicker?, backendID: Int, stats: BackendStats) {
@@ -99,21 +111,21 @@ extension Worker {
                 let connection = connections[Int(grant.entry.slot)]
                 let backend = picker.snapshot.backend(id: grant.backendID)
                 let stillWaiting = connection.inUse && connection.generation == grant.entry.generation
-                    && connection.queued && !connection.machine.isClosing && connection.service === picker
+                    && connection.serviceQueue.waiting && !connection.machine.isClosing && connection.service === picker
                 guard stillWaiting, let backend, backend.selectable else {
                     // The client left, or the backend went away meanwhile: the slot goes on.
                     if let backend {
                         returnSlot(picker, backendID: backend.id, stats: backend.stats)
                     }
                     if stillWaiting {
-                        connection.queued = false
-                        connection.queueDeadline = nil
+                        connection.serviceQueue.waiting = false
+                        connection.serviceQueue.deadline = nil
                         connectNext(connection)
                     }
                     continue
                 }
-                connection.queued = false
-                connection.queueDeadline = nil
+                connection.serviceQueue.waiting = false
+                connection.serviceQueue.deadline = nil
                 connection.lastActivity = now  // The wait does not count towards --idle-timeout.
                 startConnect(connection, backend, limited: backend.spec.maxConnections != nil, settings: picker.snapshot.settings)
             }
@@ -123,6 +135,6 @@ extension Worker {
     func wakeWorker(_ worker: Int) {
         guard peerWakeFDs.indices.contains(worker) else { return }
         var one: UInt64 = 1
-        _ = write(peerWakeFDs[worker], &one, 8)
+        Descriptor.signalEvent(peerWakeFDs[worker])
     }
 }

@@ -12,7 +12,7 @@ import SwitchyardCore
 extension Worker {
     /// Whether nothing has moved on `connection` in either direction.
     func nothingExchanged(_ connection: Connection) -> Bool {
-        connection.bytesUp == 0 && connection.bytesDown == 0
+        connection.accounting.bytesUp == 0 && connection.accounting.bytesDown == 0
             && connection.directions.0.unflushedBytes == 0 && connection.directions.1.unflushedBytes == 0
             && !connection.directions.0.bytesQueued && !connection.directions.1.bytesQueued
     }
@@ -20,16 +20,16 @@ extension Worker {
     /// Called when the backend side of `connection` ended or failed; true when the client is
     /// being sent to another backend instead (the caller then does nothing else).
     func redispatchIfUntouched(_ connection: Connection, reason: String) -> Bool {
-        guard !connection.redispatching, !connection.machine.isClosing, nothingExchanged(connection),
+        guard !connection.backend.redispatching, !connection.machine.isClosing, nothingExchanged(connection),
               connection.machine.redispatch() else { return false }
-        connection.redispatching = true
-        connection.wasRedispatched = true
-        let id = connection.backendID
-        connection.backendStats?.failures.add(1, ordering: .relaxed)
+        connection.backend.redispatching = true
+        connection.backend.wasRedispatched = true
+        let id = connection.backend.id
+        connection.backend.stats?.failures.add(1, ordering: .relaxed)
         releaseBackendSlot(connection)
         connection.listener?.figures.connectFailures &+= 1
         connection.service?.snapshot.connectObserver?(id, false, reason)
-        warnOccasionally("redispatch-\(id)", "backend \(connection.backendName ?? "?") \(reason) before any byte; trying another")
+        warnOccasionally("redispatch-\(id)", "backend \(connection.backend.name ?? "?") \(reason) before any byte; trying another")
         // End every operation on both sockets; the client's socket is kept.
         if connection.backendFD >= 0 { submit(.cancelAll(fd: connection.backendFD), for: connection, kind: .cancel) }
         submit(.cancelAll(fd: connection.clientFD), for: connection, kind: .cancel)
@@ -39,12 +39,12 @@ extension Worker {
     /// Once every operation of a redispatching connection has completed: drops the old backend
     /// socket and connects again, keeping whatever the client sent meanwhile for the new one.
     func finishRedispatchIfQuiet(_ connection: Connection) {
-        guard connection.redispatching, !connection.machine.isClosing, connection.machine.operationsInFlight == 0 else { return }
-        connection.redispatching = false
-        if connection.backendFD >= 0 { close(connection.backendFD) }
+        guard connection.backend.redispatching, !connection.machine.isClosing, connection.machine.operationsInFlight == 0 else { return }
+        connection.backend.redispatching = false
+        if connection.backendFD >= 0 { closeDescriptor(connection.backendFD) }
         connection.backendFD = -1
-        connection.backendID = -1
-        connection.backendName = nil
+        connection.backend.id = -1
+        connection.backend.name = nil
         unpark(connection, .backendToClient)
         connection.withDirection(.backendToClient) { state in
             if let pipe = state.pipe { pipes.give(pipe, empty: state.pipeBytes == 0) }

@@ -9,22 +9,34 @@ import SwitchyardCore
 // an answer the connection takes the named service's picker, its bytes are parked (see
 // Worker+Parking.swift), it connects, and they go to the backend first, unchanged. Nothing is
 // ever decrypted.
+
+/// A connection's reading of its client's ClientHello.
+struct SNIState {
+    /// Reading the TLS ClientHello of a `route-by-sni` listener's client.
+    var sniffing = false
+    var reader: ClientHelloReader?
+    /// When sniffing gives up (monotonic milliseconds).
+    var deadline: Int64?
+    /// The server name the ClientHello asked for, for the access log.
+    var serverName: String?
+}
+
 extension Worker {
     /// A routing listener's new client: read its ClientHello before choosing a service.
     /// `receiveArmed`: the client's receive is already armed (it was reading a PROXY header).
     func startSniffing(_ connection: Connection, timeout: Duration, receiveArmed: Bool = false) {
-        connection.sniffing = true
+        connection.sni.sniffing = true
         connection.holdingClientBytes = true
-        connection.helloReader = ClientHelloReader()
-        connection.sniDeadline = now + timeout.milliseconds
+        connection.sni.reader = ClientHelloReader()
+        connection.sni.deadline = now + timeout.milliseconds
         if !receiveArmed { armReceive(connection, .clientToBackend) }
     }
 
     /// Bytes received while sniffing (already kept by the caller); routes once the reader knows.
     func sniffed(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
-        guard connection.sniffing, var reader = connection.helloReader else { return }
+        guard connection.sni.sniffing, var reader = connection.sni.reader else { return }
         let result = reader.feed(bytes)
-        connection.helloReader = reader
+        connection.sni.reader = reader
         giveBackHeldClientBuffers(connection)
         if case .needMoreData = result {
             // A multishot receive can end with data (no F_MORE); the rest still has to come.
@@ -54,17 +66,17 @@ extension Worker {
 
     /// The client closed, or `sni-timeout` passed, before the reader had an answer.
     func sniffingEnded(_ connection: Connection) {
-        guard connection.sniffing else { return }
-        routeByServerName(connection, connection.helloReader?.result ?? .needMoreData)
+        guard connection.sni.sniffing else { return }
+        routeByServerName(connection, connection.sni.reader?.result ?? .needMoreData)
     }
 
     /// Chooses the service for `result`, counts the route, and connects (or closes when no
     /// route applies and there is no default).
     func routeByServerName(_ connection: Connection, _ result: ClientHelloResult) {
-        connection.sniffing = false
-        connection.sniDeadline = nil
-        let reader = connection.helloReader
-        connection.helloReader = nil
+        connection.sni.sniffing = false
+        connection.sni.deadline = nil
+        let reader = connection.sni.reader
+        connection.sni.reader = nil
         // What the client sent so far goes to the backend first, from memory of its own.
         if let received = reader?.received, !received.isEmpty,
            !received.withUnsafeBytes({ park(connection, .clientToBackend, appending: [$0]) }) {
@@ -83,7 +95,7 @@ extension Worker {
         case .malformed: "malformed"
         }
         connection.listener?.sniRoutes[label, default: 0] &+= 1
-        if case let .hello(serverName, _) = result { connection.serverName = serverName }
+        if case let .hello(serverName, _) = result { connection.sni.serverName = serverName }
         guard let target = decision.target, let registry = serviceRegistries[target] else {
             logger.debug("no route for a TLS client", metadata: ["route": "\(label)"])
             perform(connection.machine.close(.noBackend), on: connection)
@@ -95,8 +107,8 @@ extension Worker {
         connection.service = picker
         if picker.needsClientKey {
             // The address of an accepted PROXY header is the client's.
-            connection.clientKey = connection.clientFromProxyHeader
-                ? connection.proxySource.stableHashKey : Socket.peerAddressKey(connection.clientFD)
+            connection.clientKey = connection.proxyHeader.clientFromHeader
+                ? connection.proxyHeader.source.stableHashKey : Socket.peerAddressKey(connection.clientFD)
         }
         connectNext(connection)
     }

@@ -39,9 +39,9 @@ extension Worker {
     /// Closes `fd`, gives the backend's slot back (to a queued client, if one waits for it) and
     /// sends the client on, as an unresolved address does.
     private func abandonSourceBind(_ fd: Int32, connection: Connection) -> Bool {
-        close(fd)
+        closeDescriptor(fd)
         releaseBackendSlot(connection)
-        connection.backendID = -1
+        connection.backend.id = -1
         connection.listener?.figures.connectFailures &+= 1
         perform(connection.machine.connectFailed(canRetry: true), on: connection)
         return false
@@ -56,7 +56,7 @@ extension Worker {
     func recordSourcePortExhaustion(_ connection: Connection, result: Int32) -> Bool {
         guard result == -EADDRNOTAVAIL else { return false }
         connection.listener?.figures.sourcePortExhausted &+= 1
-        warnOccasionally("source-ports", "no free local port to connect to backend \(connection.backendEndpoint?.description ?? "?") (EADDRNOTAVAIL): the ephemeral ports are exhausted (net.ipv4.ip_local_port_range; more source addresses help); trying another backend")
+        warnOccasionally("source-ports", "no free local port to connect to backend \(connection.backend.endpoint?.description ?? "?") (EADDRNOTAVAIL): the ephemeral ports are exhausted (net.ipv4.ip_local_port_range; more source addresses help); trying another backend")
         return true
     }
 }
@@ -81,13 +81,14 @@ enum SourceBinding {
     /// Binds the unconnected socket `fd` to `source` with `IP_BIND_ADDRESS_NO_PORT`, so that the
     /// port is chosen at connect time, per destination. Returns 0, or the errno of bind(2).
     static func bind(_ fd: Int32, to source: IPAddress) -> Int32 {
-        var on: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_IP), swy_IP_BIND_ADDRESS_NO_PORT, &on, socklen_t(MemoryLayout<Int32>.size))
+        Socket.setOption(fd, Int32(IPPROTO_IP), swy_IP_BIND_ADDRESS_NO_PORT, 1)
         var storage = sockaddr_storage()
         let length = SocketAddress.fill(&storage, address: source, port: 0)
-        let result = withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        let result = systemCallResult {
+            withUnsafePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Int(Glibc.bind(fd, $0, length)) }
+            }
         }
-        return result == 0 ? 0 : swy_errno()
+        return Int32(-result)
     }
 }

@@ -82,12 +82,12 @@ extension Worker {
         guard let service = connection.service else { return false }
         let controls = service.snapshot.settings.clientControls
         guard controls.tracksSources else { return true }
-        let client = connection.clientFromProxyHeader ? connection.proxySource : Worker.socketAddress(connection.clientFD, peer: true)
+        let client = connection.proxyHeader.clientFromHeader ? connection.proxyHeader.source : Worker.socketAddress(connection.clientFD, peer: true)
         let (refused, ticket) = admit(client, service: service, controls: controls)
         connection.sourceTicket = ticket
         guard let reason = refused else { return true }
         if accessLog != nil { connection.client = client }
-        connection.causeOverride = reason.cause
+        connection.accounting.causeOverride = reason.cause
         warnRejected(reason, client: client)
         if controls.rejectWith == .reset {
             Socket.setResetOnClose(connection.clientFD)
@@ -142,7 +142,7 @@ extension Worker {
     private func rejectAtAccept(_ clientFD: Int32, client: PeerAddress, listener: WorkerListener, reason: RejectionReason,
                                 controls: ClientControls) {
         if controls.rejectWith == .reset { Socket.setResetOnClose(clientFD) }
-        close(clientFD)
+        closeDescriptor(clientFD)
         listener.figures.recordClose(reason.cause)
         warnRejected(reason, client: client)
         guard let accessLog else { return }

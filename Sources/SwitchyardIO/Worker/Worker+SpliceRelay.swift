@@ -37,7 +37,7 @@ extension Worker {
     /// A read that returns EAGAIN while the pipe holds bytes may mean the pipe (not the socket)
     /// is full, so readability is only awaited once the pipe is empty.
     func pump(_ connection: Connection, _ direction: Direction) {
-        guard !connection.redispatching else { return }
+        guard !connection.backend.redispatching else { return }
         let (source, destination) = connection.endpoints(direction)
         var state = connection.direction(direction)
         guard let pipe = state.pipe else { return }
@@ -64,7 +64,7 @@ extension Worker {
                     action = connection.machine.failed(clientSide: direction.sourceIsClient)
                     break
                 } else if moved == 0 {
-                    if connection.firstEnd == nil { connection.firstEnd = direction }
+                    if connection.accounting.firstEnd == nil { connection.accounting.firstEnd = direction }
                     connection.withDirection(direction) { $0 = state }
                     action = connection.machine.endOfStream(direction, bytesQueued: state.pipeBytes > 0)
                     if action != .none { break }

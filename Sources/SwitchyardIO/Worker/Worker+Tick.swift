@@ -24,14 +24,14 @@ extension Worker {
         parkStalledDirections(force: true)
         for picker in pickers.values where picker.registry.queue.count > 0 { grantFreeSlots(picker) }
         for connection in connections where connection.inUse && !connection.machine.isClosing {
-            if let deadline = connection.queueDeadline {
+            if let deadline = connection.serviceQueue.deadline {
                 if now >= deadline { queueWaitExpired(connection) }
-            } else if let deadline = connection.proxyHeaderDeadline, now >= deadline {
-                proxyHeaderFailed(connection, .timeout) // PROXY protocol
-            } else if let deadline = connection.sniDeadline, now >= deadline {
+            } else if let deadline = connection.proxyHeader.deadline, now >= deadline {
+                proxyHeaderFailed(connection, .timeout)
+            } else if let deadline = connection.sni.deadline, now >= deadline {
                 sniffingEnded(connection)
-            } else if let deadline = connection.connectDeadline, now >= deadline {
-                connection.connectDeadline = nil
+            } else if let deadline = connection.backend.connectDeadline, now >= deadline {
+                connection.backend.connectDeadline = nil
                 submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
             } else if let idleLimit = connection.service?.snapshot.settings.idleTimeout?.milliseconds,
                       now - connection.lastActivity >= idleLimit {
@@ -50,7 +50,7 @@ extension Worker {
             let settings = picker.snapshot.settings
             tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
             if picker.snapshot.hasConnectionLimits { tick = min(tick, settings.queueTimeout / 4) }
-            if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) } // PROXY protocol
+            if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) }
         }
         tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
     }
@@ -62,7 +62,7 @@ extension Worker {
         }
         if context.closeEverything.load(ordering: .relaxed) {
             for connection in connections where connection.inUse {
-                if !connection.machine.isClosing { connection.causeOverride = .gracefulStop }
+                if !connection.machine.isClosing { connection.accounting.causeOverride = .gracefulStop }
                 perform(connection.machine.close(.administrative), on: connection)
             }
         }

@@ -89,10 +89,10 @@ final class Worker {
 
     deinit {
         for connection in connections where connection.inUse {
-            if connection.clientFD >= 0 { close(connection.clientFD) }
-            if connection.backendFD >= 0 { close(connection.backendFD) }
+            if connection.clientFD >= 0 { closeDescriptor(connection.clientFD) }
+            if connection.backendFD >= 0 { closeDescriptor(connection.backendFD) }
         }
-        for listener in listeners where listener.open { close(listener.fd) }
+        for listener in listeners where listener.open { closeDescriptor(listener.fd) }
         tickInterval.deallocate()
         backoffInterval.deallocate()
         parkingScanDelay.deallocate()
@@ -193,7 +193,7 @@ final class Worker {
         if flags & IORING_CQE_F_MORE == 0 {
             if connection.machine.operationCompleted() {
                 release(connection)
-            } else if connection.redispatching {
+            } else if connection.backend.redispatching {
                 finishRedispatchIfQuiet(connection)
             }
         }

@@ -22,17 +22,17 @@ public final class WorkerGroup {
 
     deinit {
         // Closed only here: the control threads may still wake workers until they are stopped.
-        for fd in wakeFDs { close(fd) }
+        for fd in wakeFDs { closeDescriptor(fd) }
     }
 
     /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
     public static func raiseDescriptorLimit() -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        guard systemCallResult({ Int(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)) }) == 0 else { return 1024 }
         if limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = systemCallResult { Int(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)) }
+            _ = systemCallResult { Int(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)) }
         }
         return Int(clamping: limit.rlim_cur)
     }
@@ -46,9 +46,11 @@ public final class WorkerGroup {
             throw ConfigError("io_uring is unavailable: \(error) (is kernel.io_uring_disabled set, or a seccomp filter in place?)")
         }
         for _ in 0..<workerCount {
-            let wake = eventfd(0, Int32(EFD_CLOEXEC))
-            guard wake >= 0 else { throw ConfigError("cannot start workers: \(SystemCallError(call: "eventfd", errno: swy_errno()))") }
-            wakeFDs.append(wake)
+            do {
+                wakeFDs.append(try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) })
+            } catch {
+                throw ConfigError("cannot start workers: \(error)")
+            }
         }
         context.workerWakeFDs.withLock { [wakeFDs] in $0 = wakeFDs }
         for worker in 0..<workerCount {
@@ -148,7 +150,6 @@ public struct WorkerWaker: Sendable {
     let fds: [Int32]
 
     public func wake() {
-        var one: UInt64 = 1
-        for fd in fds { _ = write(fd, &one, 8) }
+        for fd in fds { Descriptor.signalEvent(fd) }
     }
 }

@@ -36,22 +36,28 @@ final class SwitchyardProcess: Sendable {
         }
     }
     var pid: pid_t { process.processIdentifier }
-    /// This file's path, from which `binaryURL` finds the package.
+    /// This file's path, from which `repositoryRoot` and `binaryURL` find the package.
     static let harnessFile = #filePath
     var isRunning: Bool { process.isRunning }
 
+    /// The repository's root folder, found from this file's path
+    /// (<root>/Tests/EndToEndTests/Support/SwitchyardProcess.swift).
+    static var repositoryRoot: URL {
+        var root = URL(fileURLWithPath: harnessFile)
+        for _ in 0..<4 { root.deleteLastPathComponent() }
+        return root
+    }
+
     /// The path of the binary under test: `SWITCHYARD_BIN`, else `.build/debug/switchyard`
-    /// in the package containing this file (whichever file calls).
-    static func binaryURL(filePath: String = harnessFile) throws -> URL {
+    /// in the repository containing this file.
+    static func binaryURL() throws -> URL {
         if let path = ProcessInfo.processInfo.environment["SWITCHYARD_BIN"], !path.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw HarnessError("SWITCHYARD_BIN=\(path) is not an executable file")
             }
             return URL(fileURLWithPath: path)
         }
-        // filePath is <root>/Tests/EndToEndTests/Support/SwitchyardProcess.swift.
-        var root = URL(fileURLWithPath: filePath)
-        for _ in 0..<4 { root.deleteLastPathComponent() }
+        let root = repositoryRoot
         let binary = root.appendingPathComponent(".build/debug/switchyard")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw HarnessError(

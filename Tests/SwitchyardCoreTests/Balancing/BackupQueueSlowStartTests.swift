@@ -126,17 +126,15 @@ import Testing
             backends: [BackendSpec(endpoint: try Endpoint(parsing: "10.0.0.1:80"))],
             algorithm: .weighted, settings: ServiceSettings([try ServiceKey.named("slow-start").parse("50ms")]))
         #expect(registry.snapshot().backends[0].rampStartedAt == nil, "backends present at start take their full weight")
-        try registry.update { backends, _ in backends[0].health = HealthVerdict(isUp: false, lastCheck: "down") }
-        try registry.update { backends, _ in backends[0].health = HealthVerdict(isUp: true, lastCheck: "up") }
+        try registry.apply(.healthVerdict(backendID: 0, HealthVerdict(isUp: false, lastCheck: "down")))
+        try registry.apply(.healthVerdict(backendID: 0, HealthVerdict(isUp: true, lastCheck: "up")))
         #expect(registry.snapshot().backends[0].rampStartedAt != nil)
-        try registry.update { backends, makeID in
-            backends.append(BackendState(id: makeID(), spec: BackendSpec(endpoint: try! Endpoint(parsing: "10.0.0.2:80"))))
-        }
+        try registry.apply(.add(BackendSpec(endpoint: try Endpoint(parsing: "10.0.0.2:80"))))
         #expect(registry.snapshot().backends[1].rampStartedAt != nil)
         #expect(registry.snapshot().ramping)
         let deadline = ContinuousClock.now + .seconds(5)
         while registry.snapshot().backends.contains(where: { $0.rampStartedAt != nil }) && ContinuousClock.now < deadline {
-            registry.advanceSlowStart()
+            try registry.apply(.advanceSlowStart)
         }
         #expect(registry.snapshot().backends.allSatisfy { $0.rampStartedAt == nil })
         #expect(!registry.snapshot().ramping)

@@ -13,11 +13,11 @@ import Testing
             try BackendSpec(parsing: "127.0.0.1:\(8000 + index),weight=\(weight)")
         }
         let registry = BackendRegistry(backends: specs, algorithm: algorithm)
-        try registry.update { backends, _ in
-            backends[2].admin = .drain
-            backends[3].admin = .maint
-            backends[5].health = HealthVerdict(isUp: false, lastCheck: "connection refused")
-        }
+        try registry.apply([
+            .setAdminState(specs[2].endpoint, .drain),
+            .setAdminState(specs[3].endpoint, .maint),
+            .healthVerdict(backendID: 5, HealthVerdict(isUp: false, lastCheck: "connection refused")),
+        ])
         return registry
     }
 
@@ -41,10 +41,11 @@ import Testing
     @Test(arguments: BalanceAlgorithm.allCases)
     func returnsNilWhenNoBackendIsSelectable(algorithm: BalanceAlgorithm) throws {
         let registry = try Self.mixedRegistry(algorithm)
-        try registry.update { backends, _ in
-            backends[0].admin = .drain
-            backends[4].health = HealthVerdict(isUp: false, lastCheck: "timeout")
-        }
+        let endpoints = registry.snapshot().backends.map(\.spec.endpoint)
+        try registry.apply([
+            .setAdminState(endpoints[0], .drain),
+            .healthVerdict(backendID: 4, HealthVerdict(isUp: false, lastCheck: "timeout")),
+        ])
         #expect(!registry.snapshot().anySelectable)
         var balancer = registry.snapshot().balancer
         for n in 0..<50 {
@@ -73,6 +74,7 @@ import Testing
     @Test(arguments: BalanceAlgorithm.allCases)
     func picksStayValidWhileSnapshotsAreSwappedMidStream(algorithm: BalanceAlgorithm) throws {
         let registry = try Self.mixedRegistry(algorithm)
+        let endpoints = registry.snapshot().backends.map(\.spec.endpoint)
         let stop = Atomic(false)
         let finished = DispatchSemaphore(value: 0)
         // Its own thread: the global queues do not add a thread while the picking loop keeps the
@@ -83,10 +85,10 @@ import Testing
             while !stop.load(ordering: .relaxed) {
                 round += 1
                 let target = round % 6
-                try? registry.update { backends, _ in
-                    backends[target].admin = AdminState.allCases[(round / 6) % 3]
-                    backends[target].health = HealthVerdict(isUp: round % 5 != 0, lastCheck: "flip \(round)")
-                }
+                _ = try? registry.apply([
+                    .setAdminState(endpoints[target], AdminState.allCases[(round / 6) % 3]),
+                    .healthVerdict(backendID: target, HealthVerdict(isUp: round % 5 != 0, lastCheck: "flip \(round)")),
+                ])
             }
         }
         flipper.start()

@@ -220,11 +220,11 @@ import Testing
     @Test func theRegistryMarksOnItsOnePublishPathAndShutdownKeepsItsOwnCause() throws {
         let registry = BackendRegistry(backends: ["10.0.0.1:80", "10.0.0.2:80,backup"].map { try! BackendSpec(parsing: $0) },
                                        algorithm: .roundRobin, settings: Self.onDown)
-        try registry.update { backends, _ in backends[0].health = HealthVerdict(isUp: false, lastCheck: "refused") }
+        try registry.apply(.healthVerdict(backendID: 0, HealthVerdict(isUp: false, lastCheck: "refused")))
         #expect(registry.snapshot().backends[0].shutdownEpoch == 1)
         #expect(registry.snapshot().backends[0].shutdownCause == .backendDown)
         #expect(registry.snapshot().failover.summary == "0:0%,backup:100%")
-        try registry.update { backends, _ in backends[1].shutDownSessions(cause: .adminShutdown) }
+        try registry.apply(.shutDownSessions(try Endpoint(parsing: "10.0.0.2:80")))
         #expect(registry.snapshot().backends[1].shutdownCause == .adminShutdown)
         #expect(throws: ConfigError.self) { try ServiceSettings.parseRemovalGrace("0s") }
         #expect(try ServiceSettings.parseRemovalGrace("1500ms") == .milliseconds(1500))

@@ -155,12 +155,12 @@ import Testing
     @Test func theSnapshotBalancesOnTheAgentsWeight() throws {
         let specs = ["10.0.0.1:80,weight=4", "10.0.0.2:80,weight=4,agent-port=9999"].map { try! BackendSpec(parsing: $0) }
         let registry = BackendRegistry(backends: specs, algorithm: .weighted)
-        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(weightPercent: 50) }
+        try registry.apply(.agentVerdict(backendID: 1, AgentVerdict(weightPercent: 50)))
         var balancer = registry.snapshot().balancer
         let picked = (0..<12).map { _ in balancer.pick(clientKey: 0, excluding: TriedBackends()) }
         #expect(picked.filter { $0 == 0 }.count == 8 && picked.filter { $0 == 1 }.count == 4, "\(picked)")
 
-        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(adminState: .drain, weightPercent: 50) }
+        try registry.apply(.agentVerdict(backendID: 1, AgentVerdict(adminState: .drain, weightPercent: 50)))
         var drained = registry.snapshot().balancer
         #expect((0..<8).map { _ in drained.pick(clientKey: 0, excluding: TriedBackends()) } == Array(repeating: 0, count: 8))
     }
@@ -168,9 +168,9 @@ import Testing
     @Test func aChangedVerdictPublishesAndTheSameOneDoesNot() throws {
         let registry = BackendRegistry(backends: [try BackendSpec(parsing: "10.0.0.1:80,agent-port=9999")], algorithm: .weighted)
         let start = registry.snapshot().version
-        try registry.update { (backends, _) in backends[0].agent = AgentVerdict(adminState: .drain) }
+        try registry.apply(.agentVerdict(backendID: 0, AgentVerdict(adminState: .drain)))
         #expect(registry.snapshot().version == start + 1)
-        try registry.update { (backends, _) in backends[0].agent = AgentVerdict(adminState: .drain) }
+        try registry.apply(.agentVerdict(backendID: 0, AgentVerdict(adminState: .drain)))
         #expect(registry.snapshot().version == start + 1)
     }
 
@@ -202,7 +202,7 @@ import Testing
                                 + "\"agent_text\":null,\"agent_error\":null,\"effective_weight\":4}"), "\(before)")
         #expect(before.components(separatedBy: "\"agent\"").count == 2, "only the backend with an agent has the fields")
 
-        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(health: .up, adminState: .drain, weightPercent: 50, text: "deploy") }
+        try registry.apply(.agentVerdict(backendID: 1, AgentVerdict(health: .up, adminState: .drain, weightPercent: 50, text: "deploy")))
         let json = reply(controller, "show backends json").body.joined()
         #expect(json.contains("\"state\":\"drain\""), "\(json)")
         #expect(json.contains("\"agent_state\":\"drain\",\"agent_health\":\"up\",\"agent_weight\":50,\"agent_text\":\"deploy\",\"agent_error\":null,\"effective_weight\":2"), "\(json)")
@@ -213,7 +213,7 @@ import Testing
 
     @Test func theOperatorsReadySaysWhenTheAgentStillHoldsTheBackend() throws {
         let (controller, registry) = try controller()
-        try registry.update { (backends, _) in backends[1].agent = AgentVerdict(adminState: .maint) }
+        try registry.apply(.agentVerdict(backendID: 1, AgentVerdict(adminState: .maint)))
         let ready = reply(controller, "ready 10.0.0.2:80")
         #expect(ready.ok && ready.body.joined().contains("(but its agent says maint)"), "\(ready)")
         #expect(registry.snapshot().backends[1].admin == .ready && !registry.snapshot().backends[1].selectable)

@@ -22,6 +22,7 @@ private final class RaceFindings: Sendable {
     let updatesEach = 3000
     let registry = BackendRegistry(
         backends: (0..<updaters).map { try! BackendSpec(parsing: "10.0.0.\($0 + 1):80") }, algorithm: .roundRobin)
+    let endpoints = registry.snapshot().backends.map(\.spec.endpoint)
     let findings = RaceFindings(updaters: updaters)
     let finished = DispatchSemaphore(value: 0)
 
@@ -39,7 +40,7 @@ private final class RaceFindings: Sendable {
         Thread {
             for update in 0..<updatesEach {
                 let weight = update % 200 + 2  // never the initial 1: every update is a change
-                try? registry.update { (backends, _) in backends[thread].spec.weight = weight }
+                _ = try? registry.apply(.setWeight(endpoints[thread], weight))
                 // Only this thread changes this backend: the newest snapshot has this weight.
                 if registry.snapshot().backends[thread].spec.weight != weight {
                     findings.staleAfterAcknowledge.add(1, ordering: .relaxed)

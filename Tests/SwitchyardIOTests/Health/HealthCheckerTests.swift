@@ -142,9 +142,8 @@ private func health(_ registry: BackendRegistry, _ id: Int) -> HealthVerdict? {
 
         let other = try refusedPort()
         // Added already in maintenance, in one publish, so no check can slip in between.
-        try registry.update { (backends, makeID) in
-            backends.append(BackendState(id: makeID(), spec: try! BackendSpec(parsing: "127.0.0.1:\(other)"), admin: .maint))
-        }
+        let spec = try BackendSpec(parsing: "127.0.0.1:\(other)")
+        try registry.apply([.add(spec), .setAdminState(spec.endpoint, .maint)])
         usleep(400_000)
         #expect(health(registry, 1)?.isUp == true, "a backend in maintenance is not checked")
         #expect(checker.lastCheckText(backendID: 1) == nil)

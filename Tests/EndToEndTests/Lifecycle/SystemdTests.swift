@@ -11,11 +11,9 @@ import Testing
 private let socketActivate = "/usr/bin/systemd-socket-activate"
 private let systemdAnalyze = "/usr/bin/systemd-analyze"
 
-/// The binary under test (`SWITCHYARD_BIN` or `.build/debug/switchyard`), found from the
-/// harness's own file, which sits one folder deeper than this one.
-private func builtBinary(filePath: String = #filePath) throws -> String {
-    let support = URL(fileURLWithPath: filePath).deletingLastPathComponent().appendingPathComponent("Support/SwitchyardProcess.swift")
-    return try SwitchyardProcess.binaryURL(filePath: support.path).path
+/// The binary under test (`SWITCHYARD_BIN` or `.build/debug/switchyard`).
+private func builtBinary() throws -> String {
+    try SwitchyardProcess.binaryURL().path
 }
 
 private struct Finished {
@@ -191,10 +189,8 @@ func aSocketNoServiceListensOnAndAListenerWithoutSocketAreEachNamed() throws {
 
 // MARK: - Unit files
 
-private func scriptsFolder(filePath: String = #filePath) -> URL {
-    var root = URL(fileURLWithPath: filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    return root.appendingPathComponent("Scripts")
+private func scriptsFolder() -> URL {
+    SwitchyardProcess.repositoryRoot.appendingPathComponent("Scripts")
 }
 
 /// `KEY=VALUE` lines of a unit file (comments and sections skipped), repeated keys kept in order.

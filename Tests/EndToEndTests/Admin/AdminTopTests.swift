@@ -71,8 +71,7 @@ extension EndToEnd {
             defer { unlink(socketPath) }
             let proxy = try SwitchyardProcess(
                 options: ["--admin-socket", socketPath], backends: [first.endpoint.description, second.endpoint.description])
-            let support = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/Top.swift")
-            let binary = try SwitchyardProcess.binaryURL(filePath: support.path)
+            let binary = try SwitchyardProcess.binaryURL()
 
             let tmux = Tmux()
             // After top exits the shell prints its status and the terminal's settings, then waits,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SwitchyardCore
 
 /// A command line the proxy must reject, and the value its error line has to name.
 struct InvalidInvocation: Sendable, CustomTestStringConvertible {
@@ -127,7 +128,13 @@ extension EndToEnd {
             #expect(run.exitStatus == 0, "\(run)")
             // The help is wrapped to the terminal's width: compare with single spaces.
             let text = run.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-            for command in ["show backends [SERVICE] [json]", "show services [json]", "show stats [json]", "reload", "USAGE: switchyard admin"] {
+            // Every command of the socket's own `help` reply, as it lists it.
+            let commands = AdminCommand.usage.compactMap { line -> String? in
+                guard let gap = line.range(of: "  ") else { return nil }
+                return String(line[..<gap.lowerBound])
+            }
+            #expect(commands.count >= 14)
+            for command in commands + ["USAGE: switchyard admin"] {
                 #expect(text.contains(command), "\(command): \(run)")
             }
         }

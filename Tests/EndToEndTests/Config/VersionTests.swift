@@ -19,9 +19,7 @@ extension EndToEnd {
         }
 
         @Test func versionPrintsTheVersionAndTheBuildsCommit() throws {
-            // binaryURL counts four directories up from the file it is given, as from Support/.
-            let support = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/Version.swift")
-            let binary = try SwitchyardProcess.binaryURL(filePath: support.path)
+            let binary = try SwitchyardProcess.binaryURL()
             let (status, output) = try Self.run(binary, ["--version"])
             #expect(status == 0)
             let match = try #require(output.wholeMatch(of: /switchyard (\d+\.\d+\.\d+) \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n/))
@@ -29,8 +27,7 @@ extension EndToEnd {
             // Built from this checkout: the commit is the one git reports for it (unless the
             // binary under test came from elsewhere through SWITCHYARD_BIN).
             guard ProcessInfo.processInfo.environment["SWITCHYARD_BIN"] == nil else { return }
-            var root = URL(fileURLWithPath: #filePath)
-            for _ in 0..<3 { root.deleteLastPathComponent() }
+            let root = SwitchyardProcess.repositoryRoot
             let (gitStatus, head) = try Self.run(URL(fileURLWithPath: "/usr/bin/git"), ["-C", root.path, "rev-parse", "--short=12", "HEAD"])
             if gitStatus == 0 {
                 #expect(match.2.hasPrefix(head.trimmingCharacters(in: .whitespacesAndNewlines)))

@@ -1,0 +1,88 @@
+"""The workloads: what each one measures (WORKLOADS) and how one run of one is measured
+(run_workload). The load generator of each group lives in the module named for the group:
+bulk (iperf3), latency (sockperf), connrate (wrk), redis (redis-benchmark), scale (idle
+connections opened from this process)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from benchlib.backends import HTTP_POOL
+from benchlib.lbstart import Running
+from benchlib.procfs import cpu_split, tcp_retransmitted_segments
+from benchlib.workloads.bulk import w_iperf
+from benchlib.workloads.connrate import w_wrk
+from benchlib.workloads.context import Ctx
+from benchlib.workloads.latency import w_sockperf
+from benchlib.workloads.redis import w_redis
+from benchlib.workloads.scale import w_idle
+
+
+@dataclass
+class Workload:
+    name: str
+    group: str
+    backend: str
+    primary: tuple[str, bool]          # metric, higher is better
+    cost: str | None                   # LB CPU metric (lower is better)
+    columns: list[str]
+    pool: int = 1                      # backends the LB balances over (ports of `backend`)
+
+
+WORKLOADS = [
+    Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("bulk-4-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
+    Workload("latency", "latency", "sockperf", ("p50_us", False), "cpu_us_per_exchange",
+             ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores", "lb_user_pct"]),
+    Workload("conn-close", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
+    Workload("conn-close-3", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"],
+             pool=HTTP_POOL),
+    Workload("keepalive", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
+    Workload("redis-set", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
+    Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
+    Workload("idle-conns", "scale", "http", ("kib_per_conn", False), None,
+             ["kib_per_conn", "rss_before_mib", "rss_after_mib", "conns"]),
+]
+
+
+def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
+    """Runs `w` through `run` and returns its metrics, with the LB's CPU time over the run
+    (every process and thread of it) and the per-unit costs derived from it."""
+    port = run.port
+    pids = run.pids()
+    user0, system0 = cpu_split(pids)
+    retrans0 = tcp_retransmitted_segments()
+    t0 = time.monotonic()
+    if w.group == "bulk":
+        res = w_iperf(ctx, port, 4 if w.name.startswith("bulk-4") else 1, w.name.endswith("-R"))
+    elif w.name == "latency":
+        res = w_sockperf(ctx, port)
+    elif w.name in ("conn-close", "conn-close-3", "keepalive"):
+        res = w_wrk(ctx, port, w.name.startswith("conn-close"))
+    elif w.name.startswith("redis-"):
+        res = w_redis(ctx, port, w.name.split("-", 1)[1])
+    elif w.name == "idle-conns":
+        res = w_idle(ctx, run)
+    else:
+        raise ValueError(w.name)
+    res["wall_s"] = time.monotonic() - t0
+    res["retrans"] = tcp_retransmitted_segments() - retrans0
+    pids = sorted(set(pids) | set(run.pids()))
+    if pids:
+        user1, system1 = cpu_split(pids)
+        user, cpu = user1 - user0, (user1 + system1) - (user0 + system0)
+        res["lb_cpu_s"] = cpu
+        if cpu > 0:
+            # the LB's own code (and its libraries) against the kernel work it asks for
+            res["lb_user_pct"] = 100.0 * user / cpu
+        res["lb_cores"] = cpu / res["wall_s"] if res["wall_s"] > 0 else 0.0
+        if "bytes" in res and res["bytes"]:
+            res["cpu_s_per_gb"] = cpu / (res["bytes"] / 1e9)
+        if res.get("requests"):
+            res["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
+        if res.get("exchanges"):
+            res["cpu_us_per_exchange"] = cpu * 1e6 / res["exchanges"]
+    return res
