@@ -37,7 +37,7 @@ func readmeExample(after heading: String) throws -> Configuration {
     #expect(primary.health?.expect == Array("HTTP/1.1 200".utf8))
 
     let sources = try readmeExample(after: "## Source addresses")
-    #expect(sources.service(named: "cache")?.source.map(\.description) == ["10.0.0.100", "10.0.0.101", "10.0.0.102"])
+    #expect(sources.service(named: "cache")?.sourceAddresses.map(\.description) == ["10.0.0.100", "10.0.0.101", "10.0.0.102"])
 }
 
 /// README's backups / max-connections / slow-start example must stay a valid file (issue 13).

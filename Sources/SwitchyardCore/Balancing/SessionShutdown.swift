@@ -30,6 +30,14 @@ public enum OnBackendUp: String, CaseIterable, Sendable, CustomStringConvertible
 }
 
 extension ServiceSettings {
+    /// `failover-threshold` (FailoverTiers.swift), `on-down`, `on-up` and `removal-grace`.
+    static let failoverKeys: [ServiceKey] = [
+        .value("failover-threshold", \.failoverThreshold, parse: { (text) throws(ConfigError) -> Int? in try FailoverTiers.parseThreshold(text) }),
+        .value("on-down", \.onDown, parse: { (text) throws(ConfigError) in try parseChoice(text, as: OnBackendDown.self) }),
+        .value("on-up", \.onUp, parse: { (text) throws(ConfigError) in try parseChoice(text, as: OnBackendUp.self) }),
+        .value("removal-grace", \.removalGrace, parse: { (text) throws(ConfigError) -> Duration? in try parseRemovalGrace(text) }),
+    ]
+
     /// `removal-grace`: a duration above 0.
     public static func parseRemovalGrace(_ text: String) throws(ConfigError) -> Duration {
         try parsePositiveDuration(text, key: "removal-grace")

@@ -184,3 +184,79 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
         return text
     }
 }
+
+/// One backend: `HOST:PORT[,weight=N]` as on the command line, or a mapping with `address`.
+struct RawBackend: Decodable {
+    static let keys = ["address", "weight", "backup", "max-connections", "slow-start", /* PROXY protocol */ "send-proxy"]
+        + ["check-port", "check-address"]  // Health check on another address (issue 13).
+        + ["check-send-proxy", "check-tls"]  // The service's health keys of the same names, overridden (issue 22).
+        + AgentCheckSettings.keys  // Agent checks (issue 22).
+        + ["priority"]  // Failover tiers.
+
+    var spec: BackendSpec
+
+    init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
+            do {
+                spec = try BackendSpec(parsing: text)
+            } catch {
+                throw DecodingError.dataCorruptedError(in: single, debugDescription: error.message)
+            }
+            return
+        }
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "a backend")
+        guard let endpoint = try container.parsed("address", { (text) throws(ConfigError) in try Endpoint(parsing: text) }) else {
+            throw DecodingError.keyNotFound(ConfigKey("address"), DecodingError.Context(
+                codingPath: container.codingPath, debugDescription: "a backend needs an address"))
+        }
+        spec = BackendSpec(endpoint: endpoint)
+        if let weight = try container.parsed("weight", { (text) throws(ConfigError) in
+            try BackendSpec.parseWeight(text, context: "backend \(endpoint)")
+        }) {
+            spec.weight = weight
+            spec.weightGiven = true
+        }
+        // Backups, connection limits, slow start (issue 13).
+        let context = "backend \(endpoint)"
+        spec.backup = try container.flag("backup") ?? false
+        // Failover tiers.
+        spec.priority = try container.parsed("priority") { (text) throws(ConfigError) in
+            try BackendSpec.parsePriority(text, context: context)
+        } ?? 0
+        do {
+            try spec.checkTier(context: context)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("priority"), in: container, debugDescription: error.message)
+        }
+        spec.maxConnections = try container.parsed("max-connections") { (text) throws(ConfigError) in
+            try BackendSpec.parseConnectionLimit(text, context: context)
+        }
+        spec.slowStart = try container.parsed("slow-start") { (text) throws(ConfigError) in
+            try BackendSpec.parseSlowStart(text, context: context)
+        }
+        // PROXY protocol.
+        spec.sendProxy = try container.choice("send-proxy", ProxyProtocolVersion.self)
+        // Health check on another address (issue 13).
+        spec.checkPort = try container.parsed("check-port") { (text) throws(ConfigError) in
+            try BackendSpec.parseCheckPort(text, context: nil)
+        }
+        spec.checkAddress = try container.parsed("check-address") { (text) throws(ConfigError) in
+            try BackendSpec.parseCheckAddress(text, context: nil)
+        }
+        // Checks through PROXY and TLS (issue 22).
+        spec.checkSendProxy = try container.flag("check-send-proxy")
+        spec.checkTLS = try container.flag("check-tls")
+        // Agent checks (issue 22).
+        var agent = AgentCheckSettings()
+        for key in AgentCheckSettings.keys {
+            _ = try container.parsed(key) { (text) throws(ConfigError) in try agent.parse(key, text, context: nil) }
+        }
+        spec.agent = agent
+        do {
+            try agent.validate(context: context)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("agent-port"), in: container, debugDescription: error.message)
+        }
+    }
+}

@@ -23,7 +23,6 @@ public struct ConfigDifference: Equatable, Sendable {
         public var healthChanged = false
         /// `dns`/`dns-srv`, their weight or TTL bounds changed.
         public var discoveryChanged = false
-        // PROXY protocol.
         /// `send-proxy`, `accept-proxy`, `accept-proxy-timeout` or `accept-proxy-from` of the service changed
         /// (carried in the settings, so `settingsChanged` is set too).
         public var proxyProtocolChanged = false
@@ -81,16 +80,14 @@ public struct ConfigDifference: Equatable, Sendable {
         }
         change.removedBackends = old.backends.map(\.endpoint).filter { !newBackends.contains($0.description) }
         if old.balance != new.balance { change.balance = (old.balance, new.balance) }
-        change.settingsChanged = old.settings != new.settings
         change.healthChanged = old.health != new.health
-        change.settingsChanged = change.settingsChanged || old.routeBySNI != new.routeBySNI || old.sniTimeout != new.sniTimeout
-        // PROXY protocol.
+        // What the workers see of the PROXY protocol: `accept-proxy-timeout` and
+        // `accept-proxy-from` matter only with `accept-proxy: true`.
         change.proxyProtocolChanged = old.settings.sendProxy != new.settings.sendProxy
             || old.settings.acceptProxy != new.settings.acceptProxy
-        var oldOthers = old.settings, newOthers = new.settings
-        (oldOthers.sendProxy, oldOthers.acceptProxy, newOthers.sendProxy, newOthers.acceptProxy) = (nil, nil, nil, nil)
-        change.onlyProxyProtocolChanged = change.proxyProtocolChanged && oldOthers == newOthers
-            && old.routeBySNI == new.routeBySNI && old.sniTimeout == new.sniTimeout
+        let othersChanged = old.settings.withoutProxyProtocol != new.settings.withoutProxyProtocol
+        change.settingsChanged = othersChanged || change.proxyProtocolChanged
+        change.onlyProxyProtocolChanged = change.proxyProtocolChanged && !othersChanged
         change.discoveryChanged = old.discovery != new.discovery || old.discoveredWeight != new.discoveredWeight
             || old.dnsMinTTL != new.dnsMinTTL || old.dnsMaxTTL != new.dnsMaxTTL
         return change
@@ -128,7 +125,6 @@ public struct ConfigDifference: Equatable, Sendable {
                 if checkMoved {
                     lines.append("\(name): backend \(backend.new.endpoint) checked at \(backend.old.checkEndpoint) -> \(backend.new.checkEndpoint)")
                 }
-                // PROXY protocol.
                 if backend.old.sendProxy != backend.new.sendProxy {
                     lines.append("\(name): backend \(backend.new.endpoint) send-proxy \(backend.old.sendProxy?.rawValue ?? "off") -> \(backend.new.sendProxy?.rawValue ?? "off")")
                 }
@@ -140,7 +136,6 @@ public struct ConfigDifference: Equatable, Sendable {
             }
             if let balance = change.balance { lines.append("\(name): balance \(balance.old) -> \(balance.new)") }
             if change.settingsChanged && !change.onlyProxyProtocolChanged { lines.append("\(name): settings changed") }
-            // PROXY protocol.
             if change.proxyProtocolChanged { lines.append("\(name): PROXY protocol settings changed (new connections use them)") }
             if change.healthChanged { lines.append("\(name): health check changed") }
             if change.discoveryChanged { lines.append("\(name): DNS discovery changed") }

@@ -46,11 +46,19 @@ public enum SourceAddresses {
     }
 }
 
+extension ServiceSettings {
+    /// `source: ADDR[,ADDR...]`, or a list of addresses in the file.
+    static let sourceKeys: [ServiceKey] = [
+        .list("source", \.sourceAddresses, item: SourceAddresses.parseOne, text: SourceAddresses.parse),
+    ]
+}
+
 extension ServiceConfiguration {
     /// `source` rules: every backend given as an IP literal must have a source of its family
     /// (backends found by name are checked when they are connected to, and skipped with a
     /// message when none fits).
     func validateSource(base: [ConfigPathComponent]) throws(ConfigIssue) {
+        let source = settings.sourceAddresses
         guard !source.isEmpty else { return }
         do {
             try SourceAddresses.checkDistinct(source)

@@ -1,6 +1,5 @@
 /// The keys of a file's `health:` mapping that say what a check does beyond connecting
-/// (issue 22): `steps`, `type` with its options, and `check-send-proxy`. `RawHealth` (in
-/// `ConfigFileKeys.swift`) holds one of these; errors point at the key or step concerned.
+/// (issue 22): `steps`, `type` with its options, and `check-send-proxy`. `RawHealth` (below) holds one of these; errors point at the key or step concerned.
 ///
 /// ```yaml
 /// health:
@@ -170,5 +169,89 @@ struct RawHealthExpectation: Decodable {
         } catch {
             throw DecodingError.dataCorruptedError(forKey: ConfigKey(patterns[0]), in: container, debugDescription: "\(patterns[0]): \(error.message)")
         }
+    }
+}
+
+/// `health:` as a mapping, or `off`.
+struct RawHealth: Decodable {
+    static let keys = ["interval", "timeout", "rise", "fall", "send", "expect", "expect-match"]
+        + ["check-tls", "server-name", "ca-file"]  // TLS in checks (issue 22).
+        + RawHealthDialog.keys  // Check sequences, protocol checks (type), check-send-proxy (issue 22).
+
+    var off = false
+    var interval: Duration?
+    var timeout: Duration?
+    var rise: Int?
+    var fall: Int?
+    var send: [UInt8]?
+    var expect: [UInt8]?
+    var expectMatch: HealthCheckConfig.ExpectMatch?
+    // TLS in checks (issue 22).
+    var checkTLS: Bool?
+    var serverName: String?
+    var caFile: String?
+    var dialog = RawHealthDialog()  // issue 22
+
+    init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
+            guard text == "off" || text == "false" else {
+                throw DecodingError.dataCorruptedError(
+                    in: single, debugDescription: "health: expected a mapping (\(Self.keys.joined(separator: ", "))) or off, found '\(text)'")
+            }
+            off = true
+            return
+        }
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        try container.rejectUnknownKeys(Self.keys, in: "health")
+        interval = try container.duration("interval") ?? nil
+        timeout = try container.duration("timeout") ?? nil
+        rise = try container.value("rise")
+        fall = try container.value("fall")
+        send = try container.parsed("send", HealthCheckConfig.decodeEscapes)
+        expect = try container.parsed("expect", HealthCheckConfig.decodeEscapes)
+        expectMatch = try container.choice("expect-match", HealthCheckConfig.ExpectMatch.self)
+        // TLS in checks (issue 22).
+        checkTLS = try container.flag("check-tls")
+        serverName = try container.parsed("server-name", HealthCheckTLS.parseServerName)
+        caFile = try container.parsed("ca-file", HealthCheckTLS.parseCAFile)
+        dialog = try RawHealthDialog(container)
+    }
+
+    func merged(over defaults: RawHealth) -> RawHealth {
+        guard !off, !defaults.off else { return self }
+        var result = self
+        result.interval = interval ?? defaults.interval
+        result.timeout = timeout ?? defaults.timeout
+        result.rise = rise ?? defaults.rise
+        result.fall = fall ?? defaults.fall
+        // What is checked comes from one place: a service's steps or type replace the defaults'
+        // send/expect, and its send/expect replace the defaults' steps or type (issue 22).
+        let mySendExpect = send != nil || expect != nil
+        if !dialog.saysWhatIsChecked {
+            result.send = send ?? defaults.send
+            result.expect = expect ?? defaults.expect
+            result.expectMatch = expectMatch ?? defaults.expectMatch
+        }
+        result.dialog = dialog.merged(over: defaults.dialog, serviceSaysWhatIsChecked: mySendExpect || dialog.saysWhatIsChecked)
+        // TLS in checks (issue 22).
+        result.checkTLS = checkTLS ?? defaults.checkTLS
+        result.serverName = serverName ?? defaults.serverName
+        result.caFile = caFile ?? defaults.caFile
+        return result
+    }
+
+    var configuration: HealthCheckConfig {
+        var config = HealthCheckConfig()
+        if let interval { config.interval = interval }
+        if let timeout { config.timeout = timeout }
+        if let rise { config.rise = rise }
+        if let fall { config.fall = fall }
+        config.send = send
+        config.expect = expect
+        if let expectMatch { config.expectMatch = expectMatch }
+        // TLS in checks (issue 22); `type: tls` (handshakeOnly) comes with the dialog's keys.
+        config.tls = HealthCheckTLS(handshakeOnly: false, checkTLS: checkTLS ?? false, serverName: serverName, caFile: caFile)
+        dialog.apply(to: &config)
+        return config
     }
 }

@@ -81,6 +81,13 @@ struct InvalidInvocation: Sendable, CustomTestStringConvertible {
         InvalidInvocation(testDescription: "admin socket mode locking the owner out", namedValue: "mode 0066 must let the owner read and write") { listen, backend in
             ["serve", "--listen", listen, "--admin-socket-mode", "0066", backend]
         },
+        // A per-service flag's rule is its file key's, with the same message (ServiceKey).
+        InvalidInvocation(testDescription: "idle timeout of zero", namedValue: "idle-timeout must be longer than 0") { listen, backend in
+            ["serve", "--listen", listen, "--idle-timeout", "0s", backend]
+        },
+        InvalidInvocation(testDescription: "slow start over an hour", namedValue: "slow-start '2h' must be at most 1h") { listen, backend in
+            ["serve", "--listen", listen, "--slow-start", "2h", backend]
+        },
         // Per-client controls.
         InvalidInvocation(testDescription: "rate without /s", namedValue: "'10'") { listen, backend in
             ["serve", "--listen", listen, "--connection-rate-per-source", "10", backend]

@@ -99,12 +99,12 @@ import Testing
         #expect(BackendSnapshot(version: 3, backends: [Self.backend(0, 80)], algorithm: .weighted).backupBalancer == nil)
     }
 
-    @Test func aRampingBackendStartsFromASixteenthAndReachesItsFullShare() {
+    @Test func aRampingBackendStartsFromASixteenthAndReachesItsFullShare() throws {
         let start = ContinuousClock.now
         var ramping = Self.backend(1, 80)
         ramping.rampStartedAt = start
         let backends = [Self.backend(0, 80), ramping]
-        let settings = ServiceSettings(slowStart: .seconds(10))
+        let settings = ServiceSettings([try ServiceKey.named("slow-start").parse("10s")])
         func share(at offset: Duration) -> Double {
             let snapshot = BackendSnapshot(version: 1, backends: backends, algorithm: .weighted, settings: settings, now: start + offset)
             let picks = Self.picks(snapshot.balancer, 3200)
@@ -124,7 +124,7 @@ import Testing
     @Test func aBackendThatComesUpOrIsAddedStartsItsRampAndTheRampEnds() throws {
         let registry = BackendRegistry(
             backends: [BackendSpec(endpoint: try Endpoint(parsing: "10.0.0.1:80"))],
-            algorithm: .weighted, settings: ServiceSettings(slowStart: .milliseconds(50)))
+            algorithm: .weighted, settings: ServiceSettings([try ServiceKey.named("slow-start").parse("50ms")]))
         #expect(registry.snapshot().backends[0].rampStartedAt == nil, "backends present at start take their full weight")
         try registry.apply(.healthVerdict(backendID: 0, HealthVerdict(isUp: false, lastCheck: "down")))
         try registry.apply(.healthVerdict(backendID: 0, HealthVerdict(isUp: true, lastCheck: "up")))

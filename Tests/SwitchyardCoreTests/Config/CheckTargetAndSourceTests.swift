@@ -60,10 +60,10 @@ func badCheckOptionsAreRefusedByName(_ text: String, _ message: String) {
 @Test func sourceIsTextOrAListAndReachesTheWorkersSettings() throws {
     let configuration = try ConfigFile.parse(patroni, file: "patroni.yaml")
     let primary = try #require(configuration.service(named: "pg-primary"))
-    #expect(primary.source == [IPAddress("10.0.0.100")!, IPAddress("10.0.0.101")!])
-    #expect(primary.settings.sourceAddresses == primary.source)
+    #expect(primary.sourceAddresses == [IPAddress("10.0.0.100")!, IPAddress("10.0.0.101")!])
+    #expect(primary.settings.sourceAddresses == primary.sourceAddresses)
     let other = try #require(configuration.service(named: "other"))
-    #expect(other.source == [IPAddress("10.0.0.100")!, IPAddress("fd00::100")!])
+    #expect(other.sourceAddresses == [IPAddress("10.0.0.100")!, IPAddress("fd00::100")!])
 }
 
 @Test func sourceIsADefaultLikeTheOtherServiceKeys() throws {
@@ -74,8 +74,8 @@ func badCheckOptionsAreRefusedByName(_ text: String, _ message: String) {
       b: {listen: ["127.0.0.1:3"], source: 127.0.0.4, backends: ["127.0.0.1:2"]}
     """
     let configuration = try ConfigFile.parse(text, file: "f")
-    #expect(configuration.service(named: "a")?.source == [IPAddress("127.0.0.2")!, IPAddress("127.0.0.3")!])
-    #expect(configuration.service(named: "b")?.source == [IPAddress("127.0.0.4")!])
+    #expect(configuration.service(named: "a")?.sourceAddresses == [IPAddress("127.0.0.2")!, IPAddress("127.0.0.3")!])
+    #expect(configuration.service(named: "b")?.sourceAddresses == [IPAddress("127.0.0.4")!])
 }
 
 @Test(arguments: [

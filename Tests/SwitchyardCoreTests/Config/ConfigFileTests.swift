@@ -186,13 +186,13 @@ func badFilesNameTheLineAndColumnAndWhatWasExpected(_ text: String, _ line: Int,
           web-tls: {backends: ["10.0.0.3:443"]}
         """, file: "f")
     let edge = try #require(configuration.service(named: "tls-edge"))
-    #expect(edge.routeBySNI == SNIRouting(routes: [
+    #expect(edge.routing == SNIRouting(routes: [
         .init(pattern: "api.example.com", service: "kube-api"), .init(pattern: "*.db.example.com", service: "postgres-tls"),
     ], defaultService: "web-tls"))
     #expect(edge.sniTimeout == .seconds(2))
     #expect(edge.health == nil, "a routing service has no pool to check")
     #expect(configuration.service(named: "kube-api")?.listen.isEmpty == true)
-    let table = try edge.routeBySNI!.table()
+    let table = try edge.routing!.table()
     #expect(table.route(serverName: "API.example.com").target == "kube-api")
     #expect(table.route(serverName: "a.db.example.com").target == "postgres-tls")
     #expect(table.route(serverName: nil).target == "web-tls")

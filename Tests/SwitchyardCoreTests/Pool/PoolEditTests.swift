@@ -169,7 +169,7 @@ extension BackendRegistry {
     }
 
     @Test func slowStartRampsFromAddOrComingUpAndAdvancingPublishesOnlyWhileRamping() throws {
-        let registry = poolRegistry(["10.0.0.1:80"], algorithm: .weighted, settings: ServiceSettings(slowStart: .milliseconds(50)))
+        let registry = poolRegistry(["10.0.0.1:80"], algorithm: .weighted, settings: ServiceSettings([try ServiceKey.named("slow-start").parse("50ms")]))
         try registry.apply(.advanceSlowStart)
         #expect(registry.version == 1, "nothing ramps: nothing to publish")
         try registry.apply(.add(BackendSpec(parsing: "10.0.0.2:80")))

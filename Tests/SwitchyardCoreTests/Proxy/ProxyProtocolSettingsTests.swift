@@ -172,7 +172,7 @@ extension ProxyHeaderFailure {
                 backends: ["10.0.0.3:80"]
             """, file: "f")
         let edge = try #require(configuration.service(named: "edge"))
-        #expect(edge.acceptProxy && edge.acceptProxyTimeout == .seconds(2) && edge.sendProxy == .v1)
+        #expect(edge.acceptsProxy && edge.acceptProxyTimeout == .seconds(2) && edge.sendProxy == .v1)
         #expect(edge.acceptProxyFrom.map(\.description) == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"])
         #expect(edge.backends.map(\.sendProxy) == [.v2, nil])
         #expect(edge.settings.sendProxy == .v1)
