@@ -43,6 +43,10 @@ struct Serve: ParsableCommand {
             transform: ArgumentValue.duration)
     var shutdownGrace: Duration?
 
+    @Option(help: ArgumentHelp("After SIGTERM or SIGINT, how long /healthz answers 503 while the instance still accepts, so that a router polling it withdraws the instance before it stops accepting. Default: 0s.", valueName: "D"),
+            transform: ArgumentValue.duration)
+    var withdrawDelay: Duration?
+
     @Option(help: ArgumentHelp("Size of one receive buffer of the copy relay, in KiB (4 to 1024); each worker has --buffers of them. Default: 64.", valueName: "KiB"))
     var bufferSize: Int?
 
@@ -150,6 +154,7 @@ struct Serve: ParsableCommand {
         if let relay { global.relay = relay }
         if let maxConnections { global.maxConnections = maxConnections }
         if let shutdownGrace { global.shutdownGrace = shutdownGrace }
+        if let withdrawDelay { global.withdrawDelay = withdrawDelay }
         if let bufferSize { global.bufferSize = bufferSize }
         if let buffers { global.buffers = buffers }
         if let pipeSize { global.pipeSize = pipeSize }

@@ -16,6 +16,11 @@ public struct GlobalSettings: Equatable, Sendable {
     /// Most client connections open at once; nil means what the descriptor limit allows.
     public var maxConnections: Int?
     public var shutdownGrace: Duration = .seconds(30)
+    /// `withdraw-delay`: after SIGTERM or SIGINT, how long `/healthz` answers 503 while the
+    /// instance still accepts, so that a router withdraws it first (0: stop accepting at once).
+    public var withdrawDelay: Duration = .zero
+    /// The longest `withdraw-delay` accepted.
+    public static let maximumWithdrawDelay = Duration.seconds(3600)
     /// KiB.
     public var bufferSize = 64
     public var buffers = 1024
@@ -99,6 +104,9 @@ public struct GlobalSettings: Equatable, Sendable {
         if shutdownGrace < .zero {
             throw ConfigIssue(path: [.key("shutdown-grace")], "shutdown-grace must not be negative")
         }
+        if withdrawDelay < .zero || withdrawDelay > Self.maximumWithdrawDelay {
+            throw ConfigIssue(path: [.key("withdraw-delay")], "withdraw-delay must be from 0s to \(Self.maximumWithdrawDelay.shortDescription)")
+        }
         if let stateFile, stateFile.isEmpty {
             throw ConfigIssue(path: [.key("state-file")], "state-file is empty: give a path")
         }
@@ -127,7 +135,7 @@ public struct GlobalSettings: Equatable, Sendable {
 extension GlobalSettings {
     /// The file's top-level keys; each is the flag of the same name.
     static let fileKeys = [
-        "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "buffer-size", "buffers",
+        "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "withdraw-delay", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
         "source-table-size", "parked-memory", "admin-socket-mode", "admin-socket-group", "admin-socket-readonly",
     ]
@@ -148,6 +156,7 @@ extension GlobalSettings {
         adminSocketReadOnly = try container.value("admin-socket-readonly")
         maxConnections = try container.value("max-connections")
         if let value = try container.duration("shutdown-grace") ?? nil { shutdownGrace = value }
+        if let value = try container.duration("withdraw-delay") ?? nil { withdrawDelay = value }
         if let value = try container.value("buffer-size", as: Int.self) { bufferSize = value }
         if let value = try container.value("buffers", as: Int.self) { buffers = value }
         if let value = try container.value("pipe-size", as: Int.self) { pipeSize = value }

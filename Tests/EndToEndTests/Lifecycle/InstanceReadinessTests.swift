@@ -87,5 +87,63 @@ extension EndToEnd {
             #expect(try httpGet(metrics, "/healthz").hasPrefix("HTTP/1.1 200"))
             #expect(try proxy.admin.stats()["instance"] as? String == "ready")
         }
+
+        /// Whether a new connection to `listen` is refused (the instance stopped accepting).
+        static func refused(_ listen: TCPEndpoint) -> Bool {
+            do {
+                _ = try TCPConnection(to: listen, timeout: 0.5)
+                return false
+            } catch let error as SocketError {
+                return error.code == ECONNREFUSED
+            } catch {
+                return false
+            }
+        }
+
+        @Test func withWithdrawDelaySigtermTurnsHealthzTo503AndKeepsAcceptingUntilTheDelayEnds() throws {
+            let backend = try TestBackend(.echo)
+            let metrics = try Sockets.freeEndpoint()
+            // Long enough that the checks below run inside it even on a slow (sanitizer) run.
+            let delay = 4.0 * EndToEnd.sanitizerSlowdown
+            let proxy = try AdminProxy(options: ["--metrics", metrics.description, "--withdraw-delay", "\(Int(delay))s",
+                                                 "--shutdown-grace", "20s"],
+                                       backends: [backend.endpoint.description])
+            let open = try TCPConnection(to: proxy.listen)
+            try Self.echoes(open)
+            #expect(try httpGet(metrics, "/healthz").hasPrefix("HTTP/1.1 200"))
+
+            let signalled = Date()
+            proxy.process.terminate()
+            #expect(eventually(timeout: 2) { (try? httpGet(metrics, "/healthz"))?.contains("instance stopping") == true })
+            #expect(Self.readyGauge(metrics) == 0)
+            #expect(try proxy.admin.stats()["instance"] as? String == "stopping")
+            #expect(try proxy.admin.send("instance ready").errorMessage?.contains("stopping") == true)
+            // Still accepting: the router has not withdrawn the route yet.
+            let during = try TCPConnection(to: proxy.listen)
+            try Self.echoes(during)
+            try Self.echoes(open)
+            #expect(Date().timeIntervalSince(signalled) < delay, "the checks took longer than the delay; raise it")
+
+            // Then it stops accepting, and finishes the connections it has.
+            #expect(eventually(timeout: delay + 5) { Self.refused(proxy.listen) }, "still accepting after the delay")
+            #expect(Date().timeIntervalSince(signalled) >= delay - 0.5, "stopped accepting before the delay ended")
+            try Self.echoes(during)
+            #expect(proxy.process.standardError.contains("still accepting for \(Int(delay))s (withdraw-delay)"), "\(proxy.process.standardError)")
+            open.close()
+            during.close()
+            let status = proxy.process.waitForExit(timeout: 30)
+            #expect(status == 0, "exit status \(status.map(String.init) ?? "none"); stderr:\n\(proxy.process.standardError)")
+        }
+
+        @Test func aSecondSigtermEndsTheWithdrawDelayEarly() throws {
+            let backend = try TestBackend(.echo)
+            let proxy = try AdminProxy(options: ["--withdraw-delay", "60s"], backends: [backend.endpoint.description])
+            proxy.process.terminate()
+            #expect(eventually(timeout: 5) { (try? proxy.admin.stats()["instance"] as? String) == "stopping" })
+            try Self.echoes(try TCPConnection(to: proxy.listen))
+            proxy.process.terminate()
+            let status = proxy.process.waitForExit(timeout: 30)
+            #expect(status == 0, "exit status \(status.map(String.init) ?? "none"); stderr:\n\(proxy.process.standardError)")
+        }
     }
 }

@@ -215,3 +215,18 @@ func badSNIRoutingIsRefused(_ text: String, _ message: String) {
         #expect(error.message.contains(message), "\(error)")
     }
 }
+
+/// `withdraw-delay` (issue 26): 0s by default, any duration up to 3600s, applied at SIGTERM.
+@Test func withdrawDelayDefaultsToZeroAndIsBounded() throws {
+    let services = "services:\n  main:\n    listen: [\"127.0.0.1:7000\"]\n    backends: [\"127.0.0.1:7001\"]\n"
+    #expect(try ConfigFile.parse(services, file: "f").global.withdrawDelay == .zero)
+    #expect(try ConfigFile.parse("withdraw-delay: 2s\n" + services, file: "f").global.withdrawDelay == .seconds(2))
+    for bad in ["-1s", "2h", "soon"] {
+        #expect(throws: ConfigFileError.self, "\(bad)") { try ConfigFile.parse("withdraw-delay: \(bad)\n" + services, file: "f") }
+    }
+    do {
+        _ = try ConfigFile.parse("withdraw-delay: 2h\n" + services, file: "f")
+    } catch {
+        #expect(error.description.contains("withdraw-delay must be from 0s to 3600s"), "\(error)")
+    }
+}
