@@ -118,7 +118,7 @@ extension Worker {
         let key = SourceKey(high: source.high, low: source.low, service: sourceServiceNumber(service))
         let now = self.now
         if let reason = controls.access(high: high, low: low) {
-            context.sourceTable.withSet(of: key) { set in set.refused(key, now: now) }
+            _ = context.sourceTable.withSet(of: key) { set in set.refused(key, now: now) }
             return (reason, nil)
         }
         let limits = controls.limits
