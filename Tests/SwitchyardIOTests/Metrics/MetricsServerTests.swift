@@ -74,8 +74,12 @@ final class RawHTTPConnection {
 
     private func readChunk() -> [UInt8]? {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = recv(fd, &chunk, chunk.count, 0)
-        return count > 0 ? Array(chunk[..<count]) : nil
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            // A signal landing on this thread is not the server's answer: read again.
+            if count < 0 && errno == EINTR { continue }
+            return count > 0 ? Array(chunk[..<count]) : nil
+        }
     }
 
     /// Whether nothing has ended the connection yet (no EOF, reset or bytes waiting).
