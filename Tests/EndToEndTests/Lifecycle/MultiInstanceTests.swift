@@ -53,6 +53,43 @@ extension EndToEnd {
             #expect(moved <= 100, "\(moved) clients of backends that stayed moved")
         }
 
+        /// Failover tiers, a backup and slow start keep that (issue 26): the tier is chosen by the
+        /// client's hash from shares every instance computes alike from the same backends and the
+        /// same states, and backends present at start take their full weight at once.
+        @Test func withTiersABackupAndSlowStartEveryInstanceSpillsTheSameClientsToTheSameBackends() throws {
+            let names = ["alpha", "bravo", "charlie", "delta", "echo"]
+            let backends = try names.map { try TestBackend(.identify(name: $0)) }
+            let addresses = backends.map(\.endpoint.description)
+            // alpha, bravo: tier 0; charlie, delta: tier 1; echo: the backup.
+            let specs = addresses.prefix(2) + addresses[2...3].map { "\($0),priority=1" } + ["\(addresses[4]),backup"]
+            let orders = [Array(specs), Array(specs.reversed()), [2, 4, 0, 3, 1].map { specs[$0] }]
+            let proxies = try orders.map {
+                try AdminProxy(workers: 2, options: ["--balance", "ip-hash", "--failover-threshold", "100%", "--slow-start", "30s"],
+                               backends: $0)
+            }
+            // Each step drains more backends on every instance, then compares the placements.
+            let steps: [(drained: [Int], reached: Set<String>)] = [
+                ([], ["alpha", "bravo"]),                        // tier 0 takes everyone
+                ([0], ["bravo", "charlie", "delta"]),            // tier 0 half healthy: half spill
+                ([1, 2, 3], ["echo"]),                           // tiers 0 and 1 empty: the backup
+            ]
+            for step in steps {
+                for index in step.drained {
+                    for (number, proxy) in proxies.enumerated() {
+                        let reply = try proxy.admin.send("drain \(addresses[index])", timeout: 10)
+                        try #require(reply.isOK, "instance \(number): drain \(names[index]): \(reply)")
+                    }
+                }
+                let mappings = try proxies.map { try Self.backendOfEachSource(through: $0.listen) }
+                for (index, mapping) in mappings.enumerated().dropFirst() {
+                    let differing = Self.disagreements(mappings[0], mapping)
+                    #expect(differing.isEmpty, "drained \(step.drained.map { names[$0] }): instance \(index) sends \(differing.count) of 1000 sources elsewhere, e.g. \(differing.prefix(5))")
+                }
+                let shares = tally(mappings[0])
+                #expect(Set(shares.keys) == step.reached, "drained \(step.drained.map { names[$0] }): \(shares)")
+            }
+        }
+
         /// The backend name each source reached through `proxy`, in `sources` order; four
         /// clients at a time, each closed as soon as it read the name.
         static func backendOfEachSource(through proxy: TCPEndpoint) throws -> [String] {
