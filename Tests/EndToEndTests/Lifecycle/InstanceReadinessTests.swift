@@ -88,18 +88,6 @@ extension EndToEnd {
             #expect(try proxy.admin.stats()["instance"] as? String == "ready")
         }
 
-        /// Whether a new connection to `listen` is refused (the instance stopped accepting).
-        static func refused(_ listen: TCPEndpoint) -> Bool {
-            do {
-                _ = try TCPConnection(to: listen, timeout: 0.5)
-                return false
-            } catch let error as SocketError {
-                return error.code == ECONNREFUSED
-            } catch {
-                return false
-            }
-        }
-
         @Test func withWithdrawDelaySigtermTurnsHealthzTo503AndKeepsAcceptingUntilTheDelayEnds() throws {
             let backend = try TestBackend(.echo)
             let metrics = try Sockets.freeEndpoint()
@@ -125,7 +113,7 @@ extension EndToEnd {
             #expect(Date().timeIntervalSince(signalled) < delay, "the checks took longer than the delay; raise it")
 
             // Then it stops accepting, and finishes the connections it has.
-            #expect(eventually(timeout: delay + 5) { Self.refused(proxy.listen) }, "still accepting after the delay")
+            #expect(eventually(timeout: delay + 5) { proxy.listen.refusesConnections() }, "still accepting after the delay")
             #expect(Date().timeIntervalSince(signalled) >= delay - 0.5, "stopped accepting before the delay ended")
             try Self.echoes(during)
             #expect(proxy.process.standardError.contains("still accepting for \(Int(delay))s (withdraw-delay)"), "\(proxy.process.standardError)")

@@ -14,16 +14,7 @@ extension EndToEnd {
 
             proxy.terminate()
 
-            let refused = eventually(timeout: 2, interval: 0.05) {
-                do {
-                    _ = try TCPConnection(to: proxy.listen, timeout: 0.5)
-                    return false
-                } catch let error as SocketError {
-                    return error.code == ECONNREFUSED
-                } catch {
-                    return false
-                }
-            }
+            let refused = eventually(timeout: 2, interval: 0.05) { proxy.listen.refusesConnections() }
             #expect(refused, "new connections were not refused within 2 s of SIGTERM")
             #expect(throws: Never.self, "open connection during the grace period") {
                 try client.roundTrip(Array("during grace".utf8))

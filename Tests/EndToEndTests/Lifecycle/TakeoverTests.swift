@@ -101,16 +101,7 @@ extension EndToEnd {
                 let client = try IdentifiedClient(through: added)
                 #expect(client.backendName == "a")
                 client.close()
-                let refused = eventually(timeout: 5) {
-                    do {
-                        _ = try TCPConnection(to: dropped, timeout: 1)
-                        return false
-                    } catch let error as SocketError {
-                        return error.code == ECONNREFUSED
-                    } catch {
-                        return false
-                    }
-                }
+                let refused = eventually(timeout: 5) { dropped.refusesConnections(timeout: 1) }
                 #expect(refused, "the dropped listener still accepts")
             }
 

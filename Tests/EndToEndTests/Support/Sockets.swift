@@ -34,6 +34,19 @@ struct TCPEndpoint: Sendable, Hashable, CustomStringConvertible {
     let port: UInt16
 
     var isIPv6: Bool { host.contains(":") }
+
+    /// Whether a new connection here is refused (nothing listens, or the proxy stopped
+    /// accepting); a connection that opens, or any other failure, is not a refusal.
+    func refusesConnections(timeout: Double = 0.5) -> Bool {
+        do {
+            _ = try TCPConnection(to: self, timeout: timeout)
+            return false
+        } catch let error as SocketError {
+            return error.code == ECONNREFUSED
+        } catch {
+            return false
+        }
+    }
     var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Calls `body` with this endpoint as a `sockaddr`. `host` must be a numeric address.
