@@ -76,6 +76,16 @@ extension EndToEnd {
             #expect(helpers.filter(\.isStillLive).isEmpty, "left running: \(helpers.filter(\.isStillLive))")
         }
 
+        @Test func withJavaScriptOffThePageRunsNoScriptButCanStillBeRead() throws {
+            let site = try StaticSite()
+            let browser = try Chromium.launch(javaScript: false)
+            defer { browser.stop() }
+            try browser.open(site.url)
+            #expect(try browser.evaluate("document.querySelector('h1').textContent") as? String == "driver check")
+            #expect(!browser.waitUntil("window.fetched === true", timeout: 2))
+            #expect(try browser.evaluate("document.getElementById('token').textContent") as? String == "waiting")
+        }
+
         @Test func stoppingAChromiumWhoseBrowserProcessWasKilledLeavesNoHelper() throws {
             let site = try StaticSite()
             let browser = try Chromium.launch()

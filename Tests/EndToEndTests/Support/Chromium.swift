@@ -23,6 +23,8 @@ final class Chromium {
     let profile: String
     /// The page's viewport in CSS pixels (screenshots are this size, at one device pixel each).
     let width: Int, height: Int
+    /// Whether pages run their own scripts (`evaluate` works either way).
+    let javaScript: Bool
     private let socket: Int32
     private var nextCommand = 0
     private var received: [UInt8] = []
@@ -33,17 +35,19 @@ final class Chromium {
     private var stopped = false
 
     /// Starts a headless chromium whose page is `width` x `height` CSS pixels and waits (up to
-    /// `timeout` seconds) until it answers `Browser.getVersion`.
-    static func launch(width: Int = 1280, height: Int = 900, timeout: Double = 30) throws -> Chromium {
+    /// `timeout` seconds) until it answers `Browser.getVersion`. With `javaScript` false, pages
+    /// do not run their own scripts, as in a browser with JavaScript turned off.
+    static func launch(width: Int = 1280, height: Int = 900, javaScript: Bool = true, timeout: Double = 30) throws -> Chromium {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw HarnessError("\(executable) is missing: Scripts/test installs it (apt-get install -y chromium)")
         }
-        return try Chromium(width: width, height: height, timeout: timeout)
+        return try Chromium(width: width, height: height, javaScript: javaScript, timeout: timeout)
     }
 
-    private init(width: Int, height: Int, timeout: Double) throws {
+    private init(width: Int, height: Int, javaScript: Bool, timeout: Double) throws {
         self.width = width
         self.height = height
+        self.javaScript = javaScript
         profile = try ConfiguredProxy.makeFolder()
         var pair: [Int32] = [-1, -1]
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
@@ -171,6 +175,9 @@ final class Chromium {
         _ = try command("Emulation.setDeviceMetricsOverride", [
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false,
         ], session: id)
+        if !javaScript {
+            _ = try command("Emulation.setScriptExecutionDisabled", ["value": true], session: id)
+        }
         session = id
         return id
     }
