@@ -50,7 +50,7 @@ public enum StatusPage {
             <section class="service" data-service="\(escape(name))"><h2>\(escape(name))</h2>
             <table class="summary"><tr><th>Listeners</th><th>Balance</th><th>Tiers</th><th>Open</th><th>Conn/s</th><th>In/s</th><th>Out/s</th><th>Queued</th><th>Refused</th></tr>
             <tr><td>\(escape(view.service.listeners.joined(separator: ", ")))</td><td>\(escape(view.snapshot.algorithm.rawValue))</td>
-            <td>\(escape(view.snapshot.failover.summary))</td><td class="open">\(view.active)</td>
+            <td>\(escape(tiers(view.snapshot)))</td><td class="open">\(view.active)</td>
             <td>\(rate(rates?[0]))</td><td>\(bytesRate(rates?[1]))</td><td>\(bytesRate(rates?[2]))</td>
             <td>\(view.service.registry.queue.count)</td><td class="refused" title="\(escape(reasons))">\(refused)\(reasons.isEmpty ? "" : " (\(escape(reasons)))")</td></tr></table>
             <div class="charts" data-service="\(escape(name))" data-backend=""></div>
@@ -73,6 +73,14 @@ public enum StatusPage {
                 """
         }
         return html + "</tbody></table></section>\n"
+    }
+
+    /// `tier 0: 2 of 3 up, 100%; tier backup: 1 of 1 up, 0%` (the share of clients each takes).
+    static func tiers(_ snapshot: BackendSnapshot) -> String {
+        snapshot.failover.tiers.map { tier in
+            let up = tier.members.filter { snapshot.backends[$0].selectable }.count
+            return "tier \(tier.name): \(up) of \(tier.members.count) up, \(Int((tier.share * 100).rounded()))%"
+        }.joined(separator: "; ")
     }
 
     /// Text safe inside an element or a quoted attribute.

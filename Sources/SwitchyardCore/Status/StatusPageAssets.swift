@@ -163,7 +163,7 @@ extension StatusPage {
               const r = s.rates || {};
               const refused = Object.values(s.refusals).reduce((a, b) => a + b, 0);
               const reasons = Object.entries(s.refusals).filter(([, n]) => n > 0).map(([k, n]) => k + ' ' + n).join(', ');
-              const tiers = s.tiers.map((t) => t.tier + ' ' + t.selectable + '/' + t.backends + (t.taking_clients ? '' : ' (idle)')).join(', ');
+              const tiers = s.tiers.map((t) => 'tier ' + t.tier + ': ' + t.selectable + ' of ' + t.backends + ' up, ' + Math.round(t.share * 100) + '%').join('; ');
               html += '<section class="service" data-service="' + esc(s.name) + '"><h2>' + esc(s.name) + '</h2>' +
                 '<table class="summary"><tr><th>Listeners</th><th>Balance</th><th>Tiers</th><th>Open</th><th>Conn/s</th><th>In/s</th><th>Out/s</th><th>Queued</th><th>Refused</th></tr>' +
                 '<tr><td>' + esc(s.listen.join(', ')) + '</td><td>' + esc(s.balance) + '</td><td>' + esc(tiers) + '</td><td class="open">' + s.active + '</td>' +

@@ -53,7 +53,9 @@ final class StatusPageInstance: Sendable {
             metrics: \(metrics)
             status: \(status)
             state-file: \(statePath)
-            \(adminKeys)services:
+            \(adminKeys)defaults:
+              health: {interval: 300ms, timeout: 300ms, rise: 1, fall: 1}
+            services:
               web:
                 listen: ["\(listen[0])"]
                 backends: ["\(backends[0].endpoint)", "\(backends[1].endpoint)"]
