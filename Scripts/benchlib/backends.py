@@ -1,14 +1,17 @@
-"""The loopback backends the workloads run against: iperf3, an nginx HTTP server, sockperf, redis."""
+"""The loopback backends the workloads run against: iperf3, an nginx HTTP server, sockperf, redis,
+and tlsload.py's plain echo and discard servers (behind the tls workloads' terminating LBs)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 from benchlib.log import log
 from benchlib.processes import PROCS, free_ports, wait_listening
 from benchlib.procfs import descendants
+from benchlib.tlsconfigs import TLSLOAD
 
 HTTP_BODY = "switchyard-bench-body-0123456789abcdefghijklmnopqrstuvwxyz\n"  # 64 bytes
 HTTP_POOL = 3  # ports the nginx HTTP backend listens on (one server process, like three backends)
@@ -62,7 +65,7 @@ http {{
 
 
 def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
-    """Starts each backend of `needed` (iperf3, http, sockperf, redis) on free ports and waits
+    """Starts each backend of `needed` (iperf3, http, sockperf, redis, echo, discard) on free ports and waits
     until each listens."""
     names = sorted(needed)
     be = Backends(dict(zip(names, free_ports(len(names), 21000))))
@@ -83,6 +86,8 @@ def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
             argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
                     "--dir", tmp, "--logfile", "", "--maxclients", "1000"]
+        elif name in ("echo", "discard"):
+            argv = [sys.executable, TLSLOAD, "serve", f"--{name}", str(port)]
         else:
             raise ValueError(name)
         be.procs[name] = PROCS.start(f"backend-{name}", argv, tmp)

@@ -35,6 +35,7 @@ from benchlib.lbstart import STATUS_DATA, start_lb
 from benchlib.log import log
 from benchlib.processes import PROCS, free_ports, set_affinity, stop_all_on_exit
 from benchlib.report import fmt, write_results
+from benchlib.tlsconfigs import make_certificate, switchyard_tls_support
 from benchlib.workloads import WORKLOADS, Ctx, Workload, run_workload
 
 
@@ -90,8 +91,17 @@ def run_all(args: argparse.Namespace, workloads: list[Workload], lbs: list[LB], 
     backends = start_backends({w.backend for w in workloads}, tmp, hard_nofile)
     lb_ports = iter(free_ports(args.runs * len(workloads) * len(lbs) + 10, 23000))
     total = args.runs * len(workloads) * len(lbs)
-    if any(w.group == "scale" for w in workloads) and any(lb.kind == "direct" for lb in lbs):
-        total -= args.runs
+    if any(lb.kind == "direct" for lb in lbs):
+        total -= args.runs * sum(1 for w in workloads if w.group == "scale" or w.tls)
+    # tls workloads: one certificate per key kind for every LB, and whether each switchyard binary
+    # terminates TLS at all (if not, its rows say so and HAProxy and nginx are still measured)
+    certs = {kind: make_certificate(kind, tmp) for kind in sorted({w.tls for w in workloads if w.tls})}
+    no_tls = {}
+    if certs:
+        for binary in sorted({lb.binary or switchyard_bin for lb in lbs if lb.kind == "switchyard"}):
+            no_tls[binary] = switchyard_tls_support(binary, tmp)
+            if no_tls[binary]:
+                log(f"tls workloads: {no_tls[binary]}; its rows are skipped, HAProxy and nginx still run")
     done = 0
     for rep in range(args.runs):
         for w in workloads:
@@ -99,17 +109,24 @@ def run_all(args: argparse.Namespace, workloads: list[Workload], lbs: list[LB], 
             order = lbs[rep % len(lbs):] + lbs[:rep % len(lbs)]
             for lb in order:
                 done += 1
-                if w.group == "scale" and lb.kind == "direct":
-                    continue  # nothing between client and backend to measure
+                if (w.group == "scale" or w.tls) and lb.kind == "direct":
+                    continue  # nothing between client and backend to measure, or nothing to terminate TLS
                 pinned = lb.pinned and pinned_possible
                 set_affinity(backends.pids(), {0} if pinned else set(range(os.cpu_count() or 1)))
-                ctx = Ctx(args.duration, {0} if pinned else None, conns, backends.ports[w.backend])
+                tls = certs.get(w.tls)
+                ctx = Ctx(args.duration, {0} if pinned else None, conns, backends.ports[w.backend],
+                          tls.cert if tls else "")
                 sample = {"rep": rep, "workload": w.name, "lb": lb.name, "pinned": pinned,
                           "time": time.time()}
+                if tls and lb.kind == "switchyard" and no_tls.get(lb.binary or switchyard_bin):
+                    sample["error"] = no_tls[lb.binary or switchyard_bin]
+                    log(f"[{done}/{total}] rep {rep} {w.name:10} {lb.name:22} skipped: {sample['error']}")
+                    samples.append(sample)
+                    continue
                 run = None
                 try:
                     run = start_lb(lb, pinned, backends.pool(w.backend, w.pool), next(lb_ports), tmp, maxconn,
-                                   hard_nofile, switchyard_bin)
+                                   hard_nofile, switchyard_bin, tls)
                     polls = run.page.requests_to(STATUS_DATA) if run.page else 0
                     sample["metrics"] = run_workload(w, ctx, run)
                     m = sample["metrics"]

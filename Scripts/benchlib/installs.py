@@ -24,6 +24,7 @@ TOOLS = {
     "redis-server": "redis-server",
     "redis-benchmark": "redis-tools",
     "taskset": "util-linux",
+    "openssl": "openssl",  # the tls workloads' certificates
 }
 
 

@@ -12,6 +12,7 @@ from benchlib.browser import HeadlessPage, page_cpus
 from benchlib.lbconfigs import LB, haproxy_config, nginx_stream_config, switchyard_serve
 from benchlib.processes import PROCS, free_port, wait_listening
 from benchlib.procfs import descendants
+from benchlib.tlsconfigs import Certificate, haproxy_tls_config, nginx_tls_config, switchyard_tls_config
 
 STATUS_DATA = "/status.json"  # what the status page asks for every second
 
@@ -54,18 +55,21 @@ def start_scraper(port: int) -> None:
 
 
 def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxconn: int, hard_nofile: int,
-            switchyard_bin: str | None, status_port: int | None = None) -> list[str]:
+            switchyard_bin: str | None, status_port: int | None = None, tls: Certificate | None = None) -> list[str]:
     """The command line that runs `lb` (writing its configuration file into `tmp` where it has one),
-    with the status page on `status_port` when its `observe` has one."""
+    with the status page on `status_port` when its `observe` has one, terminating TLS with `tls`
+    when given (benchlib.tlsconfigs)."""
     if lb.kind == "haproxy":
         conf = os.path.join(tmp, f"{lb.name}.cfg")
         with open(conf, "w") as f:
-            f.write(haproxy_config(lb.threads, maxconn, listen_port, backend_ports, splice=lb.splice))
+            text = haproxy_config(lb.threads, maxconn, listen_port, backend_ports, splice=lb.splice)
+            f.write(haproxy_tls_config(text, listen_port, tls) if tls else text)
         return ["haproxy", "-db", "-f", conf]
     if lb.kind == "nginx":
         conf = os.path.join(tmp, f"{lb.name}.conf")
         with open(conf, "w") as f:
-            f.write(nginx_stream_config(lb.name, lb.threads, hard_nofile, listen_port, backend_ports, tmp))
+            text = nginx_stream_config(lb.name, lb.threads, hard_nofile, listen_port, backend_ports, tmp)
+            f.write(nginx_tls_config(text, listen_port, tls) if tls else text)
         return ["nginx", "-p", tmp, "-e", f"{tmp}/{lb.name}.err", "-c", conf]
     if lb.kind == "switchyard":
         binary = lb.binary or switchyard_bin
@@ -81,18 +85,24 @@ def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxcon
         if "log" in lb.observe:
             flags += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
         flags += list(lb.args)
+        if tls:
+            conf = os.path.join(tmp, f"{lb.name}-tls.yaml")
+            with open(conf, "w") as f:
+                f.write(switchyard_tls_config(listen_port, backend_ports, tls))
+            return [binary, "serve", "--config", conf, *flags]
         return switchyard_serve(binary, listen_port, backend_ports, flags)
     raise ValueError(lb.kind)
 
 
 def start_lb(lb: LB, pinned: bool, backend_ports: list[int], listen_port: int, tmp: str, maxconn: int,
-             hard_nofile: int, switchyard_bin: str | None) -> Running:
-    """Starts `lb` balancing round-robin over `backend_ports` (one or more 127.0.0.1 ports)."""
+             hard_nofile: int, switchyard_bin: str | None, tls: Certificate | None = None) -> Running:
+    """Starts `lb` balancing round-robin over `backend_ports` (one or more 127.0.0.1 ports),
+    terminating TLS with `tls` when given."""
     if lb.kind == "direct":
         return Running(lb, backend_ports[0], None)
     cpus = {1} if pinned else None
     status_port = free_port() if "status" in lb.observe else None
-    argv = lb_argv(lb, backend_ports, listen_port, tmp, maxconn, hard_nofile, switchyard_bin, status_port)
+    argv = lb_argv(lb, backend_ports, listen_port, tmp, maxconn, hard_nofile, switchyard_bin, status_port, tls)
     run = Running(lb, listen_port, PROCS.start_listening(lb.name, argv, tmp, listen_port, cpus))
     if "browser" in lb.observe:
         try:

@@ -54,6 +54,8 @@ UNITS = {
     "p50_us": "RTT p50 µs ↓", "p99_us": "p99 µs", "p999_us": "p99.9 µs", "cpu_us_per_exchange": "LB CPU-µs/exch ↓",
     "req_s": "req/s ↑", "cpu_us_per_req": "LB CPU-µs/req ↓", "errors": "errors",
     "page_requests": "status page requests", "kib_per_conn": "KiB/conn ↓", "rss_before_mib": "RSS before MiB", "rss_after_mib": "RSS after MiB", "conns": "conns",
+    "hs_s": "handshakes/s ↑", "cpu_us_per_handshake": "LB CPU-µs/handshake ↓", "resumed_pct": "resumed %",
+    "load1": "load (1 min)",
 }
 
 

@@ -1,10 +1,11 @@
 """The workloads: what each one measures (WORKLOADS) and how one run of one is measured
 (run_workload). The load generator of each group lives in the module named for the group:
 bulk (iperf3), latency (sockperf), connrate (wrk), redis (redis-benchmark), scale (idle
-connections opened from this process)."""
+connections opened from this process), tls (benchlib/tlsload.py through a terminating LB)."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from benchlib.workloads.context import Ctx
 from benchlib.workloads.latency import w_sockperf
 from benchlib.workloads.redis import w_redis
 from benchlib.workloads.scale import w_idle
+from benchlib.workloads.tls import w_tls
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Workload:
     cost: str | None                   # LB CPU metric (lower is better)
     columns: list[str]
     pool: int = 1                      # backends the LB balances over (ports of `backend`)
+    tls: str = ""                      # the LB terminates TLS with a certificate of this key kind (ecdsa, rsa)
 
 
 WORKLOADS = [
@@ -45,6 +48,13 @@ WORKLOADS = [
     Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
     Workload("idle-conns", "scale", "http", ("kib_per_conn", False), None,
              ["kib_per_conn", "rss_before_mib", "rss_after_mib", "conns"]),
+    *[Workload(f"tls-{how}-{kind}", "tls", "echo", ("hs_s", True), "cpu_us_per_handshake",
+               ["hs_s", "cpu_us_per_handshake", "resumed_pct", "lb_cores", "lb_user_pct", "errors", "load1"], tls=kind)
+      for how in ("hs", "resume") for kind in ("ecdsa", "rsa")],
+    Workload("tls-bulk", "tls", "discard", ("gbit_s", True), "cpu_s_per_gb",
+             ["gbit_s", "cpu_s_per_gb", "lb_cores", "lb_user_pct", "load1"], tls="ecdsa"),
+    Workload("tls-latency", "tls", "echo", ("p50_us", False), "cpu_us_per_exchange",
+             ["p50_us", "p99_us", "p999_us", "cpu_us_per_exchange", "lb_cores", "lb_user_pct", "load1"], tls="ecdsa"),
 ]
 
 
@@ -66,9 +76,12 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
         res = w_redis(ctx, port, w.name.split("-", 1)[1])
     elif w.name == "idle-conns":
         res = w_idle(ctx, run)
+    elif w.group == "tls":
+        res = w_tls(ctx, port, w.name)
     else:
         raise ValueError(w.name)
     res["wall_s"] = time.monotonic() - t0
+    res["load1"] = os.getloadavg()[0]  # the shared machine's load beside every figure
     res["retrans"] = tcp_retransmitted_segments() - retrans0
     pids = sorted(set(pids) | set(run.pids()))
     if pids:
@@ -83,6 +96,8 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
             res["cpu_s_per_gb"] = cpu / (res["bytes"] / 1e9)
         if res.get("requests"):
             res["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
+        if res.get("handshakes"):
+            res["cpu_us_per_handshake"] = cpu * 1e6 / res["handshakes"]
         if res.get("exchanges"):
             res["cpu_us_per_exchange"] = cpu * 1e6 / res["exchanges"]
     return res

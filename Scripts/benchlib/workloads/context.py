@@ -11,6 +11,7 @@ class Ctx:
     load_cpus: set[int] | None
     conns: int
     backend_port: int
+    cafile: str = ""  # tls workloads: the LB's certificate (self-signed: the client's CA file)
 
 
 def secs(d: float) -> int:
