@@ -38,15 +38,15 @@ def make_certificate(kind: str, tmp: str) -> Certificate:
     return Certificate(kind, cert, key, bundle)
 
 
-def haproxy_tls_config(plain: str, listen_port: int, cert: Certificate) -> str:
+def haproxy_tls_config(plain: str, listen_port: int, cert: Certificate, bench_ciphers: bool = True) -> str:
     """HAProxy's plain `mode tcp` configuration (lbconfigs.haproxy_config) with its bind terminating
-    TLS (`ssl crt`), the bench's ciphers."""
+    TLS (`ssl crt`), with the bench's ciphers or (not `bench_ciphers`) HAProxy's defaults."""
     bind = f"    bind 127.0.0.1:{listen_port}\n"
     if bind not in plain:
         raise ValueError("unexpected HAProxy configuration")
     tls_global = (f"    ssl-default-bind-ciphers {CIPHERS}\n    ssl-default-bind-ciphersuites {CIPHERSUITES}\n"
                   f"    ssl-default-bind-options ssl-min-ver TLSv1.2\n")
-    return plain.replace("global\n", "global\n" + tls_global, 1).replace(
+    return plain.replace("global\n", "global\n" + (tls_global if bench_ciphers else ""), 1).replace(
         bind, f"    bind 127.0.0.1:{listen_port} ssl crt {cert.bundle}\n")
 
 
@@ -67,10 +67,16 @@ def nginx_tls_config(plain: str, listen_port: int, cert: Certificate) -> str:
         f"        ssl_session_tickets on;\n"))
 
 
-def switchyard_tls_config(listen_port: int, backend_ports: list[int], cert: Certificate) -> str:
+def switchyard_tls_config(listen_port: int, backend_ports: list[int], cert: Certificate,
+                          bench_ciphers: bool = True) -> str:
     """A Switchyard configuration file with one terminating service (its `tls:` key), for
-    `switchyard serve --config FILE` beside the LB's flags."""
+    `switchyard serve --config FILE` beside the LB's flags; with the bench's ciphers or (not
+    `bench_ciphers`) nothing but the certificate: every other TLS setting at its default."""
     backends = ", ".join(f'"127.0.0.1:{p}"' for p in backend_ports)
+    settings = (f"""      ciphers: "{CIPHERS}"
+      ciphersuites: "{CIPHERSUITES}"
+      session-tickets: true
+""" if bench_ciphers else "")
     return f"""services:
   bench:
     listen: ["127.0.0.1:{listen_port}"]
@@ -78,10 +84,7 @@ def switchyard_tls_config(listen_port: int, backend_ports: list[int], cert: Cert
     tls:
       certificates:
         - {{cert: {cert.cert}, key: {cert.key}}}
-      ciphers: "{CIPHERS}"
-      ciphersuites: "{CIPHERSUITES}"
-      session-tickets: true
-"""
+{settings}"""
 
 
 def switchyard_tls_support(binary: str, tmp: str) -> str | None:
