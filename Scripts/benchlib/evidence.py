@@ -8,6 +8,8 @@ client on core 0), it counts over a window of steady traffic, per request:
 - the LB's system calls, its io_uring_enter or epoll_wait calls, and its context switches and
   wake-ups (`perf stat` tracepoints on the LB's process, when perf works), and its busiest
   thread's voluntary context switches (/proc/PID/task/TID/status, which works everywhere);
+- the inter-processor interrupts each core received (/proc/interrupts RES and CAL): waking a
+  sleeping thread on the other core costs one, paid by the waker's core too;
 - the LB's CPU time per request, and the wake-up delay of its busiest thread (`perf sched`).
 
 Each LB runs the same load, one after the other; the figures are ratios of counts, so the
@@ -64,6 +66,19 @@ def host_counters() -> dict[str, int]:
             prefix = head.split(":")[0]
             for k, v in zip(head.split()[1:], values.split()[1:]):
                 out[prefix + k] = int(v)
+    return out
+
+
+def interrupts() -> dict[str, list[int]]:
+    """Per-CPU counts of the rescheduling (RES) and function-call (CAL) inter-processor
+    interrupts (/proc/interrupts): a sleeping thread woken from another CPU costs one."""
+    out = {}
+    with open("/proc/interrupts") as f:
+        cpus = len(f.readline().split())
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] in ("RES:", "CAL:"):
+                out[parts[0][:-1]] = [int(x) for x in parts[1:1 + cpus]]
     return out
 
 
@@ -164,7 +179,7 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
         pids = run.pids()
         r0, c0, net0 = redis_commands(redis_port), cpu_split(pids), host_counters()
         client0, backend0 = leg_segments({port}), leg_segments({redis_port})
-        th0 = thread_switches(pids)
+        th0, irq0 = thread_switches(pids), interrupts()
         stat = perf_stat(pids[0], window) if use_perf else None
         t0 = time.monotonic()
         if stat:
@@ -174,7 +189,7 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
         wall = time.monotonic() - t0
         r1, c1, net1 = redis_commands(redis_port), cpu_split(pids), host_counters()
         client1, backend1 = leg_segments({port}), leg_segments({redis_port})
-        th1 = thread_switches(pids)
+        th1, irq1 = thread_switches(pids), interrupts()
         requests = max(1, r1 - r0)
         res = {"req_s": requests / wall, "cpu_us_per_req": ((c1[0] + c1[1]) - (c0[0] + c0[1])) * 1e6 / requests}
         for leg, a, b in (("client", client0, client1), ("backend", backend0, backend1)):
@@ -186,6 +201,10 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
         busiest = max(th1, key=lambda t: th1[t][2] - th0.get(t, (0, 0, 0))[2])
         res["worker_vcsw_per_req"] = (th1[busiest][0] - th0[busiest][0]) / requests
         res["worker_ivcsw_per_req"] = (th1[busiest][1] - th0[busiest][1]) / requests
+        for kind in irq1:
+            for cpu in (0, 1):
+                if cpu < len(irq1[kind]):
+                    res[f"{kind}_cpu{cpu}_per_req"] = (irq1[kind][cpu] - irq0[kind][cpu]) / requests
         if stat:
             counts = parse_perf_stat(err)
             for ev in PERF_EVENTS:
@@ -207,7 +226,9 @@ COLUMNS = [("req_s", "req/s"), ("cpu_us_per_req", "LB CPU-µs/req"),
            ("TcpExtDelayedACKs", "delayed ACKs/req"), ("sys_enter_per_req", "LB syscalls/req"),
            ("sys_enter_io_uring_enter_per_req", "io_uring_enter/req"), ("sys_enter_epoll_wait_per_req", "epoll_wait/req"),
            ("worker_vcsw_per_req", "worker sleeps (voluntary cs)/req"), ("worker_ivcsw_per_req", "involuntary cs/req"),
-           ("sched_switch_per_req", "LB sched_switch/req"), ("wake_delay_avg_us", "wake-up delay avg µs"),
+           ("sched_switch_per_req", "LB sched_switch/req"),
+           ("RES_cpu1_per_req", "reschedule IPIs to the LB's core/req"), ("RES_cpu0_per_req", "to the load's core/req"),
+           ("CAL_cpu1_per_req", "function-call IPIs to the LB's core/req"), ("CAL_cpu0_per_req", "to the load's core/req"), ("wake_delay_avg_us", "wake-up delay avg µs"),
            ("wake_delay_max_us", "max µs")]
 
 
