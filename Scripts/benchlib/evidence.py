@@ -10,7 +10,8 @@ client on core 0), it counts over a window of steady traffic, per request:
   thread's voluntary context switches (/proc/PID/task/TID/status, which works everywhere);
 - the inter-processor interrupts each core received (/proc/interrupts RES and CAL): waking a
   sleeping thread on the other core costs one, paid by the waker's core too;
-- the LB's CPU time per request, and the wake-up delay of its busiest thread (`perf sched`).
+- the LB's CPU time per request, and the wake-up delay of its busiest thread (`perf sched`);
+- after the traffic stops, the LB's idle CPU (% of a core, from /proc/PID/task/TID/schedstat).
 
 Each LB runs the same load, one after the other; the figures are ratios of counts, so the
 noise of a shared machine moves them less than it moves rates. Every process is stopped by PID.
@@ -123,6 +124,24 @@ def thread_switches(pids: list[int]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
+def run_nanoseconds(pids: list[int]) -> int:
+    """CPU time of every thread of the processes, in nanoseconds (/proc/PID/task/TID/schedstat,
+    first field: finer than the 10 ms ticks of /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def perf_works() -> bool:
     if not shutil.which("perf"):
         return False
@@ -166,7 +185,7 @@ def sched_delay(pid_tid: int, seconds: float, tmp: str) -> dict[str, float]:
 
 
 def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, window: float, use_perf: bool,
-            maxconn: int, hard: int) -> dict:
+            maxconn: int, hard: int, idle: float) -> dict:
     redis_port = backends.ports["redis"]
     run = start_lb(lb, True, backends.pool("redis", 1), port, tmp, maxconn, hard, switchyard_bin)
     load = None
@@ -211,6 +230,13 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
                 if ev in counts:
                     res[ev.split(":")[1] + "_per_req"] = counts[ev] / requests
             res.update(sched_delay(busiest, min(window, 1.0), tmp))
+        # After the traffic: what the LB costs while idle (the bar: a worker under 1 % of a core).
+        load.kill()
+        load.wait(10)
+        time.sleep(1.0)
+        idle0, i0 = run_nanoseconds(pids), time.monotonic()
+        time.sleep(idle)
+        res["idle_cpu_pct"] = 100.0 * (run_nanoseconds(pids) - idle0) / 1e9 / (time.monotonic() - i0)
         return res
     finally:
         if load is not None and load.poll() is None:
@@ -229,7 +255,7 @@ COLUMNS = [("req_s", "req/s"), ("cpu_us_per_req", "LB CPU-µs/req"),
            ("sched_switch_per_req", "LB sched_switch/req"),
            ("RES_cpu1_per_req", "reschedule IPIs to the LB's core/req"), ("RES_cpu0_per_req", "to the load's core/req"),
            ("CAL_cpu1_per_req", "function-call IPIs to the LB's core/req"), ("CAL_cpu0_per_req", "to the load's core/req"), ("wake_delay_avg_us", "wake-up delay avg µs"),
-           ("wake_delay_max_us", "max µs")]
+           ("wake_delay_max_us", "max µs"), ("idle_cpu_pct", "idle CPU after the traffic, % of a core")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--args", default="", help="extra flags for the switchyard LBs (e.g. --busy-polling)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions (medians reported)")
     ap.add_argument("--window", type=float, default=2.0, help="seconds counted per run")
+    ap.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured after each run's traffic")
     args = ap.parse_args(argv)
     wanted = [x.strip() for x in args.lbs.split(",") if x.strip()]
     lbs = [lb for lb in all_lbs(2) if lb.name in wanted]
@@ -265,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.runs):
             for lb in lbs[rep % len(lbs):] + lbs[:rep % len(lbs)]:
                 load = os.getloadavg()[0]
-                res = measure(lb, backends, next(ports), switchyard_bin, tmp, args.window, use_perf, 2000, 65536)
+                res = measure(lb, backends, next(ports), switchyard_bin, tmp, args.window, use_perf, 2000, 65536,
+                              args.idle)
                 res["load"] = load
                 results.setdefault(lb.name, []).append(res)
                 log(f"rep {rep} {lb.name}: " + " ".join(f"{k}={v:.3g}" for k, v in res.items() if isinstance(v, float)))
