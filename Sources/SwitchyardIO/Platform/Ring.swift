@@ -168,6 +168,9 @@ final class Ring {
     /// Completions are ready to drain.
     var hasCompletions: Bool { io_uring_cq_ready(ring) > 0 }
 
+    /// Entries are queued that the kernel has not been handed yet.
+    var hasQueuedEntries: Bool { io_uring_sq_ready(ring) > 0 }
+
     /// Completions are ready, or wait for this thread to enter the kernel (`IORING_SQ_TASKRUN`,
     /// set only on a ring made with `taskRunFlag`). Reads shared memory only: no system call.
     var hasPendingWork: Bool {

@@ -9,9 +9,10 @@ extension Worker {
     ///
     /// Without busy polling: one `io_uring_enter` that submits and sleeps until a completion.
     /// With it, while the window is open: one enter that submits and runs waiting completions
-    /// without sleeping; if none came, a spin that reads the rings' shared memory (the CQ tail and
-    /// `IORING_SQ_TASKRUN`) until the window closes, entering only when the kernel has something;
-    /// then, if still nothing, the sleeping enter. The wait's length adapts the window.
+    /// without sleeping (none when nothing is queued or waiting); if no completion came, a spin
+    /// that reads the rings' shared memory (the CQ tail and `IORING_SQ_TASKRUN`) until the window
+    /// closes, entering only when the kernel has something; then, if still nothing, the sleeping
+    /// enter. The wait's length adapts the window.
     func submitAndAwaitCompletions() throws(SystemCallError) {
         guard var policy = busyPolling else {
             try ring.submitAndWait()
@@ -20,8 +21,10 @@ extension Worker {
         defer { busyPolling = policy }
         let began = Worker.monotonicNanoseconds()
         if policy.window > 0 {
-            try ring.submitWithoutWaiting()
-            if ring.hasCompletions { return }
+            if ring.hasQueuedEntries || ring.hasPendingWork {
+                try ring.submitWithoutWaiting()
+                if ring.hasCompletions { return }
+            }
             let deadline = began + policy.window
             while Worker.monotonicNanoseconds() < deadline {
                 guard ring.hasPendingWork else { continue }
