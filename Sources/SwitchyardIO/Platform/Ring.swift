@@ -171,6 +171,12 @@ final class Ring {
     /// Entries are queued that the kernel has not been handed yet.
     var hasQueuedEntries: Bool { io_uring_sq_ready(ring) > 0 }
 
+    /// Whether `hasPendingWork` sees every completion coming: with `DEFER_TASKRUN` they wait
+    /// unseen in the kernel unless `TASKRUN_FLAG` announces them (a kernel that refused the flag).
+    var announcesPendingWork: Bool {
+        flags & IORING_SETUP_DEFER_TASKRUN == 0 || flags & IORING_SETUP_TASKRUN_FLAG != 0
+    }
+
     /// Completions are ready, or wait for this thread to enter the kernel (`IORING_SQ_TASKRUN`,
     /// set only on a ring made with `taskRunFlag`). Reads shared memory only: no system call.
     var hasPendingWork: Bool {

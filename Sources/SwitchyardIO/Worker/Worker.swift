@@ -73,7 +73,8 @@ final class Worker {
         logger = context.logger
         logger[metadataKey: "worker"] = "\(index)"
         ring = try Ring(entries: 4096, completionFactor: 4, taskRunFlag: configuration.busyPolling)
-        busyPolling = configuration.busyPolling ? BusyPollingPolicy() : nil
+        // A spin that cannot see completions coming would only burn its window.
+        busyPolling = configuration.busyPolling && ring.announcesPendingWork ? BusyPollingPolicy() : nil
         buffers = try ProvidedBuffers(
             ring: ring, group: 0, count: configuration.buffersPerWorker, size: configuration.bufferSize)
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
