@@ -1,5 +1,5 @@
 """The loopback backends the workloads run against: iperf3, an nginx HTTP server, sockperf, redis,
-and tlsload.py's plain echo and discard servers (behind the tls workloads' terminating LBs)."""
+PostgreSQL, and tlsload.py's plain echo and discard servers (behind the tls workloads' terminating LBs)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ http {{
 
 
 def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
-    """Starts each backend of `needed` (iperf3, http, sockperf, redis, echo, discard) on free ports and waits
+    """Starts each backend of `needed` (iperf3, http, sockperf, redis, postgres, echo, discard) on free ports and waits
     until each listens."""
     names = sorted(needed)
     be = Backends(dict(zip(names, free_ports(len(names), 21000))))
@@ -86,6 +86,10 @@ def start_backends(needed: set[str], tmp: str, hard_nofile: int) -> Backends:
             argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
                     "--dir", tmp, "--logfile", "", "--maxclients", "1000"]
+        elif name == "postgres":
+            from benchlib.workloads.pgbench import start_postgres  # here: benchlib.workloads imports this module
+            be.procs[name] = start_postgres(tmp, port)
+            continue
         elif name in ("echo", "discard"):
             argv = [sys.executable, TLSLOAD, "serve", f"--{name}", str(port)]
         else:

@@ -24,8 +24,11 @@ TOOLS = {
     "redis-server": "redis-server",
     "redis-benchmark": "redis-tools",
     "taskset": "util-linux",
+    "pgbench": "postgresql",  # with the server (initdb, postgres) the pgbench workload starts
     "openssl": "openssl",  # the tls workloads' certificates
 }
+# memtier_benchmark is not packaged for Debian bookworm (apt-cache policy memtier-benchmark: no
+# candidate), so no memtier workload.
 
 
 def ensure_tools(no_install: bool, need_matplotlib: bool, need_browser: bool = False) -> None:

@@ -62,6 +62,9 @@ def all_lbs(n: int) -> list[LB]:
     # Issue 16's buffer-size option: 16 KiB provided buffers instead of the default 64 KiB.
     for mode in ("auto", "copy"):
         lbs.append(LB(f"switchyard-{mode}-1w-16k", "switchyard", 1, True, relay=mode, args=("--buffer-size", "16")))
+    # Issue 25's busy-polling: each worker spins briefly on its completion queue before it sleeps.
+    for w in (1, n):
+        lbs.append(LB(f"switchyard-auto-{w}w-busy", "switchyard", w, w == 1, relay="auto", args=("--busy-polling",)))
     return lbs
 
 

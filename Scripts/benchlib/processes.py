@@ -48,15 +48,16 @@ class Procs:
         self.log = log
 
     def start(self, name: str, argv: list[str], logdir: str | None, cpus: set[int] | None = None,
-              new_session: bool = False, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+              new_session: bool = False, pass_fds: tuple[int, ...] = (), user: str | None = None) -> subprocess.Popen:
         """Starts argv (pinned to `cpus` if given) with stdin from /dev/null and stdout and stderr
         appended to LOGDIR/NAME.log, or inherited when logdir is None. `new_session` puts it in a
         session of its own, out of reach of the terminal's Ctrl-C, and its process group (whose id
-        is its pid) is emptied when it is stopped. `pass_fds` stay open in the child."""
+        is its pid) is emptied when it is stopped. `pass_fds` stay open in the child. `user` runs it
+        as that account (the process itself, no su in between, so its PID is the one stopped)."""
         logf = open(os.path.join(logdir, f"{name}.log"), "ab") if logdir else None
         proc = subprocess.Popen(pinned(argv, cpus), stdin=subprocess.DEVNULL, stdout=logf,
                                 stderr=subprocess.STDOUT if logf else None, start_new_session=new_session,
-                                pass_fds=pass_fds)
+                                pass_fds=pass_fds, user=user)
         self.live.append((name, proc, logf))
         return proc
 

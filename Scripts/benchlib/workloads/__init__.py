@@ -1,7 +1,8 @@
 """The workloads: what each one measures (WORKLOADS) and how one run of one is measured
 (run_workload). The load generator of each group lives in the module named for the group:
-bulk (iperf3), latency (sockperf), connrate (wrk), redis (redis-benchmark), scale (idle
-connections opened from this process), tls (benchlib/tlsload.py through a terminating LB)."""
+bulk (iperf3), latency (sockperf), connrate (wrk), redis (redis-benchmark), pgbench (pgbench -S
+against PostgreSQL), scale (idle connections opened from this process), tls (benchlib/tlsload.py
+through a terminating LB)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from benchlib.workloads.bulk import w_iperf
 from benchlib.workloads.connrate import w_wrk
 from benchlib.workloads.context import Ctx
 from benchlib.workloads.latency import w_sockperf
+from benchlib.workloads.pgbench import w_pgbench
 from benchlib.workloads.redis import w_redis
 from benchlib.workloads.scale import w_idle
 from benchlib.workloads.tls import w_tls
@@ -33,6 +35,11 @@ class Workload:
     tls: str = ""                      # the LB terminates TLS with a certificate of this key kind (ecdsa, rsa)
 
 
+REQUEST_COLUMNS = ["req_s", "p50_us", "p99_us", "cpu_us_per_req", "lb_cores", "lb_user_pct"]
+# redis workload name -> (operation, clients, pipeline depth)
+REDIS_RUNS = {"redis-set": ("set", 50, 1), "redis-get": ("get", 50, 1), "redis-set-c200": ("set", 200, 1),
+              "redis-get-c200": ("get", 200, 1), "redis-pipelined": ("get", 50, 16)}
+
 WORKLOADS = [
     Workload("bulk-1", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
     Workload("bulk-1-R", "bulk", "iperf3", ("gbit_s", True), "cpu_s_per_gb", ["gbit_s", "cpu_s_per_gb", "retrans", "lb_cores", "lb_user_pct"]),
@@ -44,8 +51,11 @@ WORKLOADS = [
     Workload("conn-close-3", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"],
              pool=HTTP_POOL),
     Workload("keepalive", "connrate", "http", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct", "errors"]),
-    Workload("redis-set", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
-    Workload("redis-get", "redis", "redis", ("req_s", True), "cpu_us_per_req", ["req_s", "cpu_us_per_req", "lb_cores", "lb_user_pct"]),
+    # small request/response (issue 25): rate, latency percentiles and LB CPU per request
+    *[Workload(name, group, backend, ("req_s", True), "cpu_us_per_req", REQUEST_COLUMNS)
+      for name, group, backend in [("redis-set", "redis", "redis"), ("redis-get", "redis", "redis"),
+                                   ("redis-set-c200", "redis", "redis"), ("redis-get-c200", "redis", "redis"),
+                                   ("redis-pipelined", "redis", "redis"), ("pgbench", "pgbench", "postgres")]],
     Workload("idle-conns", "scale", "http", ("kib_per_conn", False), None,
              ["kib_per_conn", "rss_before_mib", "rss_after_mib", "conns"]),
     *[Workload(f"tls-{how}-{kind}", "tls", "echo", ("hs_s", True), "cpu_us_per_handshake",
@@ -72,8 +82,10 @@ def run_workload(w: Workload, ctx: Ctx, run: Running) -> dict:
         res = w_sockperf(ctx, port)
     elif w.name in ("conn-close", "conn-close-3", "keepalive"):
         res = w_wrk(ctx, port, w.name.startswith("conn-close"))
-    elif w.name.startswith("redis-"):
-        res = w_redis(ctx, port, w.name.split("-", 1)[1])
+    elif w.name in REDIS_RUNS:
+        res = w_redis(ctx, port, *REDIS_RUNS[w.name])
+    elif w.name == "pgbench":
+        res = w_pgbench(ctx, port)
     elif w.name == "idle-conns":
         res = w_idle(ctx, run)
     elif w.group == "tls":

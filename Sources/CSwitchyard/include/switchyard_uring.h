@@ -24,6 +24,10 @@
 #include <time.h>
 #include <liburing.h>
 
+// The submission ring's flags as the kernel last wrote them (IO_URING_READ_ONCE: a load Swift
+// cannot hoist out of a spin loop).
+static inline unsigned int swy_sq_flags(const struct io_uring *ring) { return IO_URING_READ_ONCE(*ring->sq.kflags); }
+
 // IOSQE_* are enum-derived macros Swift does not import.
 static const unsigned int swy_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
 

@@ -211,6 +211,7 @@ extension AdminController {
             ("commit", JSONText.string(stats.commit), "commit \(stats.commit)"),
             ("source_port_exhausted", "\(stats.sourcePortExhausted)", "connects without a free local port \(stats.sourcePortExhausted)"),
         ] + Self.proxyHeaderErrorFields(stats)
+            + (stats.kernelTLS.isEmpty ? [] : [("kernel_tls", JSONText.string(stats.kernelTLS), "kernel TLS \(stats.kernelTLS)")])
         return fields
     }
 

@@ -52,6 +52,9 @@ public struct GlobalSettings: Equatable, Sendable {
     public var accessLogFormat: AccessLogFormat = .text
     /// Entries of the per-source table the services' per-client controls share (fixed memory).
     public var sourceTableSize = GlobalSettings.defaultSourceTableSize
+    /// `busy-polling`: each worker spins briefly on its completion queue before it sleeps, for a
+    /// window that adapts to its traffic (`BusyPollingPolicy`; none when idle).
+    public var busyPolling = false
 
     public init() {}
 
@@ -92,6 +95,7 @@ public struct GlobalSettings: Equatable, Sendable {
         note("access-log", accessLog, other.accessLog) { $0 ?? "off" }
         note("access-log-format", accessLogFormat, other.accessLogFormat) { $0.rawValue }
         note("source-table-size", sourceTableSize, other.sourceTableSize) { "\($0)" }
+        note("busy-polling", busyPolling, other.busyPolling) { "\($0)" }
         note("resolvers", resolvers, other.resolvers) { $0.isEmpty ? "/etc/resolv.conf" : $0.map(\.description).joined(separator: ",") }
         return changes
     }
@@ -160,7 +164,7 @@ extension GlobalSettings {
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "withdraw-delay", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
         "source-table-size", "parked-memory", "admin-socket-mode", "admin-socket-group", "admin-socket-readonly",
-        "status", "status-admin", "status-admin-token-file", "status-admin-from",
+        "status", "status-admin", "status-admin-token-file", "status-admin-from", "busy-polling",
     ]
 
     /// The defaults with the file's top-level keys over them (checked by `validate()`).
@@ -199,6 +203,7 @@ extension GlobalSettings {
         accessLog = try container.value("access-log")
         if let value = try container.choice("access-log-format", AccessLogFormat.self) { accessLogFormat = value }
         if let value = try container.value("source-table-size", as: Int.self) { sourceTableSize = value }
+        if let value = try container.flag("busy-polling") { busyPolling = value }
     }
 }
 

@@ -28,6 +28,8 @@ public final class ControlHTTPServer: Sendable {
     public let port: Int
 
     private let group: MultiThreadedEventLoopGroup
+    /// False when the thread is another server's (`sharingThreadOf`): that one ends it.
+    private let ownsGroup: Bool
     private let channel: any Channel
     private let stopped = Atomic<Bool>(false)
 
@@ -35,6 +37,8 @@ public final class ControlHTTPServer: Sendable {
     /// `purpose` names the listener in errors ("metrics", "the status page"). Throws when the address cannot be bound (message names it),
     /// also when another socket listens there, unless `joiningTakeover`: a process taking over
     /// (serve --takeover) binds next to the running one's listener, which stops at the commit.
+    /// With `sharingThreadOf`, it serves on that server's thread (which that server ends), with
+    /// a connection cap of its own.
     init(
         host: String, port: Int,
         requestTimeout: Duration = .seconds(5),
@@ -42,6 +46,7 @@ public final class ControlHTTPServer: Sendable {
         joiningTakeover: Bool = false,
         logger: Logger = Logger(label: "switchyard.metrics"),
         purpose: String = "metrics",
+        sharingThreadOf other: ControlHTTPServer? = nil,
         routes: [any ControlRoutes]
     ) throws(ControlHTTPServerError) {
         // The listener has SO_REUSEPORT (for a takeover); a plain bind first keeps any other
@@ -53,7 +58,8 @@ public final class ControlHTTPServer: Sendable {
                 throw ControlHTTPServerError("cannot listen for \(purpose) on \(ControlHTTPServer.describe(host: host, port: port)): \(error)")
             }
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = other?.group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let ownsGroup = other == nil
         let timeout = TimeAmount.nanoseconds(max(requestTimeout.nanosecondsClamped, 1_000_000))
         let open = ConnectionCount(limit: maxConnections)
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -84,10 +90,11 @@ public final class ControlHTTPServer: Sendable {
         do {
             channel = try bootstrap.bind(host: host, port: port).wait()
         } catch {
-            try? group.syncShutdownGracefully()
+            if ownsGroup { try? group.syncShutdownGracefully() }
             throw ControlHTTPServerError("cannot listen for \(purpose) on \(ControlHTTPServer.describe(host: host, port: port)): \(error)")
         }
         self.group = group
+        self.ownsGroup = ownsGroup
         self.host = host
         self.port = channel.localAddress?.port ?? port
     }
@@ -116,11 +123,12 @@ public final class ControlHTTPServer: Sendable {
 
     deinit { stop() }
 
-    /// Closes the listener and every connection and ends the thread. Safe to call twice.
+    /// Closes the listener and every connection and ends the thread (unless it is another
+    /// server's). Safe to call twice.
     public func stop() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? channel.close().wait()
-        try? group.syncShutdownGracefully()
+        if ownsGroup { try? group.syncShutdownGracefully() }
     }
 
     static func describe(host: String, port: Int) -> String {

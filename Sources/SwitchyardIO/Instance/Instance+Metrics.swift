@@ -7,7 +7,8 @@ import SwitchyardCore
 // the figures the metrics listener serves.
 extension Instance {
     /// Starts the metrics listener and the status page's: one listener when they share an
-    /// address, each on a thread of its own.
+    /// address, else two on the metrics listener's thread (the status page's own thread when
+    /// there are no metrics).
     func startControlListeners(_ global: GlobalSettings, takingOver: Bool = false) throws(ConfigError) {
         if global.statusAdmin, case let .failure(error) = Self.readToken(global.statusAdminTokenFile) {
             throw ConfigError("status-admin: \(error.message)")
@@ -15,16 +16,19 @@ extension Instance {
         let metricsRoutes = MetricsRoutes(render: { [self] format in MetricsExposition.render(metricsSample(), format: format) },
                                           health: { [self] in healthz() })
         let status = global.status.map { _ in statusRoutes(global) }
+        var metrics: ControlHTTPServer?
         if let endpoint = global.metrics {
             let shared = global.status == endpoint ? status : nil
             let server = try startControlListener(on: endpoint, purpose: "metrics", routes: [metricsRoutes] + (shared.map { [$0] } ?? []),
                                                   takingOver: takingOver)
             metricsServer.withLock { $0 = server }
+            metrics = server
             if shared != nil { startStatusSampling(on: server) }
         }
         if let endpoint = global.status, let status, global.status != global.metrics {
             do {
-                let server = try startControlListener(on: endpoint, purpose: "the status page", routes: [status], takingOver: takingOver)
+                let server = try startControlListener(on: endpoint, purpose: "the status page", routes: [status],
+                                                      sharingThreadOf: metrics, takingOver: takingOver)
                 statusServer.withLock { $0 = server }
                 startStatusSampling(on: server)
             } catch {
@@ -35,13 +39,14 @@ extension Instance {
     }
 
     private func startControlListener(on endpoint: Endpoint, purpose: String, routes: [any ControlRoutes],
+                                      sharingThreadOf other: ControlHTTPServer? = nil,
                                       takingOver: Bool) throws(ConfigError) -> ControlHTTPServer {
         let resolved = try resolve(endpoint)
         guard let address = resolved.address else { throw ConfigError("\(purpose): cannot resolve \(endpoint.host)") }
         do {
             let server = try ControlHTTPServer(
                 host: address.description, port: Int(resolved.port), joiningTakeover: takingOver, logger: logger,
-                purpose: purpose, routes: routes)
+                purpose: purpose, sharingThreadOf: other, routes: routes)
             let host = resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host
             for path in routes.flatMap(\.paths) where path == "/metrics" || path == "/" {
                 logger.info("\(path == "/" ? "status page" : "metrics") on http://\(host):\(server.port)\(path)")
@@ -67,8 +72,9 @@ extension Instance {
             defer { server = nil }
             return server
         }
-        metrics?.stop()
+        // The status listener may run on the metrics listener's thread, which stopping that one ends.
         status?.stop()
+        metrics?.stop()
     }
 
     /// What `/healthz` answers: 200 while the instance is ready and some service has a backend

@@ -66,6 +66,7 @@ public final class Instance: Sendable {
         relay.buffersPerWorker = UInt32(global.buffers)
         relay.pipeSize = global.pipeSize * 1024
         relay.sourceTableSize = global.sourceTableSize
+        relay.busyPolling = global.busyPolling
         relay.parkedMemory = global.parkedMemory.map { $0 << 20 }
         // Descriptors: 2 per connection, 2 per pipe, a few per worker, and a reserve. Pipes are
         // only for directions that stream, so they get a small share (1/64) of the limit;

@@ -54,13 +54,16 @@ final class Ring {
     }
 
     /// Creates a ring with `entries` submission slots and a completion queue `completionFactor`
-    /// times larger, so bursts of completions do not overflow.
-    init(entries: UInt32, completionFactor: UInt32 = 4) throws(SystemCallError) {
+    /// times larger, so bursts of completions do not overflow. `taskRunFlag` asks the kernel to
+    /// raise `IORING_SQ_TASKRUN` when completions wait for this thread to enter (kernel 6.1+ with
+    /// `DEFER_TASKRUN`), which `hasPendingWork` reads without a system call (busy polling).
+    init(entries: UInt32, completionFactor: UInt32 = 4, taskRunFlag: Bool = false) throws(SystemCallError) {
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = Array(repeating: nil, count: 256)
-        var attempts: [UInt32] = [
-            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+        let deferred = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE
+        var attempts: [UInt32] = (taskRunFlag ? [deferred | IORING_SETUP_TASKRUN_FLAG] : []) + [
+            deferred,
             IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
         ]
         var lastError: Int32 = 0
@@ -150,6 +153,34 @@ final class Ring {
         if result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN {
             throw SystemCallError(call: "io_uring_enter", errno: -result)
         }
+    }
+
+    /// Submits queued entries and runs the completions waiting for this thread, without sleeping
+    /// (`io_uring_enter` with `GETEVENTS` and no minimum). Errors as `submitAndWait`.
+    func submitWithoutWaiting() throws(SystemCallError) {
+        handOvers &+= 1
+        let result = io_uring_submit_and_get_events(ring)
+        if result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN {
+            throw SystemCallError(call: "io_uring_enter", errno: -result)
+        }
+    }
+
+    /// Completions are ready to drain.
+    var hasCompletions: Bool { io_uring_cq_ready(ring) > 0 }
+
+    /// Entries are queued that the kernel has not been handed yet.
+    var hasQueuedEntries: Bool { io_uring_sq_ready(ring) > 0 }
+
+    /// Whether `hasPendingWork` sees every completion coming: with `DEFER_TASKRUN` they wait
+    /// unseen in the kernel unless `TASKRUN_FLAG` announces them (a kernel that refused the flag).
+    var announcesPendingWork: Bool {
+        flags & IORING_SETUP_DEFER_TASKRUN == 0 || flags & IORING_SETUP_TASKRUN_FLAG != 0
+    }
+
+    /// Completions are ready, or wait for this thread to enter the kernel (`IORING_SQ_TASKRUN`,
+    /// set only on a ring made with `taskRunFlag`). Reads shared memory only: no system call.
+    var hasPendingWork: Bool {
+        io_uring_cq_ready(ring) > 0 || swy_sq_flags(ring) & IORING_SQ_TASKRUN != 0
     }
 
     /// Calls `body(userData, result, flags)` for every available completion, in a batch, then

@@ -18,6 +18,8 @@ public struct RelayConfiguration: Sendable {
     public var parkedMemory: Int?
     /// Entries of the per-source table (`source-table-size`).
     public var sourceTableSize = GlobalSettings.defaultSourceTableSize
+    /// `busy-polling`: spin briefly on the completion queue before sleeping (BusyPollingPolicy).
+    public var busyPolling = false
 
     public init() {}
 }

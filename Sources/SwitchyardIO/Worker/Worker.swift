@@ -56,6 +56,8 @@ final class Worker {
     var stopping = false
     var acceptBackoffArmed = false
     var lastWarning: [String: Int64] = [:]
+    /// `busy-polling`: the spin window before each sleep (Worker+BusyPolling.swift); nil: off.
+    var busyPolling: BusyPollingPolicy?
 
     // Memory the kernel reads from or writes to while operations are in flight.
     let tickInterval: UnsafeMutablePointer<__kernel_timespec>
@@ -70,7 +72,9 @@ final class Worker {
         configuration = context.configuration
         logger = context.logger
         logger[metadataKey: "worker"] = "\(index)"
-        ring = try Ring(entries: 4096, completionFactor: 4)
+        ring = try Ring(entries: 4096, completionFactor: 4, taskRunFlag: configuration.busyPolling)
+        // A spin that cannot see completions coming would only burn its window.
+        busyPolling = configuration.busyPolling && ring.announcesPendingWork ? BusyPollingPolicy() : nil
         buffers = try ProvidedBuffers(
             ring: ring, group: 0, count: configuration.buffersPerWorker, size: configuration.bufferSize)
         pipes = PipePool(pipeSize: configuration.pipeSize, limit: configuration.pipesPerWorker)
@@ -115,7 +119,7 @@ final class Worker {
         ring.submit(.timeout(tickInterval), userData: UserData(slot: 0, generation: 0, kind: .tick).packed)
 
         while true {
-            try ring.submitAndWait()
+            try submitAndAwaitCompletions()
             refreshClock()
             ring.drainCompletions { userData, result, flags in
                 self.dispatch(userData: userData, result: result, flags: flags)

@@ -14,6 +14,8 @@ extension EndToEnd {
             let status: TCPEndpoint?
             /// `NAME[PID]` of everything it says it started.
             let started: [(name: String, pid: pid_t)]
+            /// The backends it balances over (`balanced over HOST:PORT ...`).
+            let backends: [String]
 
             init(_ text: String) throws {
                 func endpoint(after prefix: String) -> TCPEndpoint? {
@@ -31,6 +33,8 @@ extension EndToEnd {
                 listen = TCPEndpoint(host: "127.0.0.1", port: port)
                 self.metrics = metrics
                 status = endpoint(after: "Status page:")
+                backends = text.split(separator: "\n").first { $0.contains("balanced over ") }
+                    .map { $0.components(separatedBy: "balanced over ")[1].split(separator: " ").map(String.init) } ?? []
                 self.started = started.split(separator: " ").compactMap { word in
                     guard word.hasSuffix("]"), let open = word.firstIndex(of: "["),
                           let pid = pid_t(word[word.index(after: open)..<word.index(before: word.endIndex)]) else { return nil }
@@ -89,6 +93,7 @@ extension EndToEnd {
             family = ProcessTable.liveDescendants(of: process.processIdentifier)
             let familyPIDs = Set(family.map(\.pid))
             #expect(banner.started.filter { $0.name == "redis-server" }.count == 3, "\(text)")
+            #expect(banner.backends.count == 3, "\(text)")
             #expect(banner.started.filter { $0.name == "switchyard" }.count == 1, "\(text)")
             for (name, pid) in banner.started {
                 #expect(familyPIDs.contains(pid), "\(name)[\(pid)] is not a child of the demo: \(family)")
@@ -118,6 +123,14 @@ extension EndToEnd {
                 let status = try #require(banner.status, "the binary has --status but the demo printed no status page:\n\(text)")
                 #expect(try httpGet(status, "/").hasPrefix("HTTP/1.1 200"))
                 #expect(try httpGet(status, "/status.json").hasPrefix("HTTP/1.1 200"))
+                // What a newcomer sees: the page in a real browser names every backend.
+                let browser = try Chromium.launch()
+                defer { browser.stop() }
+                try browser.open("http://\(status)/")
+                let backends = banner.backends.map { "'\($0)'" }.joined(separator: ", ")
+                #expect(browser.waitUntil("[\(backends)].every(b => document.body.innerText.includes(b))", timeout: 10),
+                        "the status page does not name every backend: \(banner.backends)")
+                try browser.screenshot(named: "demo-status-page.png")
             }
 
             kill(process.processIdentifier, SIGINT)

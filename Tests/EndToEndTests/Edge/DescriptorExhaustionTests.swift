@@ -5,16 +5,6 @@ import Testing
 extension EndToEnd {
     /// Running out of file descriptors is survived: no crash, no spin, recovery once they free up.
     @Suite struct DescriptorExhaustion {
-        /// CPU seconds (user + system) the process has used, from /proc/PID/stat.
-        private func cpuSeconds(of pid: pid_t) -> Double? {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // Fields after the command: state is field 3, utime 14 and stime 15 (1-based).
-            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
-
         /// Opens 40 echo clients through `proxy` (run with `descriptorLimit: 40`), one at a time,
         /// and returns those that were served: the proxy has no descriptor left after them.
         private func holdClientsUntilDescriptorsRunOut(_ proxy: SwitchyardProcess) -> [TCPConnection] {
@@ -61,9 +51,9 @@ extension EndToEnd {
             #expect(turnedAway > 0, "the descriptor limit was never reached")
 
             // Exhausted: the process must stay up and idle, not retry accept in a loop.
-            let before = try #require(cpuSeconds(of: proxy.pid))
+            let before = try #require(proxy.cpuSeconds())
             usleep(1_000_000)
-            let after = try #require(cpuSeconds(of: proxy.pid))
+            let after = try #require(proxy.cpuSeconds())
             #expect(proxy.isRunning)
             #expect(after - before < 0.3, "the proxy used \(after - before) CPU-s in 1 s while out of descriptors")
 
@@ -141,9 +131,9 @@ extension EndToEnd {
             let waiting = try AdminConnection(path: path, timeout: 10)
             try waiting.send(line: "show stats json")
             usleep(200_000)
-            let before = try #require(cpuSeconds(of: proxy.pid))
+            let before = try #require(proxy.cpuSeconds())
             usleep(1_000_000)
-            let after = try #require(cpuSeconds(of: proxy.pid))
+            let after = try #require(proxy.cpuSeconds())
             #expect(proxy.isRunning)
             #expect(after - before < 0.3, "the proxy used \(after - before) CPU-s in 1 s while a client waited on the admin socket")
             let warnings = proxy.standardError.components(separatedBy: "admin accept:").count - 1
