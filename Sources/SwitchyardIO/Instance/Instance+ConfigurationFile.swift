@@ -39,6 +39,20 @@ extension Instance {
         return copy
     }
 
+    /// Loads every terminating service's certificates and keys as a start would (readable, not
+    /// encrypted, key matching certificate, cipher strings OpenSSL knows); one message per failure.
+    public static func tlsProblems(_ configuration: Configuration) -> [String] {
+        var problems: [String] = []
+        for service in configuration.services {
+            do {
+                _ = try tlsContext(of: service)
+            } catch {
+                problems.append(error.message)
+            }
+        }
+        return problems
+    }
+
     /// Checks that every name in `configuration` resolves; returns one message per failure.
     public static func resolutionProblems(_ configuration: Configuration) -> [String] {
         var problems: [String] = []

@@ -1,0 +1,301 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Certificates and a Python `ssl` client for TLS termination tests: RSA and ECDSA certificates
+/// made with `openssl req` in a temporary folder, and a client (`ssl.SSLObject` over a
+/// non-blocking socket) that verifies the certificate it is shown for the name it asked, sends
+/// its bytes while it reads the echo, then half-closes (close_notify, or only its socket's end)
+/// and reads to the end. It prints what it saw as JSON.
+final class TLSTerminationPeers: Sendable {
+    let folder: String
+
+    init() throws {
+        folder = try ConfiguredProxy.makeFolder()
+        try ConfiguredProxy.write(Self.clientScript, to: folder + "/client.py")
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
+
+    enum KeyType: String { case rsa, ecdsa }
+
+    /// A self-signed certificate for `names` (SANs; the first is the subject); returns (cert,
+    /// key) paths. `encrypted`: the key is stored under a passphrase.
+    @discardableResult
+    func certificate(_ file: String, names: [String], key type: KeyType, encrypted: Bool = false) throws -> (cert: String, key: String) {
+        let cert = "\(folder)/\(file).crt", key = "\(folder)/\(file).key"
+        let algorithm = type == .rsa ? ["-newkey", "rsa:2048"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        let protection = encrypted ? ["-passout", "pass:secret"] : ["-nodes"]
+        let made = try SwitchyardProcess.runTool("/usr/bin/openssl", ["req", "-x509"] + algorithm + protection + [
+            "-days", "2", "-subj", "/CN=\(names[0])",
+            "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ","), "-keyout", key, "-out", cert,
+        ])
+        guard made.status == 0 else { throw HarnessError("openssl req failed: \(made.output)") }
+        return (cert, key)
+    }
+
+    struct Outcome {
+        let fields: [String: Any]
+        var version: String { fields["version"] as? String ?? "" }
+        var end: String { fields["end"] as? String ?? "" }
+        var sent: String { fields["sent"] as? String ?? "" }
+        var received: String { fields["received"] as? String ?? "" }
+        var receivedBytes: Int { fields["received_bytes"] as? Int ?? -1 }
+    }
+
+    /// Runs the client through `endpoint`: asks for `serverName`, trusts only `trusting` (a
+    /// certificate file) and checks the name; `version` `1.2` or `1.3`; `closeNotify`: it ends
+    /// its side with close_notify, else with its socket's end only.
+    func exchange(_ endpoint: TCPEndpoint, serverName: String, trusting: String, version: String,
+                  bytes: Int, closeNotify: Bool) throws -> Outcome {
+        let run = try SwitchyardProcess.runTool("/usr/bin/env", [
+            "python3", folder + "/client.py", endpoint.host, String(endpoint.port), serverName, trusting, version,
+            String(bytes), closeNotify ? "notify" : "eof",
+        ], timeout: 120)
+        let line = run.output.split(separator: "\n").last.map(String.init) ?? ""
+        guard run.status == 0, let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw HarnessError("TLS client (\(serverName), TLS \(version)) failed: \(run.output)")
+        }
+        return Outcome(fields: object)
+    }
+
+    static let clientScript = """
+    import hashlib, json, random, selectors, socket, ssl, sys
+    host, port, name, trust, version, count, ending = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), sys.argv[7]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(trust)
+    pinned = ssl.TLSVersion.TLSv1_2 if version == "1.2" else ssl.TLSVersion.TLSv1_3
+    context.minimum_version = context.maximum_version = pinned
+    payload = random.Random(count).randbytes(count)
+    raw = socket.create_connection((host, port), timeout=10)
+    raw.setblocking(False)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+    selector = selectors.DefaultSelector()
+    selector.register(raw, selectors.EVENT_READ)
+    offset, wire, shaken, ended_writing, shut, received, digest, end = 0, b"", False, False, False, 0, hashlib.sha256(), None
+    deadline = __import__("time").monotonic() + 60
+    while end is None:
+        if __import__("time").monotonic() > deadline:
+            sys.exit("timed out: sent %d of %d, received %d" % (offset, count, received))
+        if not shaken:
+            try:
+                tls.do_handshake()
+                shaken = True
+                agreed, shown = tls.version(), hashlib.sha256(tls.getpeercert(True)).hexdigest()
+            except ssl.SSLWantReadError:
+                pass
+        if shaken and offset < count and len(wire) < (1 << 20):
+            offset += tls.write(payload[offset:offset + 16384])
+        if shaken and offset == count and not ended_writing:
+            ended_writing = True
+            if ending == "notify":
+                try:
+                    tls.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+        wire += outgoing.read()
+        if wire:
+            try:
+                wire = wire[raw.send(wire):]
+            except BlockingIOError:
+                pass
+        if ended_writing and not wire and not shut:
+            raw.shutdown(socket.SHUT_WR)
+            shut = True
+        for _ in selector.select(0.05 if not wire else 0.001):
+            data = raw.recv(1 << 16)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+        while shaken:
+            try:
+                data = tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                end = "close_notify"
+                break
+            except ssl.SSLEOFError:
+                end = "eof"
+                break
+            if not data:
+                end = "close_notify"
+                break
+            received += len(data)
+            digest.update(data)
+    print(json.dumps({"version": agreed, "end": end, "sent": hashlib.sha256(payload).hexdigest(),
+                      "received": digest.hexdigest(), "received_bytes": received, "certificate": shown}))
+    """
+}
+
+extension EndToEnd {
+    /// TLS termination (`tls:` on a service, README "TLS termination") through the real binary.
+    @Suite(.serialized, .timeLimit(.minutes(4))) struct TLSTermination {
+        /// A terminating service in front of `backend` with `certificates` (cert, key) and `extra`
+        /// keys, plus a metrics listener.
+        static func proxy(_ peers: TLSTerminationPeers, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
+                          extra: String = "", workers: Int = 2) throws -> (ConfiguredProxy, listen: TCPEndpoint, metrics: TCPEndpoint) {
+            let listen = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
+            let list = certificates.map { "{cert: \($0.cert), key: \($0.key)}" }.joined(separator: ", ")
+            let proxy = try ConfiguredProxy(yaml: """
+                workers: \(workers)
+                metrics: \(metrics)
+                services:
+                  secure:
+                    listen: [\(listen)]
+                    backends: [\(backend)]
+                    health: off
+                \(extra)    tls:
+                      certificates: [\(list)]
+
+                """, listen: [listen], folder: peers.folder)
+            return (proxy, listen, metrics)
+        }
+
+        @Test func everyByteCrossesBothWaysWithHalfCloseOverTLS12And13AndTheCertificateTheSNINames() throws {
+            let peers = try TLSTerminationPeers()
+            let fallback = try peers.certificate("fallback", names: ["fallback.test"], key: .ecdsa)
+            let rsa = try peers.certificate("rsa", names: ["rsa.test", "*.rsa.test"], key: .rsa)
+            let ecdsa = try peers.certificate("ecdsa", names: ["ecdsa.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [fallback, rsa, ecdsa])
+            _ = proxy
+            let cases: [(name: String, trust: String, version: String, bytes: Int, notify: Bool)] = [
+                ("rsa.test", rsa.cert, "1.3", 3 << 20, true),
+                ("www.rsa.test", rsa.cert, "1.2", 2 << 20, false),
+                ("ecdsa.test", ecdsa.cert, "1.2", 1 << 20, true),
+                ("ecdsa.test", ecdsa.cert, "1.3", 4 << 20, false),
+                ("other.test", fallback.cert, "1.3", 1 << 20, true),
+            ]
+            for item in cases {
+                // The client checks the certificate against the one file it trusts, for the name it asked.
+                let outcome = try peers.exchange(listen, serverName: item.name == "other.test" ? "fallback.test" : item.name,
+                                                 trusting: item.trust, version: item.version, bytes: item.bytes, closeNotify: item.notify)
+                #expect(outcome.version == "TLSv\(item.version)", "\(item.name)")
+                #expect(outcome.receivedBytes == item.bytes, "\(item.name) TLS \(item.version)")
+                #expect(outcome.received == outcome.sent, "\(item.name) TLS \(item.version): the echo differs")
+                // The backend half-closed after the client's end reached it; that end came back as close_notify.
+                #expect(outcome.end == "close_notify", "\(item.name) TLS \(item.version)")
+            }
+            var text = ""
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.3",result="success"}"#) == 3
+                    && metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.2",result="success"}"#) == 2
+            }, "\(text.split(separator: "\n").filter { $0.contains("tls") })")
+        }
+
+        @Test func opensslSClientWithoutSNIGetsTheFirstCertificate() throws {
+            let peers = try TLSTerminationPeers()
+            let first = try peers.certificate("first", names: ["first.test"], key: .rsa)
+            let second = try peers.certificate("second", names: ["second.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, _) = try Self.proxy(peers, backend: backend.endpoint, certificates: [first, second])
+            _ = proxy
+            for (arguments, subject) in [(["-noservername"], "first.test"), (["-servername", "second.test"], "second.test")] {
+                let run = try SwitchyardProcess.runTool("/usr/bin/openssl", [
+                    "s_client", "-connect", listen.description, "-brief", "-tls1_2",
+                ] + arguments, timeout: 30)
+                #expect(run.output.contains("Protocol version: TLSv1.2"), "\(run.output)")
+                #expect(run.output.contains("CN = \(subject)"), "\(run.output)")
+            }
+        }
+
+        @Test func handshakesThatTrickleOrStallAreResetAtTheTimeoutWhileOthersRelay() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate],
+                                                          extra: "    tls-handshake-timeout: 1s\n    idle-timeout: 60s\n", workers: 1)
+            _ = proxy
+            // A client that sends the start of a ClientHello and stops; one that sends nothing.
+            let stalled = try TCPConnection(to: listen, timeout: 20)
+            try stalled.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+            let silent = try TCPConnection(to: listen, timeout: 20)
+            // One that trickles a byte every 100 ms: its whole hello would take over a minute.
+            let trickler = try TCPConnection(to: listen, timeout: 20)
+            let trickled = BackgroundTask {
+                var header: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]
+                header += [UInt8](repeating: 0x41, count: 600)
+                for byte in header {
+                    guard (try? trickler.send([byte])) != nil else { return }
+                    usleep(100_000)
+                }
+                throw HarnessError("the whole hello was sent without a reset")
+            }
+            // Meanwhile a whole exchange goes through.
+            let outcome = try peers.exchange(listen, serverName: "only.test", trusting: certificate.cert, version: "1.3",
+                                             bytes: 1 << 20, closeNotify: true)
+            #expect(outcome.received == outcome.sent && outcome.receivedBytes == 1 << 20)
+            #expect(stalled.readToEnd(timeout: 15).end == .reset)
+            #expect(silent.readToEnd(timeout: 15).end == .reset)
+            #expect(trickler.readToEnd(timeout: 15).end == .reset)
+            #expect(trickled.join(timeout: 70) == nil, "the trickler is cut before its hello is sent")
+            var text = ""
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="timeout"}"#) == 3
+            }, "\(text.split(separator: "\n").filter { $0.contains("tls_handshake") })")
+        }
+
+        @Test func garbageInsteadOfAClientHelloIsResetAndCountedAsProtocol() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("only", names: ["only.test"], key: .rsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate])
+            _ = proxy
+            let client = try TCPConnection(to: listen, timeout: 10)
+            try client.send("GET / HTTP/1.1\r\nHost: only.test\r\n\r\n")
+            #expect(client.readToEnd(timeout: 10).end == .reset)
+            var text = ""
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="protocol"}"#) == 1
+                    && metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="unknown",result="failure"}"#) == 1
+            }, "\(text.split(separator: "\n").filter { $0.contains("tls_handshake") })")
+            #expect(backend.acceptedCount == 0, "a failed handshake reaches no backend")
+        }
+
+        @Test func redisCliOverTLSReachesAPlainRedisServer() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("redis", names: ["redis.test"], key: .ecdsa)
+            let redis = try RedisServer()
+            let (proxy, listen, _) = try Self.proxy(peers, backend: redis.endpoint, certificates: [certificate])
+            _ = proxy
+            let cli = ["-h", listen.host, "-p", "\(listen.port)", "--tls", "--cacert", certificate.cert, "--sni", "redis.test"]
+            let set = try SwitchyardProcess.runTool("/usr/bin/redis-cli", cli + ["SET", "offloaded", "yes"], timeout: 10)
+            #expect(set.status == 0 && set.output.contains("OK"), "\(set.output)")
+            let get = try SwitchyardProcess.runTool("/usr/bin/redis-cli", cli + ["GET", "offloaded"], timeout: 10)
+            #expect(get.output.contains("yes"), "\(get.output)")
+            #expect(try redis.command(["GET", "offloaded"]).contains("yes"), "the plain server holds what came over TLS")
+        }
+
+        @Test func checkConfigRefusesEncryptedAndMismatchedKeysNamingTheFile() throws {
+            let peers = try TLSTerminationPeers()
+            let locked = try peers.certificate("locked", names: ["locked.test"], key: .rsa, encrypted: true)
+            let one = try peers.certificate("one", names: ["one.test"], key: .ecdsa)
+            let two = try peers.certificate("two", names: ["two.test"], key: .ecdsa)
+            func check(_ pair: (cert: String, key: String), _ name: String) throws -> (Int32?, String) {
+                try ConfiguredProxy.write("""
+                    services:
+                      secure:
+                        listen: [127.0.0.1:1]
+                        backends: [127.0.0.1:2]
+                        tls: {certificates: [{cert: \(pair.cert), key: \(pair.key)}]}
+                    """, to: "\(peers.folder)/\(name).yaml")
+                let process = try SwitchyardProcess(arguments: ["check-config", "\(peers.folder)/\(name).yaml"])
+                return (process.waitForExit(timeout: 30), process.standardError)
+            }
+            let (lockedStatus, lockedError) = try check(locked, "locked")
+            #expect(lockedStatus == 1)
+            #expect(lockedError.contains("service secure: tls: key \(locked.key) is encrypted"), "\(lockedError)")
+            let (mixedStatus, mixedError) = try check((one.cert, two.key), "mixed")
+            #expect(mixedStatus == 1)
+            #expect(mixedError.contains("key \(two.key) does not match certificate \(one.cert)"), "\(mixedError)")
+            let (goodStatus, goodError) = try check(one, "good")
+            #expect(goodStatus == 0, "\(goodError)")
+        }
+    }
+}
