@@ -90,6 +90,12 @@ extension Instance {
             for worker in published { worker.tlsHandshakes[entry.id].map { handshakes[entry.service]!.merge($0) } }
         }
         sample.tlsHandshakes = handshakes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for runtime in services.values.sorted(by: { $0.name < $1.name }) {
+            for certificate in runtime.tls.withLock({ $0 })?.certificates ?? [] {
+                guard let notAfter = certificate.notAfter else { continue }
+                sample.tlsCertificates.append((runtime.name, certificate.path, certificate.names.first ?? "", Double(notAfter - now)))
+            }
+        }
         return sample
     }
 

@@ -125,6 +125,9 @@ public enum MetricsExposition {
                         sample.tlsHandshakes.flatMap { service, figures in
                             TLSHandshakeFailure.allCases.map { ([("service", service), ("reason", $0.label)], figures.failures($0)) }
                         })
+            out.gauge("switchyard_tls_certificate_expiry_seconds",
+                      "Seconds until a terminating service's certificate expires (negative once expired), as loaded at start or the last reload.",
+                      sample.tlsCertificates.map { ([("service", $0.service), ("certificate", $0.certificate), ("name", $0.name)], $0.expirySeconds) })
         }
         if !sample.acceptProxyServices.isEmpty {
             var byService: [String: ConnectionFigures] = [:]

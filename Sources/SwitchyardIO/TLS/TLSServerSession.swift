@@ -93,6 +93,9 @@ final class TLSServerSession {
         }
     }
 
+    /// The server name the client asked for (SNI), if any.
+    var serverName: String? { SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } }
+
     /// The negotiated protocol, such as `TLSv1.3`.
     var protocolVersion: String { SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown" }
 

@@ -208,6 +208,7 @@ extension Worker {
             connection.tls.handshaking = false
             connection.tls.deadline = nil
             connection.listener?.tlsHandshakes.recordCompleted(version: session.protocolVersion)
+            if accessLog != nil { connection.sni.serverName = session.serverName }  // the access log's server_name
             tlsFlushToClient(connection)
             connectNext(connection)
         case let .failed(reason, text):

@@ -34,6 +34,21 @@ final class TLSTerminationPeers: Sendable {
         return (cert, key)
     }
 
+    /// A CA (`ca.crt`) and a client certificate it signed for `name`; returns (ca, cert, key).
+    func clientCertificate(_ name: String) throws -> (ca: String, cert: String, key: String) {
+        let ca = try certificate("ca", names: ["ca.test"], key: .ecdsa)
+        let key = "\(folder)/\(name).key", request = "\(folder)/\(name).csr", cert = "\(folder)/\(name).crt"
+        let asked = try SwitchyardProcess.runTool("/usr/bin/openssl", [
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=\(name)",
+            "-keyout", key, "-out", request,
+        ])
+        let signed = try SwitchyardProcess.runTool("/usr/bin/openssl", [
+            "x509", "-req", "-in", request, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-days", "2", "-out", cert,
+        ])
+        guard asked.status == 0, signed.status == 0 else { throw HarnessError("client certificate: \(asked.output) \(signed.output)") }
+        return (ca.cert, cert, key)
+    }
+
     struct Outcome {
         let fields: [String: Any]
         var version: String { fields["version"] as? String ?? "" }
@@ -136,10 +151,19 @@ extension EndToEnd {
         /// A terminating service in front of `backend` with `certificates` (cert, key) and `extra`
         /// keys, plus a metrics listener.
         static func proxy(_ peers: TLSTerminationPeers, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
-                          extra: String = "", workers: Int = 2) throws -> (ConfiguredProxy, listen: TCPEndpoint, metrics: TCPEndpoint) {
+                          extra: String = "", workers: Int = 2, clientCA: String? = nil,
+                          clientAuth: String = "none") throws -> (ConfiguredProxy, listen: TCPEndpoint, metrics: TCPEndpoint) {
             let listen = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: yaml(listen: listen, metrics: metrics, backend: backend, certificates: certificates,
+                                                       extra: extra, workers: workers, clientCA: clientCA, clientAuth: clientAuth),
+                                            listen: [listen], folder: peers.folder)
+            return (proxy, listen, metrics)
+        }
+
+        static func yaml(listen: TCPEndpoint, metrics: TCPEndpoint, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
+                         extra: String = "", workers: Int = 2, clientCA: String? = nil, clientAuth: String = "none") -> String {
             let list = certificates.map { "{cert: \($0.cert), key: \($0.key)}" }.joined(separator: ", ")
-            let proxy = try ConfiguredProxy(yaml: """
+            return """
                 workers: \(workers)
                 metrics: \(metrics)
                 services:
@@ -149,9 +173,48 @@ extension EndToEnd {
                     health: off
                 \(extra)    tls:
                       certificates: [\(list)]
+                      client-auth: \(clientAuth)
+                \(clientCA.map { "      client-ca: \($0)\n" } ?? "")
+                """
+        }
 
-                """, listen: [listen], folder: peers.folder)
-            return (proxy, listen, metrics)
+        /// The subject `openssl s_client` was shown by `endpoint` for `serverName`.
+        static func subjectShown(_ endpoint: TCPEndpoint, serverName: String) throws -> String {
+            let output = try SwitchyardProcess.runTool("/usr/bin/openssl", [
+                "s_client", "-connect", endpoint.description, "-brief", "-servername", serverName,
+            ], timeout: 30).output
+            return output.split(separator: "\n").first { $0.hasPrefix("Peer certificate: ") }.map { String($0.dropFirst(18)) } ?? output
+        }
+
+        @Test func aReloadServesReplacedCertificatesToNewHandshakesWhileAStreamGoesOn() throws {
+            let peers = try TLSTerminationPeers()
+            let old = try peers.certificate("old", names: ["service.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let listen = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: Self.yaml(listen: listen, metrics: metrics, backend: backend.endpoint, certificates: [old]),
+                                            listen: [listen], folder: peers.folder)
+            #expect(try Self.subjectShown(listen, serverName: "service.test") == "CN = service.test")
+            // A long exchange under the old certificate, going on across the reload.
+            let stream = BackgroundTask {
+                let outcome = try peers.exchange(listen, serverName: "service.test", trusting: old.cert, version: "1.3",
+                                                 bytes: 48 << 20, closeNotify: true)
+                guard outcome.received == outcome.sent, outcome.end == "close_notify" else { throw HarnessError("stream: \(outcome.fields)") }
+            }
+            #expect(eventually(timeout: 10) { (try? proxy.admin.send("show stats json").jsonObject()["open_connections"] as? Int) == 1 })
+            // A new certificate in place of the old: new handshakes get it.
+            let new = try peers.certificate("new", names: ["service.test", "renewed.test"], key: .rsa)
+            try proxy.rewrite(Self.yaml(listen: listen, metrics: metrics, backend: backend.endpoint, certificates: [new]))
+            #expect(try proxy.admin.send("reload").isOK)
+            #expect(try Self.subjectShown(listen, serverName: "renewed.test") == "CN = service.test")
+            #expect(try peers.exchange(listen, serverName: "renewed.test", trusting: new.cert, version: "1.2", bytes: 1 << 20,
+                                       closeNotify: false).receivedBytes == 1 << 20)
+            // A key that does not match is refused by the reload, and the certificate in force stays.
+            try proxy.rewrite(Self.yaml(listen: listen, metrics: metrics, backend: backend.endpoint, certificates: [(new.cert, old.key)]))
+            let refused = try proxy.admin.send("reload")
+            #expect(!refused.isOK && "\(refused)".contains("does not match certificate"), "\(refused)")
+            #expect(try peers.exchange(listen, serverName: "renewed.test", trusting: new.cert, version: "1.3", bytes: 1 << 16,
+                                       closeNotify: true).receivedBytes == 1 << 16)
+            #expect(stream.join(timeout: 120) == nil)
         }
 
         @Test func everyByteCrossesBothWaysWithHalfCloseOverTLS12And13AndTheCertificateTheSNINames() throws {
@@ -185,6 +248,9 @@ extension EndToEnd {
                 return metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.3",result="success"}"#) == 3
                     && metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.2",result="success"}"#) == 2
             }, "\(text.split(separator: "\n").filter { $0.contains("tls") })")
+            // The certificates were made for 2 days.
+            let expiry = metricValue(text, #"switchyard_tls_certificate_expiry_seconds{service="secure",certificate="\#(rsa.cert)",name="rsa.test"}"#)
+            #expect(expiry.map { $0 > 86_400 && $0 <= 2 * 86_400 } == true, "\(String(describing: expiry))")
         }
 
         @Test func opensslSClientWithoutSNIGetsTheFirstCertificate() throws {
@@ -201,6 +267,32 @@ extension EndToEnd {
                 #expect(run.output.contains("Protocol version: TLSv1.2"), "\(run.output)")
                 #expect(run.output.contains("CN = \(subject)"), "\(run.output)")
             }
+        }
+
+        @Test func clientCertificatesAreRequiredAndCheckedAgainstTheClientCA() throws {
+            let peers = try TLSTerminationPeers()
+            let server = try peers.certificate("server", names: ["server.test"], key: .rsa)
+            let client = try peers.clientCertificate("client")
+            let stranger = try peers.certificate("stranger", names: ["stranger.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [server],
+                                                          extra: "", clientCA: client.ca, clientAuth: "required")
+            _ = proxy
+            func connect(_ credentials: [String]) throws -> String {
+                try SwitchyardProcess.runTool("/usr/bin/openssl", [
+                    "s_client", "-connect", listen.description, "-brief", "-tls1_2", "-servername", "server.test",
+                ] + credentials, timeout: 30).output
+            }
+            #expect(try connect(["-cert", client.cert, "-key", client.key]).contains("CONNECTION ESTABLISHED"))
+            #expect(!(try connect(["-cert", stranger.cert, "-key", stranger.key]).contains("CONNECTION ESTABLISHED")))
+            #expect(!(try connect([]).contains("CONNECTION ESTABLISHED")))
+            var text = ""
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.2",result="success"}"#) == 1
+                    && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="unknown_ca"}"#) == 1
+                    && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="bad_certificate"}"#) == 1
+            }, "\(text.split(separator: "\n").filter { $0.contains("tls_handshake") })")
         }
 
         @Test func handshakesThatTrickleOrStallAreResetAtTheTimeoutWhileOthersRelay() throws {
