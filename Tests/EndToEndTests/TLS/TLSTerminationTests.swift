@@ -13,6 +13,7 @@ final class TLSTerminationPeers: Sendable {
     init() throws {
         folder = try ConfiguredProxy.makeFolder()
         try ConfiguredProxy.write(Self.clientScript, to: folder + "/client.py")
+        try ConfiguredProxy.write(Self.stallerScript, to: folder + "/stall.py")
     }
 
     deinit { try? FileManager.default.removeItem(atPath: folder) }
@@ -73,6 +74,40 @@ final class TLSTerminationPeers: Sendable {
         }
         return Outcome(fields: object)
     }
+
+    /// Opens `count` TLS connections through `endpoint`, completes each handshake, prints
+    /// `ready`, then never reads until killed.
+    func startStallers(_ endpoint: TCPEndpoint, count: Int, serverName: String, trusting: String) throws -> Process {
+        let output = "\(folder)/stall.out"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", folder + "/stall.py", endpoint.host, String(endpoint.port), String(count), serverName, trusting]
+        process.standardInput = FileHandle.nullDevice
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = handle
+        process.standardError = handle
+        try SwitchyardProcess.runWithDefaultSignalMask(process)
+        guard eventually(timeout: 30, interval: 0.1, {
+            ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("ready") || !process.isRunning
+        }), process.isRunning else {
+            throw HarnessError("stallers did not start: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        }
+        return process
+    }
+
+    static let stallerScript = """
+    import socket, ssl, sys, time
+    host, port, count, name, trust = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    context = ssl.create_default_context(cafile=trust)
+    held = []
+    for _ in range(count):
+        raw = socket.create_connection((host, port), timeout=10)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        held.append(context.wrap_socket(raw, server_hostname=name))
+    print("ready", flush=True)
+    time.sleep(600)
+    """
 
     static let clientScript = """
     import hashlib, json, random, selectors, socket, ssl, sys
@@ -293,6 +328,37 @@ extension EndToEnd {
                     && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="unknown_ca"}"#) == 1
                     && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="bad_certificate"}"#) == 1
             }, "\(text.split(separator: "\n").filter { $0.contains("tls_handshake") })")
+        }
+
+        @Test func clientsThatStopReadingHoldNoSharedBufferAndOthersKeepRelaying() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
+            let flood = try TestBackend(.sendThenClose(byteCount: 64 << 20, seed: 7))
+            let echo = try TestBackend(.echo)
+            let listen = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint(), plain = try Sockets.freeEndpoint()
+            // One worker, 64 buffers: 20 clients holding 4 each would take the whole pool.
+            let yaml = Self.yaml(listen: listen, metrics: metrics, backend: flood.endpoint, certificates: [certificate], workers: 1)
+                .replacingOccurrences(of: "workers: 1\n", with: "workers: 1\nbuffers: 64\nrelay: copy\n")
+                + "  plain:\n    listen: [\(plain)]\n    backends: [\(echo.endpoint)]\n    health: off\n"
+            let proxy = try ConfiguredProxy(yaml: yaml, listen: [listen, plain], folder: peers.folder)
+            _ = proxy
+            let stallers = try peers.startStallers(listen, count: 20, serverName: "only.test", trusting: certificate.cert)
+            defer {
+                Glibc.kill(stallers.processIdentifier, SIGKILL)
+                stallers.waitUntilExit()
+            }
+            // Each staller's session holds what its client does not read; no provided buffer stays lent.
+            var text = ""
+            #expect(eventually(timeout: 10, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, "switchyard_provided_buffers_in_use") == 0
+                    && metricValue(text, #"switchyard_tls_handshakes_total{service="secure",version="TLSv1.3",result="success"}"#) == 20
+            }, "\(text.split(separator: "\n").filter { $0.contains("buffers") || $0.contains("handshakes_total") })")
+            for round in 0..<10 {
+                let connection = try TCPConnection(to: plain, timeout: 5)
+                try connection.roundTrip([UInt8](repeating: UInt8(round), count: 200_000))
+                connection.close()
+            }
         }
 
         @Test func handshakesThatTrickleOrStallAreResetAtTheTimeoutWhileOthersRelay() throws {
