@@ -24,7 +24,8 @@ public enum TLSHandshakeFailure: Int, CaseIterable, Sendable {
 }
 
 /// One listener's handshake counts (a worker's, or summed over the workers for a scrape):
-/// completed handshakes by protocol version, failed ones by reason.
+/// completed handshakes by protocol version (and how many resumed a session, and how long they
+/// took from accept), failed ones by reason.
 ///
 /// Thread ownership: a worker's copy is touched by its thread only; published copies are values.
 public struct TLSHandshakeFigures: Equatable, Sendable {
@@ -32,13 +33,19 @@ public struct TLSHandshakeFigures: Equatable, Sendable {
     public private(set) var completed: [String: UInt64] = [:]
     /// Failed handshakes by `TLSHandshakeFailure.rawValue`.
     public private(set) var failed = [UInt64](repeating: 0, count: TLSHandshakeFailure.allCases.count)
+    /// Completed handshakes that resumed a session (a ticket).
+    public private(set) var resumed: UInt64 = 0
+    /// Completed handshakes, accept to the handshake's end.
+    public private(set) var duration = LatencyHistogram()
 
     public init() {}
 
     public var isEmpty: Bool { completed.isEmpty && failed.allSatisfy { $0 == 0 } }
 
-    public mutating func recordCompleted(version: String) {
+    public mutating func recordCompleted(version: String, resumed wasResumed: Bool, nanoseconds: Int64) {
         completed[version, default: 0] &+= 1
+        if wasResumed { resumed &+= 1 }
+        duration.record(nanoseconds: nanoseconds)
     }
 
     public mutating func recordFailed(_ reason: TLSHandshakeFailure) {
@@ -53,5 +60,7 @@ public struct TLSHandshakeFigures: Equatable, Sendable {
     public mutating func merge(_ other: TLSHandshakeFigures) {
         for (version, count) in other.completed { completed[version, default: 0] &+= count }
         for index in failed.indices { failed[index] &+= other.failed[index] }
+        resumed &+= other.resumed
+        duration.merge(other.duration)
     }
 }

@@ -125,6 +125,10 @@ public enum MetricsExposition {
                         sample.tlsHandshakes.flatMap { service, figures in
                             TLSHandshakeFailure.allCases.map { ([("service", service), ("reason", $0.label)], figures.failures($0)) }
                         })
+            out.counter("switchyard_tls_resumed_handshakes_total", "Completed TLS handshakes that resumed a session from a ticket.",
+                        sample.tlsHandshakes.map { ([("service", $0.service)], $0.figures.resumed) })
+            out.histogram("switchyard_tls_handshake_duration_seconds", "Completed TLS handshakes, from accept to the handshake's end.",
+                          sample.tlsHandshakes.map { ([("service", $0.service)], $0.figures.duration) })
             out.gauge("switchyard_tls_certificate_expiry_seconds",
                       "Seconds until a terminating service's certificate expires (negative once expired), as loaded at start or the last reload.",
                       sample.tlsCertificates.map { ([("service", $0.service), ("certificate", $0.certificate), ("name", $0.name)], $0.expirySeconds) })

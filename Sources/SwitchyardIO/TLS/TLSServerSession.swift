@@ -93,6 +93,9 @@ final class TLSServerSession {
         }
     }
 
+    /// Whether the handshake resumed a session (from a ticket).
+    var resumedSession: Bool { SSL_session_reused(ssl) == 1 }
+
     /// The server name the client asked for (SNI), if any.
     var serverName: String? { SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } }
 

@@ -207,7 +207,8 @@ extension Worker {
         case .completed:
             connection.tls.handshaking = false
             connection.tls.deadline = nil
-            connection.listener?.tlsHandshakes.recordCompleted(version: session.protocolVersion)
+            let took = Int64(clamping: LatencyClock.now() &- connection.accounting.acceptedAt)
+            connection.listener?.tlsHandshakes.recordCompleted(version: session.protocolVersion, resumed: session.resumedSession, nanoseconds: took)
             if accessLog != nil { connection.sni.serverName = session.serverName }  // the access log's server_name
             tlsFlushToClient(connection)
             connectNext(connection)

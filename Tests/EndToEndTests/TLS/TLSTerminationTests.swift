@@ -14,6 +14,7 @@ final class TLSTerminationPeers: Sendable {
         folder = try ConfiguredProxy.makeFolder()
         try ConfiguredProxy.write(Self.clientScript, to: folder + "/client.py")
         try ConfiguredProxy.write(Self.stallerScript, to: folder + "/stall.py")
+        try ConfiguredProxy.write(Self.resumeScript, to: folder + "/resume.py")
     }
 
     deinit { try? FileManager.default.removeItem(atPath: folder) }
@@ -95,6 +96,34 @@ final class TLSTerminationPeers: Sendable {
         }
         return process
     }
+
+    /// Connects once for a session, then `count` more times offering the latest session's
+    /// ticket, each exchanging a byte with an echo backend; returns how many resumed.
+    func resumptions(_ endpoint: TCPEndpoint, count: Int, serverName: String, trusting: String, version: String) throws -> Int {
+        let run = try SwitchyardProcess.runTool("/usr/bin/env", [
+            "python3", folder + "/resume.py", endpoint.host, String(endpoint.port), String(count), serverName, trusting, version,
+        ], timeout: 60)
+        guard run.status == 0, let resumed = Int(run.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw HarnessError("resume.py: \(run.output)")
+        }
+        return resumed
+    }
+
+    static let resumeScript = """
+    import socket, ssl, sys
+    host, port, count, name, trust, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+    context = ssl.create_default_context(cafile=trust)
+    pinned = ssl.TLSVersion.TLSv1_2 if version == "1.2" else ssl.TLSVersion.TLSv1_3
+    context.minimum_version = context.maximum_version = pinned
+    session, resumed = None, 0
+    for attempt in range(count + 1):
+        with context.wrap_socket(socket.create_connection((host, port), timeout=10), server_hostname=name, session=session) as tls:
+            tls.sendall(b"x")
+            assert tls.recv(1) == b"x"  # the echo: TLS 1.3 tickets arrive before it
+            resumed += attempt > 0 and tls.session_reused
+            session = tls.session
+    print(resumed)
+    """
 
     static let stallerScript = """
     import socket, ssl, sys, time
@@ -328,6 +357,23 @@ extension EndToEnd {
                     && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="unknown_ca"}"#) == 1
                     && metricValue(text, #"switchyard_tls_handshake_failures_total{service="secure",reason="bad_certificate"}"#) == 1
             }, "\(text.split(separator: "\n").filter { $0.contains("tls_handshake") })")
+        }
+
+        @Test func sessionTicketsResumeOnEitherWorker() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate], workers: 2)
+            _ = proxy
+            // SO_REUSEPORT spreads the connections over both workers; every ticket works on either.
+            #expect(try peers.resumptions(listen, count: 8, serverName: "only.test", trusting: certificate.cert, version: "1.3") == 8)
+            #expect(try peers.resumptions(listen, count: 8, serverName: "only.test", trusting: certificate.cert, version: "1.2") == 8)
+            var text = ""
+            #expect(eventually(timeout: 5, interval: 0.1) {
+                text = (try? httpGet(metrics, "/metrics")) ?? ""
+                return metricValue(text, #"switchyard_tls_resumed_handshakes_total{service="secure"}"#) == 16
+                    && metricValue(text, #"switchyard_tls_handshake_duration_seconds_count{service="secure"}"#) == 18
+            }, "\(text.split(separator: "\n").filter { $0.contains("resumed") || $0.contains("duration_seconds_count") })")
         }
 
         @Test func clientsThatStopReadingHoldNoSharedBufferAndOthersKeepRelaying() throws {
