@@ -114,3 +114,24 @@ import Testing
         #expect(CertificateChoice(names: [["a.example"], ["a.example"]]).certificate(for: "a.example") == 0)
     }
 }
+
+@Suite struct TLSHandshakeFiguresTests {
+    @Test func countsByVersionAndReasonAndMergesWorkers() {
+        var one = TLSHandshakeFigures()
+        #expect(one.isEmpty)
+        one.recordCompleted(version: "TLSv1.3", resumed: true, nanoseconds: 2_000_000)
+        one.recordFailed(.timeout)
+        var two = TLSHandshakeFigures()
+        two.recordCompleted(version: "TLSv1.2", resumed: false, nanoseconds: 1_000_000)
+        two.recordCompleted(version: "TLSv1.3", resumed: false, nanoseconds: 1_000_000)
+        two.recordFailed(.protocol)
+        two.recordFailed(.protocol)
+        one.merge(two)
+        #expect(one.completed == ["TLSv1.3": 2, "TLSv1.2": 1])
+        #expect(one.resumed == 1)
+        #expect(one.failures(.protocol) == 2 && one.failures(.timeout) == 1 && one.failures(.unknownCA) == 0)
+        #expect(one.totalFailed == 3)
+        #expect(!one.isEmpty)
+        #expect(TLSHandshakeFailure.allCases.map(\.label) == ["no_shared_cipher", "bad_certificate", "unknown_ca", "timeout", "protocol"])
+    }
+}
