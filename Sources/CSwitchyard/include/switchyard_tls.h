@@ -43,6 +43,11 @@ static inline long swy_ssl_ctx_set_session_cache_mode(SSL_CTX *context, long mod
     return SSL_CTX_set_session_cache_mode(context, mode);
 }
 
+// SSL_CTX_get0_chain_certs(3): the chain loaded after the leaf, in file order.
+static inline int swy_ssl_ctx_get0_chain_certs(SSL_CTX *context, STACK_OF(X509) **chain) {
+    return (int)SSL_CTX_get0_chain_certs(context, chain);
+}
+
 // The DNS name a subjectAltName entry holds (its length in *length), or NULL for another kind.
 static inline const unsigned char *swy_general_name_dns(const GENERAL_NAME *name, int *length) {
     if (name->type != GEN_DNS) return NULL;

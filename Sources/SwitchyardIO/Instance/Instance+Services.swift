@@ -18,7 +18,10 @@ extension Instance {
                 logger.notice("service \(service.name): round-robin ignores backend weights; use balance weighted to honour them")
             }
             let runtime = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
-            if let tls = try Self.tlsContext(of: service) { runtime.tls.withLock { $0 = tls } }
+            if let tls = try Self.tlsContext(of: service) {
+                for warning in Self.expiryWarnings(tls, service: service.name) { logger.warning("\(warning)") }
+                runtime.tls.withLock { $0 = tls }
+            }
             services[service.name] = runtime
         }
         if configuration.services.contains(where: ServiceDiscovery.needed) {

@@ -159,6 +159,19 @@ public final class TLSServerContext: @unchecked Sendable {
         guard let x509 = SSL_CTX_get0_certificate(context) else {
             throw TLSError("certificate \(certificate.cert): no certificate in it")
         }
+        // The file is the leaf, then each certificate's issuer: clients get the chain as written.
+        var chain: OpaquePointer?
+        _ = swy_ssl_ctx_get0_chain_certs(context, &chain)
+        if let chain {
+            var issued = x509
+            for index in 0..<OPENSSL_sk_num(chain) {
+                guard let issuer = OPENSSL_sk_value(chain, index).map(OpaquePointer.init) else { continue }
+                guard X509_check_issued(issuer, issued) == X509_V_OK else {
+                    throw TLSError("certificate \(certificate.cert): the chain is out of order: certificate \(index + 2) in the file did not issue certificate \(index + 1) (the leaf comes first, then each issuer)")
+                }
+                issued = issuer
+            }
+        }
         return LoadedCertificate(path: certificate.cert, names: Certificate.dnsNames(x509), notAfter: Certificate.notAfter(x509))
     }
 }

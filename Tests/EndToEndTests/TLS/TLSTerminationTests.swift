@@ -476,7 +476,28 @@ extension EndToEnd {
             #expect(try redis.command(["GET", "offloaded"]).contains("yes"), "the plain server holds what came over TLS")
         }
 
-        @Test func checkConfigRefusesEncryptedAndMismatchedKeysNamingTheFile() throws {
+        /// Writes a self-signed ECDSA certificate valid from 3 days ago to 1 day ago (`openssl req`
+        /// cannot date one in the past).
+        static let expiredCertificateScript = """
+            import datetime, sys
+            from cryptography import x509
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.x509.oid import NameOID
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired.test")])
+            now = datetime.datetime.now(datetime.timezone.utc)
+            certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=3))
+                .not_valid_after(now - datetime.timedelta(hours=25))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("expired.test")]), critical=False)
+                .sign(key, hashes.SHA256()))
+            open(sys.argv[1], "wb").write(certificate.public_bytes(serialization.Encoding.PEM))
+            open(sys.argv[2], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+            """
+
+        @Test func checkConfigRefusesEncryptedOrMismatchedKeysMisorderedChainsAndExpiredCertificates() throws {
             let peers = try TLSTerminationPeers()
             let locked = try peers.certificate("locked", names: ["locked.test"], key: .rsa, encrypted: true)
             let one = try peers.certificate("one", names: ["one.test"], key: .ecdsa)
@@ -498,6 +519,20 @@ extension EndToEnd {
             let (mixedStatus, mixedError) = try check((one.cert, two.key), "mixed")
             #expect(mixedStatus == 1)
             #expect(mixedError.contains("key \(two.key) does not match certificate \(one.cert)"), "\(mixedError)")
+            // A leaf followed by a certificate that did not issue it.
+            let chained = "\(peers.folder)/chained.crt"
+            try ConfiguredProxy.write(try String(contentsOfFile: one.cert, encoding: .utf8) + String(contentsOfFile: two.cert, encoding: .utf8),
+                                      to: chained)
+            let (chainStatus, chainError) = try check((chained, one.key), "chained")
+            #expect(chainStatus == 1)
+            #expect(chainError.contains("certificate \(chained): the chain is out of order"), "\(chainError)")
+            // A certificate that expired yesterday.
+            let expired = (cert: "\(peers.folder)/expired.crt", key: "\(peers.folder)/expired.key")
+            let made = try SwitchyardProcess.runTool("/usr/bin/env", ["python3", "-c", Self.expiredCertificateScript, expired.cert, expired.key])
+            #expect(made.status == 0, "\(made.output)")
+            let (expiredStatus, expiredError) = try check(expired, "expired")
+            #expect(expiredStatus == 1)
+            #expect(expiredError.contains("certificate \(expired.cert) expired 25h ago: clients will refuse it"), "\(expiredError)")
             let (goodStatus, goodError) = try check(one, "good")
             #expect(goodStatus == 0, "\(goodError)")
         }
