@@ -215,17 +215,19 @@ extension EndToEnd {
         /// A terminating service in front of `backend` with `certificates` (cert, key) and `extra`
         /// keys, plus a metrics listener.
         static func proxy(_ peers: TLSTerminationPeers, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
-                          extra: String = "", workers: Int = 2, clientCA: String? = nil,
-                          clientAuth: String = "none") throws -> (ConfiguredProxy, listen: TCPEndpoint, metrics: TCPEndpoint) {
+                          extra: String = "", workers: Int = 2, clientCA: String? = nil, clientAuth: String = "none",
+                          alpn: [String] = []) throws -> (ConfiguredProxy, listen: TCPEndpoint, metrics: TCPEndpoint) {
             let listen = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
             let proxy = try ConfiguredProxy(yaml: yaml(listen: listen, metrics: metrics, backend: backend, certificates: certificates,
-                                                       extra: extra, workers: workers, clientCA: clientCA, clientAuth: clientAuth),
+                                                       extra: extra, workers: workers, clientCA: clientCA, clientAuth: clientAuth,
+                                                       alpn: alpn),
                                             listen: [listen], folder: peers.folder)
             return (proxy, listen, metrics)
         }
 
         static func yaml(listen: TCPEndpoint, metrics: TCPEndpoint, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
-                         extra: String = "", workers: Int = 2, clientCA: String? = nil, clientAuth: String = "none") -> String {
+                         extra: String = "", workers: Int = 2, clientCA: String? = nil, clientAuth: String = "none",
+                         alpn: [String] = []) -> String {
             let list = certificates.map { "{cert: \($0.cert), key: \($0.key)}" }.joined(separator: ", ")
             return """
                 workers: \(workers)
@@ -238,6 +240,7 @@ extension EndToEnd {
                 \(extra)    tls:
                       certificates: [\(list)]
                       client-auth: \(clientAuth)
+                      alpn: [\(alpn.joined(separator: ", "))]
                 \(clientCA.map { "      client-ca: \($0)\n" } ?? "")
                 """
         }
@@ -330,6 +333,23 @@ extension EndToEnd {
                 ] + arguments, timeout: 30)
                 #expect(run.output.contains("Protocol version: TLSv1.2"), "\(run.output)")
                 #expect(run.output.contains("CN = \(subject)"), "\(run.output)")
+            }
+        }
+
+        @Test func alpnPicksTheFirstOfTheServicesProtocolsTheClientOffers() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, _) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate],
+                                                    extra: "", alpn: ["redis", "http/1.1"])
+            _ = proxy
+            for (offered, expected) in [("http/1.1,redis", "ALPN protocol: redis"), ("h2,http/1.1", "ALPN protocol: http/1.1"),
+                                        ("h2", "No ALPN negotiated")] {
+                let output = try SwitchyardProcess.runTool("/usr/bin/openssl", [
+                    "s_client", "-connect", listen.description, "-servername", "only.test", "-alpn", offered,
+                ], timeout: 30).output
+                #expect(output.contains(expected), "offered \(offered): \(output.split(separator: "\n").filter { $0.contains("ALPN") })")
+                #expect(output.contains("Verify return code") || output.contains("Protocol"), "the handshake completed")
             }
         }
 
