@@ -51,7 +51,7 @@ public struct TLSSettings: Equatable, Sendable {
     /// At least one; the first is served when no other's names match the client's SNI.
     public var certificates: [Certificate]
     public var minVersion = Version.tls12
-    /// `ciphers`: OpenSSL's cipher list for TLS 1.2; nil keeps OpenSSL's default.
+    /// `ciphers`: OpenSSL's cipher list for TLS 1.2; nil: `defaultCiphers`.
     public var ciphers: String?
     /// `ciphersuites`: OpenSSL's TLS 1.3 suites; nil keeps OpenSSL's default.
     public var ciphersuites: String?
@@ -66,6 +66,10 @@ public struct TLSSettings: Equatable, Sendable {
     public init(certificates: [Certificate]) {
         self.certificates = certificates
     }
+
+    /// The TLS 1.2 ciphers when `ciphers` is not given: forward-secret AEAD suites only (Mozilla's
+    /// "intermediate" list without DHE), so that no CBC suite (LUCKY13) is ever offered.
+    public static let defaultCiphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
     /// The keys of the mapping.
     static let fileKeys = ["certificates", "min-version", "ciphers", "ciphersuites", "alpn", "client-ca", "client-auth", "session-tickets"]

@@ -119,7 +119,8 @@ public final class TLSServerContext: @unchecked Sendable {
         }
         let sessionContext = Array("switchyard".utf8)
         _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
-        if let ciphers = settings.ciphers, SSL_CTX_set_cipher_list(context, ciphers) != 1 {
+        let ciphers = settings.ciphers ?? TLSSettings.defaultCiphers
+        if SSL_CTX_set_cipher_list(context, ciphers) != 1 {
             throw fail("ciphers '\(ciphers)': OpenSSL knows none of them (\(TLSError.takeQueue(fallback: "no cipher match")))")
         }
         if let suites = settings.ciphersuites, SSL_CTX_set_ciphersuites(context, suites) != 1 {

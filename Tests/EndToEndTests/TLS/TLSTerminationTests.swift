@@ -225,6 +225,28 @@ extension EndToEnd {
             return (proxy, listen, metrics)
         }
 
+        /// The usual setup: one certificate for `name` and an echo backend behind a terminating
+        /// service (`proxy` with its other arguments). Every part is returned so that it lives
+        /// as long as the test holds it.
+        struct EchoSetup {
+            let peers: TLSTerminationPeers
+            let certificate: (cert: String, key: String)
+            let backend: TestBackend
+            let proxy: ConfiguredProxy
+            let listen: TCPEndpoint
+            let metrics: TCPEndpoint
+        }
+
+        static func echo(_ name: String, key: TLSTerminationPeers.KeyType, extra: String = "", workers: Int = 2,
+                         alpn: [String] = []) throws -> EchoSetup {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate(name, names: ["\(name).test"], key: key)
+            let backend = try TestBackend(.echo)
+            let (proxy, listen, metrics) = try proxy(peers, backend: backend.endpoint, certificates: [certificate], extra: extra,
+                                                     workers: workers, alpn: alpn)
+            return EchoSetup(peers: peers, certificate: certificate, backend: backend, proxy: proxy, listen: listen, metrics: metrics)
+        }
+
         static func yaml(listen: TCPEndpoint, metrics: TCPEndpoint, backend: TCPEndpoint, certificates: [(cert: String, key: String)],
                          extra: String = "", workers: Int = 2, clientCA: String? = nil, clientAuth: String = "none",
                          alpn: [String] = []) -> String {
@@ -337,12 +359,8 @@ extension EndToEnd {
         }
 
         @Test func alpnPicksTheFirstOfTheServicesProtocolsTheClientOffers() throws {
-            let peers = try TLSTerminationPeers()
-            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
-            let backend = try TestBackend(.echo)
-            let (proxy, listen, _) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate],
-                                                    extra: "", alpn: ["redis", "http/1.1"])
-            _ = proxy
+            let setup = try Self.echo("only", key: .ecdsa, alpn: ["redis", "http/1.1"])
+            let listen = setup.listen
             for (offered, expected) in [("http/1.1,redis", "ALPN protocol: redis"), ("h2,http/1.1", "ALPN protocol: http/1.1"),
                                         ("h2", "No ALPN negotiated")] {
                 let output = try SwitchyardProcess.runTool("/usr/bin/openssl", [
@@ -380,11 +398,8 @@ extension EndToEnd {
         }
 
         @Test func sessionTicketsResumeOnEitherWorker() throws {
-            let peers = try TLSTerminationPeers()
-            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
-            let backend = try TestBackend(.echo)
-            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate], workers: 2)
-            _ = proxy
+            let setup = try Self.echo("only", key: .ecdsa)
+            let (peers, certificate, listen, metrics) = (setup.peers, setup.certificate, setup.listen, setup.metrics)
             // SO_REUSEPORT spreads the connections over both workers; every ticket works on either.
             #expect(try peers.resumptions(listen, count: 8, serverName: "only.test", trusting: certificate.cert, version: "1.3") == 8)
             #expect(try peers.resumptions(listen, count: 8, serverName: "only.test", trusting: certificate.cert, version: "1.2") == 8)
@@ -428,12 +443,8 @@ extension EndToEnd {
         }
 
         @Test func handshakesThatTrickleOrStallAreResetAtTheTimeoutWhileOthersRelay() throws {
-            let peers = try TLSTerminationPeers()
-            let certificate = try peers.certificate("only", names: ["only.test"], key: .ecdsa)
-            let backend = try TestBackend(.echo)
-            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate],
-                                                          extra: "    tls-handshake-timeout: 1s\n    idle-timeout: 60s\n", workers: 1)
-            _ = proxy
+            let setup = try Self.echo("only", key: .ecdsa, extra: "    tls-handshake-timeout: 1s\n    idle-timeout: 60s\n", workers: 1)
+            let (peers, certificate, listen, metrics) = (setup.peers, setup.certificate, setup.listen, setup.metrics)
             // A client that sends the start of a ClientHello and stops; one that sends nothing.
             let stalled = try TCPConnection(to: listen, timeout: 20)
             try stalled.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
@@ -465,11 +476,8 @@ extension EndToEnd {
         }
 
         @Test func garbageInsteadOfAClientHelloIsResetAndCountedAsProtocol() throws {
-            let peers = try TLSTerminationPeers()
-            let certificate = try peers.certificate("only", names: ["only.test"], key: .rsa)
-            let backend = try TestBackend(.echo)
-            let (proxy, listen, metrics) = try Self.proxy(peers, backend: backend.endpoint, certificates: [certificate])
-            _ = proxy
+            let setup = try Self.echo("only", key: .rsa)
+            let (backend, listen, metrics) = (setup.backend, setup.listen, setup.metrics)
             let client = try TCPConnection(to: listen, timeout: 10)
             try client.send("GET / HTTP/1.1\r\nHost: only.test\r\n\r\n")
             #expect(client.readToEnd(timeout: 10).end == .reset)
@@ -516,6 +524,47 @@ extension EndToEnd {
             open(sys.argv[2], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                             serialization.NoEncryption()))
             """
+
+        @Test func curlDownloadsAFileThroughATerminatingListenerFromAPlainHTTPServer() throws {
+            let peers = try TLSTerminationPeers()
+            let certificate = try peers.certificate("web", names: ["web.test"], key: .rsa)
+            let site = peers.folder + "/site"
+            try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+            var generator = DeterministicBytes(seed: 23)
+            let body = generator.next(3 << 20)
+            try Data(body).write(to: URL(fileURLWithPath: site + "/file.bin"))
+            let web = try Sockets.freeEndpoint()
+            let server = try ForegroundServer("/usr/bin/env", ["python3", "-m", "http.server", "\(web.port)", "--bind", "127.0.0.1",
+                                                               "--directory", site], folder: site)
+            try server.waitUntilListening(web, timeout: 10)
+            let (proxy, listen, _) = try Self.proxy(peers, backend: web, certificates: [certificate])
+            _ = proxy
+            let downloaded = peers.folder + "/downloaded.bin"
+            let run = try SwitchyardProcess.runTool("/usr/bin/curl", [
+                "-sS", "--http1.1", "--cacert", certificate.cert, "--resolve", "web.test:\(listen.port):127.0.0.1",
+                "-o", downloaded, "https://web.test:\(listen.port)/file.bin",
+            ], timeout: 60)
+            #expect(run.status == 0, "\(run.output)")
+            let got = try [UInt8](Data(contentsOf: URL(fileURLWithPath: downloaded)))
+            #expect(Checksum.of(got) == Checksum.of(body) && got.count == body.count, "\(got.count) bytes")
+        }
+
+        @Test func testsslFindsNoVulnerabilityAndNoProtocolBelowTLS12WithTheDefaults() throws {
+            let setup = try Self.echo("audit", key: .rsa)
+            let listen = setup.listen
+            let run = try SwitchyardProcess.runTool("/usr/bin/testssl", [
+                "--protocols", "--vulnerable", "--quiet", "--color", "0", "--warnings", "off", "--ip", "one", listen.description,
+            ], timeout: 200)
+            let lines = run.output.split(separator: "\n").map(String.init)
+            for old in ["SSLv2", "SSLv3", "TLS 1 ", "TLS 1.1"] {
+                #expect(lines.contains { $0.hasPrefix(" \(old)") && $0.contains("not offered") }, "\(old): \(lines.filter { $0.contains(old) })")
+            }
+            #expect(lines.contains { $0.hasPrefix(" TLS 1.2") && $0.contains("offered (OK)") })
+            #expect(lines.contains { $0.hasPrefix(" TLS 1.3") && $0.contains("offered (OK)") })
+            // testssl writes VULNERABLE in capitals for a finding (and "not vulnerable" otherwise).
+            #expect(!lines.contains { $0.contains("VULNERABLE") }, "\(lines.filter { $0.contains("VULNERABLE") })")
+            #expect(lines.contains { $0.contains("Heartbleed") && $0.contains("not vulnerable") }, "the vulnerabilities were tested")
+        }
 
         @Test func checkConfigRefusesEncryptedOrMismatchedKeysMisorderedChainsAndExpiredCertificates() throws {
             let peers = try TLSTerminationPeers()
