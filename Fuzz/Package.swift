@@ -21,6 +21,7 @@ let fuzzTargets = [
     "FuzzHealthSteps",
     "FuzzProxyHeader",
     "FuzzSourceTable",
+    "FuzzStatusAction",
 ]
 
 let package = Package(

@@ -31,7 +31,7 @@ from benchlib.backends import start_backends
 from benchlib.build import REPO, build_switchyard
 from benchlib.installs import ensure_tools
 from benchlib.lbconfigs import HAPROXY_MAXPIPES, LB, all_lbs, with_baseline
-from benchlib.lbstart import start_lb
+from benchlib.lbstart import STATUS_DATA, start_lb
 from benchlib.log import log
 from benchlib.processes import PROCS, free_ports, set_affinity, stop_all_on_exit
 from benchlib.report import fmt, write_results
@@ -110,16 +110,20 @@ def run_all(args: argparse.Namespace, workloads: list[Workload], lbs: list[LB], 
                 try:
                     run = start_lb(lb, pinned, backends.pool(w.backend, w.pool), next(lb_ports), tmp, maxconn,
                                    hard_nofile, switchyard_bin)
+                    polls = run.page.requests_to(STATUS_DATA) if run.page else 0
                     sample["metrics"] = run_workload(w, ctx, run)
                     m = sample["metrics"]
+                    if run.page:
+                        # proof that the browser kept the page live through the whole load
+                        m["page_requests"] = run.page.requests_to(STATUS_DATA) - polls
                     log(f"[{done}/{total}] rep {rep} {w.name:10} {lb.name:22} " + " ".join(
-                        f"{k}={fmt(m[k])}" for k in w.columns if k in m))
+                        f"{k}={fmt(m[k])}" for k in [*w.columns, "page_requests"] if k in m))
                 except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as exc:
                     sample["error"] = str(exc)
                     log(f"[{done}/{total}] rep {rep} {w.name:10} {lb.name:22} FAILED: {exc}")
                 finally:
-                    if run is not None and run.proc is not None:
-                        PROCS.stop(run.proc)
+                    if run is not None:
+                        run.stop()
                 samples.append(sample)
                 for name, p in backends.procs.items():
                     if p.poll() is not None:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"RLIMIT_NOFILE hard limit {hard}: idle-conns uses {conns} connections, not {args.conns}")
     maxconn = conns + 50
 
-    ensure_tools(args.no_install, need_matplotlib=True)
+    ensure_tools(args.no_install, need_matplotlib=True, need_browser=any("browser" in lb.observe for lb in lbs))
     switchyard_bin = args.switchyard
     if any(lb.kind == "switchyard" and not lb.binary for lb in lbs):
         switchyard_bin = executable(switchyard_bin) if switchyard_bin else executable(build_switchyard())

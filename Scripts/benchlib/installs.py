@@ -27,10 +27,12 @@ TOOLS = {
 }
 
 
-def ensure_tools(no_install: bool, need_matplotlib: bool) -> None:
+def ensure_tools(no_install: bool, need_matplotlib: bool, need_browser: bool = False) -> None:
     """Installs the packages of the missing TOOLS (and nginx's stream module) with apt-get, and
-    matplotlib with pip when `need_matplotlib`; with `no_install`, a missing package ends the run."""
-    missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
+    matplotlib with pip when `need_matplotlib`; with `no_install`, a missing package ends the run.
+    `need_browser` adds chromium (large: about a minute), for the LBs with the status page open."""
+    tools = dict(TOOLS, chromium="chromium") if need_browser else TOOLS
+    missing = sorted({pkg for tool, pkg in tools.items() if not shutil.which(tool)})
     if not os.path.exists(NGINX_STREAM_MODULE):
         missing.append("libnginx-mod-stream")
     if missing:

@@ -27,9 +27,10 @@ class LB:
     pinned: bool         # LB on core 1, backends and load generators on core 0
     splice: bool = False  # haproxy: option splice-auto
     relay: str = ""      # switchyard: auto | copy | splice
-    observe: str = ""    # switchyard: "" | metrics | metrics+log (the observability overhead runs)
+    observe: str = ""    # switchyard: "" | metrics | metrics+log | status | status+browser (overhead runs)
     args: tuple[str, ...] = ()  # switchyard: further flags (the buffer-size comparison)
     binary: str = ""     # switchyard: this binary instead of the one under test (--baseline)
+    versus: str = ""     # the LB this one is set beside in the report's side-by-side table
 
 
 def all_lbs(n: int) -> list[LB]:
@@ -46,6 +47,12 @@ def all_lbs(n: int) -> list[LB]:
     # Observability overhead: metrics scraped every second, and metrics plus a JSON access log.
     lbs.append(LB("switchyard-auto-1w-metrics", "switchyard", 1, True, relay="auto", observe="metrics"))
     lbs.append(LB("switchyard-auto-1w-metrics-log", "switchyard", 1, True, relay="auto", observe="metrics+log"))
+    # Issue 24's status page: its listener on and nobody looking, then a headless chromium holding
+    # the page open (it asks for /status.json every second), each beside the same LB without it.
+    lbs.append(LB("switchyard-auto-1w-status", "switchyard", 1, True, relay="auto", observe="status",
+                  versus="switchyard-auto-1w"))
+    lbs.append(LB("switchyard-auto-1w-status-browser", "switchyard", 1, True, relay="auto", observe="status+browser",
+                  versus="switchyard-auto-1w"))
     # Issue 27's per-client controls, with limits no client here reaches: what allow + deny + a
     # per-source concurrency and rate limit cost per request (compare with switchyard-auto-*).
     controls = ("--allow", "127.0.0.0/8,::1", "--deny", "192.0.2.0/24", "--max-connections-per-source", "100000000",

@@ -8,21 +8,34 @@ import threading
 import time
 import urllib.request
 
+from benchlib.browser import HeadlessPage, page_cpus
 from benchlib.lbconfigs import LB, haproxy_config, nginx_stream_config, switchyard_serve
-from benchlib.processes import PROCS, free_port
+from benchlib.processes import PROCS, free_port, wait_listening
 from benchlib.procfs import descendants
+
+STATUS_DATA = "/status.json"  # what the status page asks for every second
 
 
 class Running:
-    """A started load balancer (or none, for direct)."""
+    """A started load balancer (or none, for direct), and the browser holding its status page
+    open if it has one (in a session of its own: not one of `pids`, its CPU is not the LB's)."""
 
-    def __init__(self, lb: LB, port: int, proc: subprocess.Popen | None):
-        self.lb, self.port, self.proc = lb, port, proc
+    def __init__(self, lb: LB, port: int, proc: subprocess.Popen | None, page: HeadlessPage | None = None):
+        self.lb, self.port, self.proc, self.page = lb, port, proc, page
 
     def pids(self) -> list[int]:
         if self.proc is None or self.proc.poll() is not None:
             return []
         return descendants(self.proc.pid)
+
+    def stop(self) -> None:
+        """Stops the browser, then the LB, each by PID."""
+        try:
+            if self.page is not None:
+                self.page.stop()
+        finally:
+            if self.proc is not None:
+                PROCS.stop(self.proc)
 
 
 def start_scraper(port: int) -> None:
@@ -41,8 +54,9 @@ def start_scraper(port: int) -> None:
 
 
 def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxconn: int, hard_nofile: int,
-            switchyard_bin: str | None) -> list[str]:
-    """The command line that runs `lb` (writing its configuration file into `tmp` where it has one)."""
+            switchyard_bin: str | None, status_port: int | None = None) -> list[str]:
+    """The command line that runs `lb` (writing its configuration file into `tmp` where it has one),
+    with the status page on `status_port` when its `observe` has one."""
     if lb.kind == "haproxy":
         conf = os.path.join(tmp, f"{lb.name}.cfg")
         with open(conf, "w") as f:
@@ -58,10 +72,12 @@ def lb_argv(lb: LB, backend_ports: list[int], listen_port: int, tmp: str, maxcon
         if not binary:
             raise RuntimeError("no switchyard binary")
         flags = ["--workers", str(lb.threads), "--relay", lb.relay, "--admin-socket", os.path.join(tmp, f"{lb.name}.sock")]
-        if lb.observe:
+        if "metrics" in lb.observe:
             metrics_port = free_port()
             flags += ["--metrics", f"127.0.0.1:{metrics_port}"]
             start_scraper(metrics_port)
+        if "status" in lb.observe:
+            flags += ["--status", f"127.0.0.1:{status_port}"]
         if "log" in lb.observe:
             flags += ["--access-log", os.path.join(tmp, f"{lb.name}.access.log"), "--access-log-format", "json"]
         flags += list(lb.args)
@@ -75,5 +91,20 @@ def start_lb(lb: LB, pinned: bool, backend_ports: list[int], listen_port: int, t
     if lb.kind == "direct":
         return Running(lb, backend_ports[0], None)
     cpus = {1} if pinned else None
-    argv = lb_argv(lb, backend_ports, listen_port, tmp, maxconn, hard_nofile, switchyard_bin)
-    return Running(lb, listen_port, PROCS.start_listening(lb.name, argv, tmp, listen_port, cpus))
+    status_port = free_port() if "status" in lb.observe else None
+    argv = lb_argv(lb, backend_ports, listen_port, tmp, maxconn, hard_nofile, switchyard_bin, status_port)
+    run = Running(lb, listen_port, PROCS.start_listening(lb.name, argv, tmp, listen_port, cpus))
+    if "browser" in lb.observe:
+        try:
+            wait_listening(status_port, run.proc)
+            run.page = HeadlessPage(f"http://127.0.0.1:{status_port}/", tmp, page_cpus(pinned))
+            # the page is live once it has asked for its data (bounded; the run fails otherwise)
+            deadline = time.monotonic() + 10
+            while run.page.requests_to(STATUS_DATA) == 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the status page made no request for {STATUS_DATA} within 10 s")
+                time.sleep(0.2)
+        except BaseException:
+            run.stop()
+            raise
+    return run

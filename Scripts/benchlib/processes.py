@@ -16,7 +16,7 @@ import time
 from typing import Callable
 
 from benchlib.log import log as bench_log
-from benchlib.procfs import descendants, is_listening
+from benchlib.procfs import descendants, group_members, is_listening
 
 
 def pinned(argv: list[str], cpus: set[int] | None) -> list[str]:
@@ -48,13 +48,15 @@ class Procs:
         self.log = log
 
     def start(self, name: str, argv: list[str], logdir: str | None, cpus: set[int] | None = None,
-              new_session: bool = False) -> subprocess.Popen:
+              new_session: bool = False, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         """Starts argv (pinned to `cpus` if given) with stdin from /dev/null and stdout and stderr
         appended to LOGDIR/NAME.log, or inherited when logdir is None. `new_session` puts it in a
-        session of its own, out of reach of the terminal's Ctrl-C."""
+        session of its own, out of reach of the terminal's Ctrl-C, and its process group (whose id
+        is its pid) is emptied when it is stopped. `pass_fds` stay open in the child."""
         logf = open(os.path.join(logdir, f"{name}.log"), "ab") if logdir else None
         proc = subprocess.Popen(pinned(argv, cpus), stdin=subprocess.DEVNULL, stdout=logf,
-                                stderr=subprocess.STDOUT if logf else None, start_new_session=new_session)
+                                stderr=subprocess.STDOUT if logf else None, start_new_session=new_session,
+                                pass_fds=pass_fds)
         self.live.append((name, proc, logf))
         return proc
 
@@ -76,10 +78,17 @@ class Procs:
         return proc
 
     def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout` seconds; descendants still alive then are killed by PID."""
+        """SIGTERM, then SIGKILL after `timeout` seconds; descendants still alive then are killed by
+        PID, and so is every live member of its process group if it was started in a session of
+        its own (chromium's helpers)."""
         entry = next((e for e in self.live if e[1] is proc), None)
         if proc.poll() is None:
             family = descendants(proc.pid)[1:]  # workers, stopped by PID if the parent leaves them
+            try:
+                if os.getsid(proc.pid) == proc.pid:
+                    family += [pid for pid in group_members(proc.pid) if pid not in family and pid != proc.pid]
+            except ProcessLookupError:
+                pass
             try:
                 proc.terminate()
                 proc.wait(timeout)

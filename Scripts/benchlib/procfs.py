@@ -40,6 +40,21 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = stat_fields(int(entry))
+        except (OSError, ValueError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(entry))
+    return out
+
+
 def cpu_ticks(pid: int) -> tuple[int, int]:
     """(utime, stime) of the process, every thread included, in clock ticks (CLK_TCK a second).
     Raises OSError when the process is gone."""

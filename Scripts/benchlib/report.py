@@ -53,7 +53,7 @@ UNITS = {
     "lb_user_pct": "LB user %",
     "p50_us": "RTT p50 µs ↓", "p99_us": "p99 µs", "p999_us": "p99.9 µs", "cpu_us_per_exchange": "LB CPU-µs/exch ↓",
     "req_s": "req/s ↑", "cpu_us_per_req": "LB CPU-µs/req ↓", "errors": "errors",
-    "kib_per_conn": "KiB/conn ↓", "rss_before_mib": "RSS before MiB", "rss_after_mib": "RSS after MiB", "conns": "conns",
+    "page_requests": "status page requests", "kib_per_conn": "KiB/conn ↓", "rss_before_mib": "RSS before MiB", "rss_after_mib": "RSS after MiB", "conns": "conns",
 }
 
 
@@ -100,7 +100,27 @@ def markdown(med: dict, samples: list[dict], workloads: list[Workload], lbs: lis
         if not lines[-1].startswith("| "):
             lines += ["", "_no samples_"]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + side_by_side(med, workloads, lbs))
+
+
+def side_by_side(med: dict, workloads: list[Workload], lbs: list[LB]) -> list[str]:
+    """A table of each LB that names another (`versus`, e.g. the status page open in a browser
+    against no page) beside it, with the ratio of their LB CPU per unit of work; empty when the
+    run has no such pair."""
+    rows = []
+    for w in workloads:
+        for lb in lbs:
+            this, other = med.get((w.name, lb.name), {}), med.get((w.name, lb.versus), {})
+            if not lb.versus or w.cost is None or this.get(w.cost) is None or other.get(w.cost) is None:
+                continue
+            rows.append(f"| {w.name} | {lb.name} | {lb.versus} | {fmt(this[w.cost])} | {fmt(other[w.cost])} | "
+                        f"{this[w.cost] / other[w.cost]:.3f} | {ratio(this.get(w.primary[0]), other.get(w.primary[0]))} |")
+    if not rows:
+        return []
+    return ["## Side by side", "",
+            "LB CPU per unit of work (the workload's cost column) of each LB against the LB it is set beside.", "",
+            "| workload | LB | versus | its cost | versus cost | cost ratio | primary ratio |",
+            "|---|---|---|---:|---:|---:|---:|", *rows, ""]
 
 
 def chart(med: dict, workloads: list[Workload], lbs: list[LB], path: str) -> bool:

@@ -66,6 +66,20 @@ struct Serve: ParsableCommand {
             transform: ArgumentValue.endpoint)
     var metrics: Endpoint?
 
+    @Option(help: ArgumentHelp("Serve the live status page (GET /) and its data (GET /status.json) on this address; it may be the --metrics address. Off by default.", valueName: "HOST:PORT"),
+            transform: ArgumentValue.endpoint)
+    var status: Endpoint?
+
+    @Flag(help: "Let the status page drain, ready, maint and reweight backends (POST requests carrying the token of --status-admin-token-file, from --status-admin-from). Off by default: the page is read-only.")
+    var statusAdmin = false
+
+    @Option(help: ArgumentHelp("File whose first line is the token a status page action must carry (needed by --status-admin); read at each action, so it can be replaced while running.", valueName: "PATH"))
+    var statusAdminTokenFile: String?
+
+    @Option(help: ArgumentHelp("Client address block the status page's actions are accepted from (repeatable). Default: loopback only.", valueName: "CIDR"),
+            transform: { (text: String) throws -> CIDR in try CIDR(parsing: text) })
+    var statusAdminFrom: [CIDR] = []
+
     @Option(help: ArgumentHelp("Write one line per closed connection to stderr or to this file (reopened on SIGUSR1). Off by default.", valueName: "stderr|PATH"))
     var accessLog: String?
 
@@ -162,6 +176,10 @@ struct Serve: ParsableCommand {
         if let logLevel { global.logLevel = logLevel }
         if let stateFile { global.stateFile = stateFile }
         if let metrics { global.metrics = metrics }
+        if let status { global.status = status }
+        if statusAdmin { global.statusAdmin = true }
+        if let statusAdminTokenFile { global.statusAdminTokenFile = statusAdminTokenFile }
+        if !statusAdminFrom.isEmpty { global.statusAdminFrom = statusAdminFrom }
         if let accessLog { global.accessLog = accessLog }
         if let accessLogFormat { global.accessLogFormat = accessLogFormat }
         if let size = clientControls.sourceTableSize { global.sourceTableSize = size }

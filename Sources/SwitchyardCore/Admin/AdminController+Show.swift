@@ -7,7 +7,8 @@ private enum BackendFiguresJSON {
 
 /// `show backends`, `show services` and `show stats`, as text tables or JSON.
 extension AdminController {
-    private struct BackendRow {
+    /// One backend with its figures, as `show backends` and the status page show it.
+    struct BackendRow {
         var service: String
         var state: BackendState
         var lastCheck: String
@@ -15,7 +16,7 @@ extension AdminController {
         var figures: BackendFigures
     }
 
-    private func rows(of services: [AdminService]) -> [BackendRow] {
+    func rows(of services: [AdminService]) -> [BackendRow] {
         services.flatMap { service in
             service.registry.snapshot().backends.map { backend in
                 BackendRow(
@@ -40,36 +41,7 @@ extension AdminController {
         }
         let rows = rows(of: selected)
         if json {
-            let objects = rows.map { row in
-                // Health check on another address (issue 13): `check` names it only when it differs.
-                let check: [(String, String)] = row.state.spec.checksElsewhere
-                    ? [("check", JSONText.string(row.state.spec.checkEndpoint.description))] : []
-                return JSONText.object([
-                    ("id", "\(row.state.id)"),
-                    ("service", JSONText.string(row.service)),
-                    ("address", JSONText.string(row.state.spec.endpoint.description)),
-                ] + check + [
-                    ("weight", "\(row.state.spec.weight)"),
-                    ("state", JSONText.string(row.state.effectiveAdmin.rawValue)),
-                    ("health", JSONText.string(row.state.health.isUp ? "up" : "down")),
-                    ("selectable", "\(row.state.selectable)"),
-                    ("removing", "\(row.state.removing)"),
-                    ("last_check", JSONText.string(row.lastCheck)),
-                    ("active", "\(row.active)"),
-                    ("total", "\(row.total)"),
-                    ("failures", "\(row.failures)"),
-                    ("bytes_to_backend", "\(row.bytesIn)"),
-                    ("bytes_from_backend", "\(row.bytesOut)"),
-                    ("shutdown_epoch", "\(row.state.shutdownEpoch)"),
-                    ("connect_p50_ms", BackendFiguresJSON.number(row.figures.connectP50Milliseconds)),
-                    ("connect_p99_ms", BackendFiguresJSON.number(row.figures.connectP99Milliseconds)),
-                    ("conn_per_sec", String(format3: row.figures.connectionsPerSecond)),
-                    ("backup", "\(row.state.spec.backup)"),
-                    ("priority", "\(row.state.spec.priority)"),  // Failover tiers.
-                    ("max_connections", row.state.spec.maxConnections.map { "\($0)" } ?? "null"),
-                    ("ramping", "\(row.state.rampStartedAt != nil)"),
-                ] + Self.agentFields(row.state))
-            }
+            let objects = rows.map { JSONText.object(Self.backendJSONFields($0)) }
             return .success([JSONText.object([("backends", JSONText.array(objects))])])
         }
         // Agent checks (issue 22): an AGENT column only when some backend has an agent.
@@ -86,6 +58,38 @@ extension AdminController {
         }
         if table.isEmpty { return .success(["no backends"]) }
         return .success(Self.aligned([header] + table))
+    }
+
+    /// The fields of one backend of `show backends json` (the status page adds its own).
+    static func backendJSONFields(_ row: BackendRow) -> [(String, String)] {
+        // Health check on another address (issue 13): `check` names it only when it differs.
+        let check: [(String, String)] = row.state.spec.checksElsewhere
+            ? [("check", JSONText.string(row.state.spec.checkEndpoint.description))] : []
+        return [
+            ("id", "\(row.state.id)"),
+            ("service", JSONText.string(row.service)),
+            ("address", JSONText.string(row.state.spec.endpoint.description)),
+        ] + check + [
+            ("weight", "\(row.state.spec.weight)"),
+            ("state", JSONText.string(row.state.effectiveAdmin.rawValue)),
+            ("health", JSONText.string(row.state.health.isUp ? "up" : "down")),
+            ("selectable", "\(row.state.selectable)"),
+            ("removing", "\(row.state.removing)"),
+            ("last_check", JSONText.string(row.lastCheck)),
+            ("active", "\(row.active)"),
+            ("total", "\(row.total)"),
+            ("failures", "\(row.failures)"),
+            ("bytes_to_backend", "\(row.bytesIn)"),
+            ("bytes_from_backend", "\(row.bytesOut)"),
+            ("shutdown_epoch", "\(row.state.shutdownEpoch)"),
+            ("connect_p50_ms", BackendFiguresJSON.number(row.figures.connectP50Milliseconds)),
+            ("connect_p99_ms", BackendFiguresJSON.number(row.figures.connectP99Milliseconds)),
+            ("conn_per_sec", String(format3: row.figures.connectionsPerSecond)),
+            ("backup", "\(row.state.spec.backup)"),
+            ("priority", "\(row.state.spec.priority)"),  // Failover tiers.
+            ("max_connections", row.state.spec.maxConnections.map { "\($0)" } ?? "null"),
+            ("ramping", "\(row.state.rampStartedAt != nil)"),
+        ] + Self.agentFields(row.state)
     }
 
     /// Agent checks (issue 22): where the agent is and what it said, for `show backends json`;
@@ -112,16 +116,19 @@ extension AdminController {
         return backend.agent?.summary ?? "no answer yet"
     }
 
-    func showServices(json: Bool) -> AdminReply {
-        let rows = services().map { service -> (AdminService, BackendSnapshot, Int, Int) in
+    /// Each service with its snapshot and its backends' open and total connections.
+    func serviceRows() -> [(AdminService, BackendSnapshot, Int, Int)] {
+        services().map { service -> (AdminService, BackendSnapshot, Int, Int) in
             let snapshot = service.registry.snapshot()
             let active = snapshot.backends.reduce(0) { $0 + $1.stats.active.load(ordering: .relaxed) }
             let total = snapshot.backends.reduce(0) { $0 + $1.stats.total.load(ordering: .relaxed) }
             return (service, snapshot, active, total)
         }
-        if json {
-            let objects = rows.map { service, snapshot, active, total in
-                JSONText.object([
+    }
+
+    /// The fields of one service of `show services json` (the status page adds its own).
+    static func serviceJSONFields(_ service: AdminService, _ snapshot: BackendSnapshot, active: Int, total: Int) -> [(String, String)] {
+        [
                     ("name", JSONText.string(service.name)),
                     ("listen", JSONText.array(service.listeners.map(JSONText.string))),
                     ("balance", JSONText.string(snapshot.algorithm.rawValue)),
@@ -131,8 +138,15 @@ extension AdminController {
                     ("active", "\(active)"),
                     ("total", "\(total)"),
                     ("queued", "\(service.registry.queue.count)"),
-                    ("tiers", Self.tiersJSON(snapshot)),  // Failover tiers.
-                ] + service.details())
+            ("tiers", Self.tiersJSON(snapshot)),  // Failover tiers.
+        ] + service.details()
+    }
+
+    func showServices(json: Bool) -> AdminReply {
+        let rows = serviceRows()
+        if json {
+            let objects = rows.map { service, snapshot, active, total in
+                JSONText.object(Self.serviceJSONFields(service, snapshot, active: active, total: total))
             }
             return .success([JSONText.object([("services", JSONText.array(objects))])])
         }
@@ -163,6 +177,15 @@ extension AdminController {
     }
 
     func showStats(json: Bool) -> AdminReply {
+        let fields = statsFields()
+        if json {
+            return .success([JSONText.object(fields.map { ($0.0, $0.1) })])
+        }
+        return .success(fields.map(\.2))
+    }
+
+    /// `show stats`: each figure's JSON key, JSON value and text line.
+    func statsFields() -> [(String, String, String)] {
         let stats = processStats()
         let all = services()
         let backends = all.flatMap { $0.registry.snapshot().backends }
@@ -188,10 +211,8 @@ extension AdminController {
             ("commit", JSONText.string(stats.commit), "commit \(stats.commit)"),
             ("source_port_exhausted", "\(stats.sourcePortExhausted)", "connects without a free local port \(stats.sourcePortExhausted)"),
         ] + Self.proxyHeaderErrorFields(stats)
-        if json {
-            return .success([JSONText.object(fields.map { ($0.0, $0.1) })])
-        }
-        return .success(fields.map(\.2))
+            + (stats.kernelTLS.isEmpty ? [] : [("kernel_tls", JSONText.string(stats.kernelTLS), "kernel TLS \(stats.kernelTLS)")])
+        return fields
     }
 
     // PROXY protocol.

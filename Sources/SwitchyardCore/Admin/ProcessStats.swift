@@ -24,6 +24,8 @@ public struct ProcessStats: Sendable, Equatable {
     public var proxyHeaderErrors: [UInt64] = []
     /// Backend connects that found no free local port (issue 13, `source`).
     public var sourcePortExhausted = 0
+    /// Whether the kernel offers kTLS: `available` or `unavailable: WHY` (empty: not probed).
+    public var kernelTLS = ""
 
     public init(
         uptime: Duration, workers: Int, relayMode: String, balance: String,

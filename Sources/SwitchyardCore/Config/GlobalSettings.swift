@@ -37,6 +37,16 @@ public struct GlobalSettings: Equatable, Sendable {
     public var resolvers: [Endpoint] = []
     /// Where `GET /metrics` and `/healthz` are served; nil: nowhere (the default).
     public var metrics: Endpoint?
+    /// Where the status page (`/`) and its data (`/status.json`) are served; nil: nowhere (the
+    /// default). It may be the metrics address: one listener then serves both.
+    public var status: Endpoint?
+    /// The status page's actions (drain, ready, maint, weight) are accepted (`status-admin`);
+    /// false: the page is read-only and every POST is refused.
+    public var statusAdmin = false
+    /// The file whose first line is the token a status page action must carry.
+    public var statusAdminTokenFile: String?
+    /// Client addresses the status page's actions are accepted from; empty: loopback only.
+    public var statusAdminFrom: [CIDR] = []
     /// `stderr` or a file path for one line per closed connection; nil: no access log.
     public var accessLog: String?
     public var accessLogFormat: AccessLogFormat = .text
@@ -75,6 +85,10 @@ public struct GlobalSettings: Equatable, Sendable {
         note("log-level", logLevel, other.logLevel) { $0.rawValue }
         note("state-file", stateFile, other.stateFile) { $0 ?? "none" }
         note("metrics", metrics, other.metrics) { $0?.description ?? "off" }
+        note("status", status, other.status) { $0?.description ?? "off" }
+        note("status-admin", statusAdmin, other.statusAdmin) { "\($0)" }
+        note("status-admin-token-file", statusAdminTokenFile, other.statusAdminTokenFile) { $0 ?? "none" }
+        note("status-admin-from", statusAdminFrom, other.statusAdminFrom) { $0.isEmpty ? "loopback" : $0.map(\.description).joined(separator: ",") }
         note("access-log", accessLog, other.accessLog) { $0 ?? "off" }
         note("access-log-format", accessLogFormat, other.accessLogFormat) { $0.rawValue }
         note("source-table-size", sourceTableSize, other.sourceTableSize) { "\($0)" }
@@ -126,6 +140,14 @@ public struct GlobalSettings: Equatable, Sendable {
             throw ConfigIssue(path: [.key("source-table-size")],
                               "source-table-size \(sourceTableSize) must be from \(Self.sourceTableSizeRange.lowerBound) to \(Self.sourceTableSizeRange.upperBound)")
         }
+        if statusAdmin {
+            guard status != nil else {
+                throw ConfigIssue(path: [.key("status-admin")], "status-admin needs status: give the status page an address")
+            }
+            guard let file = statusAdminTokenFile, !file.isEmpty else {
+                throw ConfigIssue(path: [.key("status-admin-token-file")], "status-admin needs status-admin-token-file: the file holding the token an action must carry")
+            }
+        }
         for (index, resolver) in resolvers.enumerated() where resolver.address == nil {
             throw ConfigIssue(path: [.key("resolvers"), .index(index)], "resolvers: '\(resolver)' must be an IP address and port")
         }
@@ -138,6 +160,7 @@ extension GlobalSettings {
         "workers", "relay", "admin-socket", "max-connections", "shutdown-grace", "withdraw-delay", "buffer-size", "buffers",
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
         "source-table-size", "parked-memory", "admin-socket-mode", "admin-socket-group", "admin-socket-readonly",
+        "status", "status-admin", "status-admin-token-file", "status-admin-from",
     ]
 
     /// The defaults with the file's top-level keys over them (checked by `validate()`).
@@ -169,6 +192,10 @@ extension GlobalSettings {
             return server
         } ?? []
         metrics = try container.parsed("metrics") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
+        status = try container.parsed("status") { (text) throws(ConfigError) in try Endpoint(parsing: text, allowPortZero: true) }
+        if let value = try container.flag("status-admin") { statusAdmin = value }
+        statusAdminTokenFile = try container.value("status-admin-token-file")
+        statusAdminFrom = try container.parsedList("status-admin-from") { (text) throws(ConfigError) in try CIDR(parsing: text) } ?? []
         accessLog = try container.value("access-log")
         if let value = try container.choice("access-log-format", AccessLogFormat.self) { accessLogFormat = value }
         if let value = try container.value("source-table-size", as: Int.self) { sourceTableSize = value }

@@ -52,6 +52,16 @@ public struct LatencyHistogram: Sendable, Equatable {
         counts[index] &+= 1
     }
 
+    /// For `subtract` (StatusRecorder.swift): the caller checked the counts are there.
+    mutating func removeFromBucket(_ index: Int, _ amount: UInt64) {
+        counts[index] -= amount
+    }
+
+    mutating func removeTotals(count removed: UInt64, sumNanoseconds removedSum: UInt64) {
+        count &-= removed
+        sumNanoseconds &-= removedSum
+    }
+
     /// The bucket holding `value` nanoseconds: the one whose `(lower, upper]` range contains it.
     static func bucketIndex(nanoseconds value: UInt64) -> Int {
         guard value > 1 << firstOctave else { return 0 }

@@ -89,13 +89,20 @@ public struct SeriesHistory: Sendable, Equatable {
     /// The series as JSON: `{"resolution_seconds":R,"fields":[...],"points":[[time,v1,...],...]}`,
     /// oldest first; the minute series ends with the minute being gathered.
     public func json(resolution: Int) -> String {
+        "{\"resolution_seconds\":\(resolution == 60 ? 60 : 1),\"fields\":"
+            + JSONText.array(fields.map(JSONText.string)) + ",\"points\":" + pointsJSON(resolution: resolution) + "}"
+    }
+
+    /// The points alone as a JSON array, `[[time,v1,...],...]`, oldest first; only those after
+    /// `since` when it is given (a page that has the rest asks for what is new).
+    public func pointsJSON(resolution: Int, since: Int64? = nil) -> String {
         var points = (resolution == 60 ? minutes : seconds).points
         if resolution == 60, let current = currentMinute { points.append(current) }
+        if let since { points.removeAll { $0.time <= since } }
         let rows = points.map { point in
             "[" + ([String(point.time)] + point.values.map(Self.number)).joined(separator: ",") + "]"
         }
-        return "{\"resolution_seconds\":\(resolution == 60 ? 60 : 1),\"fields\":"
-            + JSONText.array(fields.map(JSONText.string)) + ",\"points\":[" + rows.joined(separator: ",") + "]}"
+        return "[" + rows.joined(separator: ",") + "]"
     }
 
     /// A JSON number for `value`: whole numbers without a fraction, others with at most three

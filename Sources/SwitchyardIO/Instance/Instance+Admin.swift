@@ -80,6 +80,7 @@ extension Instance {
         stats.accepting = !context.stopAccepting.load(ordering: .relaxed)
         stats.instance = state.withLock { $0.readiness }
         stats.proxyHeaderErrors = proxyHeaderErrorTotals() // PROXY protocol
+        stats.kernelTLS = KernelTLS.status
         // Source port exhaustion (issue 13), as of each worker's last tick.
         stats.sourcePortExhausted = Int(context.figures.collect().reduce(UInt64(0)) { total, worker in
             worker.listeners.values.reduce(total) { $0 &+ $1.sourcePortExhausted }

@@ -3,21 +3,78 @@ import Logging
 import Synchronization
 import SwitchyardCore
 
-// The metrics listener (`--metrics HOST:PORT`) and the figures it serves.
+// The metrics listener (`--metrics HOST:PORT`), the status page's listener (`--status`), and
+// the figures the metrics listener serves.
 extension Instance {
-    /// Starts serving `/metrics` and `/healthz` on `endpoint` (its own thread).
-    func startMetrics(on endpoint: Endpoint, takingOver: Bool = false) throws(ConfigError) {
-        let resolved = try resolve(endpoint)
-        guard let address = resolved.address else { throw ConfigError("metrics: cannot resolve \(endpoint.host)") }
-        do {
-            let server = try MetricsServer(
-                host: address.description, port: Int(resolved.port), joiningTakeover: takingOver, logger: logger,
-                sample: { [self] in metricsSample() }, health: { [self] in healthz() })
+    /// Starts the metrics listener and the status page's: one listener when they share an
+    /// address, else two on the metrics listener's thread (the status page's own thread when
+    /// there are no metrics).
+    func startControlListeners(_ global: GlobalSettings, takingOver: Bool = false) throws(ConfigError) {
+        if global.statusAdmin, case let .failure(error) = Self.readToken(global.statusAdminTokenFile) {
+            throw ConfigError("status-admin: \(error.message)")
+        }
+        let metricsRoutes = MetricsRoutes(render: { [self] format in MetricsExposition.render(metricsSample(), format: format) },
+                                          health: { [self] in healthz() })
+        let status = global.status.map { _ in statusRoutes(global) }
+        var metrics: ControlHTTPServer?
+        if let endpoint = global.metrics {
+            let shared = global.status == endpoint ? status : nil
+            let server = try startControlListener(on: endpoint, purpose: "metrics", routes: [metricsRoutes] + (shared.map { [$0] } ?? []),
+                                                  takingOver: takingOver)
             metricsServer.withLock { $0 = server }
-            logger.info("metrics on http://\(resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host):\(server.port)/metrics")
+            metrics = server
+            if shared != nil { startStatusSampling(on: server) }
+        }
+        if let endpoint = global.status, let status, global.status != global.metrics {
+            do {
+                let server = try startControlListener(on: endpoint, purpose: "the status page", routes: [status],
+                                                      sharingThreadOf: metrics, takingOver: takingOver)
+                statusServer.withLock { $0 = server }
+                startStatusSampling(on: server)
+            } catch {
+                stopControlListeners()
+                throw error
+            }
+        }
+    }
+
+    private func startControlListener(on endpoint: Endpoint, purpose: String, routes: [any ControlRoutes],
+                                      sharingThreadOf other: ControlHTTPServer? = nil,
+                                      takingOver: Bool) throws(ConfigError) -> ControlHTTPServer {
+        let resolved = try resolve(endpoint)
+        guard let address = resolved.address else { throw ConfigError("\(purpose): cannot resolve \(endpoint.host)") }
+        do {
+            let server = try ControlHTTPServer(
+                host: address.description, port: Int(resolved.port), joiningTakeover: takingOver, logger: logger,
+                purpose: purpose, sharingThreadOf: other, routes: routes)
+            let host = resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host
+            for path in routes.flatMap(\.paths) where path == "/metrics" || path == "/" {
+                logger.info("\(path == "/" ? "status page" : "metrics") on http://\(host):\(server.port)\(path)")
+            }
+            return server
         } catch {
             throw ConfigError("\(error)")
         }
+    }
+
+    private func startStatusSampling(on server: ControlHTTPServer) {
+        sampleStatus()
+        server.every(.seconds(1)) { [weak self] in self?.sampleStatus() }
+    }
+
+    /// Stops the metrics and status listeners (shutdown, a failed start, a takeover's commit).
+    func stopControlListeners() {
+        let metrics = metricsServer.withLock { server -> ControlHTTPServer? in
+            defer { server = nil }
+            return server
+        }
+        let status = statusServer.withLock { server -> ControlHTTPServer? in
+            defer { server = nil }
+            return server
+        }
+        // The status listener may run on the metrics listener's thread, which stopping that one ends.
+        status?.stop()
+        metrics?.stop()
     }
 
     /// What `/healthz` answers: 200 while the instance is ready and some service has a backend

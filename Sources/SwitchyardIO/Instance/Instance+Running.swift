@@ -59,7 +59,7 @@ extension Instance {
         // handshakes from listen(2) on, before any worker runs), so a scrape never finds the
         // port closed while the service answers.
         do {
-            if let endpoint = global.metrics { try startMetrics(on: endpoint, takingOver: handover != nil) }
+            try startControlListeners(global, takingOver: handover != nil)
         } catch {
             stopAdminSockets(admin)
             throw error
@@ -71,7 +71,7 @@ extension Instance {
             for service in configuration.services { try services[service.name]!.startHealth(service.health) }
             for runtime in services.values { runtime.startAgents() }  // Agent checks (issue 22).
         } catch {
-            metricsServer.withLock { $0 }?.stop()
+            stopControlListeners()
             stopAdminSockets(admin)
             throw ConfigError("cannot start health checks: \(error)")
         }
@@ -86,7 +86,7 @@ extension Instance {
             if state.withLock({ $0.listeners.isEmpty }) {
                 for entry in entries { Self.closeDescriptors(entry) }
             }
-            metricsServer.withLock { $0 }?.stop()
+            stopControlListeners()
             stopAdminSockets(admin)
             throw error
         }
@@ -120,7 +120,7 @@ extension Instance {
         // here may watch this one drain.
         if !takeover.committed { stopAdminSockets(admin) }
         workers.stop(grace: global.shutdownGrace)
-        metricsServer.withLock { $0 }?.stop()
+        stopControlListeners()
         context.accessLog?.stop()
         stopAdminSockets(admin)
         state.withLock { $0.discovery }?.stop()

@@ -8,7 +8,7 @@ import SwitchyardCore
 /// checkers and the admin socket; reloads the configuration file and keeps the state file.
 /// Its subjects have a file each: `Instance+Running` (start and stop), `+Signals` (the main
 /// thread's loop), `+Services` (the service set and reload), `+Listeners`, `+StateFile`,
-/// `+Admin` (admin wiring), `+Metrics`, `+Systemd`, and in `Takeover/` the two sides of a
+/// `+Admin` (admin wiring), `+Metrics`, `+Status` (the status page), `+Systemd`, and in `Takeover/` the two sides of a
 /// takeover (`+HandOver`, `+TakeOver`) and SIGUSR2 upgrades (`+Upgrade`).
 ///
 /// Threads: `run()` on the main thread (it owns the workers and waits for signals); `reload()`
@@ -35,8 +35,13 @@ public final class Instance: Sendable {
     let build: BuildInfo
     /// Connections per second per backend, sampled by the main loop.
     let rates = Mutex(ConnectionRates())
-    /// The metrics listener, while one runs.
-    let metricsServer = Mutex<MetricsServer?>(nil)
+    /// The metrics listener, while one runs (it also serves the status page when `status` is
+    /// the metrics address).
+    let metricsServer = Mutex<ControlHTTPServer?>(nil)
+    /// The status page's listener when it has an address of its own, while one runs.
+    let statusServer = Mutex<ControlHTTPServer?>(nil)
+    /// The status page's history.
+    let statusSampler = StatusSampler()
     /// The read-only admin socket (`admin-socket-readonly`), while one runs.
     let readOnlyAdmin = Mutex<AdminServer?>(nil)
     let reloadLock = Mutex(())

@@ -88,10 +88,7 @@ extension Instance {
         guard let successor else { return .failure("no takeover is pending") }
         state.withLock { $0.waker }?.wake()
         // Scrapes go to the new process, which listens next to this one (SO_REUSEPORT).
-        metricsServer.withLock { server -> MetricsServer? in
-            defer { server = nil }
-            return server
-        }?.stop()
+        stopControlListeners()
         // The read-only socket is not handed over: the new process makes its own at the path.
         readOnlyAdmin.withLock { server -> AdminServer? in
             defer { server = nil }

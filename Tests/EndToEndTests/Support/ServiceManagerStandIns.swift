@@ -88,45 +88,11 @@ final class ActivatedProcess: @unchecked Sendable {
     init(passing sockets: [Int32], arguments: [String], outputPath: String) throws {
         let binary = try SwitchyardProcess.binaryURL().path
         self.outputPath = outputPath
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // Move the sockets out of the way first, so that dup2 to 3, 4, ... never overwrites one.
-        var moved: [Int32] = []
-        defer { for fd in moved { close(fd) } }
-        for fd in sockets {
-            moved.append(try systemCall("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 100) })
-        }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        for (index, fd) in moved.enumerated() {
-            posix_spawn_file_actions_adddup2(&actions, fd, 3 + Int32(index))
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let script = "LISTEN_PID=$$ LISTEN_FDS=\(sockets.count) exec \"$0\" \"$@\""
-        let argv = ["/bin/sh", "-c", script, binary] + arguments
         let environment = ProcessInfo.processInfo.environment
             .filter { !["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" }
-        var child: pid_t = 0
-        let result = withCStrings(argv) { cArguments in
-            withCStrings(environment) { cEnvironment in
-                posix_spawn(&child, "/bin/sh", &actions, &attributes, cArguments, cEnvironment)
-            }
-        }
-        guard result == 0 else { throw SocketError(call: "posix_spawn", code: result) }
-        pid = child
+        pid = try Spawn.start(["/bin/sh", "-c", script, binary] + arguments, environment: environment,
+                              outputPath: outputPath, descriptors: sockets)
     }
 
     deinit {
@@ -158,11 +124,4 @@ final class ActivatedProcess: @unchecked Sendable {
 
     /// Standard output and standard error together.
     var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
-}
-
-/// Calls `body` with a NULL-terminated array of C strings for `strings`.
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { for pointer in pointers { free(pointer) } }
-    return body(pointers)
 }

@@ -110,7 +110,7 @@ struct HTTPTestResponse {
 
 /// A server on a free loopback port serving `KnownFigures.sample`, with a switchable `/healthz`.
 final class TestMetricsServer: Sendable {
-    let server: MetricsServer
+    let server: ControlHTTPServer
     let healthy = Atomic<Bool>(true)
     let scrapes = Atomic<Int>(0)
     /// The format of the latest `/metrics` answer.
@@ -120,7 +120,7 @@ final class TestMetricsServer: Sendable {
     init(requestTimeout: Duration = .seconds(5), maxConnections: Int = 64, sample: MetricsSample = KnownFigures.sample,
          fixedBody: [UInt8]? = nil) throws {
         let box = UncheckedBox<TestMetricsServer?>(nil)
-        server = try MetricsServer(
+        server = try ControlHTTPServer(
             host: "127.0.0.1", port: 0, requestTimeout: requestTimeout, maxConnections: maxConnections,
             render: { format in
                 box.value?.scrapes.wrappingAdd(1, ordering: .relaxed)
@@ -299,7 +299,7 @@ final class UncheckedBox<Value>: @unchecked Sendable {
     @Test func bindingATakenPortFailsWithALine() throws {
         let server = try TestMetricsServer()
         #expect {
-            _ = try MetricsServer(host: "127.0.0.1", port: server.port, render: { _ in [] }, health: { (true, "ok\n") })
+            _ = try ControlHTTPServer(host: "127.0.0.1", port: server.port, render: { _ in [] }, health: { (true, "ok\n") })
         } throws: { error in
             "\(error)".hasPrefix("cannot listen for metrics on 127.0.0.1:\(server.port): ")
         }
