@@ -22,7 +22,7 @@ struct CheckConfig: ParsableCommand {
             writeError("\(error.message)\n")
             Glibc.exit(1)
         }
-        let problems = Instance.resolutionProblems(configuration)
+        let problems = Instance.resolutionProblems(configuration) + Instance.tlsProblems(configuration)
         if !problems.isEmpty {
             for problem in problems { writeError("\(file): \(problem)\n") }
             Glibc.exit(1)

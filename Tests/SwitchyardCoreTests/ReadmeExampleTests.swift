@@ -62,3 +62,13 @@ func readmeExample(after heading: String) throws -> Configuration {
     let service = try #require(proxy.service(named: "behind-haproxy"))
     #expect(service.health?.checkSendProxy == true && service.backends.map(\.checkSendProxy) == [nil, false])
 }
+
+/// README's Redis TLS offload example must stay a valid file (issue 23).
+@Test func theReadmeTLSTerminationExampleIsValid() throws {
+    let configuration = try readmeExample(after: "## TLS termination")
+    let redis = try #require(configuration.service(named: "redis"))
+    let tls = try #require(redis.settings.tls)
+    #expect(tls.certificates.map(\.cert) == ["/etc/switchyard/redis.pem", "/etc/switchyard/redis-rsa.pem"])
+    #expect(tls.alpn == ["redis"])
+    #expect(redis.settings.tlsHandshakeTimeout == .seconds(5))
+}

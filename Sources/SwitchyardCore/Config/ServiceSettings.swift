@@ -57,6 +57,12 @@ public struct ServiceSettings: Equatable, Sendable {
     /// `removal-grace`: how long a removed backend's sessions may stay; nil: until they end.
     public var removalGrace: Duration?
 
+    // TLS termination (`tlsKeys`, TLS/TLSSettings.swift).
+    /// `tls`: the service's listeners terminate TLS; nil: bytes pass as they come.
+    public var tls: TLSSettings?
+    /// `tls-handshake-timeout`: how long a client may take to complete its handshake.
+    public var tlsHandshakeTimeout: Duration = .seconds(10)
+
     public init() {}
 
     /// Checks every key's rule; throws the first problem, at `base` + the key's name.

@@ -39,6 +39,30 @@ extension Instance {
         return copy
     }
 
+    /// Loads every terminating service's certificates and keys as a start would (readable, not
+    /// encrypted, key matching certificate, chain in order, cipher strings OpenSSL knows), and
+    /// finds expired certificates (which a start only warns about); one message per problem.
+    public static func tlsProblems(_ configuration: Configuration) -> [String] {
+        var problems: [String] = []
+        for service in configuration.services {
+            do {
+                if let context = try tlsContext(of: service) { problems += expiryWarnings(context, service: service.name) }
+            } catch {
+                problems.append(error.message)
+            }
+        }
+        return problems
+    }
+
+    /// One line per expired certificate of `context`.
+    static func expiryWarnings(_ context: TLSServerContext, service: String) -> [String] {
+        let now = secondsSinceEpoch()
+        return context.certificates.compactMap { certificate in
+            guard let notAfter = certificate.notAfter, notAfter <= now else { return nil }
+            return "service \(service): tls: certificate \(certificate.path) \(CertificateExpiry.describe(notAfter: notAfter, now: now)): clients will refuse it"
+        }
+    }
+
     /// Checks that every name in `configuration` resolves; returns one message per failure.
     public static func resolutionProblems(_ configuration: Configuration) -> [String] {
         var problems: [String] = []

@@ -45,13 +45,18 @@ extension Instance {
 
     /// Publishes `entries` and waits (bounded) until every worker accepts on them.
     func publishListeners(_ entries: [ListenerEntry]) {
-        let services = state.withLock { state in
+        let (services, tls) = state.withLock { state in
             state.listeners = entries
-            return state.services.mapValues(\.registry)
+            return (state.services.mapValues(\.registry), Self.tlsContexts(state.services))
         }
-        let version = context.listeners.publish(entries, services: services)
+        let version = context.listeners.publish(entries, services: services, tls: tls)
         state.withLock { $0.waker }?.wake()
         _ = waitUntilEveryWorkerAdopts(version, within: .seconds(2))
+    }
+
+    /// The TLS contexts of the services that terminate TLS, by name, for the listener table.
+    static func tlsContexts(_ services: [String: ServiceRuntime]) -> [String: TLSServerContext] {
+        services.compactMapValues { $0.tls.withLock { $0 } }
     }
 
     /// One `ListenerEntry` per configured listener (or more, when more sockets than workers

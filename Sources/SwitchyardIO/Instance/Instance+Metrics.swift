@@ -140,6 +140,19 @@ extension Instance {
                 sample.sniRoutes.append((entry.service, entry.endpoint.description, route, count))
             }
         }
+        // TLS termination: every terminating service, with or without handshakes yet.
+        var handshakes: [String: TLSHandshakeFigures] = [:]
+        for runtime in services.values where runtime.tls.withLock({ $0 }) != nil { handshakes[runtime.name] = TLSHandshakeFigures() }
+        for entry in entries where handshakes[entry.service] != nil {
+            for worker in published { worker.tlsHandshakes[entry.id].map { handshakes[entry.service]!.merge($0) } }
+        }
+        sample.tlsHandshakes = handshakes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for runtime in services.values.sorted(by: { $0.name < $1.name }) {
+            for certificate in runtime.tls.withLock({ $0 })?.certificates ?? [] {
+                guard let notAfter = certificate.notAfter else { continue }
+                sample.tlsCertificates.append((runtime.name, certificate.path, certificate.names.first ?? "", Double(notAfter - now)))
+            }
+        }
         return sample
     }
 

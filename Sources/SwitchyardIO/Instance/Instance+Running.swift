@@ -80,7 +80,7 @@ extension Instance {
         do {
             entries = try makeListeners(configuration, services: services, activated: activated, handover: handover)
             state.withLock { $0.listeners = entries }
-            context.listeners.publish(entries, services: services.mapValues(\.registry))
+            context.listeners.publish(entries, services: services.mapValues(\.registry), tls: Self.tlsContexts(services))
             try workers.start()
         } catch {
             if state.withLock({ $0.listeners.isEmpty }) {

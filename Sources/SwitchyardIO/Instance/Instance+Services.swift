@@ -17,7 +17,12 @@ extension Instance {
             if service.balance == .roundRobin, service.backends.contains(where: \.weightGiven) {
                 logger.notice("service \(service.name): round-robin ignores backend weights; use balance weighted to honour them")
             }
-            services[service.name] = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
+            let runtime = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
+            if let tls = try Self.tlsContext(of: service) {
+                for warning in Self.expiryWarnings(tls, service: service.name) { logger.warning("\(warning)") }
+                runtime.tls.withLock { $0 = tls }
+            }
+            services[service.name] = runtime
         }
         if configuration.services.contains(where: ServiceDiscovery.needed) {
             let discovery = try ServiceDiscovery(resolvers: global.resolvers, logger: logger)
@@ -63,9 +68,12 @@ extension Instance {
         var resolvedServices: [String: ServiceConfiguration] = [:]
         var addedRuntimes: [String: ServiceRuntime] = [:]
         var newEntries: [ListenerEntry] = []
+        var tlsContexts: [String: TLSServerContext] = [:]
         do {
             for service in new.services {
                 resolvedServices[service.name] = try Self.resolved(service)
+                // Certificates and keys are read again: new handshakes get replaced ones.
+                tlsContexts[service.name] = try Self.tlsContext(of: service)
             }
             for service in difference.addedServices {
                 let runtime = ServiceRuntime(configuration: resolvedServices[service.name]!, logger: logger)
@@ -107,6 +115,7 @@ extension Instance {
                 watchNames(of: configured, registry: runtime.registry)
             }
         }
+        for (name, runtime) in runtimes { runtime.tls.withLock { $0 = tlsContexts[name] } }
         for name in difference.removedServices { state.withLock { $0.discovery }?.unwatch(name) }
         let removedListeners = Set(difference.changedServices.flatMap { change in
             change.removedListeners.map { "\(change.name) \($0)" }
@@ -130,6 +139,17 @@ extension Instance {
         let summary = difference.summary
         logger.notice("configuration reloaded from \(configFile): \(summary.joined(separator: "; "))")
         return .success(summary)
+    }
+
+    /// The TLS context of a service with `tls:` (nil without); the error names the service
+    /// and the file at fault.
+    static func tlsContext(of service: ServiceConfiguration) throws(ConfigError) -> TLSServerContext? {
+        guard let settings = service.settings.tls else { return nil }
+        do {
+            return try TLSServerContext.make(settings)
+        } catch {
+            throw ConfigError("service \(service.name): tls: \(error.message)")
+        }
     }
 
     /// The configured text of the listen address behind `entry` (a port 0 was bound to another).

@@ -17,6 +17,9 @@ final class ServiceRuntime: Sendable {
     /// When each backend being removed was first seen so, by id, and whether `removal-grace`
     /// already closed its sessions.
     private let removals = Mutex<[Int: (since: ContinuousClock.Instant, closed: Bool)]>([:])
+    /// The TLS context new handshakes use when the service terminates TLS (made again by
+    /// each reload, which re-reads the certificates).
+    let tls = Mutex<TLSServerContext?>(nil)
 
     /// `configuration`'s backends must be resolved.
     init(configuration: ServiceConfiguration, logger: Logger) {

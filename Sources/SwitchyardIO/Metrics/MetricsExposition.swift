@@ -113,6 +113,26 @@ public enum MetricsExposition {
                         "Connections of route-by-sni listeners by route: the matched pattern, no_sni, no_match or malformed.",
                         sample.sniRoutes.map { ([("service", $0.service), ("listener", $0.listener), ("route", $0.route)], $0.count) })
         }
+        if !sample.tlsHandshakes.isEmpty {
+            out.counter("switchyard_tls_handshakes_total",
+                        "TLS handshakes of terminating listeners: success by negotiated version, failure (version unknown).",
+                        sample.tlsHandshakes.flatMap { service, figures in
+                            figures.completed.sorted { $0.key < $1.key }.map { ([("service", service), ("version", $0.key), ("result", "success")], $0.value) }
+                                + [([("service", service), ("version", "unknown"), ("result", "failure")], figures.totalFailed)]
+                        })
+            out.counter("switchyard_tls_handshake_failures_total",
+                        "Failed TLS handshakes by reason: no_shared_cipher, bad_certificate, unknown_ca, timeout (tls-handshake-timeout) or protocol.",
+                        sample.tlsHandshakes.flatMap { service, figures in
+                            TLSHandshakeFailure.allCases.map { ([("service", service), ("reason", $0.label)], figures.failures($0)) }
+                        })
+            out.counter("switchyard_tls_resumed_handshakes_total", "Completed TLS handshakes that resumed a session from a ticket.",
+                        sample.tlsHandshakes.map { ([("service", $0.service)], $0.figures.resumed) })
+            out.histogram("switchyard_tls_handshake_duration_seconds", "Completed TLS handshakes, from accept to the handshake's end.",
+                          sample.tlsHandshakes.map { ([("service", $0.service)], $0.figures.duration) })
+            out.gauge("switchyard_tls_certificate_expiry_seconds",
+                      "Seconds until a terminating service's certificate expires (negative once expired), as loaded at start or the last reload.",
+                      sample.tlsCertificates.map { ([("service", $0.service), ("certificate", $0.certificate), ("name", $0.name)], $0.expirySeconds) })
+        }
         if !sample.acceptProxyServices.isEmpty {
             var byService: [String: ConnectionFigures] = [:]
             for listener in sample.listeners where sample.acceptProxyServices.contains(listener.service) {

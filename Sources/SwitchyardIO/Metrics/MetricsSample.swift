@@ -91,6 +91,10 @@ public struct MetricsSample: Sendable {
     public var accessLogDroppedLines: UInt64
     /// `route-by-sni` counts: (service, listener, route label, connections).
     public var sniRoutes: [(service: String, listener: String, route: String, count: UInt64)] = []
+    /// Handshake counts of each service that terminates TLS, by service name.
+    public var tlsHandshakes: [(service: String, figures: TLSHandshakeFigures)] = []
+    /// Each terminating service's certificates: file, first name, seconds until it expires.
+    public var tlsCertificates: [(service: String, certificate: String, name: String, expirySeconds: Double)] = []
     /// Services whose listeners require a PROXY header (`switchyard_proxy_header_errors_total` is shown for them).
     public var acceptProxyServices: Set<String> = []
 

@@ -53,23 +53,8 @@ public final class TLSClientSession {
     /// `serverName` must be a host name (not an IP address) or nil. Throws when OpenSSL cannot
     /// make the session (out of memory).
     public init(context: TLSContext, serverName: String?) throws(TLSError) {
-        ERR_clear_error()
-        guard let ssl = SSL_new(context.context) else {
-            throw TLSError("SSL_new: \(TLSError.takeQueue(fallback: "out of memory"))")
-        }
-        let incoming = BIO_new(BIO_s_mem())
-        let outgoing = BIO_new(BIO_s_mem())
-        guard let incoming, let outgoing else {
-            BIO_free(incoming)
-            BIO_free(outgoing)
-            SSL_free(ssl)
-            throw TLSError("BIO_new: \(TLSError.takeQueue(fallback: "out of memory"))")
-        }
-        SSL_set_bio(ssl, incoming, outgoing)
+        (ssl, incoming, outgoing) = try TLSError.makeSession(context.context)
         self.context = context
-        self.ssl = ssl
-        self.incoming = incoming
-        self.outgoing = outgoing
         self.serverName = serverName
         SSL_set_connect_state(ssl)
         if let serverName {
@@ -159,14 +144,7 @@ public final class TLSClientSession {
         protocolVersion = SSL_get_version(ssl).map { String(cString: $0) }
         if let certificate = SSL_get1_peer_certificate(ssl) {
             defer { X509_free(certificate) }
-            if let notAfter = X509_get0_notAfter(certificate) {
-                var time = tm()
-                if ASN1_TIME_to_tm(notAfter, &time) == 1 {
-                    certificateNotAfter = CertificateExpiry.secondsSinceEpoch(
-                        year: Int(time.tm_year) + 1900, month: Int(time.tm_mon) + 1, day: Int(time.tm_mday),
-                        hour: Int(time.tm_hour), minute: Int(time.tm_min), second: Int(time.tm_sec))
-                }
-            }
+            certificateNotAfter = Certificate.notAfter(certificate)
         } else if context.verifiesPeer {
             fail("certificate verify failed: the server sent no certificate")
             return

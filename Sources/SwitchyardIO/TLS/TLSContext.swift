@@ -20,6 +20,25 @@ public struct TLSError: Error, Sendable, CustomStringConvertible {
         ERR_error_string_n(first, &text, text.count)
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+
+    /// A new `SSL` of `context` reading from and writing to two memory BIOs of its own (it
+    /// frees them with itself): the shape of every session here, client and server.
+    static func makeSession(_ context: OpaquePointer) throws(TLSError) -> (ssl: OpaquePointer, incoming: OpaquePointer, outgoing: OpaquePointer) {
+        ERR_clear_error()
+        guard let ssl = SSL_new(context) else {
+            throw TLSError("SSL_new: \(TLSError.takeQueue(fallback: "out of memory"))")
+        }
+        let incoming = BIO_new(BIO_s_mem())
+        let outgoing = BIO_new(BIO_s_mem())
+        guard let incoming, let outgoing else {
+            BIO_free(incoming)
+            BIO_free(outgoing)
+            SSL_free(ssl)
+            throw TLSError("BIO_new: \(TLSError.takeQueue(fallback: "out of memory"))")
+        }
+        SSL_set_bio(ssl, incoming, outgoing)
+        return (ssl, incoming, outgoing)
+    }
 }
 
 /// An OpenSSL `SSL_CTX`: what every session made from it shares (protocol, trusted CAs).

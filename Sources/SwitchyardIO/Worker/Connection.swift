@@ -113,6 +113,8 @@ final class Connection {
     var sni = SNIState()
     /// Waiting for a backend slot under `max-connections` (Worker+Queue.swift).
     var serviceQueue = ServiceQueueState()
+    /// Terminating TLS for a service with `tls:` (Worker+TLS.swift); inactive otherwise.
+    var tls = TLSRelayState()
     /// What the figures and the access log say about it (Worker+Figures.swift).
     var accounting = ConnectionAccounting()
 

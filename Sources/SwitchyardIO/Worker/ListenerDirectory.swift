@@ -20,11 +20,14 @@ public final class ListenerTable: Sendable {
     public let entries: [ListenerEntry]
     /// Every service by name, those without listeners included (`route-by-sni` targets).
     public let services: [String: BackendRegistry]
+    /// The TLS contexts of the services that terminate TLS, by name.
+    public let tls: [String: TLSServerContext]
 
-    init(version: UInt64, entries: [ListenerEntry], services: [String: BackendRegistry]) {
+    init(version: UInt64, entries: [ListenerEntry], services: [String: BackendRegistry], tls: [String: TLSServerContext] = [:]) {
         self.version = version
         self.entries = entries
         self.services = services
+        self.tls = tls
     }
 }
 
@@ -47,9 +50,10 @@ public final class ListenerDirectory: Sendable {
 
     /// Publishes `entries` as the new table and returns its version.
     @discardableResult
-    public func publish(_ entries: [ListenerEntry], services: [String: BackendRegistry] = [:]) -> UInt64 {
+    public func publish(_ entries: [ListenerEntry], services: [String: BackendRegistry] = [:],
+                        tls: [String: TLSServerContext] = [:]) -> UInt64 {
         let next = table.withLock { table -> ListenerTable in
-            table = ListenerTable(version: table.version + 1, entries: entries, services: services)
+            table = ListenerTable(version: table.version + 1, entries: entries, services: services, tls: tls)
             return table
         }
         version.store(next.version, ordering: .releasing)
@@ -85,6 +89,8 @@ final class WorkerListener {
     var figures = ConnectionFigures()
     /// Connections routed by SNI, by route (pattern, `no_sni`, `no_match`, `malformed`).
     var sniRoutes: [String: UInt64] = [:]
+    /// Handshakes of a terminating listener (Worker+TLS.swift).
+    var tlsHandshakes = TLSHandshakeFigures()
     var open = true
     /// A multishot accept is armed (not while backing off after EMFILE).
     var acceptArmed = false

@@ -13,6 +13,8 @@ final class ServicePicker {
     private(set) var needsClientKey: Bool
     /// Where this worker's rotation through the service's `source` addresses is (issue 13).
     var nextSource = 0
+    /// The service's TLS context when its listeners terminate TLS (from the listener table).
+    var tls: TLSServerContext?
     /// The service's number in the instance's source table (per-client controls); 0 until asked.
     var sourceTableNumber: UInt32 = 0
 

@@ -79,6 +79,10 @@ extension Worker {
             startSniffing(connection, timeout: settings.sniTimeout)
             return
         }
+        if let tls = listener.service.tls {
+            startTLS(connection, tls, timeout: settings.tlsHandshakeTimeout)
+            return
+        }
         connectNext(connection)
     }
 
@@ -138,6 +142,7 @@ extension Worker {
         var live = Set(listeners.filter { $0.open && !$0.retired }.map { ObjectIdentifier($0.service.registry) })
         for registry in table.services.values { live.insert(ObjectIdentifier(registry)) }
         pickers = pickers.filter { live.contains($0.key) }
+        for picker in pickers.values { picker.tls = table.tls[picker.registry.service] }
         updateTickInterval()
         context.listeners.acknowledge(worker: index, version: table.version)
     }

@@ -10,6 +10,10 @@ extension Worker {
             break
         case .startRelay:
             connection.holdingClientBytes = false
+            if connection.tls.active {
+                tlsStartRelay(connection)
+                return
+            }
             for direction in Direction.allCases {
                 let held = connection.direction(direction)
                 if held.pipe != nil {
@@ -42,7 +46,9 @@ extension Worker {
         logger.trace("closing connection", metadata: ["slot": "\(connection.slot)", "reason": "\(reason)"])
         // A cut with bytes still queued either way is a reset whatever its reason: the peer
         // must not take what it got for the whole stream.
-        if reason.resetsPeers || connection.directions.0.bytesQueued || connection.directions.1.bytesQueued {
+        // A TLS client sees its session end only by close_notify: any other end is a cut.
+        if reason.resetsPeers || connection.directions.0.bytesQueued || connection.directions.1.bytesQueued
+            || (connection.tls.active && reason != .finished) {
             if connection.clientFD >= 0 { Socket.setResetOnClose(connection.clientFD) }
             if connection.backendFD >= 0 { Socket.setResetOnClose(connection.backendFD) }
         }
@@ -77,6 +83,7 @@ extension Worker {
                 }
             }
         }
+        connection.tls.reset()
         flushCounters(connection)
         if case let .closed(reason) = connection.machine.phase { recordClosed(connection, reason: reason) }
         if connection.clientFD >= 0 { closeDescriptor(connection.clientFD) }

@@ -24,8 +24,9 @@ extension Worker {
         // The kernel keeps filling buffers until a cancel lands, so a direction could take far
         // more than the queue limit (issue 16): the receive ends itself once the bytes of the
         // buffers it may still hold have arrived. Not while sniffing, which keeps every byte.
-        let limit = buffers.receiveLimitSupported && !connection.sni.sniffing
-            ? UInt32(max(1, Self.queueLimit + 1 - held) * buffers.size) : 0
+        // A TLS session copies every chunk at once: its bound is what may wait inside it.
+        let bound = connection.tls.active ? TLSRelayState.bufferLimit : max(1, Self.queueLimit + 1 - held) * buffers.size
+        let limit = buffers.receiveLimitSupported && !connection.sni.sniffing ? UInt32(bound) : 0
         submit(.receiveMultishot(socket: source, group: buffers.group, limit: limit), for: connection, kind: direction.receiveKind)
     }
 
@@ -52,6 +53,10 @@ extension Worker {
         if ended { connection.withDirection(direction) { $0.receiving = false } }
         guard !connection.machine.isClosing else {
             if let bufferID { buffers.recycle(bufferID) }
+            return
+        }
+        if connection.tls.active {
+            tlsReceived(connection, direction, result: result, buffer: bufferID)
             return
         }
         if connection.backend.redispatching
@@ -141,16 +146,7 @@ extension Worker {
             let queued = state.bytesQueued
             perform(connection.machine.endOfStream(direction, bytesQueued: queued), on: connection)
         } else if result == -ENOBUFS {
-            connection.listener?.figures.starvedReceives &+= 1
-            connection.withDirection(direction) { $0.starved = true }
-            starved.append((connection.slot, connection.generation, direction))
-            // The ring ran dry: post more spares (up to every buffer) before re-arming.
-            buffers.ringRanDry()
-            // Buffers may have come back between the kernel's ENOBUFS and this completion; with
-            // none returned later the direction would wait for ever.
-            feedStarved()
-            // Directions stalled on a client that does not read give theirs back (Worker+Parking).
-            parkStalledDirections()
+            receiveFoundNoBuffer(connection, direction)
         } else if result == -ECANCELED {
             if let bufferID { buffers.recycle(bufferID) }
             resumeIfQuiet(connection, direction)
@@ -159,6 +155,20 @@ extension Worker {
             logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "direction": "\(direction)", "error": "\(Errno.describeResult(result))"])
             perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
         }
+    }
+
+    /// A receive of `direction` ended with ENOBUFS: it waits, oldest first, for a buffer.
+    func receiveFoundNoBuffer(_ connection: Connection, _ direction: Direction) {
+        connection.listener?.figures.starvedReceives &+= 1
+        connection.withDirection(direction) { $0.starved = true }
+        starved.append((connection.slot, connection.generation, direction))
+        // The ring ran dry: post more spares (up to every buffer) before re-arming.
+        buffers.ringRanDry()
+        // Buffers may have come back between the kernel's ENOBUFS and this completion; with
+        // none returned later the direction would wait for ever.
+        feedStarved()
+        // Directions stalled on a client that does not read give theirs back (Worker+Parking).
+        parkStalledDirections()
     }
 
     /// Sends what `direction` holds next: its parked bytes, else the unsent rest of `buffer`.
@@ -191,6 +201,10 @@ extension Worker {
     }
 
     func handleSend(_ connection: Connection, _ direction: Direction, result: Int32) {
+        if connection.tls.active {
+            tlsSent(connection, direction, result: result)
+            return
+        }
         let before = connection.direction(direction)
         let fromParked = before.sendingParked
         // A send cancelled so that its bytes could be parked (Worker+Parking) moved nothing.

@@ -16,6 +16,8 @@ public struct WorkerFigures: Sendable {
     public var backendConnectTime: [BackendKey: LatencyHistogram] = [:]
     /// SNI routing counts by listener id, then route.
     public var sniRoutes: [Int: [String: UInt64]] = [:]
+    /// TLS handshake counts by listener id (terminating listeners only).
+    public var tlsHandshakes: [Int: TLSHandshakeFigures] = [:]
     public var buffersInUse = 0
     public var pipesInUse = 0
     public var parkedBytes = 0
@@ -48,6 +50,7 @@ extension Worker {
         for listener in listeners {
             published.listeners[listener.id] = listener.figures
             if !listener.sniRoutes.isEmpty { published.sniRoutes[listener.id] = listener.sniRoutes }
+            if !listener.tlsHandshakes.isEmpty { published.tlsHandshakes[listener.id] = listener.tlsHandshakes }
         }
         published.backendConnectTime = backendConnectTime
         published.buffersInUse = buffers.lent

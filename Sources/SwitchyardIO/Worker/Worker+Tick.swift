@@ -30,6 +30,8 @@ extension Worker {
                 proxyHeaderFailed(connection, .timeout)
             } else if let deadline = connection.sni.deadline, now >= deadline {
                 sniffingEnded(connection)
+            } else if let deadline = connection.tls.deadline, now >= deadline {
+                tlsHandshakeTimedOut(connection)
             } else if let deadline = connection.backend.connectDeadline, now >= deadline {
                 connection.backend.connectDeadline = nil
                 submit(.cancel(userData: connection.userData(.connect)), for: connection, kind: .cancel)
@@ -51,6 +53,7 @@ extension Worker {
             tick = min(tick, settings.connectTimeout / 4, (settings.idleTimeout ?? .seconds(4)) / 4)
             if picker.snapshot.hasConnectionLimits { tick = min(tick, settings.queueTimeout / 4) }
             if let acceptProxy = settings.acceptProxy { tick = min(tick, acceptProxy.timeout / 4) }
+            if settings.tls != nil { tick = min(tick, settings.tlsHandshakeTimeout / 4) }
         }
         tickInterval.pointee = Worker.timespec(max(tick, .milliseconds(10)))
     }

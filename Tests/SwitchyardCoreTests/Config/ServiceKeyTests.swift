@@ -33,6 +33,10 @@ import Testing
         "on-down": ("shutdown-sessions", ("close", "'close' is not one of none, shutdown-sessions"), nil),
         "on-up": ("shutdown-backup-sessions", ("close", "'close' is not one of none, shutdown-backup-sessions"), nil),
         "removal-grace": ("5s", ("0s", "removal-grace '0s' must be longer than 0"), nil),
+        "tls": ("{certificates: [{cert: a.pem, key: a.key}], min-version: 1.3}",
+                ("{certificates: [{cert: a.pem, key: a.key}], min-version: 1.1}", "'1.1' is not one of 1.2, 1.3"),
+                ("{certificates: [{cert: a.pem, key: a.key}], client-auth: required}", "client-auth required needs client-ca: PATH (the CAs client certificates must chain to)")),
+        "tls-handshake-timeout": ("5s", ("5x", "'5x' is not a duration"), ("0s", "tls-handshake-timeout must be longer than 0")),
     ]
 
     static func file(_ line: String) -> String {

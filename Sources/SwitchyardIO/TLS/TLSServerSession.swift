@@ -1,0 +1,167 @@
+import CSwitchyard
+import Glibc
+import SwitchyardCore
+
+/// One terminated TLS connection over memory BIOs, for a worker's ring: ciphertext received
+/// from the client goes in with `receiveCiphertext` (the provided buffer goes back at once),
+/// `advanceHandshake()` runs the handshake as far as it allows, then decrypted bytes come out
+/// with `readPlaintext(into:)` and the backend's bytes go in with `writePlaintext(_:)`; what to
+/// send the client comes out with `takeCiphertext(into:)`. Nothing blocks or touches a socket.
+///
+/// Memory: the `SSL` object and its two memory BIOs, made once per connection; OpenSSL grows a
+/// memory BIO to the most it ever held and reuses it, and the worker bounds what waits in each
+/// (`TLSRelayState.bufferLimit`), so a flowing connection allocates nothing per record.
+///
+/// Thread: the worker's thread that accepted the connection (not `Sendable`).
+final class TLSServerSession {
+    enum HandshakeProgress: Equatable {
+        case inProgress
+        case completed
+        case failed(TLSHandshakeFailure, String)
+    }
+
+    enum ReadResult: Equatable {
+        /// This many bytes were decrypted into the buffer.
+        case bytes(Int)
+        /// No whole record is waiting.
+        case wantMore
+        /// The client ended its stream: close_notify, or its socket's end after whole records.
+        case ended
+        /// A bad record, or an end in the middle of one.
+        case failed(String)
+    }
+
+    let context: TLSServerContext
+    private let ssl: OpaquePointer
+    /// What the client sent, for OpenSSL to read. Owned by `ssl`.
+    private let incoming: OpaquePointer
+    /// What OpenSSL wrote, for the client. Owned by `ssl`.
+    private let outgoing: OpaquePointer
+
+    init(context: TLSServerContext) throws(TLSError) {
+        self.context = context
+        (ssl, incoming, outgoing) = try TLSError.makeSession(context.contexts[0])
+        SSL_set_accept_state(ssl)
+    }
+
+    deinit { SSL_free(ssl) }
+
+    // MARK: Ciphertext
+
+    /// Copies bytes received from the client into the session. False when OpenSSL could not
+    /// take them (out of memory).
+    func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return true }
+        return BIO_write(incoming, bytes.baseAddress, Int32(bytes.count)) == Int32(bytes.count)
+    }
+
+    /// The client's socket reached its end: OpenSSL sees it once it has read what came before.
+    func receiveEnd() {
+        _ = swy_bio_set_mem_eof_return(incoming, 0)
+    }
+
+    /// Ciphertext received and not yet decrypted.
+    var pendingCiphertextIn: Int { Int(BIO_ctrl_pending(incoming)) }
+
+    /// Ciphertext written for the client and not yet taken.
+    var pendingCiphertextOut: Int { Int(BIO_ctrl_pending(outgoing)) }
+
+    /// Moves waiting ciphertext into `buffer`; returns how many bytes (0: none waits).
+    func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard pendingCiphertextOut > 0 else { return 0 }
+        return max(0, Int(BIO_read(outgoing, buffer.baseAddress, Int32(buffer.count))))
+    }
+
+    // MARK: Handshake
+
+    func advanceHandshake() -> HandshakeProgress {
+        ERR_clear_error()
+        let result = SSL_do_handshake(ssl)
+        if result == 1 { return .completed }
+        let code = SSL_get_error(ssl, result)
+        switch code {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .inProgress
+        case SSL_ERROR_ZERO_RETURN:
+            return .failed(.protocol, "the client closed during the handshake")
+        case SSL_ERROR_SYSCALL where ERR_peek_error() == 0:
+            return .failed(.protocol, "the client closed during the handshake")
+        default:
+            let error = ERR_peek_error()
+            let failure = Self.classify(reason: error == 0 ? 0 : ERR_GET_REASON(error), verifyResult: SSL_get_verify_result(ssl))
+            return .failed(failure, TLSError.takeQueue(fallback: "handshake error \(code)"))
+        }
+    }
+
+    /// Whether the handshake resumed a session (from a ticket).
+    var resumedSession: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The server name the client asked for (SNI), if any.
+    var serverName: String? { SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } }
+
+    /// The negotiated protocol, such as `TLSv1.3`.
+    var protocolVersion: String { SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown" }
+
+    /// The metrics' reason for an OpenSSL error reason code (`ERR_GET_REASON`) of a failed
+    /// handshake: its own, or an alert the client sent (reason `SSL_AD_REASON_OFFSET + alert`).
+    static func classify(reason: Int32, verifyResult: Int) -> TLSHandshakeFailure {
+        switch reason {
+        case SSL_R_NO_SHARED_CIPHER, SSL_R_NO_SHARED_GROUPS, SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_NO_PROTOCOLS_AVAILABLE,
+             SSL_R_VERSION_TOO_LOW, SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+            return .noSharedCipher
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE, SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE,
+             SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED, SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED, SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+            return .badCertificate
+        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+            return .unknownCA
+        case SSL_R_CERTIFICATE_VERIFY_FAILED:
+            switch Int32(verifyResult) {
+            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+                 X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+                return .unknownCA
+            default:
+                return .badCertificate
+            }
+        default:
+            return .protocol
+        }
+    }
+
+    // MARK: Plaintext
+
+    /// Decrypts into `buffer` what whole records allow.
+    func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+        var count = 0
+        ERR_clear_error()
+        if SSL_read_ex(ssl, buffer.baseAddress, buffer.count, &count) == 1 { return .bytes(count) }
+        switch SSL_get_error(ssl, 0) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .wantMore
+        case SSL_ERROR_ZERO_RETURN:
+            // close_notify, or the socket's end (the context ignores a missing close_notify).
+            return .ended
+        default:
+            return .failed(TLSError.takeQueue(fallback: "connection closed"))
+        }
+    }
+
+    /// Encrypts all of `bytes` for the client (memory BIOs never refuse a write); false when
+    /// OpenSSL failed (out of memory, or the session already failed).
+    func writePlaintext(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return true }
+        var written = 0
+        ERR_clear_error()
+        guard SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written) == 1, written == bytes.count else {
+            _ = TLSError.takeQueue(fallback: "")
+            return false
+        }
+        return true
+    }
+
+    /// Writes close_notify for the client (it comes out of `takeCiphertext`).
+    func writeCloseNotify() {
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        _ = TLSError.takeQueue(fallback: "")
+    }
+}
