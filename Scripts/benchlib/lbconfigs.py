@@ -53,6 +53,10 @@ def all_lbs(n: int) -> list[LB]:
                   versus="switchyard-auto-1w"))
     lbs.append(LB("switchyard-auto-1w-status-browser", "switchyard", 1, True, relay="auto", observe="status+browser",
                   versus="switchyard-auto-1w"))
+    # Two workers unpinned: the LB's cores are not saturated by the load, so the page gets its
+    # answer every second (pinned, a saturated core answers it about every 2 s: see README).
+    lbs.append(LB("switchyard-auto-2w-status-browser", "switchyard", 2, False, relay="auto", observe="status+browser",
+                  versus="switchyard-auto-2w"))
     # Issue 27's per-client controls, with limits no client here reaches: what allow + deny + a
     # per-source concurrency and rate limit cost per request (compare with switchyard-auto-*).
     controls = ("--allow", "127.0.0.0/8,::1", "--deny", "192.0.2.0/24", "--max-connections-per-source", "100000000",

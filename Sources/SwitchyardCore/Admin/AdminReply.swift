@@ -39,6 +39,10 @@ public enum JSONText {
     /// `text` as a JSON string literal (RFC 8259 section 7): quotes, backslashes and control
     /// characters are escaped; other characters are kept as UTF-8.
     public static func string(_ text: String) -> String {
+        // Most texts (names, addresses, numbers) need no escape: copy them whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -32,7 +32,7 @@ public struct ProcessFigures: Sendable, Equatable {
     /// Reads the figures of the calling process; nil when /proc cannot be read (then a scrape
     /// leaves the `process_*` metrics out rather than failing).
     public static func current() -> ProcessFigures? {
-        guard let stat = readSmallFile("/proc/self/stat"), let boot = bootTimeSeconds() else { return nil }
+        guard let stat = readSmallFile("/proc/self/stat"), let boot = bootTime else { return nil }
         // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
         guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
@@ -56,6 +56,10 @@ public struct ProcessFigures: Sendable, Equatable {
     }
 
     /// `btime` from /proc/stat: boot time in seconds since the epoch.
+    /// The boot time does not change: read once (reading and splitting /proc/stat, one line per
+    /// CPU and interrupt, was a sixth of a status page poll's cost).
+    private static let bootTime: Double? = bootTimeSeconds()
+
     private static func bootTimeSeconds() -> Double? {
         guard let text = readSmallFile("/proc/stat").map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
