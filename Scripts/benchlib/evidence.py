@@ -101,9 +101,8 @@ def leg_segments(ports: set[int]) -> dict[str, int]:
     return {"segs": segs, "data": data}
 
 
-def thread_switches(pids: list[int]) -> dict[int, tuple[int, int, int]]:
-    """tid -> (voluntary, nonvoluntary context switches, utime+stime ticks) of every thread."""
-    out = {}
+def thread_files(pids: list[int], name: str):
+    """(tid, text of /proc/PID/task/TID/NAME) of every thread of the processes still there."""
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
@@ -111,16 +110,25 @@ def thread_switches(pids: list[int]) -> dict[int, tuple[int, int, int]]:
             continue
         for tid in tids:
             try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    status = f.read()
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    stat = f.read()
-                fields = stat[stat.rindex(")") + 2:].split()
-                out[int(tid)] = (int(re.search(r"voluntary_ctxt_switches:\s*(\d+)", status).group(1)),
-                                 int(re.search(r"nonvoluntary_ctxt_switches:\s*(\d+)", status).group(1)),
-                                 int(fields[11]) + int(fields[12]))
-            except (OSError, AttributeError, ValueError):
+                with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                    yield int(tid), f.read()
+            except OSError:
                 pass
+
+
+def thread_switches(pids: list[int]) -> dict[int, tuple[int, int, int]]:
+    """tid -> (voluntary, nonvoluntary context switches, utime+stime ticks) of every thread."""
+    out = {}
+    stats = dict(thread_files(pids, "stat"))
+    for tid, status in thread_files(pids, "status"):
+        try:
+            stat = stats[tid]
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[tid] = (int(re.search(r"voluntary_ctxt_switches:\s*(\d+)", status).group(1)),
+                        int(re.search(r"nonvoluntary_ctxt_switches:\s*(\d+)", status).group(1)),
+                        int(fields[11]) + int(fields[12]))
+        except (KeyError, AttributeError, ValueError):
+            pass
     return out
 
 
@@ -128,17 +136,11 @@ def run_nanoseconds(pids: list[int]) -> int:
     """CPU time of every thread of the processes, in nanoseconds (/proc/PID/task/TID/schedstat,
     first field: finer than the 10 ms ticks of /proc/PID/stat)."""
     total = 0
-    for pid in pids:
+    for _, text in thread_files(pids, "schedstat"):
         try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
+            total += int(text.split()[0])
+        except (ValueError, IndexError):
+            pass
     return total
 
 
