@@ -17,8 +17,8 @@ import SwitchyardCore
 /// - Every connection must deliver a complete request, and read the whole response, within
 ///   `requestTimeout` of connecting or of its previous response; otherwise it is closed. So a
 ///   client that sends nothing, trickles bytes, or never reads holds one descriptor for at most
-///   that long, never the thread. At most `maxConnections` are open at once; more are closed at
-///   accept.
+///   that long, never the thread. At most `maxConnections` are open at once, and at most a
+///   quarter of them (rounded up) from one client address; more are closed at accept.
 ///
 /// Thread safety: `init` and `stop()` from any thread except the server's own; the closures are
 /// called on the server's thread.
@@ -75,10 +75,11 @@ public final class ControlHTTPServer: Sendable {
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                guard open.enter() else {
+                let source = channel.remoteAddress?.ipAddress ?? "unknown"
+                guard open.enter(source: source) else {
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in open.leave() }
+                channel.closeFuture.whenComplete { _ in open.leave(source: source) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withErrorHandling: false,
@@ -142,22 +143,44 @@ public struct ControlHTTPServerError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) { self.description = description }
 }
 
-/// Connections open now, against the limit.
+/// Connections open now, against the limit, and per client address against a quarter of it,
+/// so that one client holding connections open (each for up to the request timeout) leaves
+/// places for a scraper and an on-call engineer's browser.
 final class ConnectionCount: Sendable {
     private let open = Atomic<Int>(0)
     private let limit: Int
+    let perSourceLimit: Int
+    /// Open connections by client address; an entry exists only while it has one, so there are
+    /// at most `limit` entries.
+    private let bySource = Mutex<[String: Int]>([:])
 
-    init(limit: Int) { self.limit = max(limit, 1) }
+    init(limit: Int) {
+        self.limit = max(limit, 1)
+        perSourceLimit = max(1, (self.limit + 3) / 4)
+    }
 
-    /// Takes a place; false (and nothing taken) when all are taken.
-    func enter() -> Bool {
+    /// Takes a place for a client of `source` (its address); false (and nothing taken) when all
+    /// places, or all of its source's, are taken.
+    func enter(source: String) -> Bool {
         if open.wrappingAdd(1, ordering: .relaxed).newValue > limit {
             open.wrappingSubtract(1, ordering: .relaxed)
             return false
         }
-        return true
+        let admitted = bySource.withLock { counts in
+            let count = counts[source, default: 0]
+            guard count < perSourceLimit else { return false }
+            counts[source] = count + 1
+            return true
+        }
+        if !admitted { open.wrappingSubtract(1, ordering: .relaxed) }
+        return admitted
     }
 
-    func leave() { open.wrappingSubtract(1, ordering: .relaxed) }
+    func leave(source: String) {
+        bySource.withLock { counts in
+            let count = counts[source, default: 1] - 1
+            counts[source] = count > 0 ? count : nil
+        }
+        open.wrappingSubtract(1, ordering: .relaxed)
+    }
 }
-

@@ -10,9 +10,19 @@ import Testing
 final class RawHTTPConnection {
     let fd: Int32
 
-    init(port: Int, receiveTimeout: Int = 30) throws {
+    /// Connects to 127.0.0.1:`port` from `source` (a loopback address; the kernel's choice when nil).
+    init(port: Int, receiveTimeout: Int = 30, from source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError(call: "socket", errno: errno) }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw SystemCallError(call: "bind \(source)", errno: errno) }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -294,6 +304,29 @@ final class UncheckedBox<Value>: @unchecked Sendable {
         first.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(first.readResponse()?.body == Self.expectedBody)
         _ = second
+    }
+
+    /// One client holding every connection it may (here a quarter of 8, so 2) leaves the rest to
+    /// others: its third is closed at accept while another address still gets an answer.
+    @Test func oneClientMayHoldOnlyAQuarterOfTheConnections() throws {
+        let server = try TestMetricsServer(maxConnections: 8)
+        var held = try (0..<2).map { _ in try RawHTTPConnection(port: server.port, from: "127.0.0.2") }
+        usleep(100_000)
+        let third = try RawHTTPConnection(port: server.port, from: "127.0.0.2")
+        #expect(third.closedByServer())
+        let other = try RawHTTPConnection(port: server.port, from: "127.0.0.3")
+        other.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(other.readResponse()?.body == Self.expectedBody)
+        // Places come back when its connections close.
+        held.removeAll()
+        var answered = false
+        for _ in 0..<50 where !answered {
+            usleep(100_000)
+            guard let again = try? RawHTTPConnection(port: server.port, from: "127.0.0.2") else { continue }
+            again.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            answered = again.readResponse()?.body == Self.expectedBody
+        }
+        #expect(answered, "127.0.0.2 got no place back after closing its connections")
     }
 
     @Test func bindingATakenPortFailsWithALine() throws {
