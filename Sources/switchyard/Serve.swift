@@ -112,6 +112,10 @@ struct Serve: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Spin briefly on each worker's completion queue before it sleeps, while traffic flows (a window of up to 50µs that adapts to the gaps between completions; none when idle): fewer wake-ups for small requests, for some CPU. Default: off.")
     var busyPolling: Bool?
 
+    @Option(help: ArgumentHelp("How long a TLS session ticket key encrypts new tickets before a new one takes over; the previous key still resumes tickets for as long again. Keys are shared by every worker and kept across reload and takeover. Default: 12h.", valueName: "D"),
+            transform: ArgumentValue.duration)
+    var tlsTicketRotation: Duration?
+
     @Flag(help: "Do not open the admin socket.")
     var noAdminSocket = false
 
@@ -187,6 +191,7 @@ struct Serve: ParsableCommand {
         if let accessLogFormat { global.accessLogFormat = accessLogFormat }
         if let size = clientControls.sourceTableSize { global.sourceTableSize = size }
         if let busyPolling { global.busyPolling = busyPolling }
+        if let tlsTicketRotation { global.tlsTicketRotation = tlsTicketRotation }
         // `off` means none, as the file's `admin-socket: off` does (a socket named "off" is ./off).
         if let adminSocket {
             if adminSocket == "off" { global.adminSocketEnabled = false } else { global.adminSocket = adminSocket }

@@ -8,6 +8,9 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/core_names.h>
 
 // SSL_set_tlsext_host_name(3): the SNI a client sends.
 static inline int swy_ssl_set_server_name(SSL *ssl, const char *name) {
@@ -53,6 +56,16 @@ static inline const unsigned char *swy_general_name_dns(const GENERAL_NAME *name
     if (name->type != GEN_DNS) return NULL;
     *length = ASN1_STRING_length(name->d.dNSName);
     return ASN1_STRING_get0_data(name->d.dNSName);
+}
+
+// The ticket key callback's MAC (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)): HMAC-SHA256 with
+// `key`, set through an OSSL_PARAM array, which Swift cannot build from the macros.
+static inline int swy_ticket_mac_init(EVP_MAC_CTX *mac, const unsigned char *key, size_t length) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key, length);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(mac, params);
 }
 
 #endif

@@ -55,6 +55,9 @@ public struct GlobalSettings: Equatable, Sendable {
     /// `busy-polling`: each worker spins briefly on its completion queue before it sleeps, for a
     /// window that adapts to its traffic (`BusyPollingPolicy`; none when idle).
     public var busyPolling = false
+    /// `tls-ticket-rotation`: how long a session ticket key encrypts new tickets before the
+    /// next takes over (the one before still decrypts for as long again; `TicketKeyRing`).
+    public var tlsTicketRotation = TicketKeyRing.defaultRotation
 
     public init() {}
 
@@ -152,6 +155,10 @@ public struct GlobalSettings: Equatable, Sendable {
                 throw ConfigIssue(path: [.key("status-admin-token-file")], "status-admin needs status-admin-token-file: the file holding the token an action must carry")
             }
         }
+        if !TicketKeyRing.rotationRange.contains(tlsTicketRotation) {
+            throw ConfigIssue(path: [.key("tls-ticket-rotation")],
+                              "tls-ticket-rotation must be from \(TicketKeyRing.rotationRange.lowerBound.shortDescription) to \(TicketKeyRing.rotationRange.upperBound.shortDescription)")
+        }
         for (index, resolver) in resolvers.enumerated() where resolver.address == nil {
             throw ConfigIssue(path: [.key("resolvers"), .index(index)], "resolvers: '\(resolver)' must be an IP address and port")
         }
@@ -165,6 +172,7 @@ extension GlobalSettings {
         "pipe-size", "log-level", "state-file", "resolvers", "metrics", "access-log", "access-log-format",
         "source-table-size", "parked-memory", "admin-socket-mode", "admin-socket-group", "admin-socket-readonly",
         "status", "status-admin", "status-admin-token-file", "status-admin-from", "busy-polling",
+        "tls-ticket-rotation",
     ]
 
     /// The defaults with the file's top-level keys over them (checked by `validate()`).
@@ -204,6 +212,7 @@ extension GlobalSettings {
         if let value = try container.choice("access-log-format", AccessLogFormat.self) { accessLogFormat = value }
         if let value = try container.value("source-table-size", as: Int.self) { sourceTableSize = value }
         if let value = try container.flag("busy-polling") { busyPolling = value }
+        if let value = try container.duration("tls-ticket-rotation") ?? nil { tlsTicketRotation = value }
     }
 }
 

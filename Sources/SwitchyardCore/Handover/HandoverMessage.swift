@@ -19,6 +19,7 @@ public struct HandoverError: Error, Equatable, Sendable, CustomStringConvertible
 ///     admin 4 /run/switchyard/admin.sock
 ///     state drain pg-primary/10.0.0.1:5432
 ///     state add pg-replicas/10.0.0.4:5432,weight=2
+///     tls-ticket-key 1796371200 00…0f 00…3f
 ///     end
 ///
 /// - `listener SERVICE CONFIGURED BOUND POSITIONS`: the address as the sender's configuration
@@ -28,6 +29,10 @@ public struct HandoverError: Error, Equatable, Sendable, CustomStringConvertible
 /// - `admin POSITION PATH`: the listening admin socket, passed too so that it never stops
 ///   accepting; the path is the rest of the line.
 /// - `state LINE`: one line of the state file (`RuntimeOverrides.fileText`).
+/// - `tls-ticket-key CREATED NAME SECRET`: a session ticket key in force, newest first
+///   (`TicketKeyRing`), so tickets issued before the takeover resume after it. Sent only when
+///   the process has keys (it terminates TLS with tickets); the text then holds secrets, and
+///   errors about these lines never quote them.
 /// - `end` closes the message, so a cut text is never mistaken for a whole one.
 ///
 /// Every descriptor is named exactly once. Unknown lines are errors: a format change bumps
@@ -74,6 +79,8 @@ public struct HandoverMessage: Equatable, Sendable {
     public var overrides: RuntimeOverrides
     /// `instance drain` was in force: the new process starts drained too (`/healthz` 503).
     public var instanceDrained = false
+    /// The session ticket keys in force, newest first.
+    public var ticketKeys: [TicketKeyRing.Key] = []
 
     public init(processID: Int, descriptorCount: Int, listeners: [Listener], adminSocket: AdminSocket? = nil, overrides: RuntimeOverrides = RuntimeOverrides()) {
         self.processID = processID
@@ -97,6 +104,7 @@ public struct HandoverMessage: Equatable, Sendable {
         for (service, command) in overrides.commands {
             lines.append("state \(RuntimeOverrides.line(service: service, command))")
         }
+        for key in ticketKeys { lines.append(TicketKeyRing.handoverLine(key)) }
         lines.append("end")
         return lines.joined(separator: "\n") + "\n"
     }
@@ -168,6 +176,7 @@ public struct HandoverMessage: Equatable, Sendable {
         var adminSocket: AdminSocket?
         var stateLines: [String] = []
         var instanceDrained = false
+        var ticketKeys: [TicketKeyRing.Key] = []
         for (offset, line) in lines.dropFirst().dropLast().enumerated() {
             let number = offset + 2
             func fail(_ why: String) -> HandoverError {
@@ -207,6 +216,12 @@ public struct HandoverMessage: Equatable, Sendable {
             case "instance":
                 guard words.count == 2, words[1] == "drained", !instanceDrained else { throw fail("expected 'instance drained' once") }
                 instanceDrained = true
+            case "tls-ticket-key":
+                do {
+                    ticketKeys.append(try TicketKeyRing.parseHandoverWords(Array(words.dropFirst())))
+                } catch {
+                    throw HandoverError("handover: line \(number) (a ticket key): \(error.message)")
+                }
             default:
                 throw fail("unknown line")
             }
@@ -224,6 +239,7 @@ public struct HandoverMessage: Equatable, Sendable {
         }
         self.init(processID: processID, descriptorCount: count, listeners: listeners, adminSocket: adminSocket, overrides: overrides)
         self.instanceDrained = instanceDrained
+        self.ticketKeys = ticketKeys
         try validate()
     }
 

@@ -39,6 +39,7 @@ extension Instance {
             overrides = try Self.loadState(stateFile)
         }
 
+        startTicketKeys(configuration, handedOver: handover?.message.ticketKeys ?? [])
         let services = try makeServices(configuration)
         applyOverrides(overrides, to: services, atStart: true)
         state.withLock { state in

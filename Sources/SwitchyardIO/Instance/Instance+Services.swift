@@ -18,7 +18,7 @@ extension Instance {
                 logger.notice("service \(service.name): round-robin ignores backend weights; use balance weighted to honour them")
             }
             let runtime = ServiceRuntime(configuration: try Self.resolved(service), logger: logger)
-            if let tls = try Self.tlsContext(of: service) {
+            if let tls = try Self.tlsContext(of: service, ticketKeys: ticketKeys) {
                 for warning in Self.expiryWarnings(tls, service: service.name) { logger.warning("\(warning)") }
                 runtime.tls.withLock { $0 = tls }
             }
@@ -73,7 +73,7 @@ extension Instance {
             for service in new.services {
                 resolvedServices[service.name] = try Self.resolved(service)
                 // Certificates and keys are read again: new handshakes get replaced ones.
-                tlsContexts[service.name] = try Self.tlsContext(of: service)
+                tlsContexts[service.name] = try Self.tlsContext(of: service, ticketKeys: ticketKeys)
             }
             for service in difference.addedServices {
                 let runtime = ServiceRuntime(configuration: resolvedServices[service.name]!, logger: logger)
@@ -142,11 +142,12 @@ extension Instance {
     }
 
     /// The TLS context of a service with `tls:` (nil without); the error names the service
-    /// and the file at fault.
-    static func tlsContext(of service: ServiceConfiguration) throws(ConfigError) -> TLSServerContext? {
+    /// and the file at fault. Tickets are made with `ticketKeys` (the instance's; nil for a
+    /// check of the files alone).
+    static func tlsContext(of service: ServiceConfiguration, ticketKeys: TLSTicketKeys? = nil) throws(ConfigError) -> TLSServerContext? {
         guard let settings = service.settings.tls else { return nil }
         do {
-            return try TLSServerContext.make(settings)
+            return try TLSServerContext.make(settings, scope: service.name, ticketKeys: ticketKeys)
         } catch {
             throw ConfigError("service \(service.name): tls: \(error.message)")
         }

@@ -56,6 +56,7 @@ extension Instance {
             }
             reapSuccessor()
             reportStatusIfDue()
+            rotateTicketKeysIfDue(state.withLock { $0.configuration })
         }
     }
 

@@ -48,6 +48,8 @@ public final class Instance: Sendable {
     private let descriptorLimit: Int
     /// `takeover` and `takeover commit` as the running process, and whether it was taken over.
     let takeover = TakeoverState()
+    /// Session ticket keys of every terminating service (`tls-ticket-rotation`).
+    let ticketKeys = TLSTicketKeys()
     /// `NOTIFY_SOCKET`, read at start (the main thread, before any other thread).
     let systemd: SystemdNotifier
 

@@ -10,7 +10,10 @@ import SwitchyardCore
 /// Made on the control thread at start and at each reload (which reads the files again, so new
 /// handshakes get replaced certificates while open connections keep theirs); immutable after,
 /// so every worker makes sessions from it without a lock of ours (OpenSSL's context reference
-/// counts are atomic). Ticket keys are the default context's, shared by every worker.
+/// counts are atomic). Ticket keys are the process's `TLSTicketKeys` when given (shared by
+/// every worker and service, kept across reloads and takeovers), else the default context's.
+/// A ticket resumes only at the service, client-auth and client CA it was issued under: the
+/// session id context is a digest of them.
 public final class TLSServerContext: @unchecked Sendable {
     /// One certificate as loaded: its DNS names and when it expires.
     public struct LoadedCertificate: Sendable {
@@ -24,11 +27,14 @@ public final class TLSServerContext: @unchecked Sendable {
     let choice: CertificateChoice
     public let certificates: [LoadedCertificate]
     public let settings: TLSSettings
+    /// The keys tickets are made with; nil: OpenSSL's own, per context.
+    let ticketKeys: TLSTicketKeys?
     /// The ALPN protocols in wire format (length-prefixed), read by the selection callback.
     private let alpnWire: UnsafeMutableBufferPointer<UInt8>
 
-    private init(contexts: [OpaquePointer], certificates: [LoadedCertificate], settings: TLSSettings) {
+    private init(contexts: [OpaquePointer], certificates: [LoadedCertificate], settings: TLSSettings, ticketKeys: TLSTicketKeys?) {
         self.contexts = contexts
+        self.ticketKeys = ticketKeys
         self.certificates = certificates
         self.settings = settings
         choice = CertificateChoice(names: certificates.map(\.names))
@@ -47,13 +53,15 @@ public final class TLSServerContext: @unchecked Sendable {
     /// Loads `settings`' certificates and keys and makes the contexts. Throws a message naming
     /// the file for: a file that cannot be read, a key that is encrypted (there is nobody to ask
     /// for its passphrase) or does not match its certificate, a cipher string OpenSSL takes
-    /// nothing from, an unreadable `client-ca`.
-    public static func make(_ settings: TLSSettings) throws(TLSError) -> TLSServerContext {
+    /// nothing from, an unreadable `client-ca`. `scope` (the service's name) keeps its
+    /// tickets from resuming at another service sharing `ticketKeys`.
+    public static func make(_ settings: TLSSettings, scope: String = "", ticketKeys: TLSTicketKeys? = nil) throws(TLSError) -> TLSServerContext {
         var contexts: [OpaquePointer] = []
         var loaded: [LoadedCertificate] = []
+        let sessionContext = sessionIDContext(settings, scope: scope)
         do {
             for certificate in settings.certificates {
-                let context = try makeContext(settings)
+                let context = try makeContext(settings, sessionContext: sessionContext)
                 contexts.append(context)
                 loaded.append(try load(certificate, into: context))
             }
@@ -61,8 +69,14 @@ public final class TLSServerContext: @unchecked Sendable {
             for context in contexts { SSL_CTX_free(context) }
             throw error
         }
-        let made = TLSServerContext(contexts: contexts, certificates: loaded, settings: settings)
+        let made = TLSServerContext(contexts: contexts, certificates: loaded, settings: settings,
+                                    ticketKeys: settings.sessionTickets ? ticketKeys : nil)
         let argument = Unmanaged.passUnretained(made).toOpaque()
+        for context in contexts {
+            // Read by the ticket key callback, whichever context SNI chose.
+            _ = SSL_CTX_set_ex_data(context, 0, argument)
+            if let keys = made.ticketKeys { keys.install(on: context) }
+        }
         swy_ssl_ctx_set_servername_callback(contexts[0], { ssl, _, argument in
             guard let ssl, let argument else { return SSL_TLSEXT_ERR_OK }
             let context = Unmanaged<TLSServerContext>.fromOpaque(argument).takeUnretainedValue()
@@ -92,7 +106,19 @@ public final class TLSServerContext: @unchecked Sendable {
     }
 
     /// A server context with the settings every certificate's context shares.
-    private static func makeContext(_ settings: TLSSettings) throws(TLSError) -> OpaquePointer {
+    /// SHA-256 of what a resumed session must not cross: the scope, client-auth and the client
+    /// CA file. OpenSSL refuses a ticket whose session id context differs (a full handshake).
+    private static func sessionIDContext(_ settings: TLSSettings, scope: String) -> [UInt8] {
+        let text = Array("switchyard\0\(scope)\0\(settings.clientAuth)\0\(settings.clientCA ?? "")".utf8)
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_Digest(text, text.count, &digest, &length, EVP_sha256(), nil) == 1 else {
+            return Array(text.prefix(Int(SSL_MAX_SID_CTX_LENGTH)))
+        }
+        return Array(digest.prefix(Int(min(length, UInt32(SSL_MAX_SID_CTX_LENGTH)))))
+    }
+
+    private static func makeContext(_ settings: TLSSettings, sessionContext: [UInt8]) throws(TLSError) -> OpaquePointer {
         ERR_clear_error()
         guard let context = SSL_CTX_new(TLS_server_method()) else {
             throw TLSError("SSL_CTX_new: \(TLSError.takeQueue(fallback: "out of memory"))")
@@ -117,7 +143,6 @@ public final class TLSServerContext: @unchecked Sendable {
             SSL_CTX_set_options(context, SWY_SSL_OP_NO_TICKET)
             _ = SSL_CTX_set_num_tickets(context, 0)
         }
-        let sessionContext = Array("switchyard".utf8)
         _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
         let ciphers = settings.ciphers ?? TLSSettings.defaultCiphers
         if SSL_CTX_set_cipher_list(context, ciphers) != 1 {

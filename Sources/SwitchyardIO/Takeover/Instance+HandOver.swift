@@ -49,6 +49,7 @@ extension Instance {
                     copies, configured: { Self.configuredEndpoint(byID[$0.id]!, in: configuration) },
                     adminSocket: (admin, path), overrides: overrides)
                 described.0.instanceDrained = isDrained
+                described.0.ticketKeys = ticketKeys.keys
                 takeover.begin(peer: peer)
                 return .success(described)
             } catch {

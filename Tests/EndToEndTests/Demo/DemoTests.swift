@@ -63,7 +63,7 @@ extension EndToEnd {
             let folder = try ConfiguredProxy.makeFolder()
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let log = folder + "/demo.log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             defer { try? output.close() }
             let process = Process()
