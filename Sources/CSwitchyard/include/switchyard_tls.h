@@ -58,6 +58,9 @@ static inline const unsigned char *swy_general_name_dns(const GENERAL_NAME *name
     return ASN1_STRING_get0_data(name->d.dNSName);
 }
 
+// XN_FLAG_RFC2253 (X509_NAME_print_ex(3)): a name as `CN=a,O=b`, built of several macros.
+static inline unsigned long swy_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+
 // The ticket key callback's MAC (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)): HMAC-SHA256 with
 // `key`, set through an OSSL_PARAM array, which Swift cannot build from the macros.
 static inline int swy_ticket_mac_init(EVP_MAC_CTX *mac, const unsigned char *key, size_t length) {

@@ -59,7 +59,7 @@ extension AdminCommand {
     /// still answers.
     public var isReadOnly: Bool {
         switch self {
-        case .help, .showBackends, .showServices, .showStats, .showSources: true
+        case .help, .showBackends, .showServices, .showStats, .showSources, .showCertificates: true
         case .drain, .ready, .maint, .weight, .add, .remove, .wait, .shutdown, .reload, .instance, .takeover: false
         }
     }

@@ -35,7 +35,7 @@ extension AdminCommand {
     public var changesHandedOverState: Bool {
         switch self {
         case .drain, .ready, .maint, .weight, .add, .remove, .reload, .instance: true
-        case .help, .showBackends, .showServices, .showStats, .showSources, .wait, .shutdown, .takeover: false
+        case .help, .showBackends, .showServices, .showStats, .showSources, .showCertificates, .wait, .shutdown, .takeover: false
         }
     }
 }

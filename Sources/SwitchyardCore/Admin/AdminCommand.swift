@@ -10,6 +10,8 @@ public enum AdminCommand: Sendable, Equatable {
     case showStats(json: Bool)
     /// `show sources [SERVICE] [json]`: the busiest sources of the per-client controls.
     case showSources(service: String?, json: Bool)
+    /// `show certificates [json]`: the terminating services' certificates.
+    case showCertificates(json: Bool)
     case drain(BackendName)
     case ready(BackendName)
     case maint(BackendName)
@@ -39,6 +41,7 @@ public enum AdminCommand: Sendable, Equatable {
         "show services [json]          every service: listeners, algorithm, backends, connections",
         "show stats [json]             process totals: uptime, workers, connections, bytes",
         "show sources [SERVICE] [json]  busiest client sources: open connections, connection rate, refusals",
+        "show certificates [json]      TLS certificates in use: names, issuer, not-after, services",
         "drain BACKEND                 no new connections; open ones finish",
         "ready BACKEND                 take new connections again (after drain or maint)",
         "maint BACKEND                 no new connections and no health checks",
@@ -88,7 +91,7 @@ public enum AdminCommand: Sendable, Equatable {
             try expectArguments(0, usage: "help")
             self = .help
         case "show":
-            let showUsage = "show backends [SERVICE] [json], show services [json], show stats [json] or show sources [SERVICE] [json]"
+            let showUsage = "show backends [SERVICE] [json], show services [json], show stats [json], show sources [SERVICE] [json] or show certificates [json]"
             guard let what = arguments.first?.lowercased() else {
                 throw AdminCommandError("missing arguments; usage: \(showUsage)")
             }
@@ -104,13 +107,13 @@ public enum AdminCommand: Sendable, Equatable {
                     throw AdminCommandError("'\(service)' is not a service name; usage: show \(what) [SERVICE] [json]")
                 }
                 self = what == "sources" ? .showSources(service: rest.first, json: json) : .showBackends(service: rest.first, json: json)
-            case "services", "stats":
+            case "services", "stats", "certificates":
                 if let extra = rest.first {
                     throw rest.count == 1 && !json
                         ? AdminCommandError("unknown format '\(extra)'; usage: show \(what) [json]")
                         : AdminCommandError("too many arguments; usage: show \(what) [json]")
                 }
-                self = what == "stats" ? .showStats(json: json) : .showServices(json: json)
+                self = what == "stats" ? .showStats(json: json) : what == "certificates" ? .showCertificates(json: json) : .showServices(json: json)
             default:
                 throw AdminCommandError("cannot show '\(arguments[0])'; usage: \(showUsage)")
             }

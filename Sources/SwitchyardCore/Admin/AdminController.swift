@@ -74,6 +74,8 @@ public struct AdminController: Sendable {
     /// Carries out `instance drain` and `instance ready`; the default says this process has no
     /// readiness of its own to change.
     public let changeReadiness: @Sendable (InstanceReadinessChange) -> AdminReply
+    /// The certificates terminating services present (`show certificates`).
+    public let certificates: @Sendable () -> [CertificateRow]
 
     public init(
         services: @escaping @Sendable () -> [AdminService],
@@ -86,8 +88,10 @@ public struct AdminController: Sendable {
         sources: @escaping @Sendable (String?) -> [SourceRow] = { _ in [] },
         changeReadiness: @escaping @Sendable (InstanceReadinessChange) -> AdminReply = { _ in
             .failure("this process has no instance readiness to change")
-        }
+        },
+        certificates: @escaping @Sendable () -> [CertificateRow] = { [] }
     ) {
+        self.certificates = certificates
         self.sources = sources
         self.changeReadiness = changeReadiness
         self.services = services
@@ -155,6 +159,8 @@ public struct AdminController: Sendable {
             return .reply(showStats(json: json))
         case let .showSources(service, json):
             return .reply(showSources(service: service, json: json))
+        case let .showCertificates(json):
+            return .reply(showCertificates(json: json))
         case let .drain(name):
             return .reply(setAdmin(.drain, of: name, command: command))
         case let .ready(name):

@@ -15,6 +15,15 @@ public enum CertificateExpiry {
         return days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
     }
 
+    /// `2026-12-05T08:00:00Z` for seconds since the Unix epoch (the access log's calendar).
+    public static func timestamp(_ seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let within = seconds - days * 86_400
+        let (year, month, day) = AccessLogFormat.civilDate(daysSinceEpoch: days)
+        func two(_ value: some BinaryInteger) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(within / 3600)):\(two(within / 60 % 60)):\(two(within % 60))Z"
+    }
+
     /// For a check's text: `expires in 29d`, `expires in 23h`, `expires in 5m`, or
     /// `expired 2d ago`; whole units, rounded down.
     public static func describe(notAfter: Int64, now: Int64) -> String {

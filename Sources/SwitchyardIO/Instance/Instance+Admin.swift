@@ -51,7 +51,8 @@ extension Instance {
             reload: { [self] in reload() },
             recordChange: { [self] service, command in recordChange(service: service, command) },
             sources: { [self] service in sourceRows(service: service) },
-            changeReadiness: { [self] change in changeReadiness(change) })
+            changeReadiness: { [self] change in changeReadiness(change) },
+            certificates: { [self] in certificateRows() })
     }
 
     func adminServices() -> [AdminService] {

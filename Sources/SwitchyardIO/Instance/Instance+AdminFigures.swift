@@ -71,3 +71,18 @@ extension Instance {
         }
     }
 }
+
+// `show certificates`: what the terminating services' contexts loaded (at start or at the last
+// reload, which reads the files again).
+extension Instance {
+    func certificateRows() -> [CertificateRow] {
+        let now = Self.wallClockSeconds()
+        return state.withLock { Array($0.services.values) }.flatMap { runtime -> [CertificateRow] in
+            guard let context = runtime.tls.withLock({ $0 }) else { return [] }
+            return context.certificates.map { loaded in
+                CertificateRow(path: loaded.path, names: loaded.names, subject: loaded.subject, issuer: loaded.issuer,
+                               notAfter: loaded.notAfter, secondsLeft: loaded.notAfter.map { $0 - now }, services: [runtime.name])
+            }
+        }
+    }
+}

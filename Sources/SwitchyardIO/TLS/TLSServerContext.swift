@@ -15,10 +15,13 @@ import SwitchyardCore
 /// A ticket resumes only at the service, client-auth and client CA it was issued under: the
 /// session id context is a digest of them.
 public final class TLSServerContext: @unchecked Sendable {
-    /// One certificate as loaded: its DNS names and when it expires.
+    /// One certificate as loaded: its DNS names, subject, issuer and when it expires.
     public struct LoadedCertificate: Sendable {
         public let path: String
         public let names: [String]
+        /// RFC 2253 text, such as `CN=db.example.com,O=Example`.
+        public let subject: String
+        public let issuer: String
         /// Seconds since the Unix epoch.
         public let notAfter: Int64?
     }
@@ -198,7 +201,9 @@ public final class TLSServerContext: @unchecked Sendable {
                 issued = issuer
             }
         }
-        return LoadedCertificate(path: certificate.cert, names: Certificate.dnsNames(x509), notAfter: Certificate.notAfter(x509))
+        return LoadedCertificate(path: certificate.cert, names: Certificate.dnsNames(x509),
+                                 subject: Certificate.nameText(X509_get_subject_name(x509)),
+                                 issuer: Certificate.nameText(X509_get_issuer_name(x509)), notAfter: Certificate.notAfter(x509))
     }
 }
 
@@ -212,6 +217,16 @@ enum Certificate {
         return CertificateExpiry.secondsSinceEpoch(
             year: Int(time.tm_year) + 1900, month: Int(time.tm_mon) + 1, day: Int(time.tm_mday),
             hour: Int(time.tm_hour), minute: Int(time.tm_min), second: Int(time.tm_sec))
+    }
+
+    /// A subject or issuer name as RFC 2253 text (`CN=a,O=b`); empty when there is none.
+    static func nameText(_ name: OpaquePointer?) -> String {
+        guard let name, let memory = BIO_new(BIO_s_mem()) else { return "" }
+        defer { BIO_free(memory) }
+        guard X509_NAME_print_ex(memory, name, 0, swy_xn_flag_rfc2253()) >= 0 else { return "" }
+        var text = [UInt8](repeating: 0, count: Int(BIO_ctrl_pending(memory)))
+        let read = text.withUnsafeMutableBytes { BIO_read(memory, $0.baseAddress, Int32($0.count)) }
+        return String(decoding: text.prefix(max(0, Int(read))), as: UTF8.self)
     }
 
     /// The DNS names of its subjectAltName; when it has none, its subject's common name.
