@@ -1,10 +1,10 @@
 /// How an access-log line is written (`--access-log-format text|json`). One line per connection,
 /// ended by `\n`, written when the connection closes.
 ///
-/// `text`, modelled on HAProxy's `option tcplog`, nine fields separated by one space:
+/// `text`, modelled on HAProxy's `option tcplog`, thirteen fields separated by one space:
 ///
 /// ```
-/// 2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 client_close -
+/// 2026-12-01T12:12:51.443Z 10.0.1.2:33313 127.0.0.1:6379 default/10.0.0.5:6379 0.215/5007.113 212/1024 0 client_close - - - - -
 /// ```
 ///
 /// 1. accept time, UTC, RFC 3339 with milliseconds;
@@ -16,7 +16,9 @@
 /// 6. bytes from the client / bytes to the client;
 /// 7. connect retries;
 /// 8. termination cause (`TerminationCause.label`);
-/// 9. TLS server name (SNI), `-` when none.
+/// 9. TLS server name (SNI), `-` when none;
+/// 10. to 13. for a terminated TLS session: its version, cipher, ALPN protocol and the client
+///    certificate's subject (`-` when not terminated, or none).
 ///
 /// HAProxy's tcplog reads `client [accept_date] frontend backend/server Tw/Tc/Tt bytes_read
 /// termination_state ...`; this line keeps that order, drops the queue fields Switchyard does not
@@ -29,7 +31,8 @@
 /// {"time":"2026-12-01T12:12:51.443Z","client_address":"10.0.1.2","client_port":33313,
 ///  "listener":"127.0.0.1:6379","service":"default","backend":"10.0.0.5:6379","connect_ms":0.215,
 ///  "duration_ms":5007.113,"bytes_from_client":212,"bytes_to_client":1024,"retries":0,
-///  "cause":"client_close","server_name":null}
+///  "cause":"client_close","server_name":null,"tls_version":null,"tls_cipher":null,"alpn":null,
+///  "client_subject":null}
 /// ```
 public enum AccessLogFormat: String, CaseIterable, Sendable {
     case text
@@ -73,6 +76,10 @@ public enum AccessLogFormat: String, CaseIterable, Sendable {
         out.append(contentsOf: record.cause.label.utf8)
         out.append(0x20)
         appendField(record.serverName, to: &out)
+        for field in [record.tls?.version, record.tls?.cipher, record.tls?.alpn, record.tls?.clientSubject] {
+            out.append(0x20)
+            appendField(field, to: &out)
+        }
         out.append(0x0A)
     }
 
@@ -93,7 +100,11 @@ public enum AccessLogFormat: String, CaseIterable, Sendable {
         appendMilliseconds(record.durationNanoseconds, to: &out)
         out.append(contentsOf: ",\"bytes_from_client\":\(record.bytesFromClient),\"bytes_to_client\":\(record.bytesToClient)".utf8)
         out.append(contentsOf: ",\"retries\":\(record.retries),\"cause\":\"\(record.cause.label)\"".utf8)
-        out.append(contentsOf: ",\"server_name\":\(record.serverName.map(JSONText.string) ?? "null")}\n".utf8)
+        out.append(contentsOf: ",\"server_name\":\(record.serverName.map(JSONText.string) ?? "null")".utf8)
+        out.append(contentsOf: ",\"tls_version\":\(record.tls.map { JSONText.string($0.version) } ?? "null")".utf8)
+        out.append(contentsOf: ",\"tls_cipher\":\(record.tls.map { JSONText.string($0.cipher) } ?? "null")".utf8)
+        out.append(contentsOf: ",\"alpn\":\(record.tls?.alpn.map(JSONText.string) ?? "null")".utf8)
+        out.append(contentsOf: ",\"client_subject\":\(record.tls?.clientSubject.map(JSONText.string) ?? "null")}\n".utf8)
     }
 
     /// A name with no space in it: `-` when nil or empty; bytes outside `!`...`~`, `"` and `\`

@@ -51,6 +51,26 @@ public struct PeerAddress: Sendable, Equatable {
     }
 }
 
+/// What a terminated TLS session adds to an access-log line: made once per handshake (only
+/// when the access log is on), never per I/O operation.
+public struct AccessLogTLS: Sendable, Equatable {
+    /// `TLSv1.2`, `TLSv1.3`.
+    public var version: String
+    /// OpenSSL's cipher name, such as `TLS_AES_128_GCM_SHA256` or `ECDHE-ECDSA-AES128-GCM-SHA256`.
+    public var cipher: String
+    /// The ALPN protocol agreed; nil when none.
+    public var alpn: String?
+    /// The client certificate's subject (RFC 2253 text); nil when the client sent none.
+    public var clientSubject: String?
+
+    public init(version: String, cipher: String, alpn: String? = nil, clientSubject: String? = nil) {
+        self.version = version
+        self.cipher = cipher
+        self.alpn = alpn
+        self.clientSubject = clientSubject
+    }
+}
+
 /// Everything an access-log line says about one finished connection, filled by the worker at
 /// close and handed to the logging thread through a bounded queue.
 ///
@@ -79,15 +99,18 @@ public struct AccessLogRecord: Sendable, Equatable {
     /// Connects started after a failed one for this client.
     public var retries: UInt32
     public var cause: TerminationCause
-    /// The TLS server name the client asked for, for a later SNI feature; nil when none.
+    /// The TLS server name the client asked for (routing by SNI, or a terminated session); nil when none.
     public var serverName: String?
+    /// The terminated TLS session; nil when the listener does not terminate TLS.
+    public var tls: AccessLogTLS?
 
     public init(
         acceptedAtNanoseconds: Int64, client: PeerAddress, listener: String, service: String,
         backend: String?, connectNanoseconds: Int64?, durationNanoseconds: Int64,
         bytesFromClient: UInt64, bytesToClient: UInt64, retries: UInt32, cause: TerminationCause,
-        serverName: String? = nil
+        serverName: String? = nil, tls: AccessLogTLS? = nil
     ) {
+        self.tls = tls
         self.acceptedAtNanoseconds = acceptedAtNanoseconds
         self.client = client
         self.listener = listener

@@ -100,6 +100,20 @@ final class TLSServerSession {
     var serverName: String? { SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } }
 
     /// The negotiated protocol, such as `TLSv1.3`.
+    /// The access log's fields for the completed handshake (strings made here, once).
+    var accessLogFields: AccessLogTLS {
+        let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
+        var protocolBytes: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &protocolBytes, &length)
+        let alpn = protocolBytes.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(length)), as: UTF8.self) }
+        var subject: String?
+        if let certificate = SSL_get0_peer_certificate(ssl) {
+            subject = Certificate.nameText(X509_get_subject_name(certificate))
+        }
+        return AccessLogTLS(version: protocolVersion, cipher: cipher, alpn: alpn.flatMap { $0.isEmpty ? nil : $0 }, clientSubject: subject)
+    }
+
     var protocolVersion: String { SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown" }
 
     /// The metrics' reason for an OpenSSL error reason code (`ERR_GET_REASON`) of a failed

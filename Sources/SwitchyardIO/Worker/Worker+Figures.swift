@@ -40,6 +40,8 @@ struct ConnectionAccounting {
     /// Bytes moved each way over the connection's life.
     var bytesUp: UInt64 = 0
     var bytesDown: UInt64 = 0
+    /// The terminated TLS session, for the access log (only filled when it is on).
+    var tls: AccessLogTLS?
 }
 
 // Figures and the access log. Counting is plain arithmetic on the worker's own memory; the
@@ -83,7 +85,8 @@ extension Worker {
             service: service.registry.service, backend: connection.backend.name,
             connectNanoseconds: connection.accounting.connectNanoseconds, durationNanoseconds: duration,
             bytesFromClient: connection.accounting.bytesUp, bytesToClient: connection.accounting.bytesDown,
-            retries: UInt32(max(0, connection.backend.tried.count - 1)), cause: cause, serverName: connection.sni.serverName)
+            retries: UInt32(max(0, connection.backend.tried.count - 1)), cause: cause, serverName: connection.sni.serverName,
+            tls: connection.accounting.tls)
         _ = accessLog.enqueue(record)
     }
 

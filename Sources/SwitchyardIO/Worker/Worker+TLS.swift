@@ -209,7 +209,10 @@ extension Worker {
             connection.tls.deadline = nil
             let took = Int64(clamping: LatencyClock.now() &- connection.accounting.acceptedAt)
             connection.listener?.tlsHandshakes.recordCompleted(version: session.protocolVersion, resumed: session.resumedSession, nanoseconds: took)
-            if accessLog != nil { connection.sni.serverName = session.serverName }  // the access log's server_name
+            if accessLog != nil {  // the access log's server_name and TLS fields
+                connection.sni.serverName = session.serverName
+                connection.accounting.tls = session.accessLogFields
+            }
             tlsFlushToClient(connection)
             connectNext(connection)
         case let .failed(reason, text):
