@@ -131,6 +131,44 @@ extension EndToEnd {
             #expect(echoA.acceptedCount == 2, "each terminated client reached the plain backend once")
         }
 
+        @Test func aReloadGivesRoutedHandshakesNewCertificatesAndCanTurnAPassthroughRouteIntoATerminatingOne() throws {
+            let peers = try TLSPeers(), clients = try TLSTerminationPeers()
+            let old = try clients.certificate("a-old", names: ["a.example"], key: .ecdsa)
+            let new = try clients.certificate("a-new", names: ["a.example"], key: .rsa)
+            let bHere = try clients.certificate("b-here", names: ["b.example"], key: .ecdsa)
+            let b = try peers.startServer(name: "b.example")
+            defer { kill(b.process.processIdentifier, SIGKILL) }
+            let echo = try TestBackend(.echo)
+            let edge = try Sockets.freeEndpoint()
+            func yaml(a: (cert: String, key: String), bTerminates: Bool) -> String {
+                """
+                defaults: {health: off}
+                services:
+                  edge:
+                    listen: ["\(edge)"]
+                    route-by-sni: {"a.example": a, "b.example": b}
+                  a:
+                    backends: ["\(echo.endpoint)"]
+                    tls: \(Self.tls(a))
+                  b:
+                \(bTerminates ? "    backends: [\"\(echo.endpoint)\"]\n    tls: \(Self.tls(bHere))" : "    backends: [\"127.0.0.1:\(b.port)\"]")
+                """
+            }
+            let proxy = try ConfiguredProxy(yaml: yaml(a: old, bTerminates: false), listen: [edge], folder: peers.folder)
+            // Each client trusts one certificate file only: the handshake says which one it was shown.
+            #expect(try clients.exchange(edge, serverName: "a.example", trusting: old.cert, version: "1.3", bytes: 1 << 16,
+                                         closeNotify: true).receivedBytes == 1 << 16)
+            let passed = try clients.exchange(edge, serverName: "b.example", trusting: "\(peers.folder)/b.example.crt", version: "1.3",
+                                              bytes: 1 << 16, closeNotify: true)
+            #expect(passed.fields["certificate"] as? String == (try peers.fingerprint(of: "b.example")))
+            try proxy.rewrite(yaml(a: new, bTerminates: true))
+            #expect(try proxy.admin.send("reload").isOK)
+            let renewed = try clients.exchange(edge, serverName: "a.example", trusting: new.cert, version: "1.2", bytes: 1 << 20, closeNotify: false)
+            #expect(renewed.receivedBytes == 1 << 20 && renewed.received == renewed.sent)
+            let terminated = try clients.exchange(edge, serverName: "b.example", trusting: bHere.cert, version: "1.3", bytes: 1 << 20, closeNotify: true)
+            #expect(terminated.receivedBytes == 1 << 20 && terminated.received == terminated.sent && terminated.end == "close_notify")
+        }
+
         @Test func aClientTricklingItsHelloOrStallingAfterItIsResetAfterSNITimeoutThenTheHandshakeTimeout() throws {
             let peers = try TLSPeers(), clients = try TLSTerminationPeers()
             let a = try peers.certificate(for: "a.example")
