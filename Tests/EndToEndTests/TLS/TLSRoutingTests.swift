@@ -17,6 +17,41 @@ extension EndToEnd {
             "{certificates: [{cert: \(certificate.0), key: \(certificate.1)}]}"
         }
 
+        /// The usual setup: `edge` routes by SNI (`routes`, after `edgeKeys`) and `a` terminates with
+        /// a.example's certificate (from `peers`) in front of a plain echo backend (with `aKeys`);
+        /// `more` adds services and `global` top-level keys. Every part is returned so that it
+        /// lives as long as the test holds it.
+        struct Setup {
+            let peers: TLSPeers
+            let clients: TLSTerminationPeers
+            let a: (cert: String, key: String)
+            let echo: TestBackend
+            let edge: TCPEndpoint
+            let metrics: TCPEndpoint
+            let proxy: ConfiguredProxy
+        }
+
+        static func setup(_ peers: TLSPeers, routes: String, edgeKeys: String = "", aKeys: String = "", more: String = "",
+                          global: String = "") throws -> Setup {
+            let clients = try TLSTerminationPeers()
+            let a = try peers.certificate(for: "a.example")
+            let echo = try TestBackend(.echo)
+            let edge = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
+            let proxy = try ConfiguredProxy(yaml: """
+                metrics: \(metrics)
+                \(global)defaults: {health: off}
+                services:
+                  edge:
+                    listen: ["\(edge)"]
+                \(edgeKeys)    route-by-sni: \(routes)
+                  a:
+                    backends: ["\(echo.endpoint)"]
+                \(aKeys)    tls: \(Self.tls(a))
+                \(more)
+                """, listen: [edge], folder: peers.folder)
+            return Setup(peers: peers, clients: clients, a: a, echo: echo, edge: edge, metrics: metrics, proxy: proxy)
+        }
+
         /// The `Peer certificate:` line `openssl s_client` shows for `arguments` (`-servername
         /// NAME` or `-noservername`).
         static func subjectShown(_ endpoint: TCPEndpoint, _ arguments: [String]) throws -> String {
@@ -68,29 +103,19 @@ extension EndToEnd {
         }
 
         @Test func onePortTerminatesSomeNamesWithTheirServicesCertificateAndPassesOthersThrough() throws {
-            let peers = try TLSPeers(), clients = try TLSTerminationPeers()
-            let a = try peers.certificate(for: "a.example"), fallback = try peers.certificate(for: "fallback.example")
+            let peers = try TLSPeers()
+            let fallback = try peers.certificate(for: "fallback.example")
             let b = try peers.startServer(name: "b.example")
             defer { kill(b.process.processIdentifier, SIGKILL) }
-            // Plain echo servers: a handshake completes only if they get plaintext.
-            let echoA = try TestBackend(.echo), echoFallback = try TestBackend(.echo)
-            let edge = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                metrics: \(metrics)
-                defaults: {health: off}
-                services:
-                  edge:
-                    listen: ["\(edge)"]
-                    route-by-sni: {"a.example": a, "b.example": b, default: fallback}
-                  a:
-                    backends: ["\(echoA.endpoint)"]
-                    tls: \(Self.tls(a))
+            // Plain echo servers behind a and fallback: a handshake completes only if they get plaintext.
+            let echoFallback = try TestBackend(.echo)
+            let setup = try Self.setup(peers, routes: #"{"a.example": a, "b.example": b, default: fallback}"#, more: """
                   b: {backends: ["127.0.0.1:\(b.port)"]}
                   fallback:
                     backends: ["\(echoFallback.endpoint)"]
                     tls: \(Self.tls(fallback))
-                """, listen: [edge], folder: peers.folder)
-            _ = proxy
+                """)
+            let (clients, a, edge, metrics) = (setup.clients, setup.a, setup.edge, setup.metrics)
             let bCertificate = "\(peers.folder)/b.example.crt"
             let cases: [(name: String, trust: String, shown: String, version: String, bytes: Int, notify: Bool)] = [
                 ("a.example", a.0, "a.example", "1.3", 3 << 20, true),
@@ -128,7 +153,7 @@ extension EndToEnd {
                     && routed("a.example") == 2 && routed("b.example") == 3 && routed("no_sni") == 1 && routed("no_match") == 1
             }
             #expect(counted.held, "\(counted.lines)")
-            #expect(echoA.acceptedCount == 2, "each terminated client reached the plain backend once")
+            #expect(setup.echo.acceptedCount == 2, "each terminated client reached the plain backend once")
         }
 
         @Test func aReloadGivesRoutedHandshakesNewCertificatesAndCanTurnAPassthroughRouteIntoATerminatingOne() throws {
@@ -170,26 +195,9 @@ extension EndToEnd {
         }
 
         @Test func aClientTricklingItsHelloOrStallingAfterItIsResetAfterSNITimeoutThenTheHandshakeTimeout() throws {
-            let peers = try TLSPeers(), clients = try TLSTerminationPeers()
-            let a = try peers.certificate(for: "a.example")
-            let echo = try TestBackend(.echo)
-            let edge = try Sockets.freeEndpoint(), metrics = try Sockets.freeEndpoint()
-            let proxy = try ConfiguredProxy(yaml: """
-                workers: 1
-                metrics: \(metrics)
-                defaults: {health: off}
-                services:
-                  edge:
-                    listen: ["\(edge)"]
-                    sni-timeout: 1s
-                    route-by-sni: {"a.example": a, default: a}
-                  a:
-                    backends: ["\(echo.endpoint)"]
-                    tls-handshake-timeout: 1s
-                    idle-timeout: 60s
-                    tls: \(Self.tls(a))
-                """, listen: [edge], folder: peers.folder)
-            _ = proxy
+            let setup = try Self.setup(try TLSPeers(), routes: #"{"a.example": a, default: a}"#, edgeKeys: "    sni-timeout: 1s\n",
+                                       aKeys: "    tls-handshake-timeout: 1s\n    idle-timeout: 60s\n", global: "workers: 1\n")
+            let (clients, a, edge, metrics) = (setup.clients, setup.a, setup.edge, setup.metrics)
             let hello = try Self.clientHello(for: "a.example")
             // ConfiguredProxy's readiness probe (a connect, closed without a byte) went to the default.
             let malformed = #"switchyard_sni_routed_connections_total{service="edge",listener="\#(edge)",route="malformed"}"#
@@ -227,7 +235,33 @@ extension EndToEnd {
                     && metricValue(text, "switchyard_provided_buffers_in_use") == 0
             }
             #expect(counted.held, "\(counted.lines)")
-            #expect(echo.acceptedCount == 1, "only the finished handshake reached the backend")
+            #expect(setup.echo.acceptedCount == 1, "only the finished handshake reached the backend")
+        }
+
+        @Test func handshakesViaARouteHoldTheirClientsPlacesOnTheRoutingListener() throws {
+            let setup = try Self.setup(try TLSPeers(), routes: #"{"a.example": a}"#, edgeKeys: "    max-connections-per-source: 2\n",
+                                       aKeys: "    tls-handshake-timeout: 60s\n")
+            let (clients, a, edge, metrics) = (setup.clients, setup.a, setup.edge, setup.metrics)
+            let hello = try Self.clientHello(for: "a.example")
+            // Two clients of 127.0.0.2 send their hello (routed to a, terminated) and stop there.
+            let held = try (0..<2).map { _ in
+                let connection = try TCPConnection(to: edge, timeout: 10, localHost: "127.0.0.2")
+                try connection.send(hello)
+                return connection
+            }
+            // Their server flights arrive: both are in their handshakes, not waiting at accept.
+            for connection in held { #expect(try connection.receive(exactly: 5, timeout: 10).first == 0x16) }
+            let third = try TCPConnection(to: edge, timeout: 10, localHost: "127.0.0.2")
+            try? third.send(hello)
+            #expect(third.readToEnd(timeout: 10).end.isClosed, "a third client of 127.0.0.2 is refused")
+            // Another source is served meanwhile.
+            let outcome = try clients.exchange(edge, serverName: "a.example", trusting: a.0, version: "1.3", bytes: 1 << 16, closeNotify: true)
+            #expect(outcome.receivedBytes == 1 << 16 && outcome.received == outcome.sent)
+            let counted = scrapeUntil(metrics, showing: ["rejected"]) { text in
+                metricValue(text, #"switchyard_connections_rejected_total{service="edge",listener="\#(edge)",reason="source_limit"}"#) == 1
+            }
+            #expect(counted.held, "\(counted.lines)")
+            for connection in held { connection.close() }
         }
 
         @Test func acceptProxyWithTLSReadsTheHeaderInTheClearThenTerminates() throws {
@@ -277,26 +311,12 @@ extension EndToEnd {
 
         @Test func acceptProxyThenRouteBySNIThenTerminateOrPassThrough() throws {
             let peers = try TLSPeers()
-            let a = try peers.certificate(for: "a.example")
             let b = try peers.startServer(name: "b.example")
             defer { kill(b.process.processIdentifier, SIGKILL) }
-            let echo = try TestBackend(.echo)
-            let edge = try Sockets.freeEndpoint()
             let accessLog = peers.folder + "/access.log"
-            let proxy = try ConfiguredProxy(yaml: """
-                access-log: \(accessLog)
-                defaults: {health: off}
-                services:
-                  edge:
-                    listen: ["\(edge)"]
-                    accept-proxy: true
-                    route-by-sni: {"a.example": a, "b.example": b}
-                  a:
-                    backends: ["\(echo.endpoint)"]
-                    tls: \(Self.tls(a))
-                  b: {backends: ["127.0.0.1:\(b.port)"]}
-                """, listen: [edge], folder: peers.folder)
-            _ = proxy
+            let setup = try Self.setup(peers, routes: #"{"a.example": a, "b.example": b}"#, edgeKeys: "    accept-proxy: true\n",
+                                       more: "  b: {backends: [\"127.0.0.1:\(b.port)\"]}\n", global: "access-log: \(accessLog)\n")
+            let edge = setup.edge
             for version in ProxyProtocolVersion.allCases {
                 for (index, name) in ["a.example", "b.example"].enumerated() {
                     let header = Self.header(version, from: "203.0.113.\(index + 1)", port: version == .v1 ? 1111 : 2222)
@@ -309,7 +329,7 @@ extension EndToEnd {
                 return log.contains("203.0.113.1:1111 \(edge) a/") && log.contains("203.0.113.1:2222 \(edge) a/")
                     && log.contains("203.0.113.2:1111 \(edge) b/") && log.contains("203.0.113.2:2222 \(edge) b/")
             }, "access log: \((try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? "")")
-            #expect(echo.acceptedCount == 2)
+            #expect(setup.echo.acceptedCount == 2)
         }
     }
 }
