@@ -5,7 +5,7 @@ import Testing
 
 extension EndToEnd {
     /// `route-by-sni` whose routes name terminating services, and `accept-proxy` with `tls`
-    /// (README "TLS termination", "Behind a proxy, and routed by server name"), through the real
+    /// (README "TLS termination", "Routed by server name, or behind a proxy"), through the real
     /// binary. Certificates and the passthrough TLS echo server come from `TLSPeers` (their
     /// fingerprints say which certificate a client was shown); the clients are
     /// `TLSTerminationPeers.exchange` (verifies the certificate for the name it asked, every byte
