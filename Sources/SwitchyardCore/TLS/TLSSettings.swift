@@ -71,6 +71,11 @@ public struct TLSSettings: Equatable, Sendable {
     /// "intermediate" list without DHE), so that no CBC suite (LUCKY13) is ever offered.
     public static let defaultCiphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
+    /// Why `tls` is refused on a `route-by-sni` service, and what to write instead.
+    static let onRoutingService = "tls on a route-by-sni service: put tls on the services its routes name "
+        + "(each terminates with its own certificates; a route to a service without tls passes TLS through), "
+        + "and name a terminating service as default for clients that match no route"
+
     /// The keys of the mapping.
     static let fileKeys = ["certificates", "min-version", "ciphers", "ciphersuites", "alpn", "client-ca", "client-auth", "session-tickets"]
 
@@ -181,10 +186,10 @@ extension ServiceSettings {
             return ServiceKey.Setting(key: "tls") { $0.tls = settings }
         }, check: { settings in
             guard let tls = settings.tls else { return nil }
-            if settings.routing != nil {
-                return "tls cannot be combined with route-by-sni yet: terminate in the routed services' own listeners, or pass TLS through"
-            }
-            if settings.acceptsProxy { return "tls cannot be combined with accept-proxy yet" }
+            // A routing service terminates nothing itself: each route's service does, with its own
+            // certificates, so one port can mix terminating and passthrough routes. One place
+            // says which certificate a client gets: the route's service (or `default`'s).
+            if settings.routing != nil { return TLSSettings.onRoutingService }
             return tls.problem
         }, reset: { $0.tls = nil }),
         .value("tls-handshake-timeout", \.tlsHandshakeTimeout, parse: { (text) throws(ConfigError) in try Duration(parsing: text) },

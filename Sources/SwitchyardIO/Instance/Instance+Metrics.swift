@@ -146,6 +146,9 @@ extension Instance {
         for entry in entries where handshakes[entry.service] != nil {
             for worker in published { worker.tlsHandshakes[entry.id].map { handshakes[entry.service]!.merge($0) } }
         }
+        for worker in published {
+            for (service, figures) in worker.routedTLSHandshakes where handshakes[service] != nil { handshakes[service]!.merge(figures) }
+        }
         sample.tlsHandshakes = handshakes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         for runtime in services.values.sorted(by: { $0.name < $1.name }) {
             for certificate in runtime.tls.withLock({ $0 })?.certificates ?? [] {

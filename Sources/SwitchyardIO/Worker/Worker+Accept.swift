@@ -119,6 +119,7 @@ extension Worker {
     func adoptListenersIfNewer() {
         guard let table = context.listeners.tableIfNewer(than: listenerVersion) else { return }
         listenerVersion = table.version
+        serviceTLS = table.tls
         let wanted = Set(table.entries.map(\.id))
         for (slot, listener) in listeners.enumerated() where listener.open && !listener.retired && !wanted.contains(listener.id) {
             listener.retired = true
@@ -127,10 +128,7 @@ extension Worker {
         let held = Set(listeners.map(\.id))
         for entry in table.entries where !held.contains(entry.id) {
             let fd = entry.descriptors[index]
-            let key = ObjectIdentifier(entry.registry)
-            let picker = pickers[key] ?? ServicePicker(registry: entry.registry)
-            pickers[key] = picker
-            listeners.append(WorkerListener(id: entry.id, fd: fd, endpoint: entry.endpoint, service: picker))
+            listeners.append(WorkerListener(id: entry.id, fd: fd, endpoint: entry.endpoint, service: picker(for: entry.registry)))
             if stopping {
                 closeListener(listeners.count - 1)
             } else {
@@ -145,6 +143,17 @@ extension Worker {
         for picker in pickers.values { picker.tls = table.tls[picker.registry.service] }
         updateTickInterval()
         context.listeners.acknowledge(worker: index, version: table.version)
+    }
+
+    /// This worker's picker for the service of `registry` (a listener's, or the one a
+    /// `route-by-sni` route names), made on first use with the service's TLS context.
+    func picker(for registry: BackendRegistry) -> ServicePicker {
+        let key = ObjectIdentifier(registry)
+        if let picker = pickers[key] { return picker }
+        let picker = ServicePicker(registry: registry)
+        picker.tls = serviceTLS[registry.service]
+        pickers[key] = picker
+        return picker
     }
 
     func takeSlot() -> Connection {

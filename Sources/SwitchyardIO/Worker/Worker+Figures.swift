@@ -18,6 +18,8 @@ public struct WorkerFigures: Sendable {
     public var sniRoutes: [Int: [String: UInt64]] = [:]
     /// TLS handshake counts by listener id (terminating listeners only).
     public var tlsHandshakes: [Int: TLSHandshakeFigures] = [:]
+    /// TLS handshakes of connections routed by SNI to a terminating service, by that service.
+    public var routedTLSHandshakes: [String: TLSHandshakeFigures] = [:]
     public var buffersInUse = 0
     public var pipesInUse = 0
     public var parkedBytes = 0
@@ -54,6 +56,7 @@ extension Worker {
             if !listener.sniRoutes.isEmpty { published.sniRoutes[listener.id] = listener.sniRoutes }
             if !listener.tlsHandshakes.isEmpty { published.tlsHandshakes[listener.id] = listener.tlsHandshakes }
         }
+        published.routedTLSHandshakes = routedTLSHandshakes
         published.backendConnectTime = backendConnectTime
         published.buffersInUse = buffers.lent
         published.pipesInUse = pipes.lent

@@ -11,7 +11,9 @@ import SwitchyardCore
 // so a client dribbling its header a byte at a time holds no buffer. The header completes inside
 // the latest receive, so whatever follows it there is client payload: that buffer is kept with
 // its send offset past the header and goes to the backend first, intact. Nothing after the header
-// is ever parsed (except a ClientHello on a `route-by-sni` listener, which comes next).
+// is ever parsed, except on a `route-by-sni` listener (a ClientHello comes next) or one with `tls`
+// (a handshake comes next, as behind HAProxy's `accept-proxy ssl`): those copy what follows the
+// header into the reader or the TLS session, and the buffer goes back at once.
 //
 // send-proxy: once the backend's connect completes, one send(2) of the header (at most 107
 // bytes, encoded inline without allocating) into the new socket's empty send buffer, before the
@@ -90,27 +92,34 @@ extension Worker {
             proxyHeaderFailed(connection, ProxyHeaderFailure(error))
         case let .complete(header):
             // The header ends inside this chunk (it was incomplete without it).
-            let payloadStart = header.byteCount - prior
-            if payloadStart < length {
+            let payloadStart = min(header.byteCount - prior, length)
+            let payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(chunk)[payloadStart...])
+            connection.withDirection(.clientToBackend) { $0.unflushedBytes += payload.count }
+            if let service = connection.service, service.snapshot.settings.routing != nil || service.tls != nil {
+                // Read on (a ClientHello, a TLS handshake): the next stage copies the payload.
+                proxyHeaderRead(connection, header, payload: payload)
+                buffers.recycle(id)
+                feedStarved()
+            } else if payload.isEmpty {
+                buffers.recycle(id)
+                proxyHeaderRead(connection, header)
+            } else {
                 connection.withDirection(.clientToBackend) { state in
                     precondition(state.buffer == nil, "client bytes held before the PROXY header was read")
                     state.buffer = id
                     state.sent = payloadStart
                     state.received = length
-                    state.unflushedBytes += length - payloadStart
                 }
-            } else {
-                buffers.recycle(id)
+                proxyHeaderRead(connection, header)
             }
-            proxyHeaderRead(connection, header)
-            let payload = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(chunk)[min(payloadStart, length)...])
-            if connection.sni.sniffing && !payload.isEmpty { sniffed(connection, payload) }
         }
     }
 
     /// A whole valid header: takes its addresses as the client's (unless it is LOCAL or carries
-    /// none), then routes by SNI or connects.
-    func proxyHeaderRead(_ connection: Connection, _ header: ProxyHeader) {
+    /// none), then routes by SNI (reading `payload` first), starts TLS (fed first with `payload`),
+    /// or connects (the payload then waits in the client's held buffer).
+    func proxyHeaderRead(_ connection: Connection, _ header: ProxyHeader,
+                         payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         connection.proxyHeader.reading = false
         connection.proxyHeader.deadline = nil
         if connection.proxyHeader.bytes.capacity > 512 {
@@ -135,6 +144,12 @@ extension Worker {
         let settings = service.snapshot.settings
         if settings.routing != nil {
             startSniffing(connection, timeout: settings.sniTimeout, receiveArmed: connection.direction(.clientToBackend).receiving)
+            if !payload.isEmpty { sniffed(connection, payload) }
+            return
+        }
+        if let tls = service.tls {
+            // HAProxy's `accept-proxy ssl`: the header in the clear, then the handshake.
+            startTLS(connection, tls, timeout: settings.tlsHandshakeTimeout, received: payload)
             return
         }
         connectNext(connection)

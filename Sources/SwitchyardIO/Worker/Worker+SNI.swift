@@ -8,7 +8,8 @@ import SwitchyardCore
 // client trickling its ClientHello a byte at a time holds no shared buffer. Once the reader has
 // an answer the connection takes the named service's picker, its bytes are parked (see
 // Worker+Parking.swift), it connects, and they go to the backend first, unchanged. Nothing is
-// ever decrypted.
+// decrypted, unless the route's service has `tls`: then the connection terminates TLS as that
+// service's own listener would (Worker+TLS.swift), its TLS session fed first with the bytes read.
 
 /// A connection's reading of its client's ClientHello.
 struct SNIState {
@@ -19,6 +20,8 @@ struct SNIState {
     var deadline: Int64?
     /// The server name the ClientHello asked for, for the access log.
     var serverName: String?
+    /// The route's service terminates TLS: its handshakes count under that service.
+    var terminating = false
 }
 
 extension Worker {
@@ -70,19 +73,24 @@ extension Worker {
         routeByServerName(connection, connection.sni.reader?.result ?? .needMoreData)
     }
 
-    /// Chooses the service for `result`, counts the route, and connects (or closes when no
-    /// route applies and there is no default).
+    /// Counts a handshake of `connection` under the service whose certificates it used: the one
+    /// its route named (`sni.terminating`), else its listener's.
+    func countHandshake(_ connection: Connection, _ count: (inout TLSHandshakeFigures) -> Void) {
+        if connection.sni.terminating, let service = connection.service?.registry.service {
+            count(&routedTLSHandshakes[service, default: TLSHandshakeFigures()])
+        } else if let listener = connection.listener {
+            count(&listener.tlsHandshakes)
+        }
+    }
+
+    /// Chooses the service for `result`, counts the route, and terminates TLS with the service's
+    /// own settings when it has `tls`, else connects (or closes when no route applies and there
+    /// is no default).
     func routeByServerName(_ connection: Connection, _ result: ClientHelloResult) {
         connection.sni.sniffing = false
         connection.sni.deadline = nil
-        let reader = connection.sni.reader
+        let received = connection.sni.reader?.received ?? []
         connection.sni.reader = nil
-        // What the client sent so far goes to the backend first, from memory of its own.
-        if let received = reader?.received, !received.isEmpty,
-           !received.withUnsafeBytes({ park(connection, .clientToBackend, appending: [$0]) }) {
-            perform(connection.machine.close(.clientError), on: connection)
-            return
-        }
         guard let table = connection.service?.snapshot.sniRoutes else {
             perform(connection.machine.close(.noBackend), on: connection)
             return
@@ -101,14 +109,26 @@ extension Worker {
             perform(connection.machine.close(.noBackend), on: connection)
             return
         }
-        let key = ObjectIdentifier(registry)
-        let picker = pickers[key] ?? ServicePicker(registry: registry)
-        pickers[key] = picker
+        let picker = picker(for: registry)
+        adoptSnapshotIfNewer(picker)
         connection.service = picker
         if picker.needsClientKey {
             // The address of an accepted PROXY header is the client's.
             connection.clientKey = connection.proxyHeader.clientFromHeader
                 ? connection.proxyHeader.source.stableHashKey : Socket.peerAddressKey(connection.clientFD)
+        }
+        if let tls = picker.tls {
+            // Terminated here, as by the service's own listener: the hello read so far starts the
+            // handshake, which has the service's tls-handshake-timeout from now (after at most
+            // sni-timeout), and the client keeps the place it took at accept.
+            connection.sni.terminating = true
+            received.withUnsafeBytes { startTLS(connection, tls, timeout: picker.snapshot.settings.tlsHandshakeTimeout, received: $0) }
+            return
+        }
+        // What the client sent so far goes to the backend first, from memory of its own.
+        if !received.isEmpty, !received.withUnsafeBytes({ park(connection, .clientToBackend, appending: [$0]) }) {
+            perform(connection.machine.close(.clientError), on: connection)
+            return
         }
         connectNext(connection)
     }

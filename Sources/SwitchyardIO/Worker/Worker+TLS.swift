@@ -110,8 +110,11 @@ struct TLSRelayState {
 }
 
 extension Worker {
-    /// A terminating listener's new client: its handshake starts with the bytes it sends.
-    func startTLS(_ connection: Connection, _ context: TLSServerContext, timeout: Duration) {
+    /// A terminating listener's new client: its handshake starts with `received`, the bytes read
+    /// before it (after a PROXY header, or the ClientHello `route-by-sni` read; already counted
+    /// as received), then with those it sends. The client's receive may already be armed.
+    func startTLS(_ connection: Connection, _ context: TLSServerContext, timeout: Duration,
+                  received: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         let session: TLSServerSession
         do {
             session = try TLSServerSession(context: context)
@@ -120,8 +123,18 @@ extension Worker {
             perform(connection.machine.close(.clientError), on: connection)
             return
         }
+        connection.holdingClientBytes = false
         connection.tls.begin(session, deadline: now + timeout.milliseconds)
-        armReceive(connection, .clientToBackend)
+        if !received.isEmpty {
+            connection.tls.clientSpoke = true
+            guard session.receiveCiphertext(received) else {
+                tlsHandshakeFailed(connection, .protocol, "the session refused the \(received.count) bytes read before it")
+                return
+            }
+            tlsAdvanceHandshake(connection)
+            guard !connection.machine.isClosing, connection.tls.handshaking else { return }
+        }
+        if !connection.direction(.clientToBackend).receiving { armReceive(connection, .clientToBackend) }
     }
 
     /// A receive's completion on a terminating connection (not closing). `buffer`: the provided
@@ -208,7 +221,7 @@ extension Worker {
             connection.tls.handshaking = false
             connection.tls.deadline = nil
             let took = Int64(clamping: LatencyClock.now() &- connection.accounting.acceptedAt)
-            connection.listener?.tlsHandshakes.recordCompleted(version: session.protocolVersion, resumed: session.resumedSession, nanoseconds: took)
+            countHandshake(connection) { $0.recordCompleted(version: session.protocolVersion, resumed: session.resumedSession, nanoseconds: took) }
             if accessLog != nil {  // the access log's server_name and TLS fields
                 connection.sni.serverName = session.serverName
                 connection.accounting.tls = session.accessLogFields
@@ -224,7 +237,7 @@ extension Worker {
     /// closed without sending a byte (a port probe) attempted no handshake and is not counted.
     func tlsHandshakeFailed(_ connection: Connection, _ reason: TLSHandshakeFailure, _ text: String) {
         connection.tls.deadline = nil
-        if connection.tls.clientSpoke || reason != .protocol { connection.listener?.tlsHandshakes.recordFailed(reason) }
+        if connection.tls.clientSpoke || reason != .protocol { countHandshake(connection) { $0.recordFailed(reason) } }
         logger.debug("TLS handshake failed", metadata: ["slot": "\(connection.slot)", "reason": "\(reason.label)", "error": "\(text)"])
         perform(connection.machine.close(.clientError), on: connection)
     }

@@ -29,6 +29,11 @@ final class Worker {
     var pickers: [ObjectIdentifier: ServicePicker] = [:]
     /// Every service by name, from the listener table (SNI routing looks its targets up here).
     var serviceRegistries: [String: BackendRegistry] = [:]
+    /// The TLS contexts of the services that terminate TLS, by name, from the listener table.
+    var serviceTLS: [String: TLSServerContext] = [:]
+    /// Handshakes of connections a `route-by-sni` listener handed to a terminating service, by
+    /// that service (a listener's own count under its own service).
+    var routedTLSHandshakes: [String: TLSHandshakeFigures] = [:]
     /// Connect times per backend, published with the listeners' figures on each tick.
     var backendConnectTime: [WorkerFigures.BackendKey: LatencyHistogram] = [:]
     /// This worker's queue to the access-log thread, when there is an access log.

@@ -65,12 +65,34 @@ import Testing
         expectConfigFileError(Self.file(tls), line: line, column: column, message: message)
     }
 
-    @Test func routingAndAcceptProxyAreNotCombinedYet() {
-        expectConfigFileError(Self.file("      certificates: [{cert: a.pem, key: a.key}]\n", extra: "    accept-proxy: true\n"),
-                              line: 7, column: 7, message: "tls cannot be combined with accept-proxy yet")
+    @Test func acceptProxyAndRoutesToTerminatingServicesAreAccepted() throws {
+        let proxied = try ConfigFile.parse(Self.file("      certificates: [{cert: a.pem, key: a.key}]\n", extra: "    accept-proxy: true\n"),
+                                           file: "a.yaml")
+        try proxied.validate()
+        #expect(proxied.services[0].settings.acceptsProxy && proxied.services[0].settings.tls != nil)
+        // One port: a terminating route, a passthrough route, and a terminating default.
+        let routed = try ConfigFile.parse("""
+            services:
+              front:
+                listen: [127.0.0.1:443]
+                accept-proxy: true
+                route-by-sni: {a.example: a, b.example: b, default: a}
+              a:
+                backends: [127.0.0.1:6379]
+                tls: {certificates: [{cert: a.pem, key: a.key}]}
+              b:
+                backends: [127.0.0.1:8443]
+
+            """, file: "a.yaml")
+        try routed.validate()
+        #expect(routed.services.filter { $0.settings.tls != nil }.map(\.name) == ["a"])
+    }
+
+    @Test func tlsOnTheRoutingServiceItselfIsRefusedWithWhatToWriteInstead() {
         let routed = "services:\n  front:\n    listen: [127.0.0.1:443]\n    route-by-sni: {default: back}\n    tls: {certificates: [{cert: a.pem, key: a.key}]}\n"
             + "  back:\n    backends: [127.0.0.1:8443]\n"
-        expectConfigFileError(routed, line: 5, column: 10, message: "tls cannot be combined with route-by-sni yet")
+        expectConfigFileError(routed, line: 5, column: 10, message: TLSSettings.onRoutingService)
+        #expect(TLSSettings.onRoutingService.hasPrefix("tls on a route-by-sni service: put tls on the services its routes name"))
     }
 
     @Test func theFlagTextIsTheMappingInFlowStyle() throws {
