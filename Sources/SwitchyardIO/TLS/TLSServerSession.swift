@@ -153,6 +153,11 @@ final class TLSServerSession {
             return .wantMore
         case SSL_ERROR_ZERO_RETURN:
             // close_notify, or the socket's end (the context ignores a missing close_notify).
+            // An end inside a record (some of it buffered, or bytes after the close) is a cut
+            // stream, not its end: a clean end would tell the backend the stream was whole.
+            if SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(incoming) > 0 {
+                return .failed("the client's stream ended inside a TLS record")
+            }
             return .ended
         default:
             return .failed(TLSError.takeQueue(fallback: "connection closed"))
