@@ -239,7 +239,22 @@ extension Worker {
         connection.tls.deadline = nil
         if connection.tls.clientSpoke || reason != .protocol { countHandshake(connection) { $0.recordFailed(reason) } }
         logger.debug("TLS handshake failed", metadata: ["slot": "\(connection.slot)", "reason": "\(reason.label)", "error": "\(text)"])
+        tlsSendFinalAlert(connection)
         perform(connection.machine.close(.clientError), on: connection)
+    }
+
+    /// The alert OpenSSL wrote when the session failed (`unknown_ca`, `bad_record_mac`, ...)
+    /// goes to the client in one non-blocking send just before the reset, so it learns why, as
+    /// from HAProxy or nginx. Only when nothing of ours is in flight or waiting for the client
+    /// (bytes would cross) and the alert is all that waits; a client that cannot take it now
+    /// gets the reset alone. The reset still follows: a failure never looks like a clean end.
+    private func tlsSendFinalAlert(_ connection: Connection) {
+        guard let session = connection.tls.session, !connection.direction(.backendToClient).sending,
+              connection.tls.toClient.count == 0, (1...256).contains(session.pendingCiphertextOut) else { return }
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { buffer in
+            let count = session.takeCiphertext(into: buffer)
+            _ = Glibc.send(connection.clientFD, buffer.baseAddress, count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+        }
     }
 
     /// `tls-handshake-timeout` passed before the handshake completed.
@@ -269,6 +284,7 @@ extension Worker {
             perform(connection.machine.endOfStream(.clientToBackend, bytesQueued: false), on: connection)
         case let .failed(reason):
             logger.debug("TLS record refused", metadata: ["slot": "\(connection.slot)", "error": "\(reason)"])
+            tlsSendFinalAlert(connection)
             perform(connection.machine.failed(clientSide: true), on: connection)
             return
         }
