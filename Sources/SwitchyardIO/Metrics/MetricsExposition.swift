@@ -115,7 +115,7 @@ public enum MetricsExposition {
         }
         if !sample.tlsHandshakes.isEmpty {
             out.counter("switchyard_tls_handshakes_total",
-                        "TLS handshakes of terminating listeners: success by negotiated version, failure (version unknown).",
+                        "TLS handshakes of terminating services (on their own listeners or routed by SNI): success by negotiated version, failure (version unknown).",
                         sample.tlsHandshakes.flatMap { service, figures in
                             figures.completed.sorted { $0.key < $1.key }.map { ([("service", service), ("version", $0.key), ("result", "success")], $0.value) }
                                 + [([("service", service), ("version", "unknown"), ("result", "failure")], figures.totalFailed)]
