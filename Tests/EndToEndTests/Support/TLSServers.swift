@@ -70,13 +70,16 @@ final class TLSServers {
 /// byte until the client's end (close_notify, or its socket's end), then sends close_notify and
 /// closes. Its log has one line per event: `sni NAME`, `refused REASON`, `connected
 /// with-client-certificate` or `connected without-client-certificate`, `closed BYTES` (an
-/// orderly end) or `cut BYTES REASON`. Only the process started here is ever signalled, by PID.
+/// orderly end) or `cut BYTES REASON`; with `proxyHeader`, each connection starts with a PROXY
+/// v1 header in plaintext, logged as `proxy HEADER`, before the handshake. Only the process
+/// started here is ever signalled, by PID.
 final class TLSEchoBackend {
     let endpoint: TCPEndpoint
     let logPath: String
     private let process: Process
 
-    init(folder: String, name: String, cert: String, key: String, names: [String], clientCA: String? = nil) throws {
+    init(folder: String, name: String, cert: String, key: String, names: [String], clientCA: String? = nil,
+         proxyHeader: Bool = false) throws {
         let script = "\(folder)/tls-echo.py"
         if !FileManager.default.fileExists(atPath: script) { try ConfiguredProxy.write(Self.script, to: script) }
         logPath = "\(folder)/\(name).log"
@@ -86,7 +89,8 @@ final class TLSEchoBackend {
         let process = Process()
         self.process = process
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, cert, key, names.joined(separator: ","), clientCA ?? "-", logPath]
+        process.arguments = ["python3", script, cert, key, names.joined(separator: ","), clientCA ?? "-", logPath,
+                             proxyHeader ? "proxy" : "-"]
         process.standardInput = FileHandle.nullDevice
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardOutput = handle
@@ -120,7 +124,7 @@ final class TLSEchoBackend {
 
     static let script = """
     import socket, ssl, sys, threading
-    cert, key, names, client_ca, log = sys.argv[1:6]
+    cert, key, names, client_ca, log, proxy = sys.argv[1:7]
     allowed = set(name for name in names.split(",") if name)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -140,6 +144,14 @@ final class TLSEchoBackend {
     print("listening %d" % listener.getsockname()[1], flush=True)
     def serve(raw):
         raw.settimeout(60)
+        if proxy == "proxy":
+            header = b""
+            while not header.endswith(b"\\r\\n") and len(header) < 108:
+                byte = raw.recv(1)
+                if not byte:
+                    break
+                header += byte
+            record("proxy %s" % header.decode(errors="replace").strip())
         try:
             tls = context.wrap_socket(raw, server_side=True)
         except Exception as error:

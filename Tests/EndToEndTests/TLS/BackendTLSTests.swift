@@ -146,7 +146,8 @@ extension EndToEnd {
             let untrusted = try TLSEchoBackend(folder: setup.peers.folder, name: "untrusted", cert: impostor.cert, key: impostor.key, names: [])
             // Accepts the connection and never answers the ClientHello.
             let silent = try TestBackend(.silent)
-            let (failover, alone, misnamed) = (try Sockets.freeEndpoint(), try Sockets.freeEndpoint(), try Sockets.freeEndpoint())
+            let (failover, alone, misnamed, terminating) = (try Sockets.freeEndpoint(), try Sockets.freeEndpoint(),
+                                                            try Sockets.freeEndpoint(), try Sockets.freeEndpoint())
             let proxy = try setup.proxy("""
                   failover:
                     listen: [\(failover)]
@@ -164,7 +165,13 @@ extension EndToEnd {
                     backends: [\(anyName.endpoint)]
                     health: off
                     backend-tls: {ca: \(setup.backend.cert), server-name: elsewhere.test}
-                """, listen: [failover, alone, misnamed], workers: 1)
+                  terminating:
+                    listen: [\(terminating)]
+                    backends: [\(untrusted.endpoint), \(good.endpoint)]
+                    health: off
+                    tls: {certificates: [{cert: \(setup.front.cert), key: \(setup.front.key)}]}
+                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
+                """, listen: [failover, alone, misnamed, terminating], workers: 1)
             // Round robin starts at each backend in turn: every client still reaches the good one.
             for seed in 0..<3 { try Self.plainEcho(failover, seed: UInt64(seed), count: 256 << 10) }
             // Every connection the good one took completed its handshake (the harness's readiness probe too).
@@ -176,6 +183,13 @@ extension EndToEnd {
             #expect(untrustedFailed >= 1 && silentFailed >= 1, "untrusted \(untrustedFailed), silent \(silentFailed)")
             #expect(setup.metric(#"switchyard_backend_tls_handshakes_total{service="failover",backend="\#(untrusted.endpoint)",result="ok"}"#) == 0)
             #expect((setup.metric(#"switchyard_backend_failures_total{service="failover",backend="\#(untrusted.endpoint)"}"#) ?? 0) >= 1)
+            // A TLS client waits in its session while the next backend is tried, then relays.
+            for version in ["1.3", "1.2"] {
+                let outcome = try setup.peers.exchange(terminating, serverName: "front.test", trusting: setup.front.cert, version: version,
+                                                       bytes: 256 << 10, closeNotify: true)
+                #expect(outcome.received == outcome.sent && outcome.receivedBytes == 256 << 10 && outcome.end == "close_notify", "TLS \(version)")
+            }
+            #expect((setup.metric(#"switchyard_backend_tls_handshakes_total{service="terminating",backend="\#(untrusted.endpoint)",result="failed"}"#) ?? 0) >= 1)
             // No backend left: a reset, never a clean end; the name check failed as well.
             #expect(try Self.plainEnd(alone) == .reset)
             #expect(try Self.plainEnd(misnamed) == .reset)
@@ -186,6 +200,25 @@ extension EndToEnd {
             // The misnamed service's backend took the name; Switchyard refused its certificate.
             #expect(anyName.log.contains("sni elsewhere.test") && anyName.log.contains { $0.hasPrefix("refused ") }, "\(anyName.log)")
             #expect(!anyName.log.contains { $0.hasPrefix("connected ") }, "\(anyName.log)")
+        }
+
+        @Test func aPROXYHeaderGoesInPlaintextBeforeTheClientHello() throws {
+            let setup = try Setup()
+            let backend = try TLSEchoBackend(folder: setup.peers.folder, name: "proxied", cert: setup.backend.cert, key: setup.backend.key,
+                                             names: ["backend.test"], proxyHeader: true)
+            let listen = try Sockets.freeEndpoint()
+            let proxy = try setup.proxy("""
+                  proxied:
+                    listen: [\(listen)]
+                    backends: [\(backend.endpoint)]
+                    health: off
+                    send-proxy: v1
+                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
+                """, listen: [listen])
+            _ = proxy
+            try Self.plainEcho(listen, seed: 21, count: 1 << 20)
+            #expect(eventually(timeout: 5) { backend.log.contains("closed \(1 << 20)") }, "\(backend.log)")
+            #expect(backend.log.contains { $0.hasPrefix("proxy PROXY TCP4 127.0.0.1 127.0.0.1 ") }, "\(backend.log)")
         }
 
         @Test func mutualTLSToABackendThatRequiresAClientCertificate() throws {
