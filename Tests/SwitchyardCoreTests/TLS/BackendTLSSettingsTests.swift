@@ -90,3 +90,15 @@ import Testing
         #expect(byDefault.serverName(backendHost: "::1", clientServerName: nil) == nil)
     }
 }
+
+/// README's re-encryption example must stay a valid file.
+@Test func theReadmeReEncryptionExampleIsValid() throws {
+    let configuration = try readmeExample(after: "### Re-encryption to backends")
+    let postgres = try #require(configuration.service(named: "postgres"))
+    let settings = postgres.settings
+    #expect(settings.backendTLS == BackendTLSSettings(ca: .file("/etc/ssl/internal-ca.pem"), serverName: .name("db.internal"),
+                                                      cert: "/etc/switchyard/lb.pem", key: "/etc/switchyard/lb.key"))
+    #expect(settings.backendTLS(for: postgres.backends[1])?.serverName == .name("db2.internal"))
+    #expect(settings.backendTLS(for: postgres.backends[2]) == nil)
+    #expect(postgres.health?.tls.checkTLS == true)
+}
