@@ -302,6 +302,26 @@ extension EndToEnd {
             _ = proxy
         }
 
+        @Test func aReloadPutsNewBackendTLSSettingsInForceAndRefusesAMissingCA() throws {
+            let setup = try Setup()
+            let backend = try setup.echoBackend("reloaded", names: ["backend.test"])
+            let listen = try Sockets.freeEndpoint()
+            func services(_ tls: String) -> String {
+                "  reloaded:\n    listen: [\(listen)]\n    backends: [\(backend.endpoint)]\n    health: off\n    backend-tls: \(tls)\n"
+            }
+            let proxy = try setup.proxy(services("{ca: \(setup.backend.cert), server-name: elsewhere.test}"), listen: [listen])
+            #expect(try Self.plainEnd(listen) == .reset)
+            try proxy.rewrite("workers: 2\nmetrics: \(setup.metrics)\nservices:\n" + services("{ca: \(setup.backend.cert), server-name: backend.test}"))
+            #expect(try proxy.admin.send("reload").isOK)
+            try Self.plainEcho(listen, seed: 31, count: 256 << 10)
+            let missing = "\(setup.peers.folder)/missing.pem"
+            try proxy.rewrite("workers: 2\nmetrics: \(setup.metrics)\nservices:\n" + services("{ca: \(missing), server-name: backend.test}"))
+            let refused = try proxy.admin.send("reload")
+            #expect(!refused.isOK && "\(refused)".contains("backend-tls: ca \(missing)"), "\(refused)")
+            try Self.plainEcho(listen, seed: 32, count: 256 << 10)
+            #expect(backend.log.filter { $0.hasPrefix("sni ") }.suffix(2) == ["sni backend.test", "sni backend.test"])
+        }
+
         @Test func checkConfigRefusesUnreadableEncryptedOrMismatchedBackendTLSFiles() throws {
             let setup = try Setup()
             let locked = try setup.peers.certificate("locked", names: ["locked.test"], key: .rsa, encrypted: true)
