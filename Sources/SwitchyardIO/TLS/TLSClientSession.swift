@@ -230,4 +230,38 @@ public final class TLSClientSession {
     }
 }
 
+// MARK: Resumption (`backend-tls`: a worker resumes its sessions with each backend)
+
+extension TLSClientSession {
+    /// Offers `session`, from an earlier connection with the same context and server name, for
+    /// resumption; before the handshake. A server that declines makes a full handshake.
+    func offer(_ session: TLSResumableSession) {
+        _ = SSL_set_session(ssl, session.pointer)
+    }
+
+    /// Whether the handshake resumed a session.
+    var resumedSession: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The session to offer the next connection, once established and when the server gave
+    /// one that can be resumed (in TLS 1.3, a ticket it sent after the handshake).
+    func resumableSession() -> TLSResumableSession? {
+        guard state == .established, let session = SSL_get1_session(ssl) else { return nil }
+        guard SSL_SESSION_is_resumable(session) == 1 else {
+            SSL_SESSION_free(session)
+            return nil
+        }
+        return TLSResumableSession(session)
+    }
+}
+
+/// An OpenSSL `SSL_SESSION` kept to be resumed, freed with this. Thread: its owner's.
+final class TLSResumableSession {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+    deinit { SSL_SESSION_free(pointer) }
+}
+
 extension TLSClientSession: TLSRecordSession {}
+

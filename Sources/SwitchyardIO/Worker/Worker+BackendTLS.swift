@@ -51,6 +51,10 @@ extension Worker {
             backendTLSFailed(connection, reason: error.message)
             return
         }
+        if let name = connection.backend.name,
+           let earlier = backendTLSSessions.session(backend: name, serverName: connection.tls.backendServerName, context: context) {
+            session.offer(earlier)
+        }
         connection.tls.backendSession = session
         connection.tls.backendHandshaking = true
         connection.tls.deadline = now + (connection.service?.snapshot.settings.connectTimeout ?? .seconds(5)).milliseconds
@@ -156,10 +160,48 @@ extension Worker {
         return accepted
     }
 
+    /// Keeps the backend's session of a connection being released for the next connection to
+    /// that backend with the same name and context to resume.
+    func keepBackendTLSSession(_ connection: Connection) {
+        guard let session = connection.tls.backendSession, let context = connection.tls.backendContext,
+              let name = connection.backend.name, let resumable = session.resumableSession() else { return }
+        backendTLSSessions.keep(resumable, backend: name, serverName: connection.tls.backendServerName, context: context)
+    }
+
     /// The backend is ready to relay to (connected; with `backend-tls`, its handshake done).
     func backendConnected(_ connection: Connection) {
         recordConnected(connection, backend: connection.backend.stats)
         connection.service?.snapshot.connectObserver?(connection.backend.id, true, "")
         perform(connection.machine.connected(), on: connection)
+    }
+}
+
+/// The sessions one worker resumes with backends (`backend-tls`): the latest of each backend
+/// (`HOST:PORT`) and server name, with the context it was made from. A session is offered only
+/// to a connection made from that same context (same CA, certificate and `verify`: resuming
+/// skips the certificate, so a context made again by a reload starts afresh). At most `limit`
+/// backend and name pairs (`from-client-sni` lets clients choose names): past it new pairs are
+/// not kept.
+///
+/// Thread ownership: the worker's thread.
+final class BackendTLSSessions {
+    static let limit = 1024
+
+    private struct Key: Hashable {
+        let backend: String
+        let serverName: String?
+    }
+
+    private var entries: [Key: (context: TLSContext, session: TLSResumableSession)] = [:]
+
+    func session(backend: String, serverName: String?, context: TLSContext) -> TLSResumableSession? {
+        guard let entry = entries[Key(backend: backend, serverName: serverName)], entry.context === context else { return nil }
+        return entry.session
+    }
+
+    func keep(_ session: TLSResumableSession, backend: String, serverName: String?, context: TLSContext) {
+        let key = Key(backend: backend, serverName: serverName)
+        guard entries[key] != nil || entries.count < Self.limit else { return }
+        entries[key] = (context, session)
     }
 }

@@ -70,7 +70,7 @@ final class TLSServers {
 /// byte until the client's end (close_notify, or its socket's end), then sends close_notify and
 /// closes. Its log has one line per event: `sni NAME`, `refused REASON`, `connected
 /// with-client-certificate` or `connected without-client-certificate`, `closed BYTES` (an
-/// orderly end) or `cut BYTES REASON`; with `proxyHeader`, each connection starts with a PROXY
+/// orderly end) or `cut BYTES REASON`, and `resumed` after `connected` for a resumed session; with `proxyHeader`, each connection starts with a PROXY
 /// v1 header in plaintext, logged as `proxy HEADER`, before the handshake. Only the process
 /// started here is ever signalled, by PID.
 final class TLSEchoBackend {
@@ -159,6 +159,8 @@ final class TLSEchoBackend {
             raw.close()
             return
         record("connected %s" % ("with-client-certificate" if tls.getpeercert() else "without-client-certificate"))
+        if tls.session_reused:
+            record("resumed")
         total = 0
         try:
             while True:

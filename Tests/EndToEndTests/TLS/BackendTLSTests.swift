@@ -114,6 +114,32 @@ extension EndToEnd {
             #expect(!backend.log.contains { $0.hasPrefix("cut ") || $0.hasPrefix("refused ") }, "\(backend.log)")
         }
 
+        @Test func eachWorkerResumesItsSessionsWithABackend() throws {
+            let setup = try Setup()
+            let backend = try setup.echoBackend("resuming", names: ["backend.test"])
+            let listen = try Sockets.freeEndpoint()
+            let proxy = try setup.proxy("""
+                  resuming:
+                    listen: [\(listen)]
+                    backends: [\(backend.endpoint)]
+                    health: off
+                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
+                """, listen: [listen], workers: 1)
+            for seed in 0..<4 { try Self.plainEcho(listen, seed: UInt64(seed), count: 64 << 10) }
+            // The first connection (the harness's readiness probe, or the first client) makes a
+            // full handshake; the next ones offer the session it left.
+            #expect(eventually(timeout: 5) { backend.log.filter { $0.hasPrefix("closed ") }.count == 5 }, "\(backend.log)")
+            #expect(backend.log.filter { $0 == "resumed" }.count >= 3, "\(backend.log)")
+            #expect(backend.log.filter { $0 == "sni backend.test" }.count == 5)
+            // A reload makes the context again: its first connection does not resume an older session.
+            try proxy.rewrite("workers: 1\nmetrics: \(setup.metrics)\nservices:\n  resuming:\n    listen: [\(listen)]\n    backends: [\(backend.endpoint)]\n    health: off\n    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}\n    idle-timeout: 1h\n")
+            #expect(try proxy.admin.send("reload").isOK)
+            let before = backend.log.filter { $0 == "resumed" }.count
+            try Self.plainEcho(listen, seed: 9, count: 1024)
+            #expect(eventually(timeout: 5) { backend.log.filter { $0.hasPrefix("closed ") }.count == 6 })
+            #expect(backend.log.filter { $0 == "resumed" }.count == before, "\(backend.log.suffix(4))")
+        }
+
         @Test func fromClientSNISendsTheNameEachClientAskedFor() throws {
             let setup = try Setup()
             // The backend takes a.front.test and b.front.test only: the front's own name is refused.
