@@ -23,6 +23,18 @@ extension EndToEnd {
                 metrics = try Sockets.freeEndpoint()
             }
 
+            /// The usual `backend-tls`: the backends' certificate as the CA, and the name they serve.
+            var checked: String { "{ca: \(backend.cert), server-name: backend.test}" }
+            /// The front's terminating `tls`.
+            var terminating: String { "{certificates: [{cert: \(front.cert), key: \(front.key)}]}" }
+
+            /// A service under `services:` with `listen`, `backends`, no health checks and `keys`
+            /// (each `key: value`).
+            static func service(_ name: String, listen: TCPEndpoint, backends: [TCPEndpoint], _ keys: String...) -> String {
+                "  \(name):\n    listen: [\(listen)]\n    backends: [\(backends.map(\.description).joined(separator: ", "))]\n    health: off\n"
+                    + keys.map { "    \($0)\n" }.joined()
+            }
+
             /// A TLS echo backend with the backends' certificate that takes only `names`.
             func echoBackend(_ name: String, names: [String], clientCA: String? = nil) throws -> TLSEchoBackend {
                 try TLSEchoBackend(folder: peers.folder, name: name, cert: backend.cert, key: backend.key, names: names, clientCA: clientCA)
@@ -65,14 +77,9 @@ extension EndToEnd {
             let setup = try Setup()
             let backend = try setup.echoBackend("checked", names: ["backend.test"])
             let listen = try Sockets.freeEndpoint()
-            let proxy = try setup.proxy("""
-                  secure:
-                    listen: [\(listen)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    tls: {certificates: [{cert: \(setup.front.cert), key: \(setup.front.key)}]}
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [listen])
+            let services = Setup.service("secure", listen: listen, backends: [backend.endpoint],
+                                         "tls: \(setup.terminating)", "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [listen])
             _ = proxy
             let cases: [(version: String, bytes: Int, notify: Bool)] = [("1.3", 3 << 20, true), ("1.2", 2 << 20, false), ("1.3", 1, false)]
             for item in cases {
@@ -95,13 +102,8 @@ extension EndToEnd {
             let setup = try Setup()
             let backend = try setup.echoBackend("plain-in", names: ["backend.test"])
             let listen = try Sockets.freeEndpoint()
-            let proxy = try setup.proxy("""
-                  offload:
-                    listen: [\(listen)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [listen])
+            let services = Setup.service("offload", listen: listen, backends: [backend.endpoint], "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [listen])
             _ = proxy
             try Self.plainEcho(listen, seed: 11, count: 4 << 20)
             try Self.plainEcho(listen, seed: 12, count: 1)
@@ -118,13 +120,8 @@ extension EndToEnd {
             let setup = try Setup()
             let backend = try setup.echoBackend("resuming", names: ["backend.test"])
             let listen = try Sockets.freeEndpoint()
-            let proxy = try setup.proxy("""
-                  resuming:
-                    listen: [\(listen)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [listen], workers: 1)
+            let services = Setup.service("resuming", listen: listen, backends: [backend.endpoint], "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [listen], workers: 1)
             for seed in 0..<4 { try Self.plainEcho(listen, seed: UInt64(seed), count: 64 << 10) }
             // The first connection (the harness's readiness probe, or the first client) makes a
             // full handshake; the next ones offer the session it left.
@@ -132,7 +129,9 @@ extension EndToEnd {
             #expect(backend.log.filter { $0 == "resumed" }.count >= 3, "\(backend.log)")
             #expect(backend.log.filter { $0 == "sni backend.test" }.count == 5)
             // A reload makes the context again: its first connection does not resume an older session.
-            try proxy.rewrite("workers: 1\nmetrics: \(setup.metrics)\nservices:\n  resuming:\n    listen: [\(listen)]\n    backends: [\(backend.endpoint)]\n    health: off\n    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}\n    idle-timeout: 1h\n")
+            try proxy.rewrite("workers: 1\nmetrics: \(setup.metrics)\nservices:\n"
+                              + Setup.service("resuming", listen: listen, backends: [backend.endpoint],
+                                              "backend-tls: \(setup.checked)", "idle-timeout: 1h"))
             #expect(try proxy.admin.send("reload").isOK)
             let before = backend.log.filter { $0 == "resumed" }.count
             try Self.plainEcho(listen, seed: 9, count: 1024)
@@ -145,14 +144,9 @@ extension EndToEnd {
             // The backend takes a.front.test and b.front.test only: the front's own name is refused.
             let backend = try setup.echoBackend("by-sni", names: ["a.front.test", "b.front.test"])
             let listen = try Sockets.freeEndpoint()
-            let proxy = try setup.proxy("""
-                  secure:
-                    listen: [\(listen)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    tls: {certificates: [{cert: \(setup.front.cert), key: \(setup.front.key)}]}
-                    backend-tls: {ca: \(setup.backend.cert), server-name: from-client-sni}
-                """, listen: [listen])
+            let services = Setup.service("secure", listen: listen, backends: [backend.endpoint],
+                                         "tls: \(setup.terminating)", "backend-tls: {ca: \(setup.backend.cert), server-name: from-client-sni}")
+            let proxy = try setup.proxy(services, listen: [listen])
             _ = proxy
             for name in ["a.front.test", "b.front.test", "a.front.test"] {
                 let outcome = try setup.peers.exchange(listen, serverName: name, trusting: setup.front.cert, version: "1.3",
@@ -174,30 +168,14 @@ extension EndToEnd {
             let silent = try TestBackend(.silent)
             let (failover, alone, misnamed, terminating) = (try Sockets.freeEndpoint(), try Sockets.freeEndpoint(),
                                                             try Sockets.freeEndpoint(), try Sockets.freeEndpoint())
-            let proxy = try setup.proxy("""
-                  failover:
-                    listen: [\(failover)]
-                    backends: [\(untrusted.endpoint), \(silent.endpoint), \(good.endpoint)]
-                    health: off
-                    connect-timeout: 1s
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                  alone:
-                    listen: [\(alone)]
-                    backends: [\(untrusted.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                  misnamed:
-                    listen: [\(misnamed)]
-                    backends: [\(anyName.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: elsewhere.test}
-                  terminating:
-                    listen: [\(terminating)]
-                    backends: [\(untrusted.endpoint), \(good.endpoint)]
-                    health: off
-                    tls: {certificates: [{cert: \(setup.front.cert), key: \(setup.front.key)}]}
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [failover, alone, misnamed, terminating], workers: 1)
+            let services = Setup.service("failover", listen: failover, backends: [untrusted.endpoint, silent.endpoint, good.endpoint],
+                                         "connect-timeout: 1s", "backend-tls: \(setup.checked)")
+                + Setup.service("alone", listen: alone, backends: [untrusted.endpoint], "backend-tls: \(setup.checked)")
+                + Setup.service("misnamed", listen: misnamed, backends: [anyName.endpoint],
+                                "backend-tls: {ca: \(setup.backend.cert), server-name: elsewhere.test}")
+                + Setup.service("terminating", listen: terminating, backends: [untrusted.endpoint, good.endpoint],
+                                "tls: \(setup.terminating)", "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [failover, alone, misnamed, terminating], workers: 1)
             // Round robin starts at each backend in turn: every client still reaches the good one.
             for seed in 0..<3 { try Self.plainEcho(failover, seed: UInt64(seed), count: 256 << 10) }
             // Every connection the good one took completed its handshake (the harness's readiness probe too).
@@ -233,14 +211,8 @@ extension EndToEnd {
             let backend = try TLSEchoBackend(folder: setup.peers.folder, name: "proxied", cert: setup.backend.cert, key: setup.backend.key,
                                              names: ["backend.test"], proxyHeader: true)
             let listen = try Sockets.freeEndpoint()
-            let proxy = try setup.proxy("""
-                  proxied:
-                    listen: [\(listen)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    send-proxy: v1
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [listen])
+            let services = Setup.service("proxied", listen: listen, backends: [backend.endpoint], "send-proxy: v1", "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [listen])
             _ = proxy
             try Self.plainEcho(listen, seed: 21, count: 1 << 20)
             #expect(eventually(timeout: 5) { backend.log.contains("closed \(1 << 20)") }, "\(backend.log)")
@@ -252,18 +224,10 @@ extension EndToEnd {
             let client = try setup.peers.clientCertificate("balancer")
             let backend = try setup.echoBackend("mtls", names: ["backend.test"], clientCA: client.ca)
             let (with, without) = (try Sockets.freeEndpoint(), try Sockets.freeEndpoint())
-            let proxy = try setup.proxy("""
-                  with:
-                    listen: [\(with)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test, cert: \(client.cert), key: \(client.key)}
-                  without:
-                    listen: [\(without)]
-                    backends: [\(backend.endpoint)]
-                    health: off
-                    backend-tls: {ca: \(setup.backend.cert), server-name: backend.test}
-                """, listen: [with, without])
+            let services = Setup.service("with", listen: with, backends: [backend.endpoint],
+                                         "backend-tls: {ca: \(setup.backend.cert), server-name: backend.test, cert: \(client.cert), key: \(client.key)}")
+                + Setup.service("without", listen: without, backends: [backend.endpoint], "backend-tls: \(setup.checked)")
+            let proxy = try setup.proxy(services, listen: [with, without])
             _ = proxy
             try Self.plainEcho(with, seed: 5, count: 1 << 20)
             #expect(backend.log.contains("connected with-client-certificate"), "\(backend.log)")
@@ -333,7 +297,7 @@ extension EndToEnd {
             let backend = try setup.echoBackend("reloaded", names: ["backend.test"])
             let listen = try Sockets.freeEndpoint()
             func services(_ tls: String) -> String {
-                "  reloaded:\n    listen: [\(listen)]\n    backends: [\(backend.endpoint)]\n    health: off\n    backend-tls: \(tls)\n"
+                Setup.service("reloaded", listen: listen, backends: [backend.endpoint], "backend-tls: \(tls)")
             }
             let proxy = try setup.proxy(services("{ca: \(setup.backend.cert), server-name: elsewhere.test}"), listen: [listen])
             #expect(try Self.plainEnd(listen) == .reset)
