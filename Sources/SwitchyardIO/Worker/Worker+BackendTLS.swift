@@ -93,11 +93,12 @@ extension Worker {
         connection.tls.deadline = nil
         connection.tls.backendHandshaking = false
         connection.tls.backendSession = nil
-        for direction in Direction.allCases {
-            let storage = connection.tls[direction].storage
-            connection.tls[direction] = TLSRelayState.Outgoing()
-            connection.tls[direction].storage = storage  // an old send may still read it
-        }
+        // What was on its way to the old backend goes with it (its buffer stays: a send in
+        // flight may still read it), and so does that backend's end; the client's side is kept.
+        connection.tls.toBackend.filled = TLSRelayState.Filled()
+        connection.tls.toBackend.closeNotifyWritten = false
+        connection.tls.toClient.sourceSocketEnded = false
+        connection.tls.toClient.streamEnded = false
         recordConnectFailed(connection, backend: stats)
         if let stats {
             stats.total.subtract(1, ordering: .relaxed)
