@@ -90,11 +90,22 @@ extension EndToEnd {
                 // The client's end reached the backend as close_notify, whose own came back.
                 #expect(outcome.end == "close_notify", "TLS \(item.version)")
             }
+            // Several at once, on both workers.
+            let streams = (0..<4).map { index in
+                BackgroundTask {
+                    let outcome = try setup.peers.exchange(listen, serverName: "front.test", trusting: setup.front.cert, version: "1.3",
+                                                           bytes: (512 << 10) + index, closeNotify: index % 2 == 0)
+                    guard outcome.received == outcome.sent, outcome.receivedBytes == (512 << 10) + index, outcome.end == "close_notify" else {
+                        throw HarnessError("stream \(index): \(outcome.fields)")
+                    }
+                }
+            }
+            for stream in streams { #expect(stream.join(timeout: 120) == nil) }
             // (The harness's readiness probe sent no handshake: it never reached a backend.)
-            #expect(eventually(timeout: 5) { backend.log.filter { $0.hasPrefix("closed ") }.count == 3 }, "\(backend.log)")
-            #expect(backend.log.filter { $0.hasPrefix("sni ") } == Array(repeating: "sni backend.test", count: 3))
-            #expect(Set(backend.log.filter { $0.hasPrefix("closed ") }) == ["closed \(3 << 20)", "closed \(2 << 20)", "closed 1"])
-            #expect(setup.metric(#"switchyard_backend_tls_handshakes_total{service="secure",backend="\#(backend.endpoint)",result="ok"}"#, equals: 3))
+            #expect(eventually(timeout: 5) { backend.log.filter { $0.hasPrefix("closed ") }.count == 7 }, "\(backend.log)")
+            #expect(backend.log.filter { $0.hasPrefix("sni ") } == Array(repeating: "sni backend.test", count: 7))
+            #expect(Set(backend.log.filter { $0.hasPrefix("closed ") }).isSuperset(of: ["closed \(3 << 20)", "closed \(2 << 20)", "closed 1"]))
+            #expect(setup.metric(#"switchyard_backend_tls_handshakes_total{service="secure",backend="\#(backend.endpoint)",result="ok"}"#, equals: 7))
             #expect(setup.metric(#"switchyard_backend_tls_handshakes_total{service="secure",backend="\#(backend.endpoint)",result="failed"}"#) == 0)
         }
 
