@@ -127,6 +127,15 @@ extension EndToEnd {
             #expect(!backend.log.contains { $0.hasPrefix("cut ") || $0.hasPrefix("refused ") }, "\(backend.log)")
         }
 
+        @Test func theCommandLinesBackendTLSFlagOriginatesTLS() throws {
+            let setup = try Setup()
+            let backend = try setup.echoBackend("flag", names: ["backend.test"])
+            let proxy = try SwitchyardProcess(options: ["--backend-tls", setup.checked], backends: [backend.endpoint.description])
+            try Self.plainEcho(proxy.listen, seed: 41, count: 256 << 10)
+            #expect(eventually(timeout: 5) { backend.log.contains("closed \(256 << 10)") }, "\(backend.log)")
+            #expect(backend.log.contains("sni backend.test"))
+        }
+
         @Test func eachWorkerResumesItsSessionsWithABackend() throws {
             let setup = try Setup()
             let backend = try setup.echoBackend("resuming", names: ["backend.test"])
