@@ -155,7 +155,13 @@ extension ServiceSettings {
             }
             let settings = try container.decode(BackendTLSSettings.self, forKey: ConfigKey("backend-tls"))
             return ServiceKey.Setting(key: "backend-tls") { $0.backendTLS = settings }
-        }, check: { $0.backendTLS?.problem }, reset: { $0.backendTLS = nil }),
+        }, check: { settings in
+            guard let backendTLS = settings.backendTLS else { return nil }
+            if settings.routing != nil {
+                return "backend-tls goes on the services route-by-sni routes to: a routing service connects to no backend itself"
+            }
+            return backendTLS.problem
+        }, reset: { $0.backendTLS = nil }),
     ]
 }
 

@@ -53,6 +53,20 @@ import Testing
                               message: "ca is only used with verify: true")
     }
 
+    @Test func aRoutingServiceRefusesIt() {
+        let text = """
+            services:
+              edge:
+                listen: [127.0.0.1:443]
+                route-by-sni: {default: db}
+                backend-tls: {}
+              db:
+                backends: [127.0.0.1:5432]
+
+            """
+        expectConfigFileError(text, line: 5, column: 18, message: "backend-tls goes on the services route-by-sni routes to")
+    }
+
     @Test func aBackendsOwnMappingOrFalseOverridesTheServices() throws {
         let service = try Self.settings(Self.file(service: "    backend-tls: {ca: ca.pem}\n", backends: """
 
