@@ -27,6 +27,23 @@ import Testing
         #expect(reason.hasPrefix("certificate verify failed: "), "\(reason)")
     }
 
+    @Test func theSystemsCAsAreTheDefaultAndDoNotTrustASelfSignedBackend() throws {
+        let folder = try TLSTestFolder()
+        try folder.makeCertificate(for: "backend.test")
+        let server = try TLSServerContext.make(TLSSettings(certificates: [TLSServerSessionTests.entry(folder, "backend.test")]))
+        let client = try TLSClientSession(context: try TLSContext.backend(BackendTLSSettings()), serverName: "backend.test")
+        TLSServerSessionTests.pump(client, try TLSServerSession(context: server))
+        guard case let .failed(reason) = client.state else {
+            Issue.record("a self-signed certificate was trusted by the system's CAs: \(client.state)")
+            return
+        }
+        #expect(reason.hasPrefix("certificate verify failed: "), "\(reason)")
+        // Without verification the same backend is taken.
+        let trusting = try TLSClientSession(context: try TLSContext.backend(BackendTLSSettings(verify: false)), serverName: "backend.test")
+        TLSServerSessionTests.pump(trusting, try TLSServerSession(context: server))
+        #expect(trusting.state == .established, "\(trusting.state)")
+    }
+
     @Test func recordsCrossThroughTheRecordLayerAndABackendsEndIsTheStreamsEnd() throws {
         let folder = try TLSTestFolder()
         let cert = try folder.makeCertificate(for: "backend.test")
