@@ -60,6 +60,10 @@ struct ServiceOptions: ParsableArguments {
             transform: ServiceKey.named("removal-grace").parse)
     var removalGrace: ServiceKey.Setting?
 
+    @Option(help: ArgumentHelp("Speak TLS to the backends, whatever the clients speak: a mapping such as {ca: PATH, server-name: NAME, cert: PATH, key: PATH, verify: true}; ca is a PEM file or system (the default), server-name a host name or from-client-sni (default: the backend's host when it is a name), cert and key a client certificate for backends that ask. {} takes every default. Off by default.", valueName: "MAPPING"),
+            transform: ServiceKey.named("backend-tls").parse)
+    var backendTLS: ServiceKey.Setting?
+
     /// The flags given, in the order declared, as the settings they make.
     var given: [ServiceKey.Setting] {
         var given = givenSettings

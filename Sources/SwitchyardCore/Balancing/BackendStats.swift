@@ -16,6 +16,9 @@ public final class BackendStats: Sendable {
     public let bytesFromBackend = Atomic<Int>(0)
     /// Failed connects and connections ended by an error on the backend side.
     public let failures = Atomic<Int>(0)
+    /// TLS handshakes with the backend (`backend-tls`) that completed and that failed.
+    public let tlsHandshakes = Atomic<Int>(0)
+    public let tlsHandshakeFailures = Atomic<Int>(0)
     /// Recent connect times (`--balance least-latency`), in an object of its own so that its
     /// updates do not share a cache line with the counters above.
     public let connectLatency = ConnectLatency()

@@ -39,6 +39,10 @@ public struct BackendSpec: Hashable, Sendable, CustomStringConvertible {
     // Agent checks (issue 22).
     /// `agent-port`, `agent-address`, `agent-interval`, `agent-send` (`AgentCheck.swift`).
     public var agent = AgentCheckSettings()
+    // TLS to backends (TLS/BackendTLSSettings.swift).
+    /// `backend-tls` of this backend (mapping form only): `false` or its own mapping; nil takes
+    /// the service's (`ServiceSettings.backendTLS(for:)`).
+    public var backendTLS: BackendTLSOverride?
 
     public init(endpoint: Endpoint, weight: Int = 1, weightGiven: Bool = false, sendProxy: ProxyProtocolVersion? = nil) {
         self.endpoint = endpoint
@@ -192,6 +196,7 @@ struct RawBackend: Decodable {
         + ["check-send-proxy", "check-tls"]  // The service's health keys of the same names, overridden (issue 22).
         + AgentCheckSettings.keys  // Agent checks (issue 22).
         + ["priority"]  // Failover tiers.
+        + ["backend-tls"]  // TLS to backends: the service's key of the same name, overridden.
 
     var spec: BackendSpec
 
@@ -257,6 +262,11 @@ struct RawBackend: Decodable {
             try agent.validate(context: context)
         } catch {
             throw DecodingError.dataCorruptedError(forKey: ConfigKey("agent-port"), in: container, debugDescription: error.message)
+        }
+        // TLS to backends.
+        spec.backendTLS = try container.value("backend-tls", as: BackendTLSOverride.self)
+        if case let .on(settings)? = spec.backendTLS, let problem = settings.problem {
+            throw DecodingError.dataCorruptedError(forKey: ConfigKey("backend-tls"), in: container, debugDescription: problem)
         }
     }
 }

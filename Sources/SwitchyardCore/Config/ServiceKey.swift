@@ -88,7 +88,7 @@ public struct ServiceKey: Sendable {
 
 extension ServiceSettings {
     /// Every per-service key, in the order the file is read and the settings are checked.
-    public static let keys: [ServiceKey] = timeoutKeys + queueKeys + proxyProtocolKeys + sourceKeys + clientControlKeys + failoverKeys + tlsKeys
+    public static let keys: [ServiceKey] = timeoutKeys + queueKeys + proxyProtocolKeys + sourceKeys + clientControlKeys + failoverKeys + tlsKeys + backendTLSKeys
 
     /// The settings with `given` applied over the defaults, in the order of `keys`.
     public init(_ given: [ServiceKey.Setting]) {

@@ -62,6 +62,9 @@ public struct ServiceSettings: Equatable, Sendable {
     public var tls: TLSSettings?
     /// `tls-handshake-timeout`: how long a client may take to complete its handshake.
     public var tlsHandshakeTimeout: Duration = .seconds(10)
+    /// `backend-tls`: connections to the backends speak TLS with these settings (a backend's
+    /// own `backend-tls` overrides them, `backendTLS(for:)`); nil: plaintext.
+    public var backendTLS: BackendTLSSettings?
 
     public init() {}
 

@@ -93,25 +93,7 @@ public struct TLSSettings: Equatable, Sendable {
     /// The mapping written as text (YAML flow style, as the `--tls` flag takes it):
     /// `{certificates: [{cert: a.pem, key: a.key}], min-version: 1.3}`.
     public init(parsing text: String) throws(ConfigError) {
-        let node: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else { throw ConfigError("empty; expected {certificates: [{cert: PATH, key: PATH}]}") }
-            node = composed
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            throw ConfigError("'\(text)' is not a YAML mapping such as {certificates: [{cert: PATH, key: PATH}]}")
-        }
-        guard node.mapping != nil else {
-            throw ConfigError("'\(text)' is not a mapping such as {certificates: [{cert: PATH, key: PATH}]}")
-        }
-        do {
-            self = try YAMLDecoder().decode(TLSSettings.self, from: node)
-        } catch let error as DecodingError {
-            throw ConfigError(ConfigFile.locate(error, in: node, file: "").message)
-        } catch {
-            throw ConfigError("\(error)")
-        }
+        self = try decodeFlowMapping(text, example: "{certificates: [{cert: PATH, key: PATH}]}")
     }
 }
 

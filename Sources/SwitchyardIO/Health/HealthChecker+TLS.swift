@@ -136,26 +136,43 @@ final class HealthProbeTLS {
     }
 }
 
-/// The TLS context of a checker's probes, made on the checker's thread at its first TLS probe
-/// from the service's `ca-file`. A CA file that cannot be loaded fails every TLS probe with the
-/// reason (shown by `show backends`), so a bad path is visible without stopping the service.
+/// The TLS contexts of a checker's probes, made on the checker's thread at their first TLS
+/// probe: from the service's `ca-file` for a backend without `backend-tls`; for one with it,
+/// from its `backend-tls` (CA, client certificate, `verify`), the health check's own `ca-file`
+/// and `server-name` replacing the CA and the name when given. A context that cannot be made
+/// fails every TLS probe that needs it with the reason (shown by `show backends`), so a bad path
+/// is visible without stopping the service.
 struct HealthTLSContext {
     private var made: Result<TLSContext, TLSError>?
+    private var byBackendTLS: [BackendTLSSettings: Result<TLSContext, TLSError>] = [:]
 
-    mutating func context(for config: HealthCheckTLS) -> Result<TLSContext, TLSError> {
+    mutating func context(for config: HealthCheckTLS, backendTLS: BackendTLSSettings? = nil) -> Result<TLSContext, TLSError> {
+        if let backendTLS {
+            if let made = byBackendTLS[backendTLS] { return made }
+            // Verified after the handshake (not aborting it): the check reports the certificate's
+            // expiry even when it fails.
+            let result = Result { () throws(TLSError) in
+                try TLSContext.backend(backendTLS, caFile: config.caFile, abortsOnBadChain: false)
+            }
+            byBackendTLS[backendTLS] = result
+            return result
+        }
         if let made { return made }
         let result = Result { () throws(TLSError) in try TLSContext.client(caFile: config.caFile) }
         made = result
         return result
     }
 
-    /// A probe's TLS layer for a check of `host`, or the reason there is none.
-    mutating func probe(for config: HealthCheckTLS, host: String) -> Result<HealthProbeTLS, TLSError> {
-        switch context(for: config) {
+    /// A probe's TLS layer for a check of `host` (a backend with `backendTLS`, if any), or the
+    /// reason there is none.
+    mutating func probe(for config: HealthCheckTLS, backendTLS: BackendTLSSettings? = nil, host: String) -> Result<HealthProbeTLS, TLSError> {
+        switch context(for: config, backendTLS: backendTLS) {
         case let .failure(error): return .failure(error)
         case let .success(context):
+            let serverName = config.serverName ?? backendTLS?.serverName(backendHost: host, clientServerName: nil)
+                ?? config.serverName(forHost: host)
             return Result { () throws(TLSError) in
-                try HealthProbeTLS(context: context, serverName: config.serverName(forHost: host))
+                try HealthProbeTLS(context: context, serverName: serverName)
             }
         }
     }

@@ -103,7 +103,7 @@ extension HealthProbeLoop {
     mutating func transportReady(id: Int) {
         guard let entry = scheduled[id] else { return }
         if entry.usesTLS {
-            startTLS(id: id, host: entry.endpoint.host)
+            startTLS(id: id, host: entry.endpoint.host, backendTLS: entry.backendTLS)
         } else {
             feed(id: id, .connected)
         }
@@ -183,8 +183,8 @@ extension HealthProbeLoop {
     // MARK: TLS checks (issue 22); the TLS layer itself is HealthProbeTLS (HealthChecker+TLS.swift).
 
     /// Starts the TLS handshake on the probe's connected socket.
-    mutating func startTLS(id: Int, host: String) {
-        switch tlsContext.probe(for: config.tls, host: host) {
+    mutating func startTLS(id: Int, host: String, backendTLS: BackendTLSSettings?) {
+        switch tlsContext.probe(for: config.tls, backendTLS: backendTLS, host: host) {
         case let .failure(error):
             finish(id: id, .failure(reason: "TLS: \(error.message)"))
         case let .success(tls):

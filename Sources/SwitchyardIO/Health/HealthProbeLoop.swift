@@ -17,6 +17,8 @@ struct HealthProbeLoop: ProbePollLoop {
         var proxyHeader: ProxyProtocolVersion?
         /// Whether checks run inside TLS (`type: tls`, or `check-tls` of the service or backend).
         var usesTLS: Bool
+        /// The TLS the backend's traffic gets (`backend-tls`), which its TLS checks use too.
+        var backendTLS: BackendTLSSettings? = nil
     }
 
     enum Phase {
@@ -104,6 +106,7 @@ struct HealthProbeLoop: ProbePollLoop {
             let usesTLS = config.tls.applies(backendCheckTLS: backend.spec.checkTLS)
             if scheduled[backend.id]?.usesTLS == true && !usesTLS { checker.recordCertificate(backendID: backend.id, notAfter: nil) }
             scheduled[backend.id]?.usesTLS = usesTLS
+            scheduled[backend.id]?.backendTLS = snapshot.settings.backendTLS(for: backend.spec)
             let inMaintenance = backend.admin == .maint
             if scheduled[backend.id]?.inMaintenance == true && !inMaintenance {
                 // Back from maintenance (often a redeploy): distrust it until checked, at once.

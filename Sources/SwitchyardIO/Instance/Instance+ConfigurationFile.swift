@@ -51,6 +51,11 @@ extension Instance {
                 problems.append(error.message)
             }
         }
+        do {
+            _ = try BackendTLSContexts.make(configuration)  // TLS to backends: their CA, cert and key files
+        } catch {
+            problems.append(error.message)
+        }
         return problems
     }
 

@@ -105,7 +105,8 @@ extension Instance {
         var backends: [MetricsSample.Backend] = []
         let now = secondsSinceEpoch()  // Certificate expiry of TLS checks (issue 22).
         for runtime in services.values.sorted(by: { $0.name < $1.name }) {
-            for backend in runtime.registry.snapshot().backends {
+            let snapshot = runtime.registry.snapshot()
+            for backend in snapshot.backends {
                 let check = runtime.checkFigures(backend.id)
                 backends.append(MetricsSample.Backend(
                     service: runtime.name, address: backend.name, weight: backend.spec.weight, healthy: backend.health.isUp,
@@ -118,6 +119,10 @@ extension Instance {
                     lastCheckSeconds: check?.lastSeconds, lastCheckSucceeded: check?.lastSucceeded,
                     checkDuration: check?.durations ?? LatencyHistogram(),
                     certificateExpirySeconds: check?.certificateNotAfter.map { Double($0 - now) }))
+                if snapshot.settings.backendTLS(for: backend.spec) != nil {  // TLS to backends.
+                    backends[backends.count - 1].tlsHandshakes = (UInt64(max(0, backend.stats.tlsHandshakes.load(ordering: .relaxed))),
+                                                                  UInt64(max(0, backend.stats.tlsHandshakeFailures.load(ordering: .relaxed))))
+                }
             }
         }
         let relay = context.configuration

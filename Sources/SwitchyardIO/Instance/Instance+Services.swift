@@ -13,6 +13,7 @@ extension Instance {
     func makeServices(_ configuration: Configuration) throws(ConfigError) -> [String: ServiceRuntime] {
         let global = configuration.global
         var services: [String: ServiceRuntime] = [:]
+        context.backendTLS.replace(with: try BackendTLSContexts.make(configuration))  // TLS to backends
         for service in configuration.services {
             if service.balance == .roundRobin, service.backends.contains(where: \.weightGiven) {
                 logger.notice("service \(service.name): round-robin ignores backend weights; use balance weighted to honour them")
@@ -69,7 +70,10 @@ extension Instance {
         var addedRuntimes: [String: ServiceRuntime] = [:]
         var newEntries: [ListenerEntry] = []
         var tlsContexts: [String: TLSServerContext] = [:]
+        let backendTLSContexts: [BackendTLSSettings: TLSContext]
         do {
+            // TLS to backends: the files are read again; in force before any new setting is.
+            backendTLSContexts = try BackendTLSContexts.make(new)
             for service in new.services {
                 resolvedServices[service.name] = try Self.resolved(service)
                 // Certificates and keys are read again: new handshakes get replaced ones.
@@ -92,6 +96,7 @@ extension Instance {
         }
 
         // Apply. Nothing below fails as a whole; a health checker that cannot start is logged.
+        context.backendTLS.replace(with: backendTLSContexts)
         var runtimes = services
         let waker = state.withLock { $0.waker }
         for (name, runtime) in addedRuntimes {

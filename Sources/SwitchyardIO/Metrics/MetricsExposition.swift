@@ -180,6 +180,10 @@ public enum MetricsExposition {
                       backends.map { ($0.labels, $0.backend.checkDuration) })
         out.gauge("switchyard_backend_certificate_expiry_seconds", "Seconds until the certificate the backend presented to its last TLS health check expires (negative once expired).",
                   backends.compactMap { entry in entry.backend.certificateExpirySeconds.map { (entry.labels, $0) } })
+        out.counter("switchyard_backend_tls_handshakes_total", "TLS handshakes with the backend (backend-tls): result ok or failed (a failure counts as a failed connect).",
+                    backends.flatMap { entry in
+                        entry.backend.tlsHandshakes.map { [(entry.labels + [("result", "ok")], $0.ok), (entry.labels + [("result", "failed")], $0.failed)] } ?? []
+                    })
 
         out.gauge("switchyard_provided_buffers", "Receive buffers in the workers' provided-buffer pools.",
                   [([], Double(sample.providedBuffers))])

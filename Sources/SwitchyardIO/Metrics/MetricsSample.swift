@@ -47,6 +47,8 @@ public struct MetricsSample: Sendable {
         /// Seconds until the certificate of its last TLS check's handshake expires (negative once
         /// expired); nil without TLS checks (issue 22).
         public var certificateExpirySeconds: Double?
+        /// TLS handshakes with it (`backend-tls`) that completed and that failed; nil without.
+        public var tlsHandshakes: (ok: UInt64, failed: UInt64)?
 
         public init(
             service: String, address: String, weight: Int, healthy: Bool, state: AdminState,

@@ -13,8 +13,14 @@ import SwitchyardCore
 /// the completed handshake into `.failed` with OpenSSL's verification text; the certificate's
 /// `notAfter` is known either way.
 ///
-/// Bounded: at most `maximumBuffered` bytes of ciphertext wait in each direction; more from
-/// the peer fails the session. Garbage from the peer fails it with OpenSSL's reason.
+/// Bounded: at most `maximumBuffered` bytes of ciphertext wait in each direction (the limit
+/// given to `init` for the peer's); more from the peer fails the session. Garbage from the
+/// peer fails it with OpenSSL's reason.
+///
+/// Two ways to use it: `sendCiphertext`, `writePlaintext(_: [UInt8])` and `readPlaintext(limit:)`
+/// for a health probe's few bytes; the record layer (`TLSRecordSession`: `takeCiphertext(into:)`,
+/// `readPlaintext(into:)`, `writePlaintext(_: UnsafeRawBufferPointer)`), which allocates nothing
+/// per record, for a worker's connection to a backend (`backend-tls`).
 ///
 /// Thread: one thread at a time (not `Sendable`).
 public final class TLSClientSession {
@@ -42,20 +48,24 @@ public final class TLSClientSession {
     public private(set) var protocolVersion: String?
 
     private let context: TLSContext
-    private let ssl: OpaquePointer
+    let ssl: OpaquePointer
     /// What the peer sent, for OpenSSL to read. Owned by `ssl`.
-    private let incoming: OpaquePointer
+    let incoming: OpaquePointer
     /// What OpenSSL wrote, for the peer. Owned by `ssl`.
-    private let outgoing: OpaquePointer
+    let outgoing: OpaquePointer
+    /// Ciphertext from the peer that may wait undecrypted before the session fails.
+    private let receiveLimit: Int
     /// Ciphertext taken out of `outgoing` that the socket has not accepted yet.
     private var unsent: [UInt8] = []
 
-    /// `serverName` must be a host name (not an IP address) or nil. Throws when OpenSSL cannot
-    /// make the session (out of memory).
-    public init(context: TLSContext, serverName: String?) throws(TLSError) {
+    /// `serverName` must be a host name (not an IP address) or nil; `receiveLimit`: the
+    /// ciphertext from the peer that may wait (`maximumBuffered` unless the caller bounds it
+    /// itself). Throws when OpenSSL cannot make the session (out of memory).
+    public init(context: TLSContext, serverName: String?, receiveLimit: Int = maximumBuffered) throws(TLSError) {
         (ssl, incoming, outgoing) = try TLSError.makeSession(context.context)
         self.context = context
         self.serverName = serverName
+        self.receiveLimit = receiveLimit
         SSL_set_connect_state(ssl)
         if let serverName {
             guard swy_ssl_set_server_name(ssl, serverName) == 1 else {
@@ -73,23 +83,22 @@ public final class TLSClientSession {
 
     // MARK: Ciphertext
 
-    /// Bytes read from the socket. Past `maximumBuffered` waiting, the session fails.
-    public func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty, isOpen else { return }
-        guard BIO_ctrl_pending(incoming) + bytes.count <= Self.maximumBuffered else {
-            fail("the peer sent more than \(Self.maximumBuffered) bytes the session could not take")
-            return
+    /// Bytes read from the socket. Past the receive limit waiting, the session fails; false
+    /// once it has failed.
+    @discardableResult
+    public func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return isOpen }
+        guard isOpen else { return false }
+        guard BIO_ctrl_pending(incoming) + bytes.count <= receiveLimit else {
+            fail("the peer sent more than \(receiveLimit) bytes the session could not take")
+            return false
         }
         // A memory BIO takes everything it is given (it grows), or fails for want of memory.
         guard BIO_write(incoming, bytes.baseAddress, Int32(bytes.count)) == Int32(bytes.count) else {
             fail(TLSError.takeQueue(fallback: "BIO_write failed"))
-            return
+            return false
         }
-    }
-
-    /// The socket reached its end: OpenSSL sees end of stream once it has read what came before.
-    public func receiveEnd() {
-        _ = swy_bio_set_mem_eof_return(incoming, 0)
+        return true
     }
 
     /// Whether ciphertext waits to be sent.
@@ -135,9 +144,22 @@ public final class TLSClientSession {
         case SSL_ERROR_ZERO_RETURN, SSL_ERROR_SYSCALL:
             fail(TLSError.takeQueue(fallback: "connection closed during the handshake"))
         default:
-            fail(TLSError.takeQueue(fallback: "handshake error \(code)"))
+            let reason = TLSError.takeQueue(fallback: "handshake error \(code)")
+            // A context that aborts on a bad chain (`backend-tls`) says only "certificate verify
+            // failed"; the verification's own words say what was wrong.
+            let verified = SSL_get_verify_result(ssl)
+            if context.verifiesPeer, verified != Int(X509_V_OK) {
+                fail("certificate verify failed: \(Self.verifyText(verified))")
+            } else {
+                fail(reason)
+            }
         }
         return state
+    }
+
+    /// OpenSSL's words for a verification result (`Hostname mismatch`, ...).
+    private static func verifyText(_ result: Int) -> String {
+        X509_verify_cert_error_string(result).map { String(cString: $0) } ?? "error \(result)"
     }
 
     private func handshakeCompleted() {
@@ -152,8 +174,7 @@ public final class TLSClientSession {
         if context.verifiesPeer {
             let result = SSL_get_verify_result(ssl)
             guard result == Int(X509_V_OK) else {
-                let text = X509_verify_cert_error_string(result).map { String(cString: $0) } ?? "error \(result)"
-                fail("certificate verify failed: \(text)")
+                fail("certificate verify failed: \(Self.verifyText(result))")
                 return
             }
         }
@@ -208,3 +229,39 @@ public final class TLSClientSession {
         state = .failed(reason)
     }
 }
+
+// MARK: Resumption (`backend-tls`: a worker resumes its sessions with each backend)
+
+extension TLSClientSession {
+    /// Offers `session`, from an earlier connection with the same context and server name, for
+    /// resumption; before the handshake. A server that declines makes a full handshake.
+    func offer(_ session: TLSResumableSession) {
+        _ = SSL_set_session(ssl, session.pointer)
+    }
+
+    /// Whether the handshake resumed a session.
+    var resumedSession: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The session to offer the next connection, once established and when the server gave
+    /// one that can be resumed (in TLS 1.3, a ticket it sent after the handshake).
+    func resumableSession() -> TLSResumableSession? {
+        guard state == .established, let session = SSL_get1_session(ssl) else { return nil }
+        guard SSL_SESSION_is_resumable(session) == 1 else {
+            SSL_SESSION_free(session)
+            return nil
+        }
+        return TLSResumableSession(session)
+    }
+}
+
+/// An OpenSSL `SSL_SESSION` kept to be resumed, freed with this. Thread: its owner's.
+final class TLSResumableSession {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+    deinit { SSL_SESSION_free(pointer) }
+}
+
+extension TLSClientSession: TLSRecordSession {}
+

@@ -1,4 +1,5 @@
 import CSwitchyard
+import SwitchyardCore
 
 /// A failure of OpenSSL, with its own words (its error queue's reason, such as
 /// `wrong version number`, or a verification result such as `Hostname mismatch`).
@@ -75,6 +76,50 @@ public final class TLSContext: @unchecked Sendable {
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
                 throw TLSError("cannot load CA file \(caFile): \(TLSError.takeQueue(fallback: "no certificate in it"))")
             }
+        }
+        return made
+    }
+
+    /// A context for connections to backends (`backend-tls`): TLS 1.2 or later, no
+    /// renegotiation, a backend's end without close_notify taken as its stream's end (as a
+    /// plaintext backend's FIN). With `verify`, the chain must lead to `ca` (a PEM file, or
+    /// OpenSSL's default paths for `system`) and, when the session has a server name, carry
+    /// that name; `abortsOnBadChain` fails the handshake itself with an alert to the backend (a
+    /// connection), else the result is read once it completed (a health check, which reports
+    /// the certificate's expiry either way). `cert` and `key` are the client certificate for
+    /// backends that ask. `caFile` replaces `ca` (a health check's own `ca-file`).
+    ///
+    /// Throws, naming the file, for a CA file that holds no certificate, a certificate or key
+    /// that cannot be read, a key that is encrypted or does not match its certificate.
+    public static func backend(_ settings: BackendTLSSettings, caFile: String? = nil, abortsOnBadChain: Bool = true) throws(TLSError) -> TLSContext {
+        ERR_clear_error()
+        guard let context = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSError("SSL_CTX_new: \(TLSError.takeQueue(fallback: "out of memory"))")
+        }
+        let made = TLSContext(context: context, verifiesPeer: settings.verify)
+        guard swy_ssl_ctx_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw TLSError("SSL_CTX_set_min_proto_version: \(TLSError.takeQueue(fallback: "refused"))")
+        }
+        SSL_CTX_set_options(context, SWY_SSL_OP_NO_RENEGOTIATION | SWY_SSL_OP_IGNORE_UNEXPECTED_EOF)
+        SSL_CTX_set_default_passwd_cb(context) { _, _, _, _ in 0 }
+        if settings.verify {
+            let authorities = caFile.map(BackendTLSSettings.Authorities.file) ?? settings.ca
+            switch authorities {
+            case .system:
+                guard SSL_CTX_set_default_verify_paths(context) == 1 else {
+                    throw TLSError("ca system: \(TLSError.takeQueue(fallback: "OpenSSL's default verify paths cannot be read"))")
+                }
+            case let .file(path):
+                guard SSL_CTX_load_verify_locations(context, path, nil) == 1 else {
+                    throw TLSError("ca \(path): \(TLSError.takeQueue(fallback: "no certificate in it"))")
+                }
+            }
+            SSL_CTX_set_verify(context, abortsOnBadChain ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
+        } else {
+            SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
+        }
+        if let cert = settings.cert, let key = settings.key {
+            _ = try TLSServerContext.load(TLSSettings.Certificate(cert: cert, key: key), into: context)
         }
         return made
     }

@@ -166,8 +166,9 @@ public final class TLSServerContext: @unchecked Sendable {
         return context
     }
 
-    /// Loads one certificate (with its chain) and its key into `context`.
-    private static func load(_ certificate: TLSSettings.Certificate, into context: OpaquePointer) throws(TLSError) -> LoadedCertificate {
+    /// Loads one certificate (with its chain) and its key into `context` (also a client
+    /// context's, for `backend-tls`).
+    static func load(_ certificate: TLSSettings.Certificate, into context: OpaquePointer) throws(TLSError) -> LoadedCertificate {
         guard SSL_CTX_use_certificate_chain_file(context, certificate.cert) == 1 else {
             throw TLSError("certificate \(certificate.cert): \(TLSError.takeQueue(fallback: "cannot be read"))")
         }

@@ -6,7 +6,8 @@ import SwitchyardCore
 /// from the client goes in with `receiveCiphertext` (the provided buffer goes back at once),
 /// `advanceHandshake()` runs the handshake as far as it allows, then decrypted bytes come out
 /// with `readPlaintext(into:)` and the backend's bytes go in with `writePlaintext(_:)`; what to
-/// send the client comes out with `takeCiphertext(into:)`. Nothing blocks or touches a socket.
+/// send the client comes out with `takeCiphertext(into:)` (the record layer, `TLSRecordSession`).
+/// Nothing blocks or touches a socket.
 ///
 /// Memory: the `SSL` object and its two memory BIOs, made once per connection; OpenSSL grows a
 /// memory BIO to the most it ever held and reuses it, and the worker bounds what waits in each
@@ -20,23 +21,14 @@ final class TLSServerSession {
         case failed(TLSHandshakeFailure, String)
     }
 
-    enum ReadResult: Equatable {
-        /// This many bytes were decrypted into the buffer.
-        case bytes(Int)
-        /// No whole record is waiting.
-        case wantMore
-        /// The client ended its stream: close_notify, or its socket's end after whole records.
-        case ended
-        /// A bad record, or an end in the middle of one.
-        case failed(String)
-    }
+    typealias ReadResult = TLSReadResult
 
     let context: TLSServerContext
-    private let ssl: OpaquePointer
+    let ssl: OpaquePointer
     /// What the client sent, for OpenSSL to read. Owned by `ssl`.
-    private let incoming: OpaquePointer
+    let incoming: OpaquePointer
     /// What OpenSSL wrote, for the client. Owned by `ssl`.
-    private let outgoing: OpaquePointer
+    let outgoing: OpaquePointer
 
     init(context: TLSServerContext) throws(TLSError) {
         self.context = context
@@ -45,32 +37,6 @@ final class TLSServerSession {
     }
 
     deinit { SSL_free(ssl) }
-
-    // MARK: Ciphertext
-
-    /// Copies bytes received from the client into the session. False when OpenSSL could not
-    /// take them (out of memory).
-    func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !bytes.isEmpty else { return true }
-        return BIO_write(incoming, bytes.baseAddress, Int32(bytes.count)) == Int32(bytes.count)
-    }
-
-    /// The client's socket reached its end: OpenSSL sees it once it has read what came before.
-    func receiveEnd() {
-        _ = swy_bio_set_mem_eof_return(incoming, 0)
-    }
-
-    /// Ciphertext received and not yet decrypted.
-    var pendingCiphertextIn: Int { Int(BIO_ctrl_pending(incoming)) }
-
-    /// Ciphertext written for the client and not yet taken.
-    var pendingCiphertextOut: Int { Int(BIO_ctrl_pending(outgoing)) }
-
-    /// Moves waiting ciphertext into `buffer`; returns how many bytes (0: none waits).
-    func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        guard pendingCiphertextOut > 0 else { return 0 }
-        return max(0, Int(BIO_read(outgoing, buffer.baseAddress, Int32(buffer.count))))
-    }
 
     // MARK: Handshake
 
@@ -140,47 +106,6 @@ final class TLSServerSession {
             return .protocol
         }
     }
-
-    // MARK: Plaintext
-
-    /// Decrypts into `buffer` what whole records allow.
-    func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
-        var count = 0
-        ERR_clear_error()
-        if SSL_read_ex(ssl, buffer.baseAddress, buffer.count, &count) == 1 { return .bytes(count) }
-        switch SSL_get_error(ssl, 0) {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            return .wantMore
-        case SSL_ERROR_ZERO_RETURN:
-            // close_notify, or the socket's end (the context ignores a missing close_notify).
-            // An end inside a record (some of it buffered, or bytes after the close) is a cut
-            // stream, not its end: a clean end would tell the backend the stream was whole.
-            if SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(incoming) > 0 {
-                return .failed("the client's stream ended inside a TLS record")
-            }
-            return .ended
-        default:
-            return .failed(TLSError.takeQueue(fallback: "connection closed"))
-        }
-    }
-
-    /// Encrypts all of `bytes` for the client (memory BIOs never refuse a write); false when
-    /// OpenSSL failed (out of memory, or the session already failed).
-    func writePlaintext(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !bytes.isEmpty else { return true }
-        var written = 0
-        ERR_clear_error()
-        guard SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written) == 1, written == bytes.count else {
-            _ = TLSError.takeQueue(fallback: "")
-            return false
-        }
-        return true
-    }
-
-    /// Writes close_notify for the client (it comes out of `takeCiphertext`).
-    func writeCloseNotify() {
-        ERR_clear_error()
-        _ = SSL_shutdown(ssl)
-        _ = TLSError.takeQueue(fallback: "")
-    }
 }
+
+extension TLSServerSession: TLSRecordSession {}

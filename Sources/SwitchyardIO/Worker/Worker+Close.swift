@@ -83,6 +83,7 @@ extension Worker {
                 }
             }
         }
+        keepBackendTLSSession(connection)  // TLS to backends: resumed by the next connection
         connection.tls.reset()
         flushCounters(connection)
         if case let .closed(reason) = connection.machine.phase { recordClosed(connection, reason: reason) }

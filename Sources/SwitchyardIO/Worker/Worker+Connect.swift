@@ -170,6 +170,12 @@ extension Worker {
             connectFailed(connection, backend: backend, reason: "address not resolved")
             return
         }
+        guard chooseBackendTLS(connection, backend, settings: settings) else {  // TLS to backends
+            releaseBackendSlot(connection)
+            connection.backend.id = -1
+            connectFailed(connection, backend: backend, reason: "no backend-tls context for its settings")
+            return
+        }
         let fd = Socket.openStream(family: SocketAddress.family(of: address))
         if fd < 0 {
             let code = -fd
@@ -202,9 +208,12 @@ extension Worker {
         // The PROXY header goes first; failing to send it fails this backend like a connect.
         let result = result == 0 && connection.proxyHeader.sendVersion != nil ? sendProxyHeader(connection) : result
         if result == 0 {
-            recordConnected(connection, backend: connection.backend.stats)
-            connection.service?.snapshot.connectObserver?(connection.backend.id, true, "")
-            perform(connection.machine.connected(), on: connection)
+            // With backend-tls its handshake comes first (Worker+BackendTLS.swift).
+            if let context = connection.tls.backendContext {
+                startBackendTLS(connection, context)
+            } else {
+                backendConnected(connection)
+            }
             return
         }
         let timeout = connection.service?.snapshot.settings.connectTimeout ?? .zero

@@ -2,56 +2,63 @@ import CSwitchyard
 import Glibc
 import SwitchyardCore
 
-// TLS termination (a service with `tls:`), on the worker's ring like every other connection.
+// TLS on the worker's ring, like every other connection: terminating (a service with `tls:`,
+// the client's side) and originating (`backend-tls`, the backend's side; its handshake is in
+// Worker+BackendTLS.swift), either or both.
 //
-// The client's receive is the copy relay's multishot receive into provided buffers; each chunk
-// of ciphertext is copied into the session's memory BIO and its buffer goes back at once, so a
-// client trickling or stalling its handshake holds no shared buffer, only its session's own
-// memory (bounded below), like a plaintext client's parked bytes. The handshake runs first;
-// once it completes the connection picks a backend and connects as any other. Then:
+// A TLS side's receive is the copy relay's multishot receive into provided buffers; each chunk
+// of ciphertext is copied into that side's session (its memory BIO) and the buffer goes back at
+// once, so a peer trickling or stalling its handshake holds no shared buffer, only its session's
+// own memory (bounded below), like a plaintext client's parked bytes. A plaintext side's chunk
+// is encrypted into the other side's session at once, and its buffer goes back too. The client's
+// handshake runs first; once it completes the connection picks a backend and connects as any
+// other (with `backend-tls`, then the backend's handshake). Then each direction:
 //
-// - client to backend: whole records are decrypted into the connection's plaintext buffer, which
-//   is sent to the backend; the next records are decrypted when that send completes.
-// - backend to client: each chunk the backend sends is encrypted into the session at once and its
-//   buffer goes back; the ciphertext is taken into the connection's ciphertext buffer and sent.
+// - decrypts whole records from its source's session (a TLS source) and, for a TLS destination,
+//   encrypts them into the destination's session at once;
+// - sends what is ready from the direction's own buffer: the destination session's ciphertext,
+//   or the decrypted bytes for a plaintext destination; the next bytes are made ready when that
+//   send completes.
 //
-// What waits inside the session is bounded in each direction by `TLSRelayState.bufferLimit`:
+// What waits inside the sessions is bounded in each direction by `TLSRelayState.bufferLimit`:
 // past it the receive feeding that direction pauses until the other side has taken enough.
-// Nothing here blocks, hops threads or takes a lock; the two buffers are allocated once per
-// connection, and OpenSSL's memory BIOs keep their storage as they are reused.
+// Nothing here blocks, hops threads or takes a lock; each direction's buffer is allocated once
+// per connection, and OpenSSL's memory BIOs keep their storage as they are reused.
 //
-// Ends: the client's close_notify or end of stream (after whole records) is forwarded to the
-// backend as a half-close once every decrypted byte is delivered; the backend's end becomes a
-// close_notify once everything before it is sent, then a half-close of the client's socket. A
-// failed handshake, a bad record or any cut resets both sides (`Worker.beginClose`).
+// Ends: a direction's stream ends with its source's close_notify or socket end (after whole
+// records) or, for a plaintext source, its socket's end. Once every byte before it is sent, a
+// TLS destination gets close_notify, then the destination socket is half-closed (the state
+// machine's `endOfStream`). A failed handshake, a bad record or any cut resets both sides
+// (`Worker.beginClose`).
 
-/// A terminating connection's TLS: its session, its two buffers and how far each was sent.
+/// A TLS connection's sessions, its two buffers and how far each was sent.
 ///
 /// Thread ownership: the worker's thread (a group of `Connection`).
 struct TLSRelayState {
-    /// Bytes that may wait inside the session in each direction (ciphertext not yet decrypted,
+    /// Bytes that may wait inside the sessions in each direction (ciphertext not yet decrypted,
     /// or encrypted and not yet sent) before the receive feeding it pauses. The receive also
     /// stops by itself after this many bytes (`armReceive`), so a direction holds at most about
     /// twice this.
     static let bufferLimit = 64 * 1024
-    /// Decrypted bytes for the backend: one whole record's payload at most per read.
+    /// Decrypted bytes for a plaintext destination: one whole record's payload at most per read.
     static let plaintextCapacity = 16 * 1024
-    /// Ciphertext for the client, per send.
+    /// Ciphertext for a TLS destination, per send.
     static let ciphertextCapacity = 32 * 1024
 
+    /// The client's session, when the service terminates TLS.
     var session: TLSServerSession?
-    /// Both buffers in one allocation: plaintext then ciphertext.
-    private var storage: UnsafeMutableRawPointer?
+    /// The backend's session (`backend-tls`), from the backend's connect on.
+    var backendSession: TLSClientSession?
+    /// The context and server name the backend being connected to gets (chosen with it); a nil
+    /// context: plaintext to it.
+    var backendContext: TLSContext?
+    var backendServerName: String?
+    /// The client's handshake runs.
     var handshaking = false
-    /// When the handshake gives up (monotonic milliseconds); nil once it completed.
+    /// The backend's handshake runs (the connection is still connecting).
+    var backendHandshaking = false
+    /// When the running handshake gives up (monotonic milliseconds); nil when none runs.
     var deadline: Int64?
-    /// The client's socket reached its end (the session was told).
-    var clientSocketEnded = false
-    /// The backend's socket reached its end: once every byte before it is sent, close_notify
-    /// follows, and only then does the state machine see the end (and shut or close the socket).
-    var backendEnded = false
-    /// close_notify was written for the client.
-    var closeNotifyWritten = false
     /// The client sent at least one byte (one that closes without a word tried no handshake).
     var clientSpoke = false
 
@@ -62,49 +69,83 @@ struct TLSRelayState {
         var unsent: Int { count - sent }
     }
 
-    /// Plaintext for the backend (in `plaintext`) and ciphertext for the client (in `ciphertext`).
-    var toBackend = Filled()
-    var toClient = Filled()
+    /// One direction: its buffer (allocated once, when first needed) and its end.
+    struct Outgoing {
+        var storage: UnsafeMutableRawBufferPointer?
+        var filled = Filled()
+        /// The source's socket reached its end (a TLS source's session was told).
+        var sourceSocketEnded = false
+        /// The stream ended: a TLS source's close_notify or end after whole records, or a
+        /// plaintext source's end. Once every byte before it is sent, close_notify follows for a
+        /// TLS destination, and only then does the state machine see the end.
+        var streamEnded = false
+        /// close_notify was written for the destination.
+        var closeNotifyWritten = false
+    }
 
-    var active: Bool { session != nil }
+    var toBackend = Outgoing()
+    var toClient = Outgoing()
+
+    var active: Bool { session != nil || backendSession != nil }
+
+    subscript(_ direction: ConnectionStateMachine.Direction) -> Outgoing {
+        get { direction == .clientToBackend ? toBackend : toClient }
+        set { if direction == .clientToBackend { toBackend = newValue } else { toClient = newValue } }
+    }
+
+    /// The session bytes of `direction` are read from (nil: a plaintext source).
+    func sourceSession(_ direction: ConnectionStateMachine.Direction) -> (any TLSRecordSession)? {
+        direction == .clientToBackend ? session : backendSession
+    }
+
+    /// The session bytes of `direction` are written to (nil: a plaintext destination).
+    func destinationSession(_ direction: ConnectionStateMachine.Direction) -> (any TLSRecordSession)? {
+        direction == .clientToBackend ? backendSession : session
+    }
 
     /// The unsent bytes of `direction`'s buffer.
     func unsent(_ direction: ConnectionStateMachine.Direction) -> UnsafeRawBufferPointer {
-        let (buffer, filled) = direction == .clientToBackend ? (plaintext, toBackend) : (ciphertext, toClient)
-        return UnsafeRawBufferPointer(rebasing: buffer[filled.sent..<filled.count])
+        let outgoing = self[direction]
+        return UnsafeRawBufferPointer(rebasing: outgoing.storage![outgoing.filled.sent..<outgoing.filled.count])
     }
 
     /// Counts `count` more bytes of `direction`'s buffer as sent; true once all of them are, and
     /// the buffer is empty again.
     mutating func sent(_ count: Int, _ direction: ConnectionStateMachine.Direction) -> Bool {
-        func advance(_ filled: inout Filled) -> Bool {
-            filled.sent += count
-            guard filled.sent >= filled.count else { return false }
-            filled = Filled()
-            return true
+        self[direction].filled.sent += count
+        guard self[direction].filled.sent >= self[direction].filled.count else { return false }
+        self[direction].filled = Filled()
+        return true
+    }
+
+    /// Gives `direction` a buffer of at least `capacity` bytes (kept when it has one), for a
+    /// direction with nothing in it.
+    mutating func prepareBuffer(_ direction: ConnectionStateMachine.Direction, capacity: Int) {
+        if let storage = self[direction].storage {
+            guard storage.count < capacity else { return }
+            precondition(self[direction].filled.count == 0, "a TLS buffer grown while it holds bytes")
+            storage.deallocate()
         }
-        return direction == .clientToBackend ? advance(&toBackend) : advance(&toClient)
+        self[direction].storage = .allocate(byteCount: capacity, alignment: 16)
     }
 
-    var plaintext: UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: storage, count: Self.plaintextCapacity)
-    }
-
-    var ciphertext: UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: storage.map { $0 + Self.plaintextCapacity }, count: Self.ciphertextCapacity)
+    /// The buffer a direction with a destination of this kind needs.
+    static func capacity(destinationIsTLS: Bool) -> Int {
+        destinationIsTLS ? ciphertextCapacity : plaintextCapacity
     }
 
     mutating func begin(_ session: TLSServerSession, deadline: Int64) {
         precondition(self.session == nil, "TLS state not reset before reuse")
         self.session = session
-        storage = .allocate(byteCount: Self.plaintextCapacity + Self.ciphertextCapacity, alignment: 16)
+        prepareBuffer(.backendToClient, capacity: Self.ciphertextCapacity)
         handshaking = true
         self.deadline = deadline
     }
 
-    /// Frees the session and the buffers; nothing may be in flight from them.
+    /// Frees the sessions and the buffers; nothing may be in flight from them.
     mutating func reset() {
-        storage?.deallocate()
+        toBackend.storage?.deallocate()
+        toClient.storage?.deallocate()
         self = TLSRelayState()
     }
 }
@@ -137,60 +178,83 @@ extension Worker {
         if !connection.direction(.clientToBackend).receiving { armReceive(connection, .clientToBackend) }
     }
 
-    /// A receive's completion on a terminating connection (not closing). `buffer`: the provided
-    /// buffer it filled, already taken from the pool.
+    /// A receive's completion on a TLS connection (not closing). `buffer`: the provided buffer
+    /// it filled, already taken from the pool.
     func tlsReceived(_ connection: Connection, _ direction: Direction, result: Int32, buffer: UInt16?) {
-        guard let session = connection.tls.session else { return }
+        if direction == .backendToClient && connection.backend.redispatching {
+            // The last completions of a backend whose handshake failed.
+            if let buffer { buffers.recycle(buffer) }
+            return
+        }
+        let source = connection.tls.sourceSession(direction)
         if result > 0, let buffer {
+            if source == nil && direction == .clientToBackend && connection.machine.phase != .relaying {
+                // A plaintext client's bytes while the backend's handshake runs: kept for it.
+                holdClientBytes(connection, buffer: buffer, length: Int(result))
+                return
+            }
             connection.lastActivity = now
             if direction == .clientToBackend { connection.tls.clientSpoke = true }
             let bytes = UnsafeRawBufferPointer(start: buffers.address(of: buffer), count: Int(result))
-            let taken = direction == .clientToBackend ? session.receiveCiphertext(bytes) : session.writePlaintext(bytes)
+            let taken = source?.receiveCiphertext(bytes) ?? connection.tls.destinationSession(direction)?.writePlaintext(bytes) ?? false
             connection.withDirection(direction) { $0.unflushedBytes += Int(result) }
             buffers.recycle(buffer)
             feedStarved()
             guard taken else {
                 logger.debug("TLS session refused bytes", metadata: ["slot": "\(connection.slot)", "direction": "\(direction)"])
-                perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
+                tlsSideFailed(connection, direction, sourceSide: true, reason: "the TLS session refused bytes")
                 return
             }
-            if direction == .clientToBackend { tlsClientBytesArrived(connection) } else { tlsFlushToClient(connection) }
+            tlsBytesArrived(connection, direction)
             tlsKeepReceiving(connection, direction)
             return
         }
         if let buffer { buffers.recycle(buffer) }
         if result == 0 {
             if connection.accounting.firstEnd == nil { connection.accounting.firstEnd = direction }
-            if direction == .clientToBackend {
-                connection.tls.clientSocketEnded = true
-                session.receiveEnd()
-                tlsClientBytesArrived(connection)
+            connection.tls[direction].sourceSocketEnded = true
+            if let source {
+                source.receiveEnd()
             } else {
-                connection.tls.backendEnded = true
-                tlsFlushToClient(connection)
+                connection.tls[direction].streamEnded = true
             }
+            tlsBytesArrived(connection, direction)
         } else if result == -ENOBUFS {
             receiveFoundNoBuffer(connection, direction)
         } else if result == -ECANCELED {
             tlsKeepReceiving(connection, direction)
         } else {
             logger.debug("receive failed", metadata: ["slot": "\(connection.slot)", "direction": "\(direction)", "error": "\(Errno.describeResult(result))"])
-            perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
+            tlsSideFailed(connection, direction, sourceSide: true, reason: Errno.describeResult(result))
         }
     }
 
-    /// Re-arms `direction`'s receive when it ended and there is room in the session, or pauses
-    /// it when the bytes waiting there reached the limit.
-    private func tlsKeepReceiving(_ connection: Connection, _ direction: Direction) {
-        guard let session = connection.tls.session, !connection.machine.isClosing else { return }
-        let waiting: Int
-        if direction == .clientToBackend {
-            guard !connection.tls.clientSocketEnded else { return }
-            waiting = session.pendingCiphertextIn
-        } else {
-            guard connection.machine.phase == .relaying, !connection.tls.backendEnded else { return }
-            waiting = session.pendingCiphertextOut + connection.tls.toClient.unsent
+    /// A socket of a TLS connection failed (`sourceSide`: `direction`'s source, else its
+    /// destination): during the backend's handshake that backend failed like a connect,
+    /// otherwise the connection is cut.
+    private func tlsSideFailed(_ connection: Connection, _ direction: Direction, sourceSide: Bool, reason: String) {
+        let clientSide = direction.sourceIsClient == sourceSide
+        if !clientSide && connection.tls.backendHandshaking {
+            backendTLSFailed(connection, reason: reason)
+            return
         }
+        perform(connection.machine.failed(clientSide: clientSide), on: connection)
+    }
+
+    /// Re-arms `direction`'s receive when it ended and there is room in the sessions, or pauses
+    /// it when the bytes waiting there reached the limit.
+    func tlsKeepReceiving(_ connection: Connection, _ direction: Direction) {
+        guard !connection.machine.isClosing, !connection.backend.redispatching, !connection.tls[direction].sourceSocketEnded else { return }
+        let source = connection.tls.sourceSession(direction)
+        let destination = connection.tls.destinationSession(direction)
+        if direction == .clientToBackend {
+            // A TLS client's ciphertext waits in its session (bounded) while the backend is
+            // chosen; a plaintext client's stays in its socket until the relay runs.
+            guard source != nil || connection.machine.phase == .relaying else { return }
+        } else {
+            guard connection.backendFD >= 0, connection.machine.phase == .relaying || connection.tls.backendHandshaking else { return }
+        }
+        let waiting = (source?.pendingCiphertextIn ?? 0) + (destination?.pendingCiphertextOut ?? 0) + connection.tls[direction].filled.unsent
         let state = connection.direction(direction)
         if waiting >= TLSRelayState.bufferLimit {
             pauseReceive(connection, direction)
@@ -199,12 +263,14 @@ extension Worker {
         }
     }
 
-    /// Ciphertext (or the client's end) reached the session.
-    private func tlsClientBytesArrived(_ connection: Connection) {
-        if connection.tls.handshaking {
+    /// Bytes (or the end) reached `direction`'s session: a handshake goes on, or they relay.
+    private func tlsBytesArrived(_ connection: Connection, _ direction: Direction) {
+        if direction == .clientToBackend && connection.tls.handshaking {
             tlsAdvanceHandshake(connection)
+        } else if direction == .backendToClient && connection.tls.backendHandshaking {
+            advanceBackendHandshake(connection)
         } else {
-            tlsPumpToBackend(connection)
+            tlsPump(connection, direction)
         }
     }
 
@@ -216,7 +282,7 @@ extension Worker {
                 tlsHandshakeFailed(connection, .protocol, "more than \(TLSRelayState.bufferLimit) bytes of handshake waiting")
                 return
             }
-            tlsFlushToClient(connection)
+            tlsPump(connection, .backendToClient)
         case .completed:
             connection.tls.handshaking = false
             connection.tls.deadline = nil
@@ -226,7 +292,7 @@ extension Worker {
                 connection.sni.serverName = session.serverName
                 connection.accounting.tls = session.accessLogFields
             }
-            tlsFlushToClient(connection)
+            tlsPump(connection, .backendToClient)
             connectNext(connection)
         case let .failed(reason, text):
             tlsHandshakeFailed(connection, reason, text)
@@ -243,81 +309,121 @@ extension Worker {
         perform(connection.machine.close(.clientError), on: connection)
     }
 
-    /// The alert OpenSSL wrote when the session failed (`unknown_ca`, `bad_record_mac`, ...)
-    /// goes to the client in one non-blocking send just before the reset, so it learns why, as
-    /// from HAProxy or nginx. Only when nothing of ours is in flight or waiting for the client
-    /// (bytes would cross) and the alert is all that waits; a client that cannot take it now
-    /// gets the reset alone. The reset still follows: a failure never looks like a clean end.
-    private func tlsSendFinalAlert(_ connection: Connection) {
+    /// The alert OpenSSL wrote when the client's session failed (`unknown_ca`,
+    /// `bad_record_mac`, ...) goes to the client in one non-blocking send just before the reset,
+    /// so it learns why, as from HAProxy or nginx. Only when nothing of ours is in flight or
+    /// waiting for the client (bytes would cross) and the alert is all that waits; a client that
+    /// cannot take it now gets the reset alone. The reset still follows: a failure never looks
+    /// like a clean end.
+    func tlsSendFinalAlert(_ connection: Connection) {
         guard let session = connection.tls.session, !connection.direction(.backendToClient).sending,
-              connection.tls.toClient.count == 0, (1...256).contains(session.pendingCiphertextOut) else { return }
+              connection.tls[.backendToClient].filled.count == 0, (1...256).contains(session.pendingCiphertextOut) else { return }
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { buffer in
             let count = session.takeCiphertext(into: buffer)
             _ = Glibc.send(connection.clientFD, buffer.baseAddress, count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
         }
     }
 
-    /// `tls-handshake-timeout` passed before the handshake completed.
+    /// A handshake's deadline passed: the client's `tls-handshake-timeout`, or the backend's
+    /// `connect-timeout` (a backend that fails like a connect).
     func tlsHandshakeTimedOut(_ connection: Connection) {
+        if connection.tls.backendHandshaking {
+            let timeout = connection.service?.snapshot.settings.connectTimeout ?? .zero
+            backendTLSFailed(connection, reason: "TLS handshake timed out after \(timeout.shortDescription)")
+            return
+        }
         tlsHandshakeFailed(connection, .timeout, "tls-handshake-timeout passed")
     }
 
-    /// Connected to the backend: decrypted bytes start flowing to it, and its bytes back.
+    /// The backend is ready (connected, and its handshake completed with `backend-tls`): each
+    /// direction gets its buffer, a plaintext client's kept bytes go into the backend's session,
+    /// and bytes flow both ways.
     func tlsStartRelay(_ connection: Connection) {
-        armReceive(connection, .backendToClient)
-        tlsPumpToBackend(connection)
-        tlsKeepReceiving(connection, .clientToBackend)
+        connection.tls.prepareBuffer(.clientToBackend, capacity: TLSRelayState.capacity(destinationIsTLS: connection.tls.backendSession != nil))
+        connection.tls.prepareBuffer(.backendToClient, capacity: TLSRelayState.capacity(destinationIsTLS: connection.tls.session != nil))
+        if connection.tls.session == nil, let backend = connection.tls.backendSession {
+            guard deliverHeldClientBytes(connection, to: backend) else {
+                perform(connection.machine.failed(clientSide: false), on: connection)
+                return
+            }
+        }
+        for direction in Direction.allCases {
+            tlsPump(connection, direction)
+            tlsKeepReceiving(connection, direction)
+        }
     }
 
-    /// Decrypts the next bytes for the backend and sends them, unless a send is in flight.
-    private func tlsPumpToBackend(_ connection: Connection) {
-        guard let session = connection.tls.session, connection.machine.phase == .relaying,
-              !connection.direction(.clientToBackend).sending, connection.tls.toBackend.count == 0,
-              !connection.machine.sourceEnded(.clientToBackend) else { return }
-        switch session.readPlaintext(into: connection.tls.plaintext) {
-        case let .bytes(count):
-            connection.tls.toBackend = TLSRelayState.Filled(count: count)
-            submitTLSSend(connection, .clientToBackend)
-        case .wantMore:
-            break
-        case .ended:
-            perform(connection.machine.endOfStream(.clientToBackend, bytesQueued: false), on: connection)
-        case let .failed(reason):
-            logger.debug("TLS record refused", metadata: ["slot": "\(connection.slot)", "error": "\(reason)"])
-            tlsSendFinalAlert(connection)
-            perform(connection.machine.failed(clientSide: true), on: connection)
+    /// Makes `direction`'s next bytes ready and sends them, unless a send is in flight or its
+    /// buffer still holds some: the destination session's ciphertext, after decrypting what the
+    /// source session has (within the room the buffer has for it). With nothing left and the
+    /// stream ended, carries the end on (close_notify for a TLS destination, then the half-close).
+    func tlsPump(_ connection: Connection, _ direction: Direction) {
+        guard !connection.machine.isClosing, connection.endpoints(direction).destination >= 0,
+              !connection.direction(direction).sending, connection.tls[direction].filled.count == 0,
+              let buffer = connection.tls[direction].storage else { return }
+        let source = connection.tls.sourceSession(direction)
+        let destination = connection.tls.destinationSession(direction)
+        let relaying = connection.machine.phase == .relaying && !connection.machine.sourceEnded(direction)
+        var decrypting = relaying && source != nil && !connection.tls[direction].streamEnded
+        // For a TLS destination, decrypting stops while the ciphertext waiting for it would not
+        // leave room in the buffer for one more record (16 KiB of payload and its overhead).
+        let room = buffer.count - TLSRelayState.plaintextCapacity - 512
+        let window = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(buffer.count, TLSRelayState.plaintextCapacity)])
+        var ready = 0
+        while ready == 0 {
+            if decrypting, let source, destination.map({ $0.pendingCiphertextOut <= room }) ?? true {
+                switch source.readPlaintext(into: window) {
+                case let .bytes(count):
+                    guard let destination else {
+                        ready = count
+                        continue
+                    }
+                    guard destination.writePlaintext(UnsafeRawBufferPointer(rebasing: window[0..<count])) else {
+                        tlsSideFailed(connection, direction, sourceSide: false, reason: "the TLS session refused bytes")
+                        return
+                    }
+                    continue
+                case .wantMore:
+                    decrypting = false
+                case .ended:
+                    connection.tls[direction].streamEnded = true
+                    decrypting = false
+                case let .failed(reason):
+                    logger.debug("TLS record refused", metadata: ["slot": "\(connection.slot)", "direction": "\(direction)", "error": "\(reason)"])
+                    if direction == .clientToBackend { tlsSendFinalAlert(connection) }
+                    perform(connection.machine.failed(clientSide: direction.sourceIsClient), on: connection)
+                    return
+                }
+                continue
+            }
+            guard let destination, destination.pendingCiphertextOut > 0 else { break }
+            ready = destination.takeCiphertext(into: buffer)
+            if ready == 0 { break }
+        }
+        if ready > 0 {
+            connection.tls[direction].filled = TLSRelayState.Filled(count: ready)
+            submitTLSSend(connection, direction)
+        }
+        // Reading may have written for the source's peer (a key update's answer, an alert): the
+        // other direction carries it (after this one's send is in flight: it may come back here).
+        if let source, source.pendingCiphertextOut > 0 {
+            tlsPump(connection, direction == .clientToBackend ? .backendToClient : .clientToBackend)
+        }
+        guard !connection.machine.isClosing else { return }
+        if ready == 0, connection.machine.phase == .relaying, connection.tls[direction].streamEnded,
+           !connection.machine.sourceEnded(direction), !connection.direction(direction).sending {
+            // Every byte before the end is sent: close_notify goes next, and once it is sent the
+            // machine forwards the end (a half-close, or the close that finishes).
+            if let destination, !connection.tls[direction].closeNotifyWritten {
+                connection.tls[direction].closeNotifyWritten = true
+                destination.writeCloseNotify()
+                tlsPump(connection, direction)
+                return
+            }
+            perform(connection.machine.endOfStream(direction, bytesQueued: false), on: connection)
             return
         }
-        // Reading may have written (a key update's answer, an alert).
-        tlsFlushToClient(connection)
-        tlsKeepReceiving(connection, .clientToBackend)
-    }
-
-    /// Sends the session's ciphertext to the client, unless a send is in flight; with nothing
-    /// left, carries the backend's end on (close_notify, then the half-close).
-    private func tlsFlushToClient(_ connection: Connection) {
-        guard let session = connection.tls.session, !connection.machine.isClosing,
-              !connection.direction(.backendToClient).sending else { return }
-        if connection.tls.toClient.count == 0 {
-            connection.tls.toClient = TLSRelayState.Filled(count: session.takeCiphertext(into: connection.tls.ciphertext))
-        }
-        if connection.tls.toClient.count > 0 {
-            submitTLSSend(connection, .backendToClient)
-            return
-        }
-        guard connection.tls.backendEnded else {
-            tlsKeepReceiving(connection, .backendToClient)
-            return
-        }
-        // Every byte before the backend's end is sent: close_notify goes next, and once it is
-        // sent the machine forwards the end (a half-close, or the close that finishes).
-        if !connection.tls.closeNotifyWritten {
-            connection.tls.closeNotifyWritten = true
-            session.writeCloseNotify()
-            tlsFlushToClient(connection)
-        } else if !connection.machine.sourceEnded(.backendToClient) {
-            perform(connection.machine.endOfStream(.backendToClient, bytesQueued: false), on: connection)
-        }
+        tlsKeepReceiving(connection, direction)
     }
 
     private func submitTLSSend(_ connection: Connection, _ direction: Direction) {
@@ -332,16 +438,17 @@ extension Worker {
         }
     }
 
-    /// A send's completion on a terminating connection.
+    /// A send's completion on a TLS connection.
     func tlsSent(_ connection: Connection, _ direction: Direction, result: Int32) {
         connection.withDirection(direction) {
             $0.sending = false
             $0.queuedSend = nil
         }
-        guard !connection.machine.isClosing else { return }
+        // A send to a backend whose handshake failed: its bytes went with it.
+        guard !connection.machine.isClosing, !(direction == .clientToBackend && connection.backend.redispatching) else { return }
         guard result > 0 else {
             logger.debug("send failed", metadata: ["slot": "\(connection.slot)", "error": "\(Errno.describeResult(result))"])
-            perform(connection.machine.failed(clientSide: !direction.sourceIsClient), on: connection)
+            tlsSideFailed(connection, direction, sourceSide: false, reason: Errno.describeResult(result))
             return
         }
         connection.lastActivity = now
@@ -350,6 +457,6 @@ extension Worker {
             submitTLSSend(connection, direction)  // a short send: the rest
             return
         }
-        if direction == .clientToBackend { tlsPumpToBackend(connection) } else { tlsFlushToClient(connection) }
+        tlsPump(connection, direction)
     }
 }

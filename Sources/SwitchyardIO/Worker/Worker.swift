@@ -61,6 +61,11 @@ final class Worker {
     var stopping = false
     var acceptBackoffArmed = false
     var lastWarning: [String: Int64] = [:]
+    /// This worker's copy of the `backend-tls` contexts, and its version (Worker+BackendTLS.swift).
+    var backendTLSContexts: [BackendTLSSettings: TLSContext] = [:]
+    var backendTLSVersion: UInt64 = 0
+    /// Sessions to resume with backends (Worker+BackendTLS.swift).
+    let backendTLSSessions = BackendTLSSessions()
     /// `busy-polling`: the spin window before each sleep (Worker+BusyPolling.swift); nil: off.
     var busyPolling: BusyPollingPolicy?
 

@@ -35,6 +35,8 @@ public final class WorkerContext: Sendable {
     /// Per-client controls: the per-source counts and every listener's `max-connection-rate`.
     public let sourceTable: SourceTable
     let acceptPacers = AcceptPacers()
+    /// The contexts of TLS to backends (`backend-tls`), made by the control side.
+    public let backendTLS = BackendTLSContexts()
 
     public init(configuration: RelayConfiguration, workers: Int, logger: Logger, accessLog: AccessLogWriter? = nil) {
         self.configuration = configuration

@@ -37,6 +37,8 @@ import Testing
                 ("{certificates: [{cert: a.pem, key: a.key}], min-version: 1.1}", "'1.1' is not one of 1.2, 1.3"),
                 ("{certificates: [{cert: a.pem, key: a.key}], client-auth: required}", "client-auth required needs client-ca: PATH (the CAs client certificates must chain to)")),
         "tls-handshake-timeout": ("5s", ("5x", "'5x' is not a duration"), ("0s", "tls-handshake-timeout must be longer than 0")),
+        "backend-tls": ("{ca: ca.pem, server-name: db.internal}", ("{ca: ca.pem, verify: maybe}", "'maybe' must be true or false"),
+                        ("{cert: a.pem}", "backend-tls needs cert and key together (a client certificate and its key), or neither")),
     ]
 
     static func file(_ line: String) -> String {
