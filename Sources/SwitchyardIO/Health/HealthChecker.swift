@@ -35,6 +35,9 @@ public final class HealthChecker: ProbeChecker, Sendable {
     /// single atomic load with no lock.
     private let failingBackends = Atomic<Int>(0)
     let control: LoopControl
+    /// Raised by each reload: the probe loop then makes its TLS contexts again from the files
+    /// (a reload that keeps the check's settings does not restart the checker).
+    let tlsFilesGeneration = Atomic<Int>(0)
     private let finishedLookups = Mutex<[Int: Result<SocketAddress, ResolveError>]>([:])
 
     private struct Record {

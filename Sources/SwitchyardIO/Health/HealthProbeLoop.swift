@@ -67,6 +67,8 @@ struct HealthProbeLoop: ProbePollLoop {
     var shortage = DescriptorShortage()
     /// TLS checks: the context their sessions are made from, on first use.
     var tlsContext = HealthTLSContext()
+    /// The checker's `tlsFilesGeneration` `tlsContext` was made under.
+    var tlsGeneration = 0
 
     let probeKind = (checks: "health checks", probe: "probe")
     let pollFailureLabel = "poll"
@@ -76,6 +78,12 @@ struct HealthProbeLoop: ProbePollLoop {
     }
 
     mutating func prepareTurn(now: ContinuousClock.Instant) {
+        let generation = checker.tlsFilesGeneration.load(ordering: .relaxed)
+        if generation != tlsGeneration {
+            // A reload: CA files and client certificates are read again at the next TLS probe.
+            tlsGeneration = generation
+            tlsContext = HealthTLSContext()
+        }
         adoptSnapshot(now: now)
         adoptLookups(now: now)
         startDueProbes(now: now)

@@ -120,7 +120,10 @@ extension Instance {
                 watchNames(of: configured, registry: runtime.registry)
             }
         }
-        for (name, runtime) in runtimes { runtime.tls.withLock { $0 = tlsContexts[name] } }
+        for (name, runtime) in runtimes {
+            runtime.tls.withLock { $0 = tlsContexts[name] }
+            runtime.reloadHealthTLSFiles()  // CA files and client certificates, as connections do
+        }
         for name in difference.removedServices { state.withLock { $0.discovery }?.unwatch(name) }
         let removedListeners = Set(difference.changedServices.flatMap { change in
             change.removedListeners.map { "\(change.name) \($0)" }

@@ -48,6 +48,11 @@ final class ServiceRuntime: Sendable {
         }
     }
 
+    /// A reload kept the check: its TLS files are read again at the next TLS probe.
+    func reloadHealthTLSFiles() {
+        checker.withLock { $0 }?.tlsFilesGeneration.add(1, ordering: .relaxed)
+    }
+
     func stopHealth() {
         let old = checker.withLock { checker in
             defer { checker = nil }
