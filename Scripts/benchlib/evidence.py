@@ -186,21 +186,33 @@ def sched_delay(pid_tid: int, seconds: float, tmp: str) -> dict[str, float]:
     return {}
 
 
+def core_busy() -> list[tuple[int, int]]:
+    """(busy, total) jiffies of each CPU, from /proc/stat."""
+    cores = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                idle = v[3] + (v[4] if len(v) > 4 else 0)
+                cores.append((sum(v) - idle, sum(v)))
+    return cores
+
+
 def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, window: float, use_perf: bool,
-            maxconn: int, hard: int, idle: float) -> dict:
+            maxconn: int, hard: int, idle: float, clients: int = 50) -> dict:
     redis_port = backends.ports["redis"]
     run = start_lb(lb, True, backends.pool("redis", 1), port, tmp, maxconn, hard, switchyard_bin)
     load = None
     try:
         n = int(60_000 * (window * (3 if use_perf else 2) + 4))
         load = subprocess.Popen(pinned(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get", "-n",
-                                        str(n), "-c", "50", "-q"], {0}),
+                                        str(n), "-c", str(clients), "-q"], {0}),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # every client connected, steady traffic
         pids = run.pids()
         r0, c0, net0 = redis_commands(redis_port), cpu_split(pids), host_counters()
         client0, backend0 = leg_segments({port}), leg_segments({redis_port})
-        th0, irq0 = thread_switches(pids), interrupts()
+        th0, irq0, busy0 = thread_switches(pids), interrupts(), core_busy()
         stat = perf_stat(pids[0], window) if use_perf else None
         t0 = time.monotonic()
         if stat:
@@ -210,7 +222,7 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
         wall = time.monotonic() - t0
         r1, c1, net1 = redis_commands(redis_port), cpu_split(pids), host_counters()
         client1, backend1 = leg_segments({port}), leg_segments({redis_port})
-        th1, irq1 = thread_switches(pids), interrupts()
+        th1, irq1, busy1 = thread_switches(pids), interrupts(), core_busy()
         requests = max(1, r1 - r0)
         res = {"req_s": requests / wall, "cpu_us_per_req": ((c1[0] + c1[1]) - (c0[0] + c0[1])) * 1e6 / requests}
         for leg, a, b in (("client", client0, client1), ("backend", backend0, backend1)):
@@ -219,6 +231,9 @@ def measure(lb, backends, port: int, switchyard_bin: str | None, tmp: str, windo
             res[f"{leg}_acks_per_req"] = (segs - data) / requests
         for k in NETSTAT_KEYS:
             res[k] = (net1.get(k, 0) - net0.get(k, 0)) / requests
+        for cpu, (a, b) in enumerate(zip(busy0, busy1)):
+            # How busy each core was: core 0 holds the client and redis, core 1 the LB.
+            res[f"core{cpu}_busy_pct"] = 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
         busiest = max(th1, key=lambda t: th1[t][2] - th0.get(t, (0, 0, 0))[2])
         res["worker_vcsw_per_req"] = (th1[busiest][0] - th0[busiest][0]) / requests
         res["worker_ivcsw_per_req"] = (th1[busiest][1] - th0[busiest][1]) / requests
@@ -257,7 +272,8 @@ COLUMNS = [("req_s", "req/s"), ("cpu_us_per_req", "LB CPU-µs/req"),
            ("sched_switch_per_req", "LB sched_switch/req"),
            ("RES_cpu1_per_req", "reschedule IPIs to the LB's core/req"), ("RES_cpu0_per_req", "to the load's core/req"),
            ("CAL_cpu1_per_req", "function-call IPIs to the LB's core/req"), ("CAL_cpu0_per_req", "to the load's core/req"), ("wake_delay_avg_us", "wake-up delay avg µs"),
-           ("wake_delay_max_us", "max µs"), ("idle_cpu_pct", "idle CPU after the traffic, % of a core")]
+           ("wake_delay_max_us", "max µs"), ("core0_busy_pct", "load's core (client + redis) busy %"),
+           ("core1_busy_pct", "LB's core busy %"), ("idle_cpu_pct", "idle CPU after the traffic, % of a core")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--args", default="", help="extra flags for the switchyard LBs (e.g. --busy-polling)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions (medians reported)")
     ap.add_argument("--window", type=float, default=2.0, help="seconds counted per run")
+    ap.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
     ap.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured after each run's traffic")
     args = ap.parse_args(argv)
     wanted = [x.strip() for x in args.lbs.split(",") if x.strip()]
@@ -295,14 +312,14 @@ def main(argv: list[str] | None = None) -> int:
             for lb in lbs[rep % len(lbs):] + lbs[:rep % len(lbs)]:
                 load = os.getloadavg()[0]
                 res = measure(lb, backends, next(ports), switchyard_bin, tmp, args.window, use_perf, 2000, 65536,
-                              args.idle)
+                              args.idle, args.clients)
                 res["load"] = load
                 results.setdefault(lb.name, []).append(res)
                 log(f"rep {rep} {lb.name}: " + " ".join(f"{k}={v:.3g}" for k, v in res.items() if isinstance(v, float)))
     finally:
         PROCS.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nredis-benchmark GET -c 50, LB pinned to core 1, {args.runs} runs x {args.window}s windows, medians; "
+    print(f"\nredis-benchmark GET -c {args.clients}, LB pinned to core 1, {args.runs} runs x {args.window}s windows, medians; "
           f"load average {statistics.median(r['load'] for rs in results.values() for r in rs):.1f}\n")
     names = list(results)
     print("| per request | " + " | ".join(names) + " |")
