@@ -14,32 +14,14 @@ extension EndToEnd {
             /// Runs tmux with `arguments` on this test's server and waits for that client to end;
             /// returns its exit status and what it printed.
             ///
-            /// Spawned directly, not with Foundation's Process: the first client forks the tmux
-            /// server, which inherits the descriptor Process watches to learn that its child
-            /// ended, so Process would wait for the server too. The signal mask is emptied (the
-            /// test runner blocks SIGINT and SIGTERM, and children would inherit that).
+            /// Spawned with `Spawn` (posix_spawn), not Foundation's Process: the first client forks
+            /// the tmux server, which inherits the descriptor Process watches to learn that its
+            /// child ended, so Process would wait for the server too.
             @discardableResult
             func run(_ arguments: [String]) throws -> (Int32, String) {
                 let outputPath = "\(NSTemporaryDirectory())\(socket)-\(UInt32.random(in: 0...UInt32.max)).out"
                 defer { unlink(outputPath) }
-                var attributes = posix_spawnattr_t()
-                posix_spawnattr_init(&attributes)
-                defer { posix_spawnattr_destroy(&attributes) }
-                var empty = sigset_t()
-                sigemptyset(&empty)
-                posix_spawnattr_setsigmask(&attributes, &empty)
-                posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-                var actions = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&actions)
-                defer { posix_spawn_file_actions_destroy(&actions) }
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-                posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-                let argv = (["/usr/bin/tmux", "-L", socket] + arguments).map { strdup($0) }
-                defer { argv.forEach { free($0) } }
-                var pid = pid_t()
-                let spawned = posix_spawn(&pid, "/usr/bin/tmux", &actions, &attributes, argv + [nil], environ)
-                guard spawned == 0 else { throw HarnessError("posix_spawn tmux: \(String(cString: strerror(spawned)))") }
+                let pid = try Spawn.start(["/usr/bin/tmux", "-L", socket] + arguments, outputPath: outputPath)
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""

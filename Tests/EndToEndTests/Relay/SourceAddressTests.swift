@@ -221,13 +221,3 @@ final class PeerReportingBackend: Sendable {
     }
 }
 
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-enum ProcessCPU {
-    static func seconds(of pid: pid_t) -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-}

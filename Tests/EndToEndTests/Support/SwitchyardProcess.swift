@@ -38,14 +38,7 @@ final class SwitchyardProcess: Sendable {
     var pid: pid_t { process.processIdentifier }
 
     /// CPU seconds (user + system, every thread) the process has used, from /proc/PID/stat.
-    func cpuSeconds() -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // Fields after the command: state is field 3, utime 14 and stime 15 (1-based).
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    func cpuSeconds() -> Double? { ProcessCPU.seconds(of: pid) }
     /// This file's path, from which `repositoryRoot` and `binaryURL` find the package.
     static let harnessFile = #filePath
     var isRunning: Bool { process.isRunning }
