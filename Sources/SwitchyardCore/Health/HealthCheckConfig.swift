@@ -143,7 +143,7 @@ public struct HealthCheckConfig: Sendable, Equatable {
                 guard high == nil else { throw ConfigError("'\(text)': a space splits a byte; write hex digits in pairs, as in 0d0a") }
                 continue
             }
-            guard let digit = hexValue(byte) else {
+            guard let digit = Hex.value(byte) else {
                 throw ConfigError("'\(text)': '\(healthPrintable([byte]))' is not a hex digit; write bytes as pairs, as in 2a310d0a")
             }
             if let first = high {
@@ -178,8 +178,8 @@ public struct HealthCheckConfig: Sendable, Equatable {
             case UInt8(ascii: "0"): bytes.append(0x00)
             case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
             case UInt8(ascii: "x"):
-                guard input.count >= 2, let high = hexValue(input[input.startIndex]),
-                      let low = hexValue(input[input.startIndex + 1]) else {
+                guard input.count >= 2, let high = Hex.value(input[input.startIndex]),
+                      let low = Hex.value(input[input.startIndex + 1]) else {
                     throw ConfigError("'\(text)': '\\x' must be followed by two hex digits, as in \\x0d")
                 }
                 input = input.dropFirst(2)
@@ -189,15 +189,6 @@ public struct HealthCheckConfig: Sendable, Equatable {
             }
         }
         return bytes
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     /// One line for the startup log, e.g. `tcp connect every 2s, timeout 1s, rise 2, fall 3`.

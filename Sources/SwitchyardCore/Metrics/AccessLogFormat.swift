@@ -114,12 +114,11 @@ public enum AccessLogFormat: String, CaseIterable, Sendable {
             out.append(UInt8(ascii: "-"))
             return
         }
-        let hex = Array("0123456789abcdef".utf8)
         for byte in text.utf8 {
             if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
                 out.append(byte)
             } else {
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), Hex.digits[Int(byte >> 4)], Hex.digits[Int(byte & 0xF)]])
             }
         }
     }

@@ -74,7 +74,7 @@ public struct TicketKeyRing: Equatable, Sendable {
 
     /// `tls-ticket-key CREATED NAME SECRET`, the last two in lowercase hex.
     public static func handoverLine(_ key: Key) -> String {
-        "tls-ticket-key \(key.createdAt) \(hex(key.name)) \(hex(key.secret))"
+        "tls-ticket-key \(key.createdAt) \(Hex.encode(key.name)) \(Hex.encode(key.secret))"
     }
 
     /// Reads the words after `tls-ticket-key`. The error never quotes the secret.
@@ -82,42 +82,10 @@ public struct TicketKeyRing: Equatable, Sendable {
         guard words.count == 3, let created = Int64(words[0]) else {
             throw ConfigError("expected 'tls-ticket-key CREATED NAME SECRET'")
         }
-        guard let name = bytes(fromHex: words[1]), let secret = bytes(fromHex: words[2]),
+        guard let name = Hex.decode(words[1]), let secret = Hex.decode(words[2]),
               let key = Key(name: name, secret: secret, createdAt: created) else {
             throw ConfigError("a ticket key must be \(Key.nameLength) and \(Key.secretLength) bytes in hex")
         }
         return key
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-
-    private static func bytes(fromHex text: Substring) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        func value(_ digit: UInt8) -> UInt8? {
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-            default: nil
-            }
-        }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(utf8.count / 2)
-        var index = 0
-        while index < utf8.count {
-            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
     }
 }
