@@ -181,8 +181,9 @@ extension Worker {
 /// (`HOST:PORT`) and server name, with the context it was made from. A session is offered only
 /// to a connection made from that same context (same CA, certificate and `verify`: resuming
 /// skips the certificate, so a context made again by a reload starts afresh). At most `limit`
-/// backend and name pairs (`from-client-sni` lets clients choose names): past it new pairs are
-/// not kept.
+/// backend and name pairs (`from-client-sni` lets clients choose names): a new pair past it
+/// empties the table first, so names a client floods in are forgotten with the rest rather
+/// than keeping every later pair out for good (only resumption is lost, never a connection).
 ///
 /// Thread ownership: the worker's thread.
 final class BackendTLSSessions {
@@ -202,7 +203,7 @@ final class BackendTLSSessions {
 
     func keep(_ session: TLSResumableSession, backend: String, serverName: String?, context: TLSContext) {
         let key = Key(backend: backend, serverName: serverName)
-        guard entries[key] != nil || entries.count < Self.limit else { return }
+        if entries[key] == nil && entries.count >= Self.limit { entries.removeAll(keepingCapacity: true) }
         entries[key] = (context, session)
     }
 }
